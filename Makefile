@@ -1,0 +1,85 @@
+# pymem: a memory profiler for Python programs.
+#
+#   make            build build/libpymem.so and build/pymem
+#   make test       build, then run the unit, golden and integration tests
+#   make demo       profile examples/demo.py and print the report
+#   make asan       unit and golden tests under AddressSanitizer + UBSan
+#   make check-cpython   CPython's own regression tests under pymem (long)
+#   make bench      overhead benchmarks (not part of make test)
+#   SANITIZE=address,undefined   instrument the analyzer and unit tests
+#
+# Debian packages the build and the tests need are installed on first use
+# (scripts/install-deps.sh, as root); nothing else is fetched.
+
+CC ?= cc
+BUILD ?= build
+SANITIZE ?=
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -O2 -g $(WARN) -Iinclude
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+# The preload runs inside other programs' malloc: hidden symbols, initial-exec
+# TLS (no __tls_get_addr on the hot path), and no builtin that could turn our
+# own code into a call to malloc or calloc.
+PRELOAD_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	-fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free \
+	-fno-omit-frame-pointer -pthread
+PRELOAD_SRCS := $(wildcard preload/*.c)
+PRELOAD_OBJS := $(PRELOAD_SRCS:preload/%.c=$(BUILD)/preload/%.o)
+
+ANALYZER_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -Ianalyzer
+ANALYZER_SRCS := $(wildcard analyzer/*.c)
+ANALYZER_LIB_SRCS := $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
+ANALYZER_OBJS := $(ANALYZER_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
+ANALYZER_LIB_OBJS := $(ANALYZER_LIB_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
+ANALYZER_LIBS := -lm
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test unit golden integration demo asan check-cpython bench clean
+all: $(BUILD)/libpymem.so $(BUILD)/pymem
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/install-deps.sh
+	@mkdir -p $(BUILD)
+	@sh scripts/install-deps.sh
+	@touch $@
+
+$(BUILD)/preload/%.o: preload/%.c $(wildcard preload/*.h preload/*.def include/pymem/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
+
+$(BUILD)/libpymem.so: $(PRELOAD_OBJS) preload/libpymem.map
+	$(CC) -shared -pthread -Wl,--version-script=preload/libpymem.map -Wl,-z,now \
+		-o $@ $(PRELOAD_OBJS) -ldl
+
+$(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard analyzer/*.h include/pymem/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ANALYZER_CFLAGS) -c $< -o $@
+
+$(BUILD)/pymem: $(ANALYZER_OBJS)
+	$(CC) $(SAN_FLAGS) -o $@ $(ANALYZER_OBJS) $(ANALYZER_LIBS)
+
+include tests/tests.mk
+
+demo: all
+	@echo "== profiling examples/demo.py (python3 from PATH)"
+	$(BUILD)/pymem run -o $(BUILD)/demo.pmem examples/demo.py
+	@echo
+	@echo "== pymem peak $(BUILD)/demo.pmem --top 3"
+	@$(BUILD)/pymem peak $(BUILD)/demo.pmem --top 3
+	@echo
+	@echo "== pymem leaks $(BUILD)/demo.pmem --top 3"
+	@$(BUILD)/pymem leaks $(BUILD)/demo.pmem --top 3
+	@echo
+	@echo "== pymem diff $(BUILD)/demo.pmem warm grown --top 3"
+	@$(BUILD)/pymem diff $(BUILD)/demo.pmem warm grown --top 3
+
+asan:
+	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit golden
+
+clean:
+	rm -rf build

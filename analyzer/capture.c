@@ -1,0 +1,314 @@
+/*
+ * capture: record decoding and the sequence-ordered replay (contract in
+ * capture.h; the encodings are drawn in include/pymem/format.h).
+ */
+#include "capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pymem/format.h"
+
+struct cursor {
+    const uint8_t *p, *end;
+};
+
+static int get(struct cursor *k, uint64_t *v)
+{
+    return pm_get_varint(&k->p, k->end, v);
+}
+
+static int get_bytes(struct cursor *k, const uint8_t **s, uint64_t *len)
+{
+    if (get(k, len) || *len > (uint64_t)(k->end - k->p))
+        return -1;
+    *s = k->p;
+    k->p += *len;
+    return 0;
+}
+
+static int corrupt(struct pm_capture *c, const char *what)
+{
+    snprintf(c->error, sizeof c->error, "%s: corrupted capture (%s) in chunk at offset %llu", c->path,
+             what, (unsigned long long)c->reader.chunk_offset);
+    return -1;
+}
+
+static int oom(struct pm_capture *c)
+{
+    snprintf(c->error, sizeof c->error, "%s: out of memory", c->path);
+    return -1;
+}
+
+static int push(struct pm_capture *c, const struct pm_event *ev)
+{
+    if (c->pending_count == c->pending_cap) {
+        size_t cap = c->pending_cap ? c->pending_cap * 2 : 65536;
+        struct pm_event *n = realloc(c->pending, cap * sizeof *n);
+        if (!n)
+            return oom(c);
+        c->pending = n;
+        c->pending_cap = cap;
+    }
+    c->pending[c->pending_count++] = *ev;
+    return 0;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const struct pm_event *)a)->seq, y = ((const struct pm_event *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Delivers every held event with seq < limit, in order. */
+static int deliver(struct pm_capture *c, uint64_t limit, pm_event_fn fn, void *ctx)
+{
+    bool sorted = true;
+    for (size_t i = 1; i < c->pending_count && sorted; i++)
+        sorted = c->pending[i - 1].seq <= c->pending[i].seq;
+    if (!sorted)
+        qsort(c->pending, c->pending_count, sizeof *c->pending, by_seq);
+    size_t i = 0;
+    for (; i < c->pending_count && c->pending[i].seq < limit; i++)
+        if (fn(ctx, &c->pending[i]))
+            return -1;
+    memmove(c->pending, c->pending + i, (c->pending_count - i) * sizeof *c->pending);
+    c->pending_count -= i;
+    return 0;
+}
+
+static int snapshot_by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const struct pm_snapshot *)a)->seq, y = ((const struct pm_snapshot *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+static void set_meta(struct pm_capture *c, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    char v[1024];
+    size_t n = vlen < sizeof v - 1 ? vlen : sizeof v - 1;
+    memcpy(v, val, n);
+    v[n] = 0;
+#define KEY(name) (klen == sizeof(name) - 1 && !memcmp(key, name, klen))
+    if (KEY("pid"))
+        c->pid = atoll(v);
+    else if (KEY("ppid"))
+        c->ppid = atoll(v);
+    else if (KEY("python"))
+        snprintf(c->python, sizeof c->python, "%.31s", v);
+    else if (KEY("command"))
+        snprintf(c->command, sizeof c->command, "%s", v);
+    else if (KEY("start_unix_ns"))
+        c->start_unix_ns = strtoull(v, NULL, 10);
+    else if (KEY("stack_depth"))
+        c->stack_depth = atoi(v);
+    else if (KEY("follow_fork"))
+        c->follow_fork = atoi(v) != 0;
+#undef KEY
+}
+
+static int decode_meta(struct pm_capture *c, struct cursor *k)
+{
+    while (k->p < k->end) {
+        const uint8_t *key, *val;
+        uint64_t klen, vlen;
+        if (get_bytes(k, &key, &klen) || get_bytes(k, &val, &vlen))
+            return corrupt(c, "bad metadata");
+        set_meta(c, (const char *)key, klen, (const char *)val, vlen);
+    }
+    return 0;
+}
+
+static int add_snapshot(struct pm_capture *c, struct cursor *k, struct pm_event *ev)
+{
+    uint64_t seq, kind, time, len;
+    const uint8_t *label;
+    if (get(k, &seq) || get(k, &kind) || get(k, &time) || get_bytes(k, &label, &len))
+        return corrupt(c, "bad snapshot record");
+    if (c->snapshot_count == c->snapshot_cap) {
+        uint32_t cap = c->snapshot_cap ? c->snapshot_cap * 2 : 16;
+        struct pm_snapshot *n = realloc(c->snapshots, cap * sizeof *n);
+        if (!n)
+            return oom(c);
+        c->snapshots = n;
+        c->snapshot_cap = cap;
+    }
+    struct pm_snapshot *s = &c->snapshots[c->snapshot_count];
+    s->seq = seq;
+    s->time_ns = time;
+    s->kind = (int)kind;
+    snprintf(s->label, sizeof s->label, "%.*s", (int)(len < 200 ? len : 200), (const char *)label);
+    *ev = (struct pm_event){.seq = seq, .time = time, .stack = c->snapshot_count, .type = PM_EV_SNAPSHOT};
+    c->snapshot_count++;
+    return 0;
+}
+
+static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
+{
+    if (id >= c->stream_cap) {
+        uint32_t cap = c->stream_cap ? c->stream_cap : 64;
+        while (cap <= id)
+            cap *= 2;
+        if (cap > (1u << 24))
+            return NULL;
+        struct pm_stream_state *n = realloc(c->streams, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        memset(n + c->stream_cap, 0, (cap - c->stream_cap) * sizeof *n);
+        c->streams = n;
+        c->stream_cap = cap;
+    }
+    return &c->streams[id];
+}
+
+/* Records that may appear in any chunk kind but META. */
+static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stream_state *st,
+                          pm_event_fn fn, void *ctx)
+{
+    while (k->p < k->end) {
+        uint8_t tag = *k->p++;
+        struct pm_event ev = {0};
+        uint64_t a, b, d, e, f;
+        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE) {
+            if (!st)
+                return corrupt(c, "event outside a thread stream");
+            if ((tag & 0x0f) >= PM_DOMAIN_COUNT && tag != PM_TAG_FREE)
+                return corrupt(c, "unknown allocation domain");
+            if (get(k, &a) || get(k, &b))
+                return corrupt(c, "cut event record");
+            st->seq += a;
+            st->addr += (uint64_t)pm_unzigzag(b);
+            ev.seq = st->seq;
+            ev.addr = st->addr;
+            if (tag == PM_TAG_FREE) {
+                ev.type = PM_EV_FREE;
+            } else {
+                if (get(k, &d) || get(k, &e))
+                    return corrupt(c, "cut event record");
+                st->stack += (uint64_t)pm_unzigzag(e);
+                ev.type = PM_EV_ALLOC;
+                ev.domain = tag & 0x0f;
+                ev.size = d;
+                ev.stack = (uint32_t)st->stack;
+            }
+            if (push(c, &ev))
+                return -1;
+            continue;
+        }
+        switch (tag) {
+        case PM_TAG_THREAD: {
+            const uint8_t *name;
+            if (!st || get(k, &a) || get_bytes(k, &name, &b))
+                return corrupt(c, "bad thread record");
+            *st = (struct pm_stream_state){0};
+            c->threads++;
+            break;
+        }
+        case PM_TAG_NODE: {
+            if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e) || get(k, &f))
+                return corrupt(c, "bad stack record");
+            struct pm_frame fr = {(uint32_t)b, (uint32_t)d, (uint32_t)e, (uint32_t)f};
+            if (b > UINT32_MAX || d > UINT32_MAX || e > UINT32_MAX ||
+                pm_stacks_define_node(&c->stacks, a, &fr))
+                return corrupt(c, "bad stack record");
+            break;
+        }
+        case PM_TAG_STRING: {
+            const uint8_t *s;
+            if (get(k, &a) || get_bytes(k, &s, &b) || pm_stacks_define_string(&c->stacks, a, s, b))
+                return corrupt(c, "bad string record");
+            break;
+        }
+        case PM_TAG_SNAPSHOT:
+            if (add_snapshot(c, k, &ev) || push(c, &ev))
+                return -1;
+            break;
+        case PM_TAG_TICK:
+            if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e))
+                return corrupt(c, "bad tick record");
+            ev = (struct pm_event){.seq = a, .time = b, .size = d, .addr = e, .type = PM_EV_TICK};
+            if (push(c, &ev))
+                return -1;
+            break;
+        case PM_TAG_WATERMARK:
+            if (get(k, &a))
+                return corrupt(c, "bad watermark record");
+            if (deliver(c, a, fn, ctx))
+                return -1;
+            break;
+        case PM_TAG_END:
+            if (get(k, &c->end_seq) || get(k, &c->end_time_ns) || get(k, &c->end_reason) ||
+                get(k, &c->end_detail) || get(k, &c->profiler_bytes) || get(k, &c->unrecorded))
+                return corrupt(c, "bad end record");
+            c->has_end = true;
+            break;
+        default:
+            return corrupt(c, "unknown record tag");
+        }
+    }
+    return 0;
+}
+
+int pm_capture_open(struct pm_capture *c, const char *path)
+{
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    pm_stacks_init(&c->stacks);
+    if (pm_reader_open(&c->reader, path)) {
+        snprintf(c->error, sizeof c->error, "%s", c->reader.error);
+        return -1;
+    }
+    return 0;
+}
+
+void pm_capture_close(struct pm_capture *c)
+{
+    pm_reader_close(&c->reader);
+    pm_stacks_free(&c->stacks);
+    free(c->snapshots);
+    free(c->streams);
+    free(c->pending);
+    c->snapshots = NULL;
+    c->streams = NULL;
+    c->pending = NULL;
+}
+
+int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
+{
+    if (pm_reader_rewind(&c->reader)) {
+        snprintf(c->error, sizeof c->error, "%s", c->reader.error);
+        return -1;
+    }
+    c->snapshot_count = 0;
+    c->threads = 0;
+    c->has_end = false;
+    c->pending_count = 0;
+    memset(c->streams, 0, c->stream_cap * sizeof *c->streams);
+    struct pm_chunk ch;
+    int rc;
+    while ((rc = pm_reader_next(&c->reader, &ch)) == 1) {
+        struct cursor k = {ch.data, ch.data + ch.len};
+        if (ch.kind == PM_CHUNK_META) {
+            if (decode_meta(c, &k))
+                return -1;
+            continue;
+        }
+        struct pm_stream_state *st = NULL;
+        if (ch.kind == PM_CHUNK_EVENTS) {
+            st = ch.stream ? stream(c, ch.stream) : NULL;
+            if (!st)
+                return corrupt(c, "bad thread stream number");
+        }
+        if (decode_records(c, &k, st, fn, ctx))
+            return -1;
+    }
+    if (rc < 0) {
+        snprintf(c->error, sizeof c->error, "%s", c->reader.error);
+        return -1;
+    }
+    if (deliver(c, UINT64_MAX, fn, ctx))
+        return -1;
+    qsort(c->snapshots, c->snapshot_count, sizeof *c->snapshots, snapshot_by_seq);
+    return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * capture: decodes a capture's records and replays its events in the exact
+ * process-wide order (by sequence number). Thread streams arrive interleaved
+ * chunk by chunk; events are held only until a WATERMARK says nothing older
+ * can still come, then sorted and delivered. Held memory is bounded by what
+ * the writer wrote between two watermarks, not by the capture's length.
+ * Stack and string definitions go straight into `stacks`; the metadata,
+ * snapshot list and END record are filled in by each pass.
+ */
+#ifndef PMA_CAPTURE_H
+#define PMA_CAPTURE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "reader.h"
+#include "stacks.h"
+
+enum pm_event_type {
+    PM_EV_ALLOC,
+    PM_EV_FREE,
+    PM_EV_SNAPSHOT,
+    PM_EV_TICK,
+};
+
+struct pm_event {
+    uint64_t seq;
+    uint64_t addr;  /* ALLOC, FREE */
+    uint64_t size;  /* ALLOC; TICK: rss bytes */
+    uint64_t time;  /* SNAPSHOT, TICK: ns since start */
+    uint32_t stack; /* ALLOC; SNAPSHOT: index in capture.snapshots */
+    uint8_t type;
+    uint8_t domain;
+};
+
+struct pm_snapshot {
+    uint64_t seq;
+    uint64_t time_ns;
+    int kind;
+    uint64_t live_bytes; /* set by the analysis that ran the pass */
+    char label[204];
+};
+
+struct pm_stream_state {
+    uint64_t seq, addr, stack;
+};
+
+struct pm_capture {
+    const char *path;
+    struct pm_reader reader;
+    struct pm_stacks stacks;
+    /* META */
+    long long pid, ppid;
+    char python[32];
+    char command[1024];
+    unsigned long long start_unix_ns;
+    int stack_depth;
+    bool follow_fork;
+    /* filled by a pass */
+    struct pm_snapshot *snapshots;
+    uint32_t snapshot_count, snapshot_cap;
+    uint64_t threads;
+    bool has_end;
+    uint64_t end_seq, end_time_ns, end_reason, end_detail, profiler_bytes, unrecorded;
+    uint64_t last_time_ns;
+    /* decoding */
+    struct pm_stream_state *streams;
+    uint32_t stream_cap;
+    struct pm_event *pending;
+    size_t pending_count, pending_cap;
+    char error[600];
+};
+
+int pm_capture_open(struct pm_capture *c, const char *path);
+void pm_capture_close(struct pm_capture *c);
+
+typedef int (*pm_event_fn)(void *ctx, const struct pm_event *ev);
+
+/* One pass over the whole capture, delivering events in sequence order to
+ * `fn` (which returns 0 to go on, non-zero to fail the pass). Returns 0, or
+ * -1 with c->error set to a one-line message naming file and offset.
+ * A SNAPSHOT event's `stack` indexes c->snapshots during the pass; when the
+ * pass ends the list is sorted by sequence number. */
+int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx);
+
+#endif

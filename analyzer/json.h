@@ -1,0 +1,15 @@
+/*
+ * json: the few helpers the reports need to write valid JSON (string
+ * escaping, numbers that are never NaN); nothing is parsed.
+ */
+#ifndef PMA_JSON_H
+#define PMA_JSON_H
+
+#include <stdio.h>
+
+void pm_json_str(FILE *out, const char *s);
+/* `"key": ` with the key escaped. */
+void pm_json_key(FILE *out, const char *key);
+void pm_json_seconds(FILE *out, unsigned long long ns);
+
+#endif

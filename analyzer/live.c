@@ -1,0 +1,97 @@
+/*
+ * live: address -> live allocation (contract in live.h).
+ */
+#include "live.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static inline size_t slot_of(uint64_t addr, size_t cap)
+{
+    uint64_t h = addr * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 20) & (cap - 1);
+}
+
+int pm_live_init(struct pm_live *t)
+{
+    t->cap = 1 << 16;
+    t->count = 0;
+    t->slots = calloc(t->cap, sizeof *t->slots);
+    return t->slots ? 0 : -1;
+}
+
+void pm_live_free(struct pm_live *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+    t->cap = t->count = 0;
+}
+
+void pm_live_clear(struct pm_live *t)
+{
+    memset(t->slots, 0, t->cap * sizeof *t->slots);
+    t->count = 0;
+}
+
+static int grow(struct pm_live *t)
+{
+    size_t cap = t->cap * 2;
+    struct pm_live_entry *n = calloc(cap, sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->slots[i].addr)
+            continue;
+        size_t s = slot_of(t->slots[i].addr, cap);
+        while (n[s].addr)
+            s = (s + 1) & (cap - 1);
+        n[s] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = n;
+    t->cap = cap;
+    return 0;
+}
+
+int pm_live_put(struct pm_live *t, const struct pm_live_entry *e, struct pm_live_entry *old)
+{
+    if ((t->count + 1) * 10 > t->cap * 7 && grow(t))
+        return -1;
+    size_t s = slot_of(e->addr, t->cap);
+    for (; t->slots[s].addr; s = (s + 1) & (t->cap - 1)) {
+        if (t->slots[s].addr == e->addr) {
+            *old = t->slots[s];
+            t->slots[s] = *e;
+            return 1;
+        }
+    }
+    t->slots[s] = *e;
+    t->count++;
+    return 0;
+}
+
+bool pm_live_take(struct pm_live *t, uint64_t addr, struct pm_live_entry *out)
+{
+    size_t mask = t->cap - 1;
+    size_t s = slot_of(addr, t->cap);
+    for (; t->slots[s].addr; s = (s + 1) & mask) {
+        if (t->slots[s].addr != addr)
+            continue;
+        *out = t->slots[s];
+        /* Backward-shift: pull later members of the cluster into the hole
+         * when their home slot does not lie strictly between hole and them. */
+        size_t hole = s;
+        for (size_t j = (s + 1) & mask; t->slots[j].addr; j = (j + 1) & mask) {
+            size_t home = slot_of(t->slots[j].addr, t->cap);
+            bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+            if (movable) {
+                t->slots[hole] = t->slots[j];
+                hole = j;
+            }
+        }
+        t->slots[hole].addr = 0;
+        t->count--;
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,204 @@
+/*
+ * main: the `pymem` command line. Parses options, expands a directory of
+ * captures (one per process with --follow-fork), and dispatches to the
+ * commands. Exit status: 0 success, 1 bad input or failure, 2 bad usage.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "run.h"
+
+#define PYMEM_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+    fputs("usage: pymem <command> [options]\n"
+          "\n"
+          "Profile:\n"
+          "  run [options] [--] script.py|-m module|command [args]   run a program under pymem\n"
+          "  snapshot PID [--label L]      take a snapshot in a running profiled process\n"
+          "\n"
+          "Analyse a capture (or a directory of captures):\n"
+          "  summary CAPTURE [--json]                       totals, peak, snapshots\n"
+          "  peak CAPTURE [--by G] [--top N] [--json]       what was live at the peak\n"
+          "  leaks CAPTURE [--at SNAP] [--by G] [--top N] [--json]\n"
+          "                                                 what was still live at exit\n"
+          "  diff CAPTURE A B [--by G] [--top N] [--json]   growth between two snapshots\n"
+          "  snapshots CAPTURE [--json]                     list snapshots\n"
+          "\n"
+          "  G: lineno (default), filename or traceback. Snapshots are named by index or\n"
+          "  label; start, peak, exit and end are always there.\n"
+          "  pymem run --help for the options of run.\n",
+          out);
+}
+
+typedef int (*command_fn)(FILE *, const char *, const struct pm_opts *);
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Runs `fn` on `path`, or on each capture in it if it is a directory. */
+static int run_on(command_fn fn, const char *path, const struct pm_opts *o)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fn(stdout, path, o);
+    DIR *d = opendir(path);
+    if (!d) {
+        fprintf(stderr, "pymem: %s: cannot open directory\n", path);
+        return 1;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".pmem"))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown)
+                break;
+            names = grown;
+        }
+        size_t plen = strlen(path) + len + 2;
+        names[n] = malloc(plen);
+        if (!names[n])
+            break;
+        snprintf(names[n], plen, "%s/%s", path, e->d_name);
+        n++;
+    }
+    closedir(d);
+    if (n == 0) {
+        fprintf(stderr, "pymem: %s: no .pmem captures in this directory\n", path);
+        free(names);
+        return 1;
+    }
+    qsort(names, n, sizeof *names, compare_names);
+    int rc = 0;
+    if (o->json)
+        fputs("[\n", stdout);
+    for (size_t i = 0; i < n; i++) {
+        if (!o->json)
+            printf("%s== %s\n", i ? "\n" : "", names[i]);
+        else if (i)
+            fputs(",\n", stdout);
+        fflush(stdout);
+        rc |= fn(stdout, names[i], o);
+        free(names[i]);
+    }
+    if (o->json)
+        fputs("]\n", stdout);
+    free(names);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("pymem %s\n", PYMEM_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return pm_run_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "snapshot"))
+        return pm_snapshot_main(argc - 1, argv + 1);
+
+    command_fn fn;
+    int operands;
+    if (!strcmp(cmd, "summary")) {
+        fn = pm_cmd_summary;
+        operands = 1;
+    } else if (!strcmp(cmd, "snapshots")) {
+        fn = pm_cmd_snapshots;
+        operands = 1;
+    } else if (!strcmp(cmd, "peak")) {
+        fn = pm_cmd_peak;
+        operands = 1;
+    } else if (!strcmp(cmd, "leaks")) {
+        fn = pm_cmd_leaks;
+        operands = 1;
+    } else if (!strcmp(cmd, "diff")) {
+        fn = pm_cmd_diff;
+        operands = 3;
+    } else {
+        fprintf(stderr, "pymem: unknown command '%s' (see 'pymem help')\n", cmd);
+        return 2;
+    }
+
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"by", required_argument, NULL, 'b'},
+        {"top", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
+    int c;
+    optind = 1;
+    /* Options may come before or after the operands. */
+    while ((c = getopt_long(argc - 1, argv + 1, "jb:t:a:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            o.json = true;
+            break;
+        case 'b':
+            if (pm_group_parse(optarg, &o.by)) {
+                fprintf(stderr, "pymem %s: --by takes lineno, filename or traceback, not '%s'\n", cmd, optarg);
+                return 2;
+            }
+            break;
+        case 't': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0) {
+                fprintf(stderr, "pymem %s: --top takes a whole number (0 for all), not '%s'\n", cmd, optarg);
+                return 2;
+            }
+            o.top = v;
+            break;
+        }
+        case 'a':
+            if (fn != pm_cmd_leaks) {
+                fprintf(stderr, "pymem %s: --at is an option of leaks\n", cmd);
+                return 2;
+            }
+            o.at = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "pymem %s: see 'pymem help'\n", cmd);
+            return 2;
+        }
+    }
+    int left = argc - 1 - optind;
+    char **rest = argv + 1 + optind;
+    if (left != operands) {
+        fprintf(stderr, "pymem %s: expected %s, got %d argument(s)\n", cmd,
+                operands == 1 ? "one CAPTURE" : "CAPTURE A B", left);
+        return 2;
+    }
+    if (fn == pm_cmd_diff) {
+        o.from = rest[1];
+        o.to = rest[2];
+    }
+    return run_on(fn, rest[0], &o);
+}

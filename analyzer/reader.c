@@ -1,0 +1,114 @@
+/*
+ * reader: the capture container (file header, chunk headers, CRCs); see
+ * include/pymem/format.h for the layout.
+ */
+#define _GNU_SOURCE
+#include "reader.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pymem/format.h"
+
+static int fail(struct pm_reader *r, uint64_t offset, const char *what)
+{
+    snprintf(r->error, sizeof r->error, "%s: %s at offset %llu", r->path, what,
+             (unsigned long long)offset);
+    return -1;
+}
+
+int pm_reader_open(struct pm_reader *r, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->f = fopen(path, "rb");
+    if (!r->f) {
+        snprintf(r->error, sizeof r->error, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(r->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(r->error, sizeof r->error, "%s: is a directory", path);
+        return -1;
+    }
+    uint8_t h[PM_FILE_HEADER_SIZE];
+    size_t got = fread(h, 1, sizeof h, r->f);
+    if (got < 8 || memcmp(h, PM_FILE_MAGIC, 8) != 0)
+        return fail(r, 0, "not a pymem capture (no PYMEMCAP magic)");
+    if (got < sizeof h)
+        return fail(r, got, "truncated file header");
+    uint32_t version = pm_get_u32le(h + 8);
+    if (version != PM_FORMAT_VERSION) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "capture format version %u is not supported (this pymem reads version %u)",
+                 version, PM_FORMAT_VERSION);
+        return fail(r, 8, msg);
+    }
+    r->offset = PM_FILE_HEADER_SIZE;
+    return 0;
+}
+
+int pm_reader_next(struct pm_reader *r, struct pm_chunk *c)
+{
+    uint8_t h[PM_CHUNK_HEADER_SIZE];
+    size_t got = fread(h, 1, sizeof h, r->f);
+    if (got == 0 && feof(r->f))
+        return 0;
+    if (got < sizeof h) {
+        if (ferror(r->f))
+            return fail(r, r->offset, strerror(errno));
+        r->truncated = true;
+        return 0;
+    }
+    r->chunk_offset = r->offset;
+    if (pm_get_u32le(h) != PM_CHUNK_MAGIC)
+        return fail(r, r->offset, "corrupted capture (bad chunk magic)");
+    uint32_t len = pm_get_u32le(h + 12);
+    uint8_t kind = h[4];
+    if (len > PM_CHUNK_MAX_PAYLOAD)
+        return fail(r, r->offset, "corrupted capture (chunk length out of range)");
+    if (kind < PM_CHUNK_META || kind > PM_CHUNK_CONTROL)
+        return fail(r, r->offset, "corrupted capture (unknown chunk kind)");
+    if (len > r->payload_cap) {
+        uint8_t *p = realloc(r->payload, len);
+        if (!p)
+            return fail(r, r->offset, "out of memory");
+        r->payload = p;
+        r->payload_cap = len;
+    }
+    got = fread(r->payload, 1, len, r->f);
+    if (got < len) {
+        if (ferror(r->f))
+            return fail(r, r->offset, strerror(errno));
+        r->truncated = true;
+        return 0;
+    }
+    if (pm_crc32(0, r->payload, len) != pm_get_u32le(h + 16))
+        return fail(r, r->offset, "corrupted capture (chunk checksum mismatch)");
+    r->offset += PM_CHUNK_HEADER_SIZE + len;
+    c->kind = kind;
+    c->stream = pm_get_u32le(h + 8);
+    c->data = r->payload;
+    c->len = len;
+    return 1;
+}
+
+int pm_reader_rewind(struct pm_reader *r)
+{
+    if (fseek(r->f, PM_FILE_HEADER_SIZE, SEEK_SET) != 0)
+        return fail(r, 0, strerror(errno));
+    r->offset = PM_FILE_HEADER_SIZE;
+    r->truncated = false;
+    return 0;
+}
+
+void pm_reader_close(struct pm_reader *r)
+{
+    if (r->f)
+        fclose(r->f);
+    free(r->payload);
+    r->f = NULL;
+    r->payload = NULL;
+}

@@ -1,0 +1,105 @@
+/*
+ * replay: applies allocation events to the live table and keeps the totals
+ * (contract in replay.h).
+ */
+#include "replay.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int fire_stops(struct pm_replay *r, uint64_t before_seq)
+{
+    while (r->next_stop < r->stop_count && r->stops[r->next_stop] < before_seq) {
+        if (r->on_stop(r->stop_ctx, r->next_stop, r))
+            return -1;
+        r->next_stop++;
+    }
+    return 0;
+}
+
+static int apply(void *ctx, const struct pm_event *ev)
+{
+    struct pm_replay *r = ctx;
+    struct pm_totals *t = &r->t;
+    if (fire_stops(r, ev->seq))
+        return -1;
+    struct pm_live_entry old;
+    switch (ev->type) {
+    case PM_EV_ALLOC: {
+        struct pm_live_entry e = {ev->addr, ev->size, ev->seq, ev->stack, ev->domain};
+        int put = pm_live_put(&r->live, &e, &old);
+        if (put < 0) {
+            snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
+            return -1;
+        }
+        if (put == 1) {
+            /* Its free was never seen (made where pymem cannot record). */
+            t->live_bytes -= old.size;
+            t->live_count--;
+        }
+        t->allocations++;
+        t->total_allocated += ev->size;
+        t->domain_allocations[ev->domain]++;
+        t->domain_bytes[ev->domain] += ev->size;
+        t->live_bytes += ev->size;
+        t->live_count++;
+        if (t->live_bytes > t->peak_bytes) {
+            t->peak_bytes = t->live_bytes;
+            t->peak_seq = ev->seq;
+            t->peak_time_ns = t->now_ns;
+        }
+        break;
+    }
+    case PM_EV_FREE:
+        if (pm_live_take(&r->live, ev->addr, &old)) {
+            t->frees++;
+            t->live_bytes -= old.size;
+            t->live_count--;
+        } else {
+            t->unmatched_frees++;
+        }
+        break;
+    case PM_EV_SNAPSHOT:
+        t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
+        r->cap->snapshots[ev->stack].live_bytes = t->live_bytes;
+        break;
+    case PM_EV_TICK:
+        t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
+        if (ev->size > t->max_rss)
+            t->max_rss = ev->size;
+        if (ev->addr > t->max_profiler_bytes)
+            t->max_profiler_bytes = ev->addr;
+        break;
+    }
+    return 0;
+}
+
+int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
+                  size_t stop_count, pm_stop_fn on_stop, void *ctx)
+{
+    memset(r, 0, sizeof *r);
+    r->cap = cap;
+    r->stops = stops;
+    r->stop_count = stop_count;
+    r->on_stop = on_stop;
+    r->stop_ctx = ctx;
+    if (pm_live_init(&r->live)) {
+        snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
+        return -1;
+    }
+    if (pm_capture_replay(cap, apply, r))
+        return -1;
+    if (cap->has_end && cap->end_time_ns > r->t.now_ns)
+        r->t.now_ns = cap->end_time_ns;
+    while (r->next_stop < r->stop_count) {
+        if (r->on_stop(r->stop_ctx, r->next_stop, r))
+            return -1;
+        r->next_stop++;
+    }
+    return 0;
+}
+
+void pm_replay_free(struct pm_replay *r)
+{
+    pm_live_free(&r->live);
+}

@@ -1,0 +1,52 @@
+/*
+ * replay: the state of the process's heap as a capture is replayed: the live
+ * table, running totals, the exact high-water mark of live bytes, and
+ * callbacks at chosen points ("stops") where an analysis reads the live table.
+ *
+ * A stop at sequence number S fires once every event numbered <= S has been
+ * applied and none after it. For a snapshot numbered S that is the state the
+ * snapshot saw; for the peak it is the state right after the allocation that
+ * made it; 0 is the start and UINT64_MAX the end of the capture.
+ */
+#ifndef PMA_REPLAY_H
+#define PMA_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture.h"
+#include "live.h"
+#include "pymem/format.h"
+
+struct pm_totals {
+    uint64_t allocations, frees;
+    uint64_t total_allocated;
+    uint64_t live_bytes, live_count;
+    uint64_t peak_bytes, peak_seq, peak_time_ns;
+    uint64_t unmatched_frees; /* frees of blocks allocated before tracking */
+    uint64_t max_rss, max_profiler_bytes;
+    uint64_t now_ns;
+    uint64_t domain_allocations[PM_DOMAIN_COUNT];
+    uint64_t domain_bytes[PM_DOMAIN_COUNT];
+};
+
+struct pm_replay;
+typedef int (*pm_stop_fn)(void *ctx, size_t stop_index, struct pm_replay *r);
+
+struct pm_replay {
+    struct pm_capture *cap;
+    struct pm_live live;
+    struct pm_totals t;
+    const uint64_t *stops; /* ascending */
+    size_t stop_count, next_stop;
+    pm_stop_fn on_stop;
+    void *stop_ctx;
+};
+
+/* Replays `cap` from the start; calls on_stop at each of `stops` (ascending;
+ * may be NULL/0). Returns 0 or -1 (cap->error says why). */
+int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
+                  size_t stop_count, pm_stop_fn on_stop, void *ctx);
+void pm_replay_free(struct pm_replay *r);
+
+#endif

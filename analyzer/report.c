@@ -1,0 +1,273 @@
+/*
+ * report: text and JSON renderings (contract in report.h).
+ */
+#include "report.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+#include "json.h"
+
+static const char *domain_names[PM_DOMAIN_COUNT] = {"malloc", "pyraw", "pymem", "pyobj"};
+
+const char *pm_human_bytes(char *buf, size_t cap, double bytes)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    double v = fabs(bytes);
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%s%.1f %s" : "%s%.0f %s", bytes < 0 ? "-" : "", v, units[u]);
+    return buf;
+}
+
+static const char *end_reason(const struct pm_capture *c)
+{
+    if (!c->has_end)
+        return "truncated";
+    switch (c->end_reason) {
+    case PM_END_EXIT:
+        return "exit";
+    case PM_END_UEXIT:
+        return "_exit";
+    case PM_END_SIGNAL:
+        return "signal";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *snapshot_kind(int kind)
+{
+    switch (kind) {
+    case PM_SNAP_USER:
+        return "user";
+    case PM_SNAP_SIGNAL:
+        return "signal";
+    case PM_SNAP_PERIODIC:
+        return "periodic";
+    case PM_SNAP_MAIN:
+        return "main";
+    case PM_SNAP_EXIT:
+        return "exit";
+    default:
+        return "unknown";
+    }
+}
+
+static void snapshots_json(FILE *out, const struct pm_capture *c)
+{
+    fputc('[', out);
+    for (uint32_t i = 0; i < c->snapshot_count; i++) {
+        const struct pm_snapshot *s = &c->snapshots[i];
+        fprintf(out, "%s{\"index\": %u, \"label\": ", i ? ", " : "", i);
+        pm_json_str(out, s->label);
+        fputs(", \"kind\": ", out);
+        pm_json_str(out, snapshot_kind(s->kind));
+        fputs(", \"time_s\": ", out);
+        pm_json_seconds(out, s->time_ns);
+        fprintf(out, ", \"live_bytes\": %" PRIu64 "}", s->live_bytes);
+    }
+    fputc(']', out);
+}
+
+void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_totals *t, bool json)
+{
+    bool truncated = !c->has_end;
+    uint64_t duration = c->has_end ? c->end_time_ns : t->now_ns;
+    if (json) {
+        fputs("{\"file\": ", out);
+        pm_json_str(out, c->path);
+        fprintf(out, ", \"pid\": %lld, \"ppid\": %lld, \"python\": ", c->pid, c->ppid);
+        pm_json_str(out, c->python);
+        fputs(", \"command\": ", out);
+        pm_json_str(out, c->command);
+        fputs(", \"duration_s\": ", out);
+        pm_json_seconds(out, duration);
+        fprintf(out,
+                ", \"allocations\": %" PRIu64 ", \"frees\": %" PRIu64
+                ", \"total_allocated_bytes\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
+                ", \"peak_time_s\": ",
+                t->allocations, t->frees, t->total_allocated, t->peak_bytes);
+        pm_json_seconds(out, t->peak_time_ns);
+        fprintf(out, ", \"end_live_bytes\": %" PRIu64 ", \"end_live_count\": %" PRIu64
+                     ", \"threads\": %" PRIu64 ", \"snapshots\": ",
+                t->live_bytes, t->live_count, c->threads);
+        snapshots_json(out, c);
+        fprintf(out, ", \"truncated\": %s, \"end\": ", truncated ? "true" : "false");
+        pm_json_str(out, end_reason(c));
+        fprintf(out,
+                ", \"end_detail\": %" PRIu64 ", \"profiler_bytes\": %" PRIu64
+                ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
+                ", \"max_rss_bytes\": %" PRIu64 ", \"domains\": {",
+                c->end_detail, t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
+                c->unrecorded, t->unmatched_frees, t->max_rss);
+        for (int d = 0; d < PM_DOMAIN_COUNT; d++)
+            fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
+                    domain_names[d], t->domain_allocations[d], t->domain_bytes[d]);
+        fputs("}}\n", out);
+        return;
+    }
+    char a[32], b[32], p[32], r[32];
+    fprintf(out, "Capture:      %s%s\n", c->path, truncated ? "  [TRUNCATED: the process did not end the capture]" : "");
+    fprintf(out, "Command:      %s\n", c->command);
+    fprintf(out, "Process:      pid %lld, Python %s, %" PRIu64 " thread(s)\n", c->pid,
+            *c->python ? c->python : "?", c->threads);
+    fprintf(out, "Duration:     %.3f s, ended by %s", duration / 1e9, end_reason(c));
+    if (c->has_end && c->end_reason != PM_END_EXIT)
+        fprintf(out, " (%" PRIu64 ")", c->end_detail);
+    fputc('\n', out);
+    fprintf(out, "Allocations:  %" PRIu64 " (%s in total), frees: %" PRIu64 "\n", t->allocations,
+            pm_human_bytes(a, sizeof a, (double)t->total_allocated), t->frees);
+    fprintf(out, "Peak:         %s (%" PRIu64 " B) at %.3f s\n", pm_human_bytes(p, sizeof p, (double)t->peak_bytes),
+            t->peak_bytes, t->peak_time_ns / 1e9);
+    fprintf(out, "Live at end:  %s in %" PRIu64 " blocks\n", pm_human_bytes(b, sizeof b, (double)t->live_bytes),
+            t->live_count);
+    fprintf(out, "Max RSS:      %s; profiler's own memory: %s\n", pm_human_bytes(r, sizeof r, (double)t->max_rss),
+            pm_human_bytes(a, sizeof a, (double)(t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes)));
+    fputs("Domains:     ", out);
+    for (int d = 0; d < PM_DOMAIN_COUNT; d++)
+        fprintf(out, " %s %" PRIu64 " (%s)%s", domain_names[d], t->domain_allocations[d],
+                pm_human_bytes(a, sizeof a, (double)t->domain_bytes[d]), d + 1 < PM_DOMAIN_COUNT ? "," : "\n");
+    if (c->unrecorded)
+        fprintf(out, "Unrecorded:   %" PRIu64 " events made inside signal handlers while pymem was busy\n", c->unrecorded);
+    if (c->snapshot_count)
+        pm_report_snapshots(out, c, false);
+}
+
+void pm_report_snapshots(FILE *out, const struct pm_capture *c, bool json)
+{
+    if (json) {
+        snapshots_json(out, c);
+        fputc('\n', out);
+        return;
+    }
+    fprintf(out, "Snapshots:\n  %5s  %-24s %-9s %10s %14s\n", "index", "label", "kind", "time_s", "live");
+    for (uint32_t i = 0; i < c->snapshot_count; i++) {
+        const struct pm_snapshot *s = &c->snapshots[i];
+        char b[32];
+        fprintf(out, "  %5u  %-24s %-9s %10.3f %14s\n", i, s->label, snapshot_kind(s->kind), s->time_ns / 1e9,
+                pm_human_bytes(b, sizeof b, (double)s->live_bytes));
+    }
+}
+
+static const char *site_file(const struct pm_capture *c, const struct pm_site *x)
+{
+    return x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>";
+}
+
+static void stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
+{
+    fputc('[', out);
+    struct pm_frame f;
+    bool first = true;
+    for (uint32_t id = node; pm_stacks_frame(&c->stacks, id, &f); id = f.parent) {
+        fputs(first ? "{\"file\": " : ", {\"file\": ", out);
+        pm_json_str(out, pm_stacks_string(&c->stacks, f.file));
+        fprintf(out, ", \"line\": %u, \"function\": ", f.line);
+        pm_json_str(out, pm_stacks_string(&c->stacks, f.func));
+        fputc('}', out);
+        first = false;
+    }
+    fputc(']', out);
+}
+
+static void stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames)
+{
+    struct pm_frame f;
+    int n = 0;
+    for (uint32_t id = node; pm_stacks_frame(&c->stacks, id, &f); id = f.parent) {
+        if (n == max_frames) {
+            fputs("         ...\n", out);
+            break;
+        }
+        fprintf(out, "         %s:%u %s\n", pm_stacks_string(&c->stacks, f.file), f.line,
+                pm_stacks_string(&c->stacks, f.func));
+        n++;
+    }
+}
+
+void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
+                     const struct pm_sites *s, long top, bool json)
+{
+    size_t n = top > 0 && (size_t)top < s->n ? (size_t)top : s->n;
+    if (json) {
+        fputs("{\"file\": ", out);
+        pm_json_str(out, c->path);
+        if (h->kind == PM_REPORT_PEAK) {
+            fprintf(out, ", \"peak_bytes\": %llu, \"peak_time_s\": ", h->total_bytes);
+            pm_json_seconds(out, h->to_time_ns);
+        } else if (h->kind == PM_REPORT_LEAKS) {
+            fputs(", \"at\": ", out);
+            pm_json_str(out, h->to_label);
+            fputs(", \"at_time_s\": ", out);
+            pm_json_seconds(out, h->to_time_ns);
+            fprintf(out, ", \"live_bytes\": %llu, \"leaked_bytes\": %llu", h->total_bytes, h->runtime_bytes);
+        } else {
+            fputs(", \"from\": ", out);
+            pm_json_str(out, h->from_label);
+            fputs(", \"to\": ", out);
+            pm_json_str(out, h->to_label);
+        }
+        fputs(", \"by\": ", out);
+        pm_json_str(out, h->by);
+        fprintf(out, ", \"truncated\": %s, \"sites\": [", h->truncated ? "true" : "false");
+        for (size_t i = 0; i < n; i++) {
+            const struct pm_site *x = &s->v[i];
+            fputs(i ? ", {\"file\": " : "{\"file\": ", out);
+            pm_json_str(out, site_file(c, x));
+            fprintf(out, ", \"line\": %u, \"function\": ", x->line);
+            pm_json_str(out, pm_stacks_string(&c->stacks, x->func));
+            fprintf(out, ", \"bytes\": %" PRId64 ", \"count\": %" PRId64, x->bytes[1], x->count[1]);
+            if (h->kind == PM_REPORT_DIFF)
+                fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64,
+                        x->bytes[1] - x->bytes[0], x->count[1] - x->count[0]);
+            fputs(", \"phase\": ", out);
+            pm_json_str(out, pm_phase_name(x->phase));
+            fputs(", \"stack\": ", out);
+            stack_json(out, c, x->stack);
+            fputc('}', out);
+        }
+        fputs("]}\n", out);
+        return;
+    }
+    char b1[32], b2[32];
+    if (h->kind == PM_REPORT_PEAK)
+        fprintf(out, "Peak: %s (%llu B) live at %.3f s in %s\n", pm_human_bytes(b1, sizeof b1, (double)h->total_bytes),
+                h->total_bytes, h->to_time_ns / 1e9, c->path);
+    else if (h->kind == PM_REPORT_LEAKS)
+        fprintf(out, "Leak candidates: memory still live at '%s' (%.3f s): %s, of which %s allocated by the program's own code\n",
+                h->to_label, h->to_time_ns / 1e9, pm_human_bytes(b1, sizeof b1, (double)h->total_bytes),
+                pm_human_bytes(b2, sizeof b2, (double)h->runtime_bytes));
+    else
+        fprintf(out, "Growth from '%s' to '%s' in %s\n", h->from_label, h->to_label, c->path);
+    if (h->truncated)
+        fputs("Note: the capture is truncated (the process did not finish it); figures stop at its last complete chunk.\n", out);
+    fprintf(out, "Top %zu of %zu sites, grouped by %s:\n", n, s->n, h->by);
+    for (size_t i = 0; i < n; i++) {
+        const struct pm_site *x = &s->v[i];
+        if (h->kind == PM_REPORT_DIFF) {
+            int64_t d = x->bytes[1] - x->bytes[0];
+            char signed_diff[40];
+            snprintf(signed_diff, sizeof signed_diff, "%s%s", d >= 0 ? "+" : "",
+                     pm_human_bytes(b1, sizeof b1, (double)d));
+            fprintf(out, "%4zu. %12s (%+" PRId64 " blocks), now %s in %" PRId64 " blocks", i + 1, signed_diff,
+                    x->count[1] - x->count[0], pm_human_bytes(b2, sizeof b2, (double)x->bytes[1]), x->count[1]);
+        }
+        else
+            fprintf(out, "%4zu. %12s in %" PRId64 " blocks", i + 1, pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]),
+                    x->count[1]);
+        if (s->by == PM_BY_FILENAME || !x->file)
+            fprintf(out, "  %s", site_file(c, x));
+        else
+            fprintf(out, "  %s:%u %s", site_file(c, x), x->line, pm_stacks_string(&c->stacks, x->func));
+        if (x->phase != PM_PHASE_RUNTIME)
+            fprintf(out, "  [%s]", pm_phase_name(x->phase));
+        fputc('\n', out);
+        if (s->by != PM_BY_FILENAME)
+            stack_text(out, c, x->stack, s->by == PM_BY_TRACEBACK ? 64 : 6);
+    }
+}

@@ -1,0 +1,36 @@
+/*
+ * report: renders analysis results as text tables (for people) or JSON (for
+ * machines). It formats; it never computes.
+ */
+#ifndef PMA_REPORT_H
+#define PMA_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "capture.h"
+#include "replay.h"
+#include "sites.h"
+
+void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_totals *t, bool json);
+void pm_report_snapshots(FILE *out, const struct pm_capture *c, bool json);
+
+enum pm_sites_kind { PM_REPORT_PEAK, PM_REPORT_LEAKS, PM_REPORT_DIFF };
+
+struct pm_sites_header {
+    enum pm_sites_kind kind;
+    const char *by;
+    const char *from_label, *to_label; /* diff; leaks: to_label is the point */
+    unsigned long long to_time_ns;
+    unsigned long long total_bytes;   /* peak: peak bytes; leaks: live at the point */
+    unsigned long long runtime_bytes; /* leaks: bytes from the program's own code */
+    bool truncated;
+};
+
+void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
+                     const struct pm_sites *s, long top, bool json);
+
+/* "12.3 MiB" style, into `buf`. */
+const char *pm_human_bytes(char *buf, size_t cap, double bytes);
+
+#endif

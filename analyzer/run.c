@@ -1,0 +1,336 @@
+/*
+ * run: the `pymem run` launcher and `pymem snapshot PID` (contract in run.h).
+ * The launcher never loads the preload itself: LD_PRELOAD is set only in the
+ * child's environment.
+ */
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <glob.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "commands.h"
+
+static pid_t child_pid;
+
+static void usage_run(FILE *out)
+{
+    fputs("usage: pymem run [options] [--] script.py [args...]\n"
+          "       pymem run [options] -m module [args...]\n"
+          "       pymem run [options] -- command [args...]\n"
+          "options:\n"
+          "  -o, --output FILE        capture path (default pymem-<program>.<pid>.pmem)\n"
+          "      --follow-fork        also record forked and exec'd Python children\n"
+          "      --stack-depth N      Python frames kept per stack (1-1024, default 128)\n"
+          "      --snapshot-every SEC take a snapshot every SEC seconds\n"
+          "      --python PATH        interpreter for script.py and -m (default python3)\n"
+          "  -q, --quiet              no report at the end\n",
+          out);
+}
+
+/* Forwards signals sent to the launcher by another process. Terminal signals
+ * (si_pid 0) reach the child through its process group already. */
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (child_pid > 0 && (si->si_code == SI_USER || si->si_code == SI_QUEUE))
+        kill(child_pid, sig);
+}
+
+static int find_library(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    *slash = 0;
+    static const char *candidates[] = {"%s/libpymem.so", "%s/../lib/pymem/libpymem.so", "%s/../lib/libpymem.so"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        snprintf(out, cap, candidates[i], exe);
+        if (access(out, R_OK) == 0) {
+            char real[PATH_MAX];
+            if (realpath(out, real))
+                snprintf(out, cap, "%s", real);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool is_script(const char *arg)
+{
+    size_t n = strlen(arg);
+    return n > 3 && !strcmp(arg + n - 3, ".py");
+}
+
+/* Default capture name: from the script or module, else the command. */
+static void default_output(char *out, size_t cap, const char *target, pid_t pid)
+{
+    const char *base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    size_t n = strlen(base);
+    if (n > 3 && !strcmp(base + n - 3, ".py"))
+        n -= 3;
+    snprintf(out, cap, "pymem-%.*s.%d.pmem", (int)n, base, (int)pid);
+}
+
+int pm_run_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"follow-fork", no_argument, NULL, 'f'},
+        {"stack-depth", required_argument, NULL, 'd'}, {"snapshot-every", required_argument, NULL, 's'},
+        {"python", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
+    bool follow = false, quiet = false;
+    int c;
+    optind = 1;
+    /* '+': stop at the first operand, so the program's own options stay its own. */
+    while ((c = getopt_long(argc, argv, "+o:qm:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            output = optarg;
+            break;
+        case 'f':
+            follow = true;
+            break;
+        case 'd': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 1024) {
+                fprintf(stderr, "pymem run: --stack-depth takes a number from 1 to 1024, not '%s'\n", optarg);
+                return 2;
+            }
+            depth = optarg;
+            break;
+        }
+        case 's': {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (*end || !(v > 0)) {
+                fprintf(stderr, "pymem run: --snapshot-every takes a positive number of seconds, not '%s'\n", optarg);
+                return 2;
+            }
+            every = optarg;
+            break;
+        }
+        case 'p':
+            python = optarg;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'm':
+            module = optarg; /* what follows belongs to the module */
+            goto operands;
+        case 'h':
+            usage_run(stdout);
+            return 0;
+        default:
+            usage_run(stderr);
+            return 2;
+        }
+    }
+operands:
+    if (optind >= argc && !module) {
+        fprintf(stderr, "pymem run: no program given\n");
+        usage_run(stderr);
+        return 2;
+    }
+    char **target = argv + optind;
+    int ntarget = argc - optind;
+    char lib[PATH_MAX];
+    if (find_library(lib, sizeof lib)) {
+        fprintf(stderr, "pymem run: cannot find libpymem.so next to this program or in ../lib\n");
+        return 1;
+    }
+    bool via_python = module || is_script(target[0]);
+    char **cmd = calloc((size_t)ntarget + 4, sizeof *cmd);
+    if (!cmd)
+        return 1;
+    int k = 0;
+    if (via_python)
+        cmd[k++] = (char *)python;
+    if (module) {
+        cmd[k++] = "-m";
+        cmd[k++] = (char *)module;
+    }
+    for (int i = 0; i < ntarget; i++)
+        cmd[k++] = target[i];
+
+    char path[PATH_MAX];
+    int sync[2];
+    if (pipe2(sync, O_CLOEXEC)) {
+        perror("pymem run: pipe");
+        return 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_sigaction = forward;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaction(forwarded[i], &sa, NULL);
+
+    child_pid = fork();
+    if (child_pid < 0) {
+        perror("pymem run: fork");
+        return 1;
+    }
+    if (child_pid == 0) {
+        for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+            signal(forwarded[i], SIG_DFL);
+        close(sync[0]);
+        const char *name = module ? module : target[0];
+        if (output)
+            snprintf(path, sizeof path, "%s", output);
+        else
+            default_output(path, sizeof path, name, getpid());
+        const char *old = getenv("LD_PRELOAD");
+        char preload[PATH_MAX * 2];
+        snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+        setenv("LD_PRELOAD", preload, 1);
+        setenv("PYMEM_OUTPUT", path, 1);
+        unsetenv("PYMEM_ROOT_PID");
+        if (follow)
+            setenv("PYMEM_FOLLOW_FORK", "1", 1);
+        else
+            unsetenv("PYMEM_FOLLOW_FORK");
+        if (depth)
+            setenv("PYMEM_STACK_DEPTH", depth, 1);
+        if (every)
+            setenv("PYMEM_SNAPSHOT_EVERY", every, 1);
+        execvp(cmd[0], cmd);
+        int err = errno;
+        (void)!write(sync[1], &err, sizeof err);
+        _exit(127);
+    }
+    close(sync[1]);
+    int exec_err = 0;
+    bool exec_failed = read(sync[0], &exec_err, sizeof exec_err) == (ssize_t)sizeof exec_err;
+    close(sync[0]);
+    if (output)
+        snprintf(path, sizeof path, "%s", output);
+    else
+        default_output(path, sizeof path, module ? module : target[0], child_pid);
+
+    int status;
+    while (waitpid(child_pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            perror("pymem run: waitpid");
+            return 1;
+        }
+    }
+    free(cmd);
+    if (exec_failed) {
+        fprintf(stderr, "pymem run: cannot run %s: %s\n", via_python ? python : target[0], strerror(exec_err));
+        return 127;
+    }
+    if (!quiet) {
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            pm_cmd_brief(stderr, path);
+        } else {
+            fprintf(stderr, "pymem: no capture was written to %s (was the program a Python process?)\n", path);
+        }
+        if (follow) {
+            char pattern[PATH_MAX + 16];
+            size_t n = strlen(path);
+            int stem = (int)n - (n > 5 && !strcmp(path + n - 5, ".pmem") ? 5 : 0);
+            snprintf(pattern, sizeof pattern, "%.*s.*.pmem", stem, path);
+            glob_t g;
+            if (glob(pattern, 0, NULL, &g) == 0) {
+                fprintf(stderr, "pymem: %zu child capture(s): %s%s\n", g.gl_pathc, g.gl_pathv[0],
+                        g.gl_pathc > 1 ? " ..." : "");
+                globfree(&g);
+            }
+        }
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        /* Die the same way, so a shell sees what it would have seen. */
+        signal(sig, SIG_DFL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        fflush(NULL);
+        raise(sig);
+        return 128 + sig;
+    }
+    return 1;
+}
+
+static void usage_snapshot(FILE *out)
+{
+    fputs("usage: pymem snapshot PID [--label LABEL]\n", out);
+}
+
+int pm_snapshot_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"label", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *label = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+        if (c == 'l') {
+            label = optarg;
+        } else if (c == 'h') {
+            usage_snapshot(stdout);
+            return 0;
+        } else {
+            usage_snapshot(stderr);
+            return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        usage_snapshot(stderr);
+        return 2;
+    }
+    char *end;
+    long pid = strtol(argv[optind], &end, 10);
+    if (*end || pid <= 0) {
+        fprintf(stderr, "pymem snapshot: '%s' is not a process id\n", argv[optind]);
+        return 2;
+    }
+    if (kill((pid_t)pid, 0) != 0) {
+        fprintf(stderr, "pymem snapshot: process %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    if (label) {
+        const char *dir = getenv("TMPDIR");
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/pymem-snapshot-%ld.label", dir && *dir ? dir : "/tmp", pid);
+        unlink(path);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, label, strlen(label)) != (ssize_t)strlen(label)) {
+            fprintf(stderr, "pymem snapshot: cannot write %s: %s\n", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return 1;
+        }
+        close(fd);
+    }
+    if (kill((pid_t)pid, SIGUSR2) != 0) {
+        fprintf(stderr, "pymem snapshot: process %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,228 @@
+/*
+ * sites: live allocations -> per-site totals (contract in sites.h). Live
+ * entries are first summed per (stack, phase), then each distinct stack is
+ * mapped to its site once: the work per live entry is one hash probe.
+ */
+#include "sites.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct stack_total {
+    uint32_t stack;
+    uint8_t phase;
+    uint64_t bytes, count;
+};
+
+void pm_sites_init(struct pm_sites *s, enum pm_group by)
+{
+    memset(s, 0, sizeof *s);
+    s->by = by;
+}
+
+void pm_sites_free(struct pm_sites *s)
+{
+    free(s->v);
+    free(s->index);
+    free(s->st);
+    free(s->st_index);
+    memset(s, 0, sizeof *s);
+}
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 31;
+    h *= 0x7fb5d329728ea185ULL;
+    h ^= h >> 27;
+    h *= 0x81dadef4bc2dd44dULL;
+    return h ^ (h >> 33);
+}
+
+static int grow_index(uint32_t **index, size_t *cap, size_t count, uint64_t (*hash)(void *, size_t),
+                      void *ctx)
+{
+    size_t ncap = *cap ? *cap * 2 : 1024;
+    uint32_t *n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        size_t slot = hash(ctx, i) & (ncap - 1);
+        while (n[slot])
+            slot = (slot + 1) & (ncap - 1);
+        n[slot] = (uint32_t)i + 1;
+    }
+    free(*index);
+    *index = n;
+    *cap = ncap;
+    return 0;
+}
+
+static uint64_t stack_total_hash(const struct stack_total *t)
+{
+    return mix((uint64_t)t->stack << 2 | t->phase);
+}
+
+static uint64_t st_hash_at(void *ctx, size_t i)
+{
+    return stack_total_hash(&((struct pm_sites *)ctx)->st[i]);
+}
+
+static uint64_t site_hash(const struct pm_site *x)
+{
+    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->func << 32 | x->key) ^ x->phase);
+}
+
+static uint64_t site_hash_at(void *ctx, size_t i)
+{
+    return site_hash(&((struct pm_sites *)ctx)->v[i]);
+}
+
+static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint64_t bytes)
+{
+    struct stack_total key = {stack, phase, 0, 0};
+    if ((s->st_n + 1) * 2 > s->st_index_cap &&
+        grow_index(&s->st_index, &s->st_index_cap, s->st_n, st_hash_at, s))
+        return -1;
+    size_t slot = stack_total_hash(&key) & (s->st_index_cap - 1);
+    for (; s->st_index[slot]; slot = (slot + 1) & (s->st_index_cap - 1)) {
+        struct stack_total *t = &s->st[s->st_index[slot] - 1];
+        if (t->stack == stack && t->phase == phase) {
+            t->bytes += bytes;
+            t->count++;
+            return 0;
+        }
+    }
+    if (s->st_n == s->st_cap) {
+        size_t cap = s->st_cap ? s->st_cap * 2 : 1024;
+        struct stack_total *n = realloc(s->st, cap * sizeof *n);
+        if (!n)
+            return -1;
+        s->st = n;
+        s->st_cap = cap;
+    }
+    key.bytes = bytes;
+    key.count = 1;
+    s->st[s->st_n++] = key;
+    s->st_index[slot] = (uint32_t)s->st_n;
+    return 0;
+}
+
+static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
+{
+    if ((s->n + 1) * 2 > s->index_cap && grow_index(&s->index, &s->index_cap, s->n, site_hash_at, s))
+        return NULL;
+    size_t slot = site_hash(key) & (s->index_cap - 1);
+    for (; s->index[slot]; slot = (slot + 1) & (s->index_cap - 1)) {
+        struct pm_site *x = &s->v[s->index[slot] - 1];
+        if (x->file == key->file && x->line == key->line && x->func == key->func &&
+            x->key == key->key && x->phase == key->phase)
+            return x;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        struct pm_site *n = realloc(s->v, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        s->v = n;
+        s->cap = cap;
+    }
+    s->v[s->n] = *key;
+    s->index[slot] = (uint32_t)++s->n;
+    return &s->v[s->n - 1];
+}
+
+int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+                     uint64_t main_seq, int slot)
+{
+    s->st_n = 0;
+    if (s->st_index)
+        memset(s->st_index, 0, s->st_index_cap * sizeof *s->st_index);
+    PM_LIVE_FOREACH(live, e)
+    {
+        uint8_t phase = e->seq < main_seq                         ? PM_PHASE_STARTUP
+                        : pm_stacks_in_import(stacks, e->stack) ? PM_PHASE_IMPORT
+                                                                  : PM_PHASE_RUNTIME;
+        if (add_stack_total(s, e->stack, phase, e->size))
+            return -1;
+    }
+    for (size_t i = 0; i < s->st_n; i++) {
+        const struct stack_total *t = &s->st[i];
+        struct pm_site key = {0};
+        key.phase = t->phase;
+        struct pm_frame f;
+        if (pm_stacks_frame(stacks, t->stack, &f)) {
+            key.file = f.file;
+            if (s->by != PM_BY_FILENAME) {
+                key.func = f.func;
+                key.line = f.line;
+            }
+            if (s->by == PM_BY_TRACEBACK)
+                key.key = pm_stacks_canon(stacks, t->stack);
+        }
+        struct pm_site *x = find_site(s, &key);
+        if (!x)
+            return -1;
+        x->bytes[slot] += (int64_t)t->bytes;
+        x->count[slot] += (int64_t)t->count;
+        if (t->bytes > x->stack_bytes || !x->stack) {
+            x->stack = t->stack;
+            x->stack_bytes = t->bytes;
+        }
+    }
+    return 0;
+}
+
+static int cmp_bytes(const void *a, const void *b)
+{
+    const struct pm_site *x = a, *y = b;
+    if (x->bytes[1] != y->bytes[1])
+        return x->bytes[1] > y->bytes[1] ? -1 : 1;
+    return x->count[1] > y->count[1] ? -1 : x->count[1] < y->count[1];
+}
+
+static int cmp_phase_bytes(const void *a, const void *b)
+{
+    const struct pm_site *x = a, *y = b;
+    if (x->phase != y->phase)
+        return x->phase < y->phase ? -1 : 1;
+    return cmp_bytes(a, b);
+}
+
+static int cmp_diff(const void *a, const void *b)
+{
+    const struct pm_site *x = a, *y = b;
+    int64_t dx = x->bytes[1] - x->bytes[0], dy = y->bytes[1] - y->bytes[0];
+    if (dx != dy)
+        return dx > dy ? -1 : 1;
+    return cmp_bytes(a, b);
+}
+
+void pm_sites_sort(struct pm_sites *s, enum pm_order order)
+{
+    int (*cmp)(const void *, const void *) = order == PM_ORDER_BYTES         ? cmp_bytes
+                                             : order == PM_ORDER_PHASE_BYTES ? cmp_phase_bytes
+                                                                             : cmp_diff;
+    qsort(s->v, s->n, sizeof *s->v, cmp);
+    /* The index no longer matches the order; sorting ends collection. */
+    free(s->index);
+    s->index = NULL;
+    s->index_cap = 0;
+}
+
+const char *pm_phase_name(int phase)
+{
+    return phase == PM_PHASE_STARTUP ? "startup" : phase == PM_PHASE_IMPORT ? "import" : "runtime";
+}
+
+int pm_group_parse(const char *name, enum pm_group *out)
+{
+    if (!strcmp(name, "lineno"))
+        *out = PM_BY_LINENO;
+    else if (!strcmp(name, "filename"))
+        *out = PM_BY_FILENAME;
+    else if (!strcmp(name, "traceback"))
+        *out = PM_BY_TRACEBACK;
+    else
+        return -1;
+    return 0;
+}

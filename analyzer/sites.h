@@ -1,0 +1,58 @@
+/*
+ * sites: groups live allocations by call site for reports. A site is keyed
+ * by the grouping (`lineno`: innermost Python frame; `filename`: its file;
+ * `traceback`: the whole stack) and by phase, so that memory allocated while
+ * the interpreter started or while modules were imported is never mixed with
+ * what the program's own code allocated. Two points can be collected into the
+ * same table (slot 0 and 1) for a diff.
+ */
+#ifndef PMA_SITES_H
+#define PMA_SITES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "live.h"
+#include "stacks.h"
+
+enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK };
+
+/* Ranked in this order in leak reports. */
+enum pm_phase { PM_PHASE_RUNTIME = 0, PM_PHASE_IMPORT = 1, PM_PHASE_STARTUP = 2 };
+
+struct pm_site {
+    uint32_t file, func, line; /* innermost frame's strings and line */
+    uint32_t key;              /* traceback: canonical node; otherwise 0 */
+    uint8_t phase;
+    uint32_t stack;            /* a representative stack: the one holding most bytes */
+    uint64_t stack_bytes;
+    int64_t bytes[2], count[2];
+};
+
+struct pm_sites {
+    enum pm_group by;
+    struct pm_site *v;
+    size_t n, cap;
+    uint32_t *index; /* open addressing over site index + 1 */
+    size_t index_cap;
+    /* per-(stack, phase) totals for the point being collected */
+    struct stack_total *st;
+    size_t st_n, st_cap;
+    uint32_t *st_index;
+    size_t st_index_cap;
+};
+
+void pm_sites_init(struct pm_sites *s, enum pm_group by);
+void pm_sites_free(struct pm_sites *s);
+/* Adds every entry of `live` into slot `slot`; allocations numbered below
+ * `main_seq` are start-up. Returns 0 or -1 (out of memory). */
+int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+                     uint64_t main_seq, int slot);
+
+enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF };
+void pm_sites_sort(struct pm_sites *s, enum pm_order order);
+
+const char *pm_phase_name(int phase);
+int pm_group_parse(const char *name, enum pm_group *out);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * buffer: one single-producer single-consumer byte ring per thread.
+ *
+ * Producer: the owning thread, appending encoded records at `head`.
+ * Consumer: whoever holds the writer's file lock (the writer thread, or the
+ * owning thread flushing its own full ring), reading from `tail`.
+ * Ordering: the producer fills bytes then stores `head` with release; the
+ * consumer loads `head` with acquire, writes the bytes out, then stores `tail`
+ * with release, which the producer loads with acquire before reusing space.
+ * Full ring: the producer flushes it itself under the file lock (exact mode
+ * never drops); only a dead writer (disk full, closed capture) drops, and
+ * that is counted.
+ *
+ * `busy` is set around the short window in which the producer takes a
+ * sequence number and publishes the record that carries it, so that the
+ * writer can tell when every record below a given sequence number is in the
+ * ring (see writer.c, watermarks).
+ *
+ * Buffers are never unmapped while the process runs: a thread that exits marks
+ * its buffer EXITED (it may still free memory afterwards, from glibc's TLS
+ * teardown); the writer drains it and frees it for reuse once the thread is
+ * gone. Runs inside malloc: no allocation, no locks (but the flush), no stdio.
+ */
+#ifndef PM_BUFFER_H
+#define PM_BUFFER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum pm_buffer_state { PM_BUF_LIVE = 0, PM_BUF_EXITED = 1, PM_BUF_FREE = 2 };
+
+struct pm_stackcache;
+
+struct pm_buffer {
+    /* Written by the producer. */
+    _Atomic uint64_t head;
+    _Atomic int busy;
+    uint64_t last_seq;
+    uint64_t last_addr;
+    uint64_t last_stack;
+    struct pm_stackcache *stacks;
+    char pad_[64];
+    /* Written by the consumer. */
+    _Atomic uint64_t tail;
+    /* Fixed after creation, except state and tid. */
+    struct pm_buffer *next;
+    _Atomic int state;
+    pid_t tid;
+    uint32_t stream;
+    uint8_t *ring;
+    uint64_t cap;
+};
+
+#define PM_RING_BYTES (512u * 1024u)
+
+/* Takes a free buffer or maps a new one for the calling thread, and writes
+ * its THREAD record. NULL when memory is exhausted. */
+struct pm_buffer *pm_buffer_claim(pid_t tid);
+
+/* Bytes the producer may append without waiting for the consumer. */
+static inline uint64_t pm_buffer_space(const struct pm_buffer *b)
+{
+    return b->cap - (atomic_load_explicit(&b->head, memory_order_relaxed) -
+                     atomic_load_explicit(&b->tail, memory_order_acquire));
+}
+
+/* Makes room for `n` bytes, flushing the ring through the writer if needed.
+ * Returns false if the capture can no longer be written (the caller drops). */
+bool pm_buffer_ensure(struct pm_buffer *b, size_t n);
+
+/* Copies `n` bytes in at `head` without publishing them. Requires space. */
+void pm_buffer_put(struct pm_buffer *b, uint64_t at, const void *data, size_t n);
+
+/* Appends and publishes. Requires pm_buffer_ensure(b, n) first. */
+void pm_buffer_append(struct pm_buffer *b, const void *data, size_t n);
+
+/* Consumer: the published bytes not yet consumed, as at most two segments. */
+size_t pm_buffer_peek(struct pm_buffer *b, const uint8_t **s1, size_t *n1, const uint8_t **s2,
+                      size_t *n2);
+void pm_buffer_consume(struct pm_buffer *b, size_t n);
+
+/* Registry walk (every buffer ever created, newest first). */
+struct pm_buffer *pm_buffer_first(void);
+
+/* After fork, in the child: forget every buffer (their threads do not exist
+ * here; their contents belong to the parent's capture). */
+void pm_buffer_forget_all(void);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * interpose: the exported malloc family. Each hook forwards to the real
+ * function (real.h) and, when recording, calls one recorder function with the
+ * thread's guard set. Frees are recorded before the real free: another thread
+ * may be handed the same address the moment it is released.
+ * Runs inside malloc: no allocation, no locks, no stdio; errno is preserved.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+#include "pymem/format.h"
+#include "real.h"
+#include "recorder.h"
+#include "thread.h"
+
+#define PM_EXPORT __attribute__((visibility("default")))
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+static inline void record_alloc(void *p, size_t size)
+{
+    if (p && pm_should_record()) {
+        int saved = errno;
+        pm_thread.guard = 1;
+        pm_record_alloc(p, size, PM_DOMAIN_MALLOC);
+        pm_thread.guard = 0;
+        errno = saved;
+    }
+}
+
+static inline void record_free(void *p)
+{
+    if (p && pm_should_record()) {
+        int saved = errno;
+        pm_thread.guard = 1;
+        pm_record_free(p);
+        pm_thread.guard = 0;
+        errno = saved;
+    }
+}
+
+PM_EXPORT void *malloc(size_t size)
+{
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return pm_pool_alloc(size, 16);
+    void *p = pm_real.malloc(size);
+    record_alloc(p, size);
+    return p;
+}
+
+PM_EXPORT void free(void *p)
+{
+    if (unlikely(!p || pm_pool_owns(p)))
+        return;
+    record_free(p);
+    pm_real.free(p);
+}
+
+PM_EXPORT void *calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve()) {
+        if (__builtin_mul_overflow(n, size, &total))
+            return NULL;
+        return pm_pool_alloc(total, 16); /* static memory is already zero */
+    }
+    void *p = pm_real.calloc(n, size);
+    if (p && !__builtin_mul_overflow(n, size, &total))
+        record_alloc(p, total);
+    return p;
+}
+
+/* realloc is a free of the old block and an allocation of the new one. A
+ * failed realloc leaves the old block live: it is recorded again, with the
+ * size the allocator reports, since its requested size is not known here. */
+PM_EXPORT void *realloc(void *p, size_t size)
+{
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return pm_pool_alloc(size, 16);
+    if (unlikely(p && pm_pool_owns(p))) {
+        void *q = pm_real.malloc(size);
+        if (q) {
+            size_t old = pm_pool_size(p);
+            memcpy(q, p, old < size ? old : size);
+            record_alloc(q, size);
+        }
+        return q;
+    }
+    if (p)
+        record_free(p);
+    void *q = pm_real.realloc(p, size);
+    if (q)
+        record_alloc(q, size);
+    else if (p && size)
+        record_alloc(p, pm_real.malloc_usable_size(p));
+    return q;
+}
+
+/* reallocarray is realloc once the product is known not to overflow. */
+PM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(nmemb, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, total);
+}
+
+PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve()) {
+        void *p = pm_pool_alloc(size, alignment);
+        if (!p)
+            return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    int rc = pm_real.posix_memalign(out, alignment, size);
+    if (rc == 0)
+        record_alloc(*out, size);
+    return rc;
+}
+
+#define ALIGNED_HOOK(name, params, args, size_expr)                                                \
+    PM_EXPORT void *name params                                                                    \
+    {                                                                                              \
+        if (unlikely(!pm_real_ready()) && !pm_real_resolve())                                      \
+            return pm_pool_alloc(size_expr, 4096);                                                 \
+        void *p = pm_real.name args;                                                               \
+        record_alloc(p, size_expr);                                                                \
+        return p;                                                                                  \
+    }
+
+ALIGNED_HOOK(aligned_alloc, (size_t alignment, size_t size), (alignment, size), size)
+ALIGNED_HOOK(memalign, (size_t alignment, size_t size), (alignment, size), size)
+ALIGNED_HOOK(valloc, (size_t size), (size), size)
+ALIGNED_HOOK(pvalloc, (size_t size), (size), size)
+
+PM_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (pm_pool_owns(p))
+        return pm_pool_size(p);
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return 0;
+    return pm_real.malloc_usable_size(p);
+}
+
+PM_EXPORT void _exit(int status)
+{
+    pm_lifecycle_exit_now(status);
+    pm_real_resolve();
+    pm_real._exit(status);
+    __builtin_unreachable();
+}
+
+PM_EXPORT void _Exit(int status)
+{
+    pm_lifecycle_exit_now(status);
+    pm_real_resolve();
+    pm_real._Exit(status);
+    __builtin_unreachable();
+}

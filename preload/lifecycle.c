@@ -1,0 +1,288 @@
+/*
+ * lifecycle: load-time decisions, configuration, fork, thread exit and the
+ * ends of the capture (contract in lifecycle.h). The constructor runs with
+ * this thread's guard set, so what it allocates is never recorded.
+ *
+ * Who records: a Python process that is the root of the run (the first
+ * process that loaded the preload, which leaves PYMEM_ROOT_PID in the
+ * environment for its children), and, with PYMEM_FOLLOW_FORK=1, every Python
+ * child, forked or exec'd. Anything else keeps pure passthrough hooks.
+ */
+#define _GNU_SOURCE
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "pyhooks.h"
+#include "pymem/format.h"
+#include "rawmem.h"
+#include "real.h"
+#include "recorder.h"
+#include "stacks.h"
+#include "thread.h"
+#include "writer.h"
+
+static struct {
+    bool follow_fork;
+    int stack_depth;
+    uint64_t snapshot_every_ns;
+    bool handle_sigterm;
+    const char *output;
+    pid_t pid; /* the process whose capture is open */
+    pthread_key_t exit_key;
+    bool key_ok;
+    bool at_fork_registered;
+} C;
+
+static void on_thread_exit(void *value)
+{
+    struct pm_buffer *b = value;
+    /* glibc may still free on this thread after this: the buffer stays this
+     * thread's until the writer sees the thread gone. */
+    if (b)
+        atomic_store(&b->state, PM_BUF_EXITED);
+}
+
+void pm_lifecycle_thread_started(struct pm_buffer *b)
+{
+    if (C.key_ok)
+        pthread_setspecific(C.exit_key, b);
+}
+
+static void on_signal_snapshot(int sig)
+{
+    (void)sig;
+    pm_writer_request_snapshot();
+}
+
+static void on_terminate(int sig)
+{
+    int saved = errno;
+    if (getpid() == C.pid)
+        pm_writer_finish(PM_END_SIGNAL, sig);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    errno = saved;
+}
+
+/* Installs `handler` for `sig` only where the program left the default. */
+static void take_signal_if_default(int sig, void (*handler)(int))
+{
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+        (old.sa_flags & SA_SIGINFO))
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static void read_config(void)
+{
+    C.follow_fork = env_flag("PYMEM_FOLLOW_FORK");
+    C.output = getenv("PYMEM_OUTPUT");
+    if (C.output && !*C.output)
+        C.output = NULL;
+    const char *depth = getenv("PYMEM_STACK_DEPTH");
+    C.stack_depth = depth ? atoi(depth) : PM_STACK_DEPTH_DEFAULT;
+    if (C.stack_depth < 1 || C.stack_depth > PM_STACK_DEPTH_MAX)
+        C.stack_depth = PM_STACK_DEPTH_DEFAULT;
+    const char *every = getenv("PYMEM_SNAPSHOT_EVERY");
+    double secs = every ? strtod(every, NULL) : 0;
+    C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
+    const char *sig = getenv("PYMEM_SIGNALS");
+    C.handle_sigterm = !sig || strcmp(sig, "0") != 0;
+}
+
+/* argv of this process, NUL-separated, from /proc (no allocation). */
+static size_t read_cmdline(char *buf, size_t cap)
+{
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t n = 0;
+    ssize_t r;
+    while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    return n;
+}
+
+/* Short program name for the default capture name: the script (app.py ->
+ * app), the module of -m, or the executable's name. */
+static void program_name(const char *argv, size_t len, char *out, size_t cap)
+{
+    const char *prog = argv;
+    const char *p = argv;
+    bool next_is_module = false;
+    for (p += strlen(p) + 1; p < argv + len; p += strlen(p) + 1) {
+        if (next_is_module) {
+            prog = p;
+            break;
+        }
+        if (!strcmp(p, "-m")) {
+            next_is_module = true;
+            continue;
+        }
+        if (!strcmp(p, "-c"))
+            break;
+        if (p[0] != '-') {
+            prog = p;
+            break;
+        }
+    }
+    const char *slash = strrchr(prog, '/');
+    if (slash)
+        prog = slash + 1;
+    size_t plen = strnlen(prog, cap - 1);
+    memcpy(out, *prog ? prog : "python", *prog ? plen : 7);
+    out[*prog ? plen : 6] = 0;
+    size_t n = strlen(out);
+    if (n > 3 && !strcmp(out + n - 3, ".py"))
+        out[n - 3] = 0;
+    for (char *c = out; *c; c++)
+        if (*c == '/' || *c == ' ')
+            *c = '_';
+}
+
+static void capture_path(bool child, const char *argv, size_t len, char *out, size_t cap)
+{
+    if (C.output && !child) {
+        snprintf(out, cap, "%s", C.output);
+        return;
+    }
+    if (C.output) {
+        size_t n = strlen(C.output);
+        int stem = (int)n;
+        if (n > 5 && !strcmp(C.output + n - 5, ".pmem"))
+            stem -= 5;
+        snprintf(out, cap, "%.*s.%d.pmem", stem, C.output, (int)getpid());
+        return;
+    }
+    char prog[256];
+    program_name(argv, len, prog, sizeof prog);
+    snprintf(out, cap, "pymem-%s.%d.pmem", prog, (int)getpid());
+}
+
+static void at_fork_child(void);
+
+/* Opens the capture and starts recording. */
+static void activate(bool child)
+{
+    static char argv[8192];
+    size_t len = read_cmdline(argv, sizeof argv);
+    char command[8192];
+    size_t at = 0;
+    for (size_t i = 0; i < len && at < sizeof command - 1; i++)
+        command[at++] = argv[i] ? argv[i] : ' ';
+    while (at > 0 && command[at - 1] == ' ')
+        at--;
+    command[at] = 0;
+
+    char path[PATH_MAX];
+    capture_path(child, argv, len, path, sizeof path);
+
+    pm_clock_start();
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char pid[24], ppid[24], start[32], depth[16];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    snprintf(ppid, sizeof ppid, "%d", (int)getppid());
+    snprintf(start, sizeof start, "%llu",
+             (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
+    snprintf(depth, sizeof depth, "%d", C.stack_depth);
+    const char *kv[] = {"pid",         pid,   "ppid",        ppid,
+                        "command",     command, "start_unix_ns", start,
+                        "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
+                        NULL};
+    if (pm_writer_open(path, kv) != 0)
+        return; /* warned; stay dormant */
+    C.pid = getpid();
+    pm_stacks_set_depth(C.stack_depth);
+    atomic_store(&pm_state, PM_STATE_ON);
+    if (!C.key_ok)
+        C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
+    pm_writer_start(C.snapshot_every_ns);
+    take_signal_if_default(SIGUSR2, on_signal_snapshot);
+    if (C.handle_sigterm)
+        take_signal_if_default(SIGTERM, on_terminate);
+    if (!C.at_fork_registered)
+        C.at_fork_registered = pthread_atfork(NULL, NULL, at_fork_child) == 0;
+}
+
+static void at_fork_child(void)
+{
+    bool was_on = atomic_load(&pm_state) == PM_STATE_ON;
+    atomic_store(&pm_state, PM_STATE_DORMANT);
+    pm_thread.buf = NULL;
+    pm_thread.recording = 0;
+    pm_buffer_forget_all();
+    pm_stacks_reset_after_fork();
+    pm_writer_reset_after_fork();
+    pm_rawmem_reset();
+    atomic_store(&pm_seq, 1);
+    atomic_store(&pm_unrecorded, 0);
+    if (was_on && C.follow_fork) {
+        int saved = pm_thread.guard;
+        pm_thread.guard = 1;
+        activate(true);
+        pm_thread.guard = saved;
+    }
+}
+
+void pm_lifecycle_exit_now(int status)
+{
+    if (atomic_load(&pm_state) == PM_STATE_ON && getpid() == C.pid) {
+        pm_thread.guard = 1;
+        pm_writer_finish(PM_END_UEXIT, status);
+    }
+}
+
+__attribute__((constructor(101))) static void pm_load(void)
+{
+    pm_real_resolve();
+    pm_thread.guard = 1;
+    read_config();
+    if (pm_pyhooks_present()) {
+        const char *root = getenv("PYMEM_ROOT_PID");
+        bool child = root && atoi(root) != (int)getpid();
+        bool record = !child || C.follow_fork;
+        if (!root) {
+            char pid[24];
+            snprintf(pid, sizeof pid, "%d", (int)getpid());
+            setenv("PYMEM_ROOT_PID", pid, 1);
+        }
+        if (record)
+            activate(child);
+        pm_pyhooks_register(pm_recorder_on());
+    }
+    pm_thread.guard = 0;
+}
+
+__attribute__((destructor(101))) static void pm_unload(void)
+{
+    if (atomic_load(&pm_state) == PM_STATE_ON && getpid() == C.pid) {
+        pm_thread.guard = 1;
+        pm_writer_finish(PM_END_EXIT, 0);
+    }
+}

@@ -1,0 +1,18 @@
+/*
+ * lifecycle: when pymem records and when it stays out of the way. Decides at
+ * load time (Python or not, root process or child, configuration), starts the
+ * capture, follows fork, notices thread exits, and ends the capture on every
+ * exit path: return from main/exit(), _exit()/os._exit(), SIGTERM.
+ */
+#ifndef PM_LIFECYCLE_H
+#define PM_LIFECYCLE_H
+
+struct pm_buffer;
+
+/* _exit()/_Exit() hook: end the capture before the process goes. */
+void pm_lifecycle_exit_now(int status);
+
+/* A thread took its first buffer: arrange to hear of its exit. */
+void pm_lifecycle_thread_started(struct pm_buffer *b);
+
+#endif

@@ -1,0 +1,190 @@
+/*
+ * pyframes: per-version frame layouts and the frame walk (contract in
+ * pyframes.h). Runs inside malloc: no allocation, no locks, no stdio.
+ */
+#define _GNU_SOURCE
+#include "pyframes.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+/* Offsets in bytes, x86-64 and other LP64 targets, release builds. */
+struct layout {
+    int minor;
+    int tstate_frame;   /* PyThreadState: frame (3.8-3.10), cframe (3.11-12), current_frame (3.13) */
+    int cframe_current; /* _PyCFrame.current_frame, or -1 when tstate_frame is the frame */
+    int frame_back;
+    int frame_code;
+    int frame_instr;       /* f_lasti (int) for 3.8-3.10, instruction pointer after */
+    int lasti_scale;       /* 3.8/3.9 count f_lasti in bytes, 3.10 in 2-byte units */
+    int frame_owner;       /* -1 before 3.12; skip frames owned by the C stack (3) */
+    int co_filename;
+    int co_name;           /* co_qualname from 3.11 */
+    int co_firstlineno;
+    int co_code_adaptive;  /* start of the bytecode inside the code object, 3.11+ */
+    int str_ascii_size;    /* sizeof(PyASCIIObject) */
+    int str_compact_size;  /* sizeof(PyCompactUnicodeObject) */
+};
+
+static const struct layout layouts[] = {
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72},
+    {11, 56, 8, 48, 32, 56, 0, -1, 112, 128, 72, 184, 48, 72},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56},
+};
+
+#define FRAME_OWNED_BY_CSTACK 3
+
+static const struct layout *L;
+static void *(*get_tstate)(void);
+static int (*code_addr2line)(const void *, int);
+static const void *code_type;
+static const void *unicode_type;
+
+bool pm_pyframes_init(int minor)
+{
+    const struct layout *found = NULL;
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        if (layouts[i].minor == minor)
+            found = &layouts[i];
+    get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+    code_addr2line = (int (*)(const void *, int))dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
+    code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
+    unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
+    if (!found || !get_tstate || !code_addr2line || !code_type || !unicode_type)
+        return false;
+    L = found;
+    return true;
+}
+
+static inline const void *load_ptr(const void *base, int off)
+{
+    const void *v;
+    memcpy(&v, (const char *)base + off, sizeof v);
+    return v;
+}
+
+static inline const void *ob_type(const void *obj)
+{
+    return load_ptr(obj, 8);
+}
+
+int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated)
+{
+    *truncated = false;
+    if (!L)
+        return 0;
+    const void *tstate = get_tstate();
+    if (!tstate)
+        return 0;
+    const void *frame = load_ptr(tstate, L->tstate_frame);
+    if (frame && L->cframe_current >= 0)
+        frame = load_ptr(frame, L->cframe_current);
+    int n = 0;
+    for (; frame; frame = load_ptr(frame, L->frame_back)) {
+        if (L->frame_owner >= 0 && ((const char *)frame)[L->frame_owner] == FRAME_OWNED_BY_CSTACK)
+            continue;
+        const void *code = load_ptr(frame, L->frame_code);
+        if (!code || ob_type(code) != code_type)
+            continue; /* 3.13 shim frames carry no code object */
+        if (n == max) {
+            *truncated = true;
+            break;
+        }
+        int32_t lasti;
+        if (L->co_code_adaptive) {
+            const char *instr = load_ptr(frame, L->frame_instr);
+            lasti = (int32_t)(instr - ((const char *)code + L->co_code_adaptive));
+        } else {
+            int raw;
+            memcpy(&raw, (const char *)frame + L->frame_instr, sizeof raw);
+            lasti = raw * L->lasti_scale;
+        }
+        out[n].code = code;
+        out[n].lasti = lasti;
+        n++;
+    }
+    return n;
+}
+
+void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out)
+{
+    out->filename = load_ptr(code, L->co_filename);
+    out->name = load_ptr(code, L->co_name);
+    memcpy(&out->firstlineno, (const char *)code + L->co_firstlineno, sizeof(int));
+}
+
+int pm_pyframes_line(const void *code, int32_t lasti)
+{
+    return code_addr2line(code, lasti < 0 ? -1 : lasti);
+}
+
+static size_t put_utf8(char *out, size_t at, size_t cap, uint32_t cp)
+{
+    char tmp[4];
+    size_t n;
+    if (cp < 0x80) {
+        tmp[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        tmp[0] = (char)(0xc0 | cp >> 6);
+        tmp[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        tmp[0] = (char)(0xe0 | cp >> 12);
+        tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        tmp[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        tmp[0] = (char)(0xf0 | cp >> 18);
+        tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        tmp[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    if (at + n > cap)
+        return 0;
+    memcpy(out + at, tmp, n);
+    return n;
+}
+
+size_t pm_pyframes_str(const void *str, char *out, size_t cap)
+{
+    if (!str || !L || ob_type(str) != unicode_type) {
+        out[0] = '?';
+        return 1;
+    }
+    int64_t length;
+    uint32_t state;
+    memcpy(&length, (const char *)str + 16, sizeof length);
+    memcpy(&state, (const char *)str + 32, sizeof state);
+    unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+    if (!compact || length < 0 || (kind != 1 && kind != 2 && kind != 4)) {
+        out[0] = '?';
+        return 1;
+    }
+    const unsigned char *data =
+        (const unsigned char *)str + (ascii ? L->str_ascii_size : L->str_compact_size);
+    if (ascii) {
+        size_t n = (size_t)length < cap ? (size_t)length : cap;
+        memcpy(out, data, n);
+        return n;
+    }
+    size_t at = 0;
+    for (int64_t i = 0; i < length; i++) {
+        uint32_t cp;
+        if (kind == 1)
+            cp = data[i];
+        else if (kind == 2)
+            cp = ((const uint16_t *)(const void *)data)[i];
+        else
+            cp = ((const uint32_t *)(const void *)data)[i];
+        size_t w = put_utf8(out, at, cap, cp);
+        if (!w)
+            break;
+        at += w;
+    }
+    return at;
+}

@@ -1,0 +1,48 @@
+/*
+ * pyframes: reads the calling thread's Python frame chain directly from the
+ * interpreter's structures, the way tracemalloc does inside CPython, so that
+ * an allocation pays for a few pointer loads rather than for a profile hook on
+ * every call. Layouts differ per minor version (3.8-3.10 PyFrameObject,
+ * 3.11+ _PyInterpreterFrame); the offsets are tabled in pyframes.c and checked
+ * against the real headers by tests/unit/test_pyoffsets.c.
+ *
+ * Only reads: no allocation, no locks, no Python API call that could take the
+ * GIL. Reading the calling thread's own chain is safe without the GIL: only
+ * this thread changes it, and every code object on it is kept alive by its
+ * frame.
+ */
+#ifndef PM_PYFRAMES_H
+#define PM_PYFRAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pm_rawframe {
+    const void *code;
+    int32_t lasti; /* byte offset of the instruction being executed */
+};
+
+struct pm_codeinfo {
+    const void *filename; /* str objects, compared by identity in the caches */
+    const void *name;
+    int firstlineno;
+};
+
+/* Chooses the layout for Python 3.`minor` and looks the few API functions up
+ * (call with the GIL held, once the interpreter is initialised). Returns false
+ * for a version it does not know: stacks then stay empty. */
+bool pm_pyframes_init(int minor);
+
+/* Writes up to `max` frames of the calling thread, innermost first. Sets
+ * *truncated when more frames lie beyond. Returns 0 when the thread has no
+ * Python frames or stacks are off. */
+int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated);
+
+void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out);
+/* Line number of byte offset `lasti` in `code` (CPython's own line table). */
+int pm_pyframes_line(const void *code, int32_t lasti);
+/* UTF-8 text of a str object, cut to `cap` bytes; "?" for what it cannot read. */
+size_t pm_pyframes_str(const void *str, char *out, size_t cap);
+
+#endif

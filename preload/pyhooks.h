@@ -1,0 +1,24 @@
+/*
+ * pyhooks: getting into CPython from a bare LD_PRELOAD, through its public C
+ * API found with dlsym (never linked: the library loads in any process).
+ *  - an audit hook, registered before the interpreter starts, installs the
+ *    rest at the first event after initialisation (GIL held);
+ *  - PyMem_SetAllocator wrappers on the RAW, MEM and OBJ domains that
+ *    delegate to the previous allocators, so objects are seen one by one;
+ *  - an atexit callback, registered first so it runs last, that marks the
+ *    "exit" snapshot before module teardown and stops stack walking;
+ *  - the built-in module `pymem` (snapshot(), capture_path(), recording()).
+ * Never takes the GIL from inside an allocator hook.
+ */
+#ifndef PM_PYHOOKS_H
+#define PM_PYHOOKS_H
+
+#include <stdbool.h>
+
+/* True if this process carries a CPython interpreter. */
+bool pm_pyhooks_present(void);
+/* Before Py_Initialize: make `import pymem` work (any process under the
+ * preload), and, when `record` is set, register the audit hook. */
+void pm_pyhooks_register(bool record);
+
+#endif

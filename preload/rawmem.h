@@ -1,0 +1,23 @@
+/*
+ * rawmem: pymem's own memory, straight from mmap. Nothing pymem keeps ever goes
+ * through the hooked allocator, so the profile never contains the profiler;
+ * what it uses is counted here and reported as "profiler_bytes".
+ * Must never call malloc or take a lock: it runs inside malloc hooks.
+ */
+#ifndef PM_RAWMEM_H
+#define PM_RAWMEM_H
+
+#include <stddef.h>
+
+/* Returns zeroed, page-aligned memory, or NULL when mmap fails. */
+void *pm_rawmem_alloc(size_t size);
+void pm_rawmem_free(void *p, size_t size);
+/* Resizes a mapping (moving it if needed); NULL on failure, old mapping kept. */
+void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size);
+/* Bytes currently mapped by pymem. */
+size_t pm_rawmem_bytes(void);
+/* After fork in a child: zero the accounting; the parent's mappings that the
+ * child abandons are not counted against it. */
+void pm_rawmem_reset(void);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * recorder: encodes events into the per-thread buffers. Runs inside malloc:
+ * no allocation, no stdio; the only lock is the file lock when a full ring
+ * is flushed by its own thread.
+ */
+#define _GNU_SOURCE
+#include "recorder.h"
+
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "lifecycle.h"
+#include "pymem/format.h"
+#include "stacks.h"
+#include "thread.h"
+
+__thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));
+_Atomic int pm_state;
+_Atomic uint64_t pm_seq = 1;
+_Atomic uint64_t pm_unrecorded;
+
+static uint64_t clock_origin;
+
+void pm_clock_start(void)
+{
+    clock_origin = 0;
+    clock_origin = pm_now_ns();
+}
+
+uint64_t pm_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - clock_origin;
+}
+
+static struct pm_buffer *thread_buffer(void)
+{
+    struct pm_buffer *b = pm_thread.buf;
+    if (__builtin_expect(b != NULL, 1))
+        return b;
+    b = pm_buffer_claim((pid_t)gettid());
+    pm_thread.buf = b;
+    if (b)
+        pm_lifecycle_thread_started(b);
+    return b;
+}
+
+/* Takes the next sequence number and publishes the record that carries it.
+ * `busy` brackets the window (see the watermark argument in writer.c). The
+ * caller has ensured PM_EVENT_MAX_BYTES of space. */
+static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_t size,
+                          uint32_t stack)
+{
+    uint8_t rec[PM_EVENT_MAX_BYTES];
+    atomic_store_explicit(&b->busy, 1, memory_order_seq_cst);
+    uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_seq_cst);
+    size_t n = 0;
+    rec[n++] = tag;
+    n += pm_put_varint(rec + n, seq - b->last_seq);
+    n += pm_put_varint(rec + n, pm_zigzag((int64_t)(addr - b->last_addr)));
+    if (tag != PM_TAG_FREE) {
+        n += pm_put_varint(rec + n, size);
+        n += pm_put_varint(rec + n, pm_zigzag((int64_t)stack - (int64_t)b->last_stack));
+        b->last_stack = stack;
+    }
+    b->last_seq = seq;
+    b->last_addr = addr;
+    pm_buffer_append(b, rec, n);
+    atomic_store_explicit(&b->busy, 0, memory_order_release);
+}
+
+void pm_record_alloc(void *p, size_t size, int domain)
+{
+    pm_thread.recording = 1;
+    struct pm_buffer *b = thread_buffer();
+    if (b) {
+        uint32_t stack = pm_stacks_current(b);
+        if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
+            publish_event(b, (uint8_t)(PM_TAG_ALLOC | domain), (uint64_t)(uintptr_t)p, size, stack);
+        else
+            atomic_fetch_add(&pm_unrecorded, 1);
+    }
+    pm_thread.recording = 0;
+}
+
+void pm_record_free(void *p)
+{
+    pm_thread.recording = 1;
+    struct pm_buffer *b = thread_buffer();
+    if (b) {
+        if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
+            publish_event(b, PM_TAG_FREE, (uint64_t)(uintptr_t)p, 0, 0);
+        else
+            atomic_fetch_add(&pm_unrecorded, 1);
+    }
+    pm_thread.recording = 0;
+}
+
+void pm_record_snapshot(int kind, const char *label)
+{
+    pm_thread.recording = 1;
+    struct pm_buffer *b = thread_buffer();
+    size_t len = strnlen(label, 200);
+    size_t need = 32 + len;
+    if (b && pm_buffer_ensure(b, need)) {
+        uint8_t rec[256];
+        atomic_store_explicit(&b->busy, 1, memory_order_seq_cst);
+        uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_seq_cst);
+        size_t n = 0;
+        rec[n++] = PM_TAG_SNAPSHOT;
+        n += pm_put_varint(rec + n, seq);
+        n += pm_put_varint(rec + n, (uint64_t)kind);
+        n += pm_put_varint(rec + n, pm_now_ns());
+        n += pm_put_varint(rec + n, len);
+        memcpy(rec + n, label, len);
+        n += len;
+        pm_buffer_append(b, rec, n);
+        atomic_store_explicit(&b->busy, 0, memory_order_release);
+    }
+    pm_thread.recording = 0;
+}

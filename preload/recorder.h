@@ -1,0 +1,57 @@
+/*
+ * recorder: turns one allocation event into a record in the calling thread's
+ * buffer. Every function here must be called with pm_thread.guard set by the
+ * caller (the hook), and only while pm_recorder_on().
+ * Runs inside malloc: no allocation, no stdio; no lock on the common path.
+ */
+#ifndef PM_RECORDER_H
+#define PM_RECORDER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thread.h"
+
+enum pm_state {
+    PM_STATE_DORMANT = 0, /* passthrough: not Python, a child not followed, or gave up */
+    PM_STATE_ON = 1,      /* recording */
+    PM_STATE_CLOSED = 2,  /* the capture has ended */
+};
+
+extern _Atomic int pm_state;
+/* The process-wide sequence counter that orders every event and snapshot. */
+extern _Atomic uint64_t pm_seq;
+/* Events the hooks saw but could not record (see thread.h, `recording`). */
+extern _Atomic uint64_t pm_unrecorded;
+
+static inline bool pm_recorder_on(void)
+{
+    return atomic_load_explicit(&pm_state, memory_order_relaxed) == PM_STATE_ON;
+}
+
+/* True when the hook that calls this should record; counts the calls that a
+ * signal handler makes while this thread is inside the recorder. */
+static inline bool pm_should_record(void)
+{
+    if (!pm_recorder_on())
+        return false;
+    if (pm_thread.guard) {
+        if (pm_thread.recording)
+            atomic_fetch_add_explicit(&pm_unrecorded, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void pm_record_alloc(void *p, size_t size, int domain);
+void pm_record_free(void *p);
+/* A snapshot marker ordered with the calling thread's events. */
+void pm_record_snapshot(int kind, const char *label);
+
+/* Nanoseconds since the capture started (CLOCK_MONOTONIC). */
+uint64_t pm_now_ns(void);
+void pm_clock_start(void);
+
+#endif

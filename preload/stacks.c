@@ -1,0 +1,348 @@
+/*
+ * stacks: the per-thread walk cache and the process-wide node and string
+ * tables (contract in stacks.h). Runs inside malloc: memory only from rawmem,
+ * no stdio; the one lock is taken on a per-thread cache miss.
+ */
+#define _GNU_SOURCE
+#include "stacks.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "buffer.h"
+#include "pyframes.h"
+#include "pymem/format.h"
+#include "rawmem.h"
+
+#define LOOKUP_SLOTS 1024
+
+struct lookup_entry {
+    const void *code;
+    uint32_t parent;
+    int32_t lasti;
+    uint32_t node;
+};
+
+struct pm_stackcache {
+    int depth; /* frames in the last walk */
+    bool truncated;
+    struct pm_rawframe frames[PM_STACK_DEPTH_MAX]; /* last walk, outermost first */
+    uint32_t nodes[PM_STACK_DEPTH_MAX];
+    struct pm_rawframe scratch[PM_STACK_DEPTH_MAX]; /* this walk, innermost first */
+    struct lookup_entry lookup[LOOKUP_SLOTS];
+};
+
+/* A node as the process knows it: the key it was interned under. */
+struct node {
+    uint32_t parent;
+    int32_t lasti;
+    const void *code;
+    const void *filename;
+    const void *name;
+};
+
+struct string {
+    uint64_t hash;
+    uint32_t offset;
+    uint32_t length;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct node *nodes;
+    uint32_t node_count, node_cap;
+    uint32_t *node_index; /* open addressing: node id + 1, 0 = empty */
+    uint32_t index_cap;
+    struct string *strings;
+    uint32_t string_count, string_cap;
+    uint32_t *string_index;
+    uint32_t string_index_cap;
+    char *text;
+    uint32_t text_used, text_cap;
+} T = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static _Atomic int enabled;
+static int max_depth = PM_STACK_DEPTH_DEFAULT;
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t node_hash(uint32_t parent, const void *code, int32_t lasti, const void *filename,
+                          const void *name)
+{
+    uint64_t h = mix((uint64_t)(uintptr_t)code ^ ((uint64_t)parent << 32) ^ (uint32_t)lasti);
+    return mix(h ^ (uint64_t)(uintptr_t)filename ^ ((uint64_t)(uintptr_t)name << 1));
+}
+
+static uint64_t text_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return mix(h);
+}
+
+static bool grow(void **p, uint32_t *cap, size_t elem, uint32_t want)
+{
+    if (want <= *cap)
+        return true;
+    uint32_t ncap = *cap ? *cap : 1024;
+    while (ncap < want)
+        ncap *= 2;
+    void *q = *p ? pm_rawmem_grow(*p, (size_t)*cap * elem, (size_t)ncap * elem)
+                 : pm_rawmem_alloc((size_t)ncap * elem);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = ncap;
+    return true;
+}
+
+/* Rebuilds an index of `cap` slots; ids are read back through `hash_of`. */
+static bool rehash(uint32_t **index, uint32_t *index_cap, uint32_t count,
+                   uint64_t (*hash_of)(uint32_t id))
+{
+    uint32_t ncap = *index_cap ? *index_cap * 2 : 4096;
+    uint32_t *ni = pm_rawmem_alloc((size_t)ncap * sizeof *ni);
+    if (!ni)
+        return false;
+    for (uint32_t id = 0; id < count; id++) {
+        uint32_t s = (uint32_t)hash_of(id) & (ncap - 1);
+        while (ni[s])
+            s = (s + 1) & (ncap - 1);
+        ni[s] = id + 1;
+    }
+    pm_rawmem_free(*index, (size_t)*index_cap * sizeof **index);
+    *index = ni;
+    *index_cap = ncap;
+    return true;
+}
+
+static uint64_t node_hash_of(uint32_t id)
+{
+    const struct node *n = &T.nodes[id];
+    return node_hash(n->parent, n->code, n->lasti, n->filename, n->name);
+}
+
+static uint64_t string_hash_of(uint32_t id)
+{
+    return T.strings[id].hash;
+}
+
+/* Emits a record that defines something, outside any sequence window. */
+static void emit(struct pm_buffer *b, const uint8_t *rec, size_t n)
+{
+    if (pm_buffer_ensure(b, n))
+        pm_buffer_append(b, rec, n);
+}
+
+/* Interns `s` by content; returns its id, announcing it if new. 0 is "". */
+static uint32_t string_intern(struct pm_buffer *b, const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    uint64_t h = text_hash(s, n);
+    if (T.string_index_cap) {
+        for (uint32_t i = (uint32_t)h & (T.string_index_cap - 1); T.string_index[i];
+             i = (i + 1) & (T.string_index_cap - 1)) {
+            const struct string *e = &T.strings[T.string_index[i] - 1];
+            if (e->hash == h && e->length == n && !memcmp(T.text + e->offset, s, n))
+                return T.string_index[i] - 1;
+        }
+    }
+    if (T.string_count == 0)
+        T.string_count = 1; /* id 0 is the empty string, never stored */
+    uint32_t id = T.string_count;
+    if (!grow((void **)&T.strings, &T.string_cap, sizeof *T.strings, id + 1) ||
+        !grow((void **)&T.text, &T.text_cap, 1, T.text_used + (uint32_t)n))
+        return 0;
+    if ((id + 1) * 2 > T.string_index_cap &&
+        !rehash(&T.string_index, &T.string_index_cap, id, string_hash_of))
+        return 0;
+    memcpy(T.text + T.text_used, s, n);
+    T.strings[id] = (struct string){h, T.text_used, (uint32_t)n};
+    T.text_used += (uint32_t)n;
+    T.string_count = id + 1;
+    uint32_t slot = (uint32_t)h & (T.string_index_cap - 1);
+    while (T.string_index[slot])
+        slot = (slot + 1) & (T.string_index_cap - 1);
+    T.string_index[slot] = id + 1;
+
+    uint8_t rec[16 + PM_STRING_MAX];
+    size_t len = 0;
+    rec[len++] = PM_TAG_STRING;
+    len += pm_put_varint(rec + len, id);
+    len += pm_put_varint(rec + len, n);
+    memcpy(rec + len, s, n);
+    emit(b, rec, len + n);
+    return id;
+}
+
+/* The process-wide lookup; creates and announces the node when new.
+ * code == NULL is the "<truncated>" marker under the root. */
+static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct pm_rawframe *f)
+{
+    struct pm_codeinfo ci = {0};
+    if (f->code)
+        pm_pyframes_codeinfo(f->code, &ci);
+    uint64_t h = node_hash(parent, f->code, f->lasti, ci.filename, ci.name);
+
+    pthread_mutex_lock(&T.lock);
+    uint32_t found = 0;
+    if (T.index_cap) {
+        for (uint32_t i = (uint32_t)h & (T.index_cap - 1); T.node_index[i];
+             i = (i + 1) & (T.index_cap - 1)) {
+            const struct node *n = &T.nodes[T.node_index[i] - 1];
+            if (n->code == f->code && n->parent == parent && n->lasti == f->lasti &&
+                n->filename == ci.filename && n->name == ci.name) {
+                found = T.node_index[i] - 1;
+                break;
+            }
+        }
+    }
+    if (found) {
+        pthread_mutex_unlock(&T.lock);
+        return found;
+    }
+
+    char file[PM_STRING_MAX], func[PM_STRING_MAX];
+    size_t file_len, func_len;
+    int line = 0;
+    if (f->code) {
+        file_len = pm_pyframes_str(ci.filename, file, sizeof file);
+        func_len = pm_pyframes_str(ci.name, func, sizeof func);
+        line = pm_pyframes_line(f->code, f->lasti);
+    } else {
+        file_len = strlen(PM_TRUNCATED_FILE);
+        memcpy(file, PM_TRUNCATED_FILE, file_len);
+        func_len = 0;
+    }
+    uint32_t file_sid = string_intern(b, file, file_len);
+    uint32_t func_sid = string_intern(b, func, func_len);
+
+    if (T.node_count == 0)
+        T.node_count = 1; /* node 0 is the root, never stored */
+    uint32_t id = T.node_count;
+    if (!grow((void **)&T.nodes, &T.node_cap, sizeof *T.nodes, id + 1) ||
+        ((id + 1) * 2 > T.index_cap && !rehash(&T.node_index, &T.index_cap, id, node_hash_of))) {
+        pthread_mutex_unlock(&T.lock);
+        return parent; /* out of memory: attribute to the caller's frame */
+    }
+    T.nodes[id] = (struct node){parent, f->lasti, f->code, ci.filename, ci.name};
+    T.node_count = id + 1;
+    uint32_t slot = (uint32_t)h & (T.index_cap - 1);
+    while (T.node_index[slot])
+        slot = (slot + 1) & (T.index_cap - 1);
+    T.node_index[slot] = id + 1;
+
+    uint8_t rec[64];
+    size_t n = 0;
+    rec[n++] = PM_TAG_NODE;
+    n += pm_put_varint(rec + n, id);
+    n += pm_put_varint(rec + n, parent);
+    n += pm_put_varint(rec + n, file_sid);
+    n += pm_put_varint(rec + n, func_sid);
+    n += pm_put_varint(rec + n, (uint64_t)(line < 0 ? 0 : line));
+    emit(b, rec, n);
+    pthread_mutex_unlock(&T.lock);
+    return id;
+}
+
+static uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint32_t parent,
+                              const struct pm_rawframe *f)
+{
+    uint64_t h = mix((uint64_t)(uintptr_t)f->code ^ ((uint64_t)parent << 32) ^ (uint32_t)f->lasti);
+    struct lookup_entry *e = &c->lookup[h & (LOOKUP_SLOTS - 1)];
+    if (e->code == f->code && e->parent == parent && e->lasti == f->lasti && e->node)
+        return e->node;
+    uint32_t node = node_intern(b, parent, f);
+    *e = (struct lookup_entry){f->code, parent, f->lasti, node};
+    return node;
+}
+
+uint32_t pm_stacks_current(struct pm_buffer *b)
+{
+    if (!atomic_load_explicit(&enabled, memory_order_relaxed))
+        return 0;
+    struct pm_stackcache *c = b->stacks;
+    bool truncated;
+    int n = pm_pyframes_walk(c->scratch, max_depth, &truncated);
+    if (n == 0)
+        return 0;
+    int common = 0;
+    if (truncated == c->truncated) {
+        while (common < n && common < c->depth && c->frames[common].code == c->scratch[n - 1 - common].code &&
+               c->frames[common].lasti == c->scratch[n - 1 - common].lasti)
+            common++;
+    }
+    uint32_t parent;
+    if (common > 0) {
+        parent = c->nodes[common - 1];
+    } else if (truncated) {
+        static const struct pm_rawframe marker = {NULL, -1};
+        parent = cached_intern(b, c, 0, &marker);
+    } else {
+        parent = 0;
+    }
+    for (int i = common; i < n; i++) {
+        const struct pm_rawframe *f = &c->scratch[n - 1 - i];
+        parent = cached_intern(b, c, parent, f);
+        c->frames[i] = *f;
+        c->nodes[i] = parent;
+    }
+    c->depth = n;
+    c->truncated = truncated;
+    return c->nodes[n - 1];
+}
+
+struct pm_stackcache *pm_stackcache_new(void)
+{
+    return pm_rawmem_alloc(sizeof(struct pm_stackcache));
+}
+
+void pm_stackcache_clear(struct pm_stackcache *c)
+{
+    c->depth = 0;
+    c->truncated = false;
+    memset(c->lookup, 0, sizeof c->lookup);
+}
+
+void pm_stacks_enable(bool on)
+{
+    atomic_store(&enabled, on);
+}
+
+void pm_stacks_set_depth(int depth)
+{
+    if (depth < 1)
+        depth = 1;
+    if (depth > PM_STACK_DEPTH_MAX)
+        depth = PM_STACK_DEPTH_MAX;
+    max_depth = depth;
+}
+
+void pm_stacks_reset_after_fork(void)
+{
+    /* The parent's tables describe nodes announced in the parent's capture:
+     * start empty so the child's capture announces everything it uses. The
+     * old mappings are abandoned (the child has no other thread using them). */
+    pthread_mutex_init(&T.lock, NULL);
+    T.nodes = NULL;
+    T.node_count = T.node_cap = 0;
+    T.node_index = NULL;
+    T.index_cap = 0;
+    T.strings = NULL;
+    T.string_count = T.string_cap = 0;
+    T.string_index = NULL;
+    T.string_index_cap = 0;
+    T.text = NULL;
+    T.text_used = T.text_cap = 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * stacks: interns call stacks into a tree (node = frame + parent), so that an
+ * event carries one integer. New nodes and strings are announced in the
+ * capture by NODE and STRING records, written into the buffer of the thread
+ * that created them, before the event that first uses them.
+ *
+ * Two levels: a per-thread cache (the last walk, compared from the outermost
+ * frame so that only the frames that changed are looked up, and a small
+ * direct-mapped table of recent lookups) answers almost every event without
+ * touching shared state; a miss goes to the process-wide tables under one
+ * mutex. The mutex is never held while waiting for anything but the writer's
+ * file lock (lock order: stacks, then file).
+ */
+#ifndef PM_STACKS_H
+#define PM_STACKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pm_buffer;
+struct pm_stackcache;
+
+#define PM_STACK_DEPTH_DEFAULT 128
+#define PM_STACK_DEPTH_MAX 1024
+
+struct pm_stackcache *pm_stackcache_new(void);
+void pm_stackcache_clear(struct pm_stackcache *c);
+
+/* Node of the calling thread's current Python stack (0: none). */
+uint32_t pm_stacks_current(struct pm_buffer *b);
+
+/* Stack walking starts once the interpreter is up (pyhooks.c) and stops when
+ * it begins to finalise: its thread states are then being freed. */
+void pm_stacks_enable(bool on);
+void pm_stacks_set_depth(int depth);
+
+/* In a forked child: start over with empty process-wide tables. */
+void pm_stacks_reset_after_fork(void);
+
+#endif

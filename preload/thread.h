@@ -1,0 +1,26 @@
+/*
+ * thread: pymem's per-thread state. Initial-exec TLS (no __tls_get_addr, which
+ * may allocate on a thread's first access) and trivially destructible: glibc
+ * still calls free() on a thread after its TLS destructors have run.
+ */
+#ifndef PM_THREAD_H
+#define PM_THREAD_H
+
+struct pm_buffer;
+
+struct pm_thread {
+    /* Non-zero while this thread is inside pymem or inside a hooked Python
+     * allocator: nested calls pass straight through, so an allocation is
+     * recorded once, at its outermost layer, and pymem never records itself. */
+    int guard;
+    /* Non-zero inside the recorder proper: a malloc reaching the hooks now
+     * comes from a signal handler that interrupted us, and cannot be recorded
+     * without corrupting the event being written. It is counted instead. */
+    int recording;
+    /* This thread's event buffer; NULL until its first event. */
+    struct pm_buffer *buf;
+};
+
+extern __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));
+
+#endif

@@ -1,0 +1,403 @@
+/*
+ * writer: the capture file and the thread that fills it (contract in
+ * writer.h). The writer thread runs with pm_thread.guard set for good, so
+ * nothing it does is recorded; it blocks every signal.
+ *
+ * Watermarks. A producer sets its ring's `busy` flag, takes a sequence number
+ * from pm_seq, publishes the record and clears `busy` (recorder.c). A pass
+ * first reads W = pm_seq, then for each ring waits until `busy` is clear and
+ * drains it. Any record with seq < W was numbered before W was read, so its
+ * producer had already set `busy` (all these operations are seq_cst); seeing
+ * `busy` clear afterwards means the record was published, and so drained.
+ * A ring registered after the registry walk began belongs to a thread whose
+ * first number is >= W. Hence WATERMARK(W) after the pass is a promise the
+ * reader can sort by. A ring that stays busy (its thread stopped by a signal
+ * handler that never returns) costs only the watermark of that pass.
+ */
+#define _GNU_SOURCE
+#include "writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "pymem/format.h"
+#include "rawmem.h"
+#include "recorder.h"
+#include "thread.h"
+
+#define PASS_INTERVAL_NS 10000000u
+#define BUSY_WAIT_NS 50000000u
+#define FINISH_LOCK_WAIT_NS 2000000000u
+
+static struct {
+    pthread_mutex_t lock;
+    int fd;
+    int statm_fd;
+    char path[4096];
+    bool warned;
+    _Atomic int snapshot_requests;
+    int snapshots_taken;
+    uint64_t snapshot_every_ns;
+    uint64_t next_periodic_ns;
+    int periodic_taken;
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .statm_fd = -1};
+
+const char *pm_writer_path(void)
+{
+    return W.path;
+}
+
+static void warn_failure(const char *what, int err)
+{
+    if (W.warned)
+        return;
+    W.warned = true;
+    char msg[4400];
+    int n = snprintf(msg, sizeof msg,
+                     "pymem: cannot %s capture %s: %s; profiling stopped, the program continues\n",
+                     what, W.path, strerror(err));
+    if (n > 0)
+        (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+/* Writes all of iov, retrying EINTR and partial writes. 0 or an errno. */
+static int write_all(struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t w = writev(W.fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (w == 0)
+            return EIO;
+        while (cnt > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/* Writes one chunk from up to two payload segments. Caller holds the lock.
+ * On failure profiling is turned off. */
+static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2,
+                        size_t n2)
+{
+    if (W.fd < 0)
+        return false;
+    uint8_t h[PM_CHUNK_HEADER_SIZE];
+    uint32_t crc = pm_crc32(pm_crc32(0, p1, n1), p2, n2);
+    pm_chunk_header(h, kind, stream, (uint32_t)(n1 + n2), crc);
+    struct iovec iov[3] = {{h, sizeof h}, {(void *)p1, n1}, {(void *)p2, n2}};
+    int err = write_all(iov, n2 ? 3 : 2);
+    if (err) {
+        warn_failure("write", err);
+        close(W.fd);
+        W.fd = -1;
+        atomic_store(&pm_state, PM_STATE_DORMANT);
+        return false;
+    }
+    return true;
+}
+
+static bool drain(struct pm_buffer *b)
+{
+    const uint8_t *s1, *s2;
+    size_t n1, n2;
+    size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
+    if (!avail)
+        return true;
+    if (!write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2))
+        return false;
+    pm_buffer_consume(b, avail);
+    return true;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool wait_not_busy(struct pm_buffer *b)
+{
+    if (!atomic_load(&b->busy))
+        return true;
+    uint64_t deadline = monotonic_ns() + BUSY_WAIT_NS;
+    while (atomic_load(&b->busy)) {
+        if (monotonic_ns() > deadline)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+static uint64_t rss_bytes(void)
+{
+    if (W.statm_fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t n = pread(W.statm_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
+{
+    uint64_t seq = atomic_fetch_add(&pm_seq, 1);
+    size_t len = strnlen(label, 200), n = 0;
+    rec[n++] = PM_TAG_SNAPSHOT;
+    n += pm_put_varint(rec + n, seq);
+    n += pm_put_varint(rec + n, (uint64_t)kind);
+    n += pm_put_varint(rec + n, pm_now_ns());
+    n += pm_put_varint(rec + n, len);
+    memcpy(rec + n, label, len);
+    return n + len;
+}
+
+/* The label `pymem snapshot PID --label L` left for us, if any. */
+static void take_label_file(char *label, size_t cap)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/pymem-snapshot-%d.label", dir && *dir ? dir : "/tmp", (int)getpid());
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_uid == getuid() && S_ISREG(st.st_mode)) {
+        ssize_t n = read(fd, label, cap - 1);
+        if (n > 0) {
+            label[n] = 0;
+            label[strcspn(label, "\n")] = 0;
+        }
+    }
+    close(fd);
+    unlink(path);
+}
+
+static bool thread_gone(pid_t tid)
+{
+    return syscall(SYS_tgkill, getpid(), tid, 0) < 0 && errno == ESRCH;
+}
+
+/* One pass over every ring, then the control chunk. Caller holds the lock. */
+static void pass(bool final, int end_reason, int end_detail)
+{
+    uint64_t mark = atomic_load(&pm_seq);
+    bool mark_ok = true;
+    for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next) {
+        if (atomic_load(&b->state) == PM_BUF_FREE)
+            continue;
+        if (!wait_not_busy(b))
+            mark_ok = false;
+        bool exited = atomic_load(&b->state) == PM_BUF_EXITED && !final && thread_gone(b->tid);
+        if (!drain(b))
+            return;
+        if (exited && !atomic_load(&b->busy) && drain(b))
+            atomic_store(&b->state, PM_BUF_FREE);
+    }
+
+    uint8_t rec[2048];
+    size_t n = 0;
+    if (!final) {
+        uint64_t now = pm_now_ns();
+        while (atomic_load(&W.snapshot_requests) > 0 && n < 1024) {
+            atomic_fetch_sub(&W.snapshot_requests, 1);
+            char label[256];
+            snprintf(label, sizeof label, "signal-%d", ++W.snapshots_taken);
+            take_label_file(label, sizeof label);
+            n += put_snapshot(rec + n, PM_SNAP_SIGNAL, label);
+        }
+        if (W.snapshot_every_ns && now >= W.next_periodic_ns) {
+            char label[64];
+            snprintf(label, sizeof label, "periodic-%d", ++W.periodic_taken);
+            n += put_snapshot(rec + n, PM_SNAP_PERIODIC, label);
+            W.next_periodic_ns = now + W.snapshot_every_ns;
+        }
+    }
+    uint64_t now = pm_now_ns();
+    rec[n++] = PM_TAG_TICK;
+    n += pm_put_varint(rec + n, mark);
+    n += pm_put_varint(rec + n, now);
+    n += pm_put_varint(rec + n, rss_bytes());
+    n += pm_put_varint(rec + n, pm_rawmem_bytes());
+    if (mark_ok) {
+        rec[n++] = PM_TAG_WATERMARK;
+        n += pm_put_varint(rec + n, mark);
+    }
+    if (final) {
+        rec[n++] = PM_TAG_END;
+        n += pm_put_varint(rec + n, atomic_load(&pm_seq));
+        n += pm_put_varint(rec + n, now);
+        n += pm_put_varint(rec + n, (uint64_t)end_reason);
+        n += pm_put_varint(rec + n, (uint64_t)end_detail);
+        n += pm_put_varint(rec + n, pm_rawmem_bytes());
+        n += pm_put_varint(rec + n, atomic_load(&pm_unrecorded));
+    }
+    write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0);
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pm_thread.guard = 1;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        struct timespec ts = {0, PASS_INTERVAL_NS};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&W.lock);
+        if (atomic_load(&pm_state) != PM_STATE_ON) {
+            pthread_mutex_unlock(&W.lock);
+            return NULL;
+        }
+        pass(false, 0, 0);
+        pthread_mutex_unlock(&W.lock);
+    }
+}
+
+static int put_string(uint8_t *p, size_t cap, size_t *at, const char *s)
+{
+    size_t len = strlen(s);
+    if (*at + len + 10 > cap)
+        return -1;
+    *at += pm_put_varint(p + *at, len);
+    memcpy(p + *at, s, len);
+    *at += len;
+    return 0;
+}
+
+static void write_meta(const char *const *kv)
+{
+    static uint8_t buf[65536];
+    size_t n = 0;
+    for (; kv[0] && kv[1]; kv += 2)
+        if (put_string(buf, sizeof buf, &n, kv[0]) || put_string(buf, sizeof buf, &n, kv[1]))
+            break;
+    write_chunk(PM_CHUNK_META, 0, buf, n, NULL, 0);
+}
+
+int pm_writer_open(const char *path, const char *const *kv)
+{
+    snprintf(W.path, sizeof W.path, "%s", path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int err = errno;
+        warn_failure("create", err);
+        return err;
+    }
+    W.fd = fd;
+    uint8_t h[PM_FILE_HEADER_SIZE] = {0};
+    memcpy(h, PM_FILE_MAGIC, 8);
+    pm_put_u32le(h + 8, PM_FORMAT_VERSION);
+    struct iovec iov = {h, sizeof h};
+    int err = write_all(&iov, 1);
+    if (err) {
+        warn_failure("write", err);
+        close(fd);
+        W.fd = -1;
+        return err;
+    }
+    W.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    write_meta(kv);
+    return W.fd >= 0 ? 0 : EIO;
+}
+
+void pm_writer_meta(const char *key, const char *value)
+{
+    const char *kv[] = {key, value, NULL};
+    pthread_mutex_lock(&W.lock);
+    write_meta(kv);
+    pthread_mutex_unlock(&W.lock);
+}
+
+bool pm_writer_start(uint64_t snapshot_every_ns)
+{
+    W.snapshot_every_ns = snapshot_every_ns;
+    W.next_periodic_ns = snapshot_every_ns;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&t, &attr, writer_main, NULL);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+}
+
+bool pm_writer_flush_buffer(struct pm_buffer *b)
+{
+    pthread_mutex_lock(&W.lock);
+    bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b);
+    pthread_mutex_unlock(&W.lock);
+    return ok;
+}
+
+void pm_writer_request_snapshot(void)
+{
+    atomic_fetch_add(&W.snapshot_requests, 1);
+}
+
+void pm_writer_finish(int reason, int detail)
+{
+    if (atomic_load(&pm_state) != PM_STATE_ON)
+        return;
+    uint64_t deadline = monotonic_ns() + FINISH_LOCK_WAIT_NS;
+    while (pthread_mutex_trylock(&W.lock) != 0) {
+        if (monotonic_ns() > deadline)
+            return; /* the lock holder is stuck: leave a truncated capture */
+        sched_yield();
+    }
+    int expected = PM_STATE_ON;
+    if (atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
+        pass(true, reason, detail);
+        if (W.fd >= 0)
+            close(W.fd);
+        W.fd = -1;
+    }
+    pthread_mutex_unlock(&W.lock);
+}
+
+void pm_writer_reset_after_fork(void)
+{
+    pthread_mutex_init(&W.lock, NULL);
+    if (W.fd >= 0)
+        close(W.fd);
+    if (W.statm_fd >= 0)
+        close(W.statm_fd);
+    W.fd = -1;
+    W.statm_fd = -1;
+    W.path[0] = 0;
+    W.warned = false;
+    atomic_store(&W.snapshot_requests, 0);
+    W.snapshots_taken = 0;
+    W.periodic_taken = 0;
+}

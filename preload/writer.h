@@ -1,0 +1,45 @@
+/*
+ * writer: owns the capture file. One background thread drains every thread's
+ * ring into self-delimiting chunks every 10 ms, stamps the stream with TICK
+ * (time, RSS, profiler footprint) and WATERMARK records, and takes the
+ * snapshots asked for by signal or timer. Every write(2) to the capture goes
+ * through here, under one file lock.
+ * Failure policy: a failed write (disk full, I/O error) prints one warning and
+ * turns profiling off; the program carries on untouched.
+ */
+#ifndef PM_WRITER_H
+#define PM_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pm_buffer;
+
+/* Creates the capture (0600, O_EXCL, never following a symlink) and writes
+ * its header and first META chunk from `kv` (key, value, ..., NULL).
+ * Returns 0, or an errno value. */
+int pm_writer_open(const char *path, const char *const *kv);
+/* Appends a META chunk with one more key. */
+void pm_writer_meta(const char *key, const char *value);
+/* Starts the background thread; false if it cannot (then rings are flushed
+ * only when full and at the end). */
+bool pm_writer_start(uint64_t snapshot_every_ns);
+
+/* Producer side: drains `b` now because it is full. False when the capture
+ * is no longer being written. */
+bool pm_writer_flush_buffer(struct pm_buffer *b);
+
+/* Async-signal-safe: ask the writer thread for a snapshot (SIGUSR2). */
+void pm_writer_request_snapshot(void);
+
+/* Ends the capture: final drain, WATERMARK, END. Safe to call more than once
+ * and from a signal handler (it waits a bounded time for the file lock). */
+void pm_writer_finish(int reason, int detail);
+
+/* In a forked child: forget the parent's file and thread. */
+void pm_writer_reset_after_fork(void);
+
+/* The capture's path, for messages ("" before open). */
+const char *pm_writer_path(void);
+
+#endif
