@@ -277,20 +277,37 @@ static void install(void)
     installing = false;
 }
 
+/* Installs everything at the first event after initialisation. Returns
+ * non-zero while it cannot yet. */
+static int audit_install(const char *event)
+{
+    (void)event;
+    if (installed || installing || !recording_wanted)
+        return 0;
+    if (!api.IsInitialized() || !pm_recorder_on())
+        return 1;
+    install();
+    return 0;
+}
+
 static int audit_hook(const char *event, PyObject *args, void *data)
 {
     (void)args;
     (void)data;
-    if (main_seen || installing || !recording_wanted)
+    if (installing || !recording_wanted || event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
+        return installed ? 0 : audit_install(event);
+    if (!installed && audit_install(event))
         return 0;
-    if (!installed) {
-        if (!api.IsInitialized() || !pm_recorder_on())
-            return 0;
-        install();
-    }
-    if (strncmp(event, "cpython.run_", 12) == 0) {
+    if (!main_seen && strncmp(event + 8, "run_", 4) == 0) {
         main_seen = true;
         snapshot(PM_SNAP_MAIN, "main");
+    } else if (!strcmp(event + 8, "_PySys_ClearAuditHooks")) {
+        /* The interpreter is finalised: end the capture now. A program that
+         * dies of an unhandled KeyboardInterrupt re-raises SIGINT after this
+         * point and would otherwise leave a capture without its end. */
+        pm_thread.guard = 1;
+        pm_writer_finish(PM_END_EXIT, 0);
+        pm_thread.guard = 0;
     }
     return 0;
 }
