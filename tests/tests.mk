@@ -1,1 +1,37 @@
-# tests: see below
+# Tests, included by the top-level Makefile.
+#   unit         cmocka tests of each module (tests/unit/test_*.c)
+#   pyoffsets    the frame layouts against every Python's headers found here
+#   golden       checked-in captures -> expected reports (tests/golden)
+#   integration  real Python programs under pymem, on every Python found
+
+UNIT_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -Ianalyzer -Ipreload -Itests/unit -pthread
+UNIT_PRELOAD_OBJS := $(filter-out $(BUILD)/preload/interpose.o,$(PRELOAD_OBJS))
+UNIT_TESTS := format live stacks replay recorder
+UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+
+$(BUILD)/tests/builder.o: tests/unit/builder.c tests/unit/builder.h include/pymem/format.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_OBJS) $(BUILD)/tests/builder.o
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_OBJS) $(BUILD)/tests/builder.o \
+		-lcmocka -ldl -lm
+
+$(BUILD)/tests/libpmtest.so: tests/integration/pmtest.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -fPIC -shared -pthread -o $@ $<
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+pyoffsets: | $(DEPS_STAMP)
+	@sh tests/unit/run_pyoffsets.sh $(BUILD)/tests
+
+golden: $(BUILD)/pymem
+	@sh tests/golden/run.sh $(BUILD)/pymem
+
+integration: all $(BUILD)/tests/libpmtest.so
+	@python3 tests/integration/run.py --build $(BUILD)
+
+test: all unit pyoffsets golden integration

@@ -1,0 +1,35 @@
+/*
+ * builder: writes synthetic captures for the analyzer's tests, record by
+ * record, with the encodings of include/pymem/format.h. Each stream's records
+ * collect in the current chunk; changing stream (or b_flush) writes it out.
+ */
+#ifndef PM_TEST_BUILDER_H
+#define PM_TEST_BUILDER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct builder {
+    FILE *f;
+    uint8_t buf[1 << 16];
+    size_t n;
+    uint32_t stream; /* of the open chunk; 0 = control */
+    uint64_t last_seq[16], last_addr[16], last_stack[16];
+};
+
+void b_open(struct builder *b, const char *path);
+void b_close(struct builder *b);
+void b_flush(struct builder *b);
+void b_meta(struct builder *b, const char *key, const char *value);
+void b_thread(struct builder *b, uint32_t stream, uint64_t tid);
+void b_string(struct builder *b, uint32_t stream, uint64_t id, const char *text);
+void b_node(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, uint64_t file, uint64_t func,
+            uint64_t line);
+void b_alloc(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t size, uint64_t stack);
+void b_free(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr);
+void b_snapshot(struct builder *b, uint32_t stream, uint64_t seq, int kind, uint64_t time_ns, const char *label);
+void b_tick(struct builder *b, uint64_t seq, uint64_t time_ns);
+void b_watermark(struct builder *b, uint64_t seq);
+void b_end(struct builder *b, uint64_t seq, uint64_t time_ns);
+
+#endif

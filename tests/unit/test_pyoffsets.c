@@ -1,0 +1,70 @@
+/* Unit test: the frame and code object offsets pyframes.c tables for each
+ * Python minor version equal the ones in that version's own headers. Built
+ * once per Python whose headers are on the machine (see tests.mk). */
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#if PY_VERSION_HEX >= 0x030B0000
+#include <internal/pycore_frame.h>
+#else
+#include <frameobject.h>
+#endif
+#include <stddef.h>
+#include <stdio.h>
+
+#include "../../preload/pyframes.c"
+
+static int failures;
+
+#define CHECK(field, expected)                                                                     \
+    do {                                                                                           \
+        if ((long)l->field != (long)(expected)) {                                                  \
+            printf("3.%d: %s is %ld in pyframes.c, %ld in the headers\n", PY_MINOR_VERSION, #field,  \
+                   (long)l->field, (long)(expected));                                              \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+int main(void)
+{
+    const struct layout *l = NULL;
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        if (layouts[i].minor == PY_MINOR_VERSION)
+            l = &layouts[i];
+    if (!l) {
+        printf("3.%d: no layout in pyframes.c\n", PY_MINOR_VERSION);
+        return 1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    CHECK(tstate_frame, offsetof(PyThreadState, current_frame));
+    CHECK(frame_code, offsetof(_PyInterpreterFrame, f_executable));
+    CHECK(frame_back, offsetof(_PyInterpreterFrame, previous));
+    CHECK(frame_instr, offsetof(_PyInterpreterFrame, instr_ptr));
+    CHECK(frame_owner, offsetof(_PyInterpreterFrame, owner));
+#elif PY_VERSION_HEX >= 0x030B0000
+    CHECK(tstate_frame, offsetof(PyThreadState, cframe));
+    CHECK(cframe_current, offsetof(_PyCFrame, current_frame));
+    CHECK(frame_code, offsetof(_PyInterpreterFrame, f_code));
+    CHECK(frame_back, offsetof(_PyInterpreterFrame, previous));
+    CHECK(frame_instr, offsetof(_PyInterpreterFrame, prev_instr));
+#if PY_VERSION_HEX >= 0x030C0000
+    CHECK(frame_owner, offsetof(_PyInterpreterFrame, owner));
+#endif
+#else
+    CHECK(tstate_frame, offsetof(PyThreadState, frame));
+    CHECK(frame_back, offsetof(PyFrameObject, f_back));
+    CHECK(frame_code, offsetof(PyFrameObject, f_code));
+    CHECK(frame_instr, offsetof(PyFrameObject, f_lasti));
+#endif
+    CHECK(co_filename, offsetof(PyCodeObject, co_filename));
+#if PY_VERSION_HEX >= 0x030B0000
+    CHECK(co_name, offsetof(PyCodeObject, co_qualname));
+    CHECK(co_code_adaptive, offsetof(PyCodeObject, co_code_adaptive));
+#else
+    CHECK(co_name, offsetof(PyCodeObject, co_name));
+#endif
+    CHECK(co_firstlineno, offsetof(PyCodeObject, co_firstlineno));
+    CHECK(str_ascii_size, sizeof(PyASCIIObject));
+    CHECK(str_compact_size, sizeof(PyCompactUnicodeObject));
+    printf("%d passed, %d failed: Python 3.%d frame layout\n", failures ? 0 : 1, failures ? 1 : 0, PY_MINOR_VERSION);
+    return failures != 0;
+}

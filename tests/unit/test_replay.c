@@ -1,0 +1,297 @@
+/* Unit tests: replay and analyses on synthetic captures with exact expected
+ * numbers: peak, live sites, diff between snapshots, ordering of interleaved
+ * thread streams by sequence number, truncated and damaged files. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "builder.h"
+#include "capture.h"
+#include "commands.h"
+#include "pymem/format.h"
+#include "replay.h"
+#include "sites.h"
+
+static char path[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(path, sizeof path, "/tmp/pymem-test-replay-%d.pmem", (int)getpid());
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    return 0;
+}
+
+/* app.py: f() line 10 -> g() line 20. Events (seq):
+ *  1 alloc A 100 @f   2 alloc B 300 @g   3 snapshot s1 (live 400)
+ *  4 free A           5 alloc C 1000 @g (peak 1300)   6 free C
+ *  7 alloc D 50 @f    8 snapshot s2 (live 350)        end */
+static void write_simple(void)
+{
+    struct builder b;
+    b_open(&b, path);
+    b_meta(&b, "pid", "42");
+    b_meta(&b, "python", "3.11.2");
+    b_thread(&b, 1, 42);
+    b_string(&b, 1, 1, "app.py");
+    b_string(&b, 1, 2, "f");
+    b_string(&b, 1, 3, "g");
+    b_node(&b, 1, 1, 0, 1, 2, 10);
+    b_node(&b, 1, 2, 1, 1, 3, 20);
+    b_alloc(&b, 1, 1, 0xA000, 100, 1);
+    b_alloc(&b, 1, 2, 0xB000, 300, 2);
+    b_snapshot(&b, 1, 3, PM_SNAP_USER, 1000, "s1");
+    b_free(&b, 1, 4, 0xA000);
+    b_alloc(&b, 1, 5, 0xC000, 1000, 2);
+    b_tick(&b, 6, 5000);
+    b_free(&b, 1, 6, 0xC000);
+    b_alloc(&b, 1, 7, 0xD000, 50, 1);
+    b_snapshot(&b, 1, 8, PM_SNAP_USER, 9000, "s2");
+    b_watermark(&b, 9);
+    b_end(&b, 9, 10000);
+    b_close(&b);
+}
+
+struct at_stop {
+    struct pm_sites *sites;
+    int slots[2];
+};
+
+static int collect(void *ctx, size_t i, struct pm_replay *r)
+{
+    struct at_stop *k = ctx;
+    return pm_sites_collect(k->sites, &r->cap->stacks, &r->live, 0, k->slots[i]);
+}
+
+static const struct pm_site *site_at_line(const struct pm_sites *s, uint32_t line)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].line == line)
+            return &s->v[i];
+    return NULL;
+}
+
+static void totals_and_peak_are_exact(void **state)
+{
+    (void)state;
+    write_simple();
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    struct pm_replay r;
+    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(r.t.allocations, 4);
+    assert_int_equal(r.t.frees, 2);
+    assert_int_equal(r.t.total_allocated, 1450);
+    assert_int_equal(r.t.peak_bytes, 1300);
+    assert_int_equal(r.t.peak_seq, 5);
+    assert_int_equal(r.t.live_bytes, 350);
+    assert_int_equal(c.snapshot_count, 2);
+    assert_int_equal(c.snapshots[0].live_bytes, 400);
+    assert_int_equal(c.snapshots[1].live_bytes, 350);
+    assert_true(c.has_end);
+    assert_int_equal(c.pid, 42);
+    assert_string_equal(c.python, "3.11.2");
+    uint64_t peak_seq = r.t.peak_seq;
+    pm_replay_free(&r);
+
+    struct pm_sites sites;
+    pm_sites_init(&sites, PM_BY_LINENO);
+    struct at_stop k = {&sites, {1, 1}};
+    assert_int_equal(pm_replay_run(&r, &c, &peak_seq, 1, collect, &k), 0);
+    pm_sites_sort(&sites, PM_ORDER_BYTES);
+    assert_int_equal(sites.n, 1);
+    assert_int_equal(sites.v[0].line, 20);
+    assert_int_equal(sites.v[0].bytes[1], 1300);
+    assert_int_equal(sites.v[0].count[1], 2);
+    pm_sites_free(&sites);
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
+static void diff_between_snapshots(void **state)
+{
+    (void)state;
+    write_simple();
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    struct pm_sites sites;
+    pm_sites_init(&sites, PM_BY_LINENO);
+    struct at_stop k = {&sites, {0, 1}};
+    uint64_t stops[2] = {3, 8};
+    struct pm_replay r;
+    assert_int_equal(pm_replay_run(&r, &c, stops, 2, collect, &k), 0);
+    pm_sites_sort(&sites, PM_ORDER_DIFF);
+    assert_int_equal(sites.n, 2);
+    const struct pm_site *g = site_at_line(&sites, 20), *f = site_at_line(&sites, 10);
+    assert_non_null(g);
+    assert_non_null(f);
+    assert_int_equal(g->bytes[0], 300);
+    assert_int_equal(g->bytes[1], 300);
+    assert_int_equal(f->bytes[0], 100);
+    assert_int_equal(f->bytes[1], 50);
+    assert_int_equal(sites.v[0].line, 20); /* diff 0 ranks above diff -50 */
+    pm_sites_free(&sites);
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
+static void commands_print_the_same_numbers(void **state)
+{
+    (void)state;
+    write_simple();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    struct pm_opts o = {.by = PM_BY_LINENO, .top = 10, .json = true, .from = "s1", .to = "s2"};
+    assert_int_equal(pm_cmd_diff(out, path, &o), 0);
+    fclose(out);
+    assert_non_null(strstr(text, "\"from\": \"s1\", \"to\": \"s2\""));
+    assert_non_null(strstr(text, "\"line\": 10, \"function\": \"f\", \"bytes\": 50, \"count\": 1, \"bytes_diff\": -50, \"count_diff\": 0"));
+    free(text);
+
+    out = open_memstream(&text, &len);
+    o.at = "s1";
+    assert_int_equal(pm_cmd_leaks(out, path, &o), 0);
+    fclose(out);
+    assert_non_null(strstr(text, "\"live_bytes\": 400"));
+    free(text);
+
+    out = open_memstream(&text, &len);
+    o.from = "peak";
+    o.to = "end";
+    assert_int_equal(pm_cmd_diff(out, path, &o), 0);
+    fclose(out);
+    assert_non_null(strstr(text, "\"line\": 20, \"function\": \"g\", \"bytes\": 300, \"count\": 1, \"bytes_diff\": -1000, \"count_diff\": -1"));
+    free(text);
+
+    o.from = "nosuch";
+    out = open_memstream(&text, &len);
+    assert_int_equal(pm_cmd_diff(out, path, &o), 1);
+    fclose(out);
+    free(text);
+}
+
+/* Stream 2's chunk reaches the file before stream 1's, though stream 1 holds
+ * the earlier events; stream 1 frees what stream 2 allocated. Only the order
+ * by sequence number gives no unmatched free and the right peak. */
+static void streams_are_merged_by_sequence(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_open(&b, path);
+    b_thread(&b, 2, 2);
+    b_alloc(&b, 2, 2, 0x5000, 700, 0);
+    b_alloc(&b, 2, 4, 0x6000, 10, 0);
+    b_thread(&b, 1, 1);
+    b_alloc(&b, 1, 1, 0x4000, 5, 0);
+    b_free(&b, 1, 3, 0x5000);
+    b_free(&b, 1, 5, 0x6000);
+    b_alloc(&b, 1, 6, 0x5000, 20, 0); /* the address comes back */
+    b_watermark(&b, 7);
+    b_end(&b, 7, 100);
+    b_close(&b);
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    struct pm_replay r;
+    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(r.t.unmatched_frees, 0);
+    assert_int_equal(r.t.peak_bytes, 705);
+    assert_int_equal(r.t.peak_seq, 2);
+    assert_int_equal(r.t.live_bytes, 25);
+    assert_int_equal(r.t.allocations, 4);
+    assert_int_equal(c.threads, 2);
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
+static void truncated_capture_reads_its_prefix(void **state)
+{
+    (void)state;
+    write_simple();
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    /* Cut inside the last (control) chunk: the events before it remain. */
+    assert_int_equal(truncate(path, size - 3), 0);
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    struct pm_replay r;
+    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    assert_true(c.reader.truncated);
+    assert_false(c.has_end);
+    assert_int_equal(r.t.allocations, 4);
+    assert_int_equal(r.t.peak_bytes, 1300);
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
+static void damaged_capture_is_an_error_with_offset(void **state)
+{
+    (void)state;
+    write_simple();
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 16 + 20 + 2, SEEK_SET); /* inside the first META chunk's payload */
+    fputc(0xff, f);
+    fclose(f);
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    struct pm_replay r;
+    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), -1);
+    assert_non_null(strstr(c.error, "corrupted capture (chunk checksum mismatch) at offset 16"));
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
+static void wrong_files_are_refused(void **state)
+{
+    (void)state;
+    FILE *f = fopen(path, "wb");
+    fputs("hello, this is not a capture", f);
+    fclose(f);
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), -1);
+    assert_non_null(strstr(c.error, "not a pymem capture"));
+    pm_capture_close(&c);
+
+    f = fopen(path, "wb");
+    uint8_t h[16] = "PYMEMCAP";
+    pm_put_u32le(h + 8, 99);
+    fwrite(h, 1, sizeof h, f);
+    fclose(f);
+    assert_int_equal(pm_capture_open(&c, path), -1);
+    assert_non_null(strstr(c.error, "version 99 is not supported"));
+    pm_capture_close(&c);
+
+    f = fopen(path, "wb");
+    fclose(f);
+    assert_int_equal(pm_capture_open(&c, path), -1);
+    pm_capture_close(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(totals_and_peak_are_exact),
+        cmocka_unit_test(diff_between_snapshots),
+        cmocka_unit_test(commands_print_the_same_numbers),
+        cmocka_unit_test(streams_are_merged_by_sequence),
+        cmocka_unit_test(truncated_capture_reads_its_prefix),
+        cmocka_unit_test(damaged_capture_is_an_error_with_offset),
+        cmocka_unit_test(wrong_files_are_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
