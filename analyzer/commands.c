@@ -32,9 +32,11 @@ static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *pat
         return error(c);
     if (pm_replay_run(r, c, NULL, 0, NULL, NULL))
         return error(c);
-    if (c->reader.truncated)
-        fprintf(stderr, "pymem: warning: %s is truncated at offset %llu; reading what was complete\n", path,
-                (unsigned long long)c->reader.offset);
+    if (!c->has_end)
+        fprintf(stderr,
+                "pymem: warning: %s is truncated at offset %llu (the process was killed or is still running); "
+                "reading what was complete\n",
+                path, (unsigned long long)c->reader.offset);
     return 0;
 }
 

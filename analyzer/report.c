@@ -227,6 +227,15 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                         x->bytes[1] - x->bytes[0], x->count[1] - x->count[0]);
             fputs(", \"phase\": ", out);
             pm_json_str(out, pm_phase_name(x->phase));
+            fputs(", \"domains\": {", out);
+            for (int d = 0, first = 1; d < PM_DOMAIN_COUNT; d++) {
+                if (!x->domain_count[d])
+                    continue;
+                fprintf(out, "%s\"%s\": {\"bytes\": %" PRId64 ", \"count\": %" PRId64 "}", first ? "" : ", ",
+                        domain_names[d], x->domain_bytes[d], x->domain_count[d]);
+                first = 0;
+            }
+            fputc('}', out);
             fputs(", \"stack\": ", out);
             stack_json(out, c, x->stack);
             fputc('}', out);

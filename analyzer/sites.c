@@ -11,6 +11,7 @@
 struct stack_total {
     uint32_t stack;
     uint8_t phase;
+    uint8_t domain;
     uint64_t bytes, count;
 };
 
@@ -59,7 +60,7 @@ static int grow_index(uint32_t **index, size_t *cap, size_t count, uint64_t (*ha
 
 static uint64_t stack_total_hash(const struct stack_total *t)
 {
-    return mix((uint64_t)t->stack << 2 | t->phase);
+    return mix((uint64_t)t->stack << 8 | (uint64_t)t->phase << 4 | t->domain);
 }
 
 static uint64_t st_hash_at(void *ctx, size_t i)
@@ -77,16 +78,16 @@ static uint64_t site_hash_at(void *ctx, size_t i)
     return site_hash(&((struct pm_sites *)ctx)->v[i]);
 }
 
-static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint64_t bytes)
+static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t bytes)
 {
-    struct stack_total key = {stack, phase, 0, 0};
+    struct stack_total key = {stack, phase, domain, 0, 0};
     if ((s->st_n + 1) * 2 > s->st_index_cap &&
         grow_index(&s->st_index, &s->st_index_cap, s->st_n, st_hash_at, s))
         return -1;
     size_t slot = stack_total_hash(&key) & (s->st_index_cap - 1);
     for (; s->st_index[slot]; slot = (slot + 1) & (s->st_index_cap - 1)) {
         struct stack_total *t = &s->st[s->st_index[slot] - 1];
-        if (t->stack == stack && t->phase == phase) {
+        if (t->stack == stack && t->phase == phase && t->domain == domain) {
             t->bytes += bytes;
             t->count++;
             return 0;
@@ -142,7 +143,7 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
         uint8_t phase = e->seq < main_seq                         ? PM_PHASE_STARTUP
                         : pm_stacks_in_import(stacks, e->stack) ? PM_PHASE_IMPORT
                                                                   : PM_PHASE_RUNTIME;
-        if (add_stack_total(s, e->stack, phase, e->size))
+        if (add_stack_total(s, e->stack, phase, e->domain < PM_DOMAIN_COUNT ? e->domain : 0, e->size))
             return -1;
     }
     for (size_t i = 0; i < s->st_n; i++) {
@@ -164,6 +165,10 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
             return -1;
         x->bytes[slot] += (int64_t)t->bytes;
         x->count[slot] += (int64_t)t->count;
+        if (slot == 1) {
+            x->domain_bytes[t->domain] += (int64_t)t->bytes;
+            x->domain_count[t->domain] += (int64_t)t->count;
+        }
         if (t->bytes > x->stack_bytes || !x->stack) {
             x->stack = t->stack;
             x->stack_bytes = t->bytes;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "live.h"
+#include "pymem/format.h"
 #include "stacks.h"
 
 enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK };
@@ -27,6 +28,7 @@ struct pm_site {
     uint32_t stack;            /* a representative stack: the one holding most bytes */
     uint64_t stack_bytes;
     int64_t bytes[2], count[2];
+    int64_t domain_bytes[PM_DOMAIN_COUNT], domain_count[PM_DOMAIN_COUNT]; /* slot 1 */
 };
 
 struct pm_sites {

@@ -215,7 +215,7 @@ static void activate(bool child)
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
                         NULL};
-    if (pm_writer_open(path, kv) != 0)
+    if (pm_writer_open(path, kv, child) != 0)
         return; /* warned; stay dormant */
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);

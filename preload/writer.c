@@ -48,6 +48,9 @@ static struct {
     int statm_fd;
     char path[4096];
     bool warned;
+    bool pending;        /* a child's capture, created at its first event */
+    uint8_t meta[65536]; /* META payload kept until the file exists */
+    size_t meta_len;
     _Atomic int snapshot_requests;
     int snapshots_taken;
     uint64_t snapshot_every_ns;
@@ -120,6 +123,8 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
     return true;
 }
 
+static bool create_file(void);
+
 static bool drain(struct pm_buffer *b)
 {
     const uint8_t *s1, *s2;
@@ -127,6 +132,8 @@ static bool drain(struct pm_buffer *b)
     size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
     if (!avail)
         return true;
+    if (W.pending && !create_file())
+        return false;
     if (!write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2))
         return false;
     pm_buffer_consume(b, avail);
@@ -261,7 +268,8 @@ static void pass(bool final, int end_reason, int end_detail)
         n += pm_put_varint(rec + n, pm_rawmem_bytes());
         n += pm_put_varint(rec + n, atomic_load(&pm_unrecorded));
     }
-    write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0);
+    if (W.fd >= 0)
+        write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0);
 }
 
 static void *writer_main(void *arg)
@@ -295,24 +303,37 @@ static int put_string(uint8_t *p, size_t cap, size_t *at, const char *s)
     return 0;
 }
 
-static void write_meta(const char *const *kv)
+/* Appends key/value pairs to the META payload kept for file creation. */
+static size_t add_meta(const char *const *kv)
 {
-    static uint8_t buf[65536];
-    size_t n = 0;
+    size_t start = W.meta_len;
     for (; kv[0] && kv[1]; kv += 2)
-        if (put_string(buf, sizeof buf, &n, kv[0]) || put_string(buf, sizeof buf, &n, kv[1]))
+        if (put_string(W.meta, sizeof W.meta, &W.meta_len, kv[0]) ||
+            put_string(W.meta, sizeof W.meta, &W.meta_len, kv[1]))
             break;
-    write_chunk(PM_CHUNK_META, 0, buf, n, NULL, 0);
+    return start;
 }
 
-int pm_writer_open(const char *path, const char *const *kv)
+/* Creates the file named in W.path (a numbered variant for a child whose
+ * name is taken) and writes the header and the META kept so far. */
+static bool create_file(void)
 {
-    snprintf(W.path, sizeof W.path, "%s", path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool numbered = W.pending;
+    W.pending = false;
+    int fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    size_t n = strlen(W.path);
+    size_t stem = n > 5 && !strcmp(W.path + n - 5, ".pmem") ? n - 5 : n;
+    for (int i = 2; fd < 0 && errno == EEXIST && numbered && i < 100; i++) {
+        char alt[sizeof W.path];
+        snprintf(alt, sizeof alt, "%.*s-%d.pmem", (int)stem, W.path, i);
+        fd = open(alt, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            memcpy(W.path, alt, sizeof alt);
+    }
     if (fd < 0) {
-        int err = errno;
-        warn_failure("create", err);
-        return err;
+        warn_failure("create", errno);
+        atomic_store(&pm_state, PM_STATE_DORMANT);
+        return false;
     }
     W.fd = fd;
     uint8_t h[PM_FILE_HEADER_SIZE] = {0};
@@ -324,18 +345,32 @@ int pm_writer_open(const char *path, const char *const *kv)
         warn_failure("write", err);
         close(fd);
         W.fd = -1;
-        return err;
+        atomic_store(&pm_state, PM_STATE_DORMANT);
+        return false;
     }
     W.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    write_meta(kv);
-    return W.fd >= 0 ? 0 : EIO;
+    return write_chunk(PM_CHUNK_META, 0, W.meta, W.meta_len, NULL, 0);
+}
+
+int pm_writer_open(const char *path, const char *const *kv, bool child)
+{
+    snprintf(W.path, sizeof W.path, "%s", path);
+    W.meta_len = 0;
+    add_meta(kv);
+    W.pending = true;
+    if (child)
+        return 0;
+    W.pending = false;
+    return create_file() ? 0 : EIO;
 }
 
 void pm_writer_meta(const char *key, const char *value)
 {
     const char *kv[] = {key, value, NULL};
     pthread_mutex_lock(&W.lock);
-    write_meta(kv);
+    size_t start = add_meta(kv);
+    if (W.fd >= 0)
+        write_chunk(PM_CHUNK_META, 0, W.meta + start, W.meta_len - start, NULL, 0);
     pthread_mutex_unlock(&W.lock);
 }
 
@@ -397,6 +432,8 @@ void pm_writer_reset_after_fork(void)
     W.statm_fd = -1;
     W.path[0] = 0;
     W.warned = false;
+    W.pending = false;
+    W.meta_len = 0;
     atomic_store(&W.snapshot_requests, 0);
     W.snapshots_taken = 0;
     W.periodic_taken = 0;

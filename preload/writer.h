@@ -17,8 +17,12 @@ struct pm_buffer;
 
 /* Creates the capture (0600, O_EXCL, never following a symlink) and writes
  * its header and first META chunk from `kv` (key, value, ..., NULL).
- * Returns 0, or an errno value. */
-int pm_writer_open(const char *path, const char *const *kv);
+ * Returns 0, or an errno value.
+ * `child`: a followed child. Its file is created only when it has a first
+ * event to write, so a fork that execs at once (subprocess before 3.10)
+ * leaves no capture; and if the name is taken (an exec'd image keeps its pid)
+ * a numbered variant is used. */
+int pm_writer_open(const char *path, const char *const *kv, bool child);
 /* Appends a META chunk with one more key. */
 void pm_writer_meta(const char *key, const char *value);
 /* Starts the background thread; false if it cannot (then rings are flushed

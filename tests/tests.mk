@@ -20,7 +20,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_O
 
 $(BUILD)/tests/libpmtest.so: tests/integration/pmtest.c
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g -fPIC -shared -pthread -o $@ $<
+	$(CC) -O1 -g -fno-builtin -fPIC -shared -pthread -o $@ $<
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

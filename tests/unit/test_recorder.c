@@ -69,7 +69,7 @@ static void concurrent_producers_lose_nothing(void **state)
     unlink(path);
     const char *kv[] = {"pid", "1", NULL};
     pm_clock_start();
-    assert_int_equal(pm_writer_open(path, kv), 0);
+    assert_int_equal(pm_writer_open(path, kv, false), 0);
     atomic_store(&pm_state, PM_STATE_ON);
     assert_true(pm_writer_start(0));
 
@@ -111,7 +111,7 @@ static void unwritable_path_fails_cleanly(void **state)
     int saved = dup(2);
     FILE *devnull = fopen("/dev/null", "w");
     dup2(fileno(devnull), 2);
-    int err = pm_writer_open("/nonexistent-dir/x.pmem", kv);
+    int err = pm_writer_open("/nonexistent-dir/x.pmem", kv, false);
     dup2(saved, 2);
     close(saved);
     fclose(devnull);

@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""Integration tests: real Python programs under pymem, checked against
+known truths (bytes and counts at known lines), on /usr/bin/python3 and every
+pyenv Python 3.8-3.13 on this machine. Prints one line per check and ends
+with "N passed, N failed"; exits non-zero on any failure."""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+BYTES_HEADER = 33  # offsetof(PyBytesObject, ob_sval) + 1 on CPython 3.8-3.13
+
+passed = 0
+failed = 0
+
+
+def marks(name):
+    """Line numbers of the '# MARK:X' comments in a test program."""
+    out = {}
+    with open(os.path.join(PROGRAMS, name)) as f:
+        for n, line in enumerate(f, 1):
+            m = re.search(r"# MARK:(\w+)", line)
+            if m:
+                out[m.group(1)] = n
+    return out
+
+
+class Ctx:
+    def __init__(self, build, python, tmp):
+        self.build = os.path.abspath(build)
+        self.pymem = os.path.join(self.build, "pymem")
+        self.lib = os.path.join(self.build, "libpymem.so")
+        self.python = python
+        self.tmp = tmp
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("PYMEM_"):
+                del env[k]
+        env["LD_PRELOAD"] = self.lib
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def capture(self, name):
+        path = os.path.join(self.tmp, name)
+        for p in glob.glob(path[:-5] + "*.pmem"):
+            os.unlink(p)
+        return path
+
+    def preload(self, args, output, timeout=120, **extra):
+        return subprocess.run([self.python] + args, env=self.env(PYMEM_OUTPUT=output, **extra),
+                              capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+
+    def analyze(self, *args, check=True):
+        r = subprocess.run([self.pymem] + list(args), capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError("pymem %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+        return r
+
+    def json(self, *args):
+        return json.loads(self.analyze(*(list(args) + ["--json"])).stdout)
+
+
+def check(label, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok    %s" % label)
+    else:
+        failed += 1
+        print("FAIL  %s %s" % (label, detail))
+
+
+def site(sites, line, file_suffix):
+    for s in sites:
+        if s["line"] == line and s["file"].endswith(file_suffix):
+            return s
+    return None
+
+
+# --- tests run on every Python ---------------------------------------------
+
+def test_leak_at_known_line(c, tag):
+    m = marks("leak.py")
+    out = c.capture("leak.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "leak.py")], out)
+    check(tag + " leak.py runs unchanged", r.returncode == 0 and r.stdout == "done 1000\n", r.stderr)
+    leaks = c.json("leaks", out, "--top", "5")
+    top = leaks["sites"][0]
+    want = 1000 * (10000 + BYTES_HEADER)
+    check(tag + " top leak is the LEAK line", top["file"].endswith("leak.py") and top["line"] == m["LEAK"]
+          and top["function"].endswith("remember"), json.dumps(top)[:300])
+    check(tag + " leak bytes and count exact", top["bytes"] == want and top["count"] == 1000,
+          "%s/%s want %d/1000" % (top["bytes"], top["count"], want))
+    check(tag + " leak phase is runtime, stack has main and <module>",
+          top["phase"] == "runtime" and [f["function"] for f in top["stack"]][-2:] == ["main", "<module>"],
+          json.dumps(top["stack"])[:300])
+    check(tag + " freed churn is not a leak", site(leaks["sites"], m["CHURN"], "leak.py") is None)
+    summ = c.json("summary", out)
+    check(tag + " summary complete", summ["truncated"] is False and summ["end"] == "exit"
+          and [s["label"] for s in summ["snapshots"]][-1] == "exit" and summ["python"].startswith(
+              ".".join(map(str, c.version))), json.dumps(summ)[:400])
+    check(tag + " churn allocations all counted", summ["allocations"] >= 4000 and summ["frees"] >= 3000)
+
+
+def test_peak_at_known_line(c, tag):
+    m = marks("peak.py")
+    out = c.capture("peak.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "peak.py")], out)
+    check(tag + " peak.py runs", r.returncode == 0 and r.stdout == "300 100\n", r.stderr)
+    peak = c.json("peak", out)
+    top = peak["sites"][0]
+    want = 300 * (100000 + BYTES_HEADER)
+    check(tag + " top peak site is the PEAK line", top["line"] == m["PEAK"] and top["function"].endswith("phase_one"),
+          json.dumps(top)[:300])
+    check(tag + " peak site bytes exact", top["bytes"] == want and top["count"] == 300,
+          "%s/%s want %d/300" % (top["bytes"], top["count"], want))
+    check(tag + " peak total covers the phase", want <= peak["peak_bytes"] < want + 8 * 2**20, str(peak["peak_bytes"]))
+    fn = c.json("peak", out, "--by", "filename")
+    check(tag + " --by filename groups the file", fn["sites"][0]["file"].endswith("peak.py")
+          and fn["sites"][0]["bytes"] >= want)
+
+
+def test_growth_between_snapshots(c, tag):
+    m = marks("growth.py")
+    out = c.capture("growth.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "growth.py")], out)
+    check(tag + " growth.py runs", r.returncode == 0, r.stderr)
+    d = c.json("diff", out, "before", "after")
+    top = d["sites"][0]
+    check(tag + " growth attributed to GROW line", top["line"] == m["GROW"] and top["file"].endswith("growth.py"),
+          json.dumps(top)[:300])
+    check(tag + " growth exact", top["bytes_diff"] == 400 * (7777 + BYTES_HEADER) and top["count_diff"] == 400,
+          "%s/%s" % (top["bytes_diff"], top["count_diff"]))
+    idx = c.json("diff", out, "1", "2")
+    check(tag + " snapshots by index", idx["from"] == "before" and idx["sites"][0]["line"] == m["GROW"])
+
+
+def test_threads_lose_nothing(c, tag):
+    m = marks("threads.py")
+    out = c.capture("threads.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "threads.py"), os.path.join(c.build, "tests", "libpmtest.so")], out)
+    check(tag + " threads.py runs", r.returncode == 0 and r.stdout == "10000\n", r.stderr)
+    leaks = c.json("leaks", out, "--at", "done", "--top", "0")
+    nat = site(leaks["sites"], m["NATIVE"], "threads.py")
+    py = site(leaks["sites"], m["PYTHON"], "threads.py")
+    # Python may allocate a few objects of its own while a thread runs that
+    # line (3.13 does, at random): the C allocations are the malloc domain.
+    native = nat["domains"].get("malloc") if nat else None
+    check(tag + " native blocks from 4 threads exact", native == {"bytes": 6000 * 54321, "count": 6000},
+          json.dumps(nat)[:300])
+    check(tag + " python blocks from 4 threads exact", py is not None and py["count"] == 10000
+          and py["bytes"] == 10000 * (3333 + BYTES_HEADER), json.dumps(py)[:200])
+    summ = c.json("summary", out)
+    check(tag + " 4 worker threads seen, nothing unrecorded", summ["threads"] >= 5 and summ["unrecorded_events"] == 0,
+          "threads=%s unrecorded=%s" % (summ["threads"], summ["unrecorded_events"]))
+
+
+def test_exit_paths(c, tag):
+    m = marks("leak.py")
+    cases = [("normal", 0, "exit"), ("sys_exit", 3, "exit"), ("os_exit", 5, "_exit"),
+             ("exception", 1, "exit"), ("keyboard_interrupt", -signal.SIGINT, "exit"),
+             ("sigterm", -signal.SIGTERM, "signal")]
+    for mode, rc, end in cases:
+        plain = subprocess.run([c.python, os.path.join(PROGRAMS, "leak.py"), mode], capture_output=True,
+                               text=True, cwd=c.tmp)
+        out = c.capture("exit-%s.pmem" % mode)
+        r = c.preload([os.path.join(PROGRAMS, "leak.py"), mode], out)
+        check(tag + " exit %s: same status and output" % mode,
+              r.returncode == plain.returncode == rc and r.stdout == plain.stdout,
+              "rc %s vs plain %s, stderr %s" % (r.returncode, plain.returncode, r.stderr[-300:]))
+        summ = c.json("summary", out)
+        leaks = c.json("leaks", out, "--top", "3")
+        s = site(leaks["sites"], m["LEAK"], "leak.py")
+        check(tag + " exit %s: capture complete (%s) with the leak" % (mode, end),
+              summ["end"] == end and not summ["truncated"] and s is not None and s["count"] == 1000,
+              "end=%s truncated=%s" % (summ["end"], summ["truncated"]))
+
+
+def test_fork_and_children(c, tag):
+    m = marks("forks.py")
+    out = c.capture("forks.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "forks.py")], out)
+    check(tag + " forks.py runs (no follow)", r.returncode == 0 and "results [100000, 100001, 100002, 100003] 10" in r.stdout,
+          r.stderr[-500:])
+    files = sorted(glob.glob(out[:-5] + "*.pmem"))
+    check(tag + " only the parent writes a capture", files == [out], str(files))
+    leaks = c.json("leaks", out, "--top", "0")
+    check(tag + " parent capture has the parent's blocks, not the child's",
+          site(leaks["sites"], m["PARENT"], "forks.py") is not None
+          and site(leaks["sites"], m["CHILD"], "forks.py") is None)
+
+    out = c.capture("forkf.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "forks.py")], out, PYMEM_FOLLOW_FORK=1)
+    check(tag + " forks.py runs (follow)", r.returncode == 0 and "results" in r.stdout, r.stderr[-500:])
+    children = sorted(set(glob.glob(out[:-5] + ".*.pmem")))
+    # os.fork child, python -c subprocess, and 2 pool workers; ls writes none
+    check(tag + " every Python child writes its own capture", len(children) == 4, str(children))
+    with_child_line = 0
+    for f in children:
+        pid = int(f.rsplit(".", 2)[-2])
+        summ = c.json("summary", f)
+        if summ["pid"] != pid:
+            check(tag + " child capture named by its pid", False, "%s has pid %s" % (f, summ["pid"]))
+        for s in c.json("peak", f, "--top", "0")["sites"]:
+            if s["line"] == m["CHILD"] and s["file"].endswith("forks.py") and s["bytes"] >= 100000 + BYTES_HEADER:
+                with_child_line += 1
+                break
+    # the fork child, and at least one pool worker (one may take every task)
+    check(tag + " fork and pool children attribute to CHILD line", with_child_line >= 2, str(with_child_line))
+
+
+def test_stack_depth_and_generators(c, tag):
+    m = marks("deep.py")
+    out = c.capture("deep.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "deep.py")], out)
+    check(tag + " deep.py runs", r.returncode == 0 and r.stdout == "1 3\n", r.stderr)
+    sites = c.json("leaks", out, "--top", "0")["sites"]
+    s = site(sites, m["BOTTOM"], "deep.py")
+    frames = s["stack"] if s else []
+    check(tag + " full deep stack (default depth 128)", s is not None and len(frames) == 102
+          and frames[0]["line"] == m["BOTTOM"] and all(f["line"] == m["RECURSE"] for f in frames[1:101]),
+          "%d frames" % len(frames))
+    g = site(sites, m["GEN"], "deep.py")
+    check(tag + " generator frame over its consumer", g is not None and g["count"] == 3
+          and g["stack"][1]["line"] == m["CONSUME"], json.dumps(g)[:300] if g else "missing")
+    out = c.capture("deep20.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "deep.py")], out, PYMEM_STACK_DEPTH=20)
+    s = site(c.json("leaks", out, "--top", "0")["sites"], m["BOTTOM"], "deep.py")
+    frames = s["stack"] if s else []
+    check(tag + " depth limit respected and marked", len(frames) == 21 and frames[-1]["file"] == "<truncated>",
+          "%d frames, last %s" % (len(frames), frames[-1] if frames else None))
+
+
+# --- tests run once, on /usr/bin/python3 -----------------------------------
+
+def test_snapshots_by_signal(c, tag):
+    m = marks("sleeper.py")
+    out = c.capture("sleeper.pmem")
+    p = subprocess.Popen([c.python, os.path.join(PROGRAMS, "sleeper.py")], env=c.env(PYMEM_OUTPUT=out),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=c.tmp)
+    p.stdout.readline()
+    r = c.analyze("snapshot", str(p.pid), "--label", "one", check=False)
+    time.sleep(0.5)
+    p.stdin.write("\n")
+    p.stdin.flush()
+    p.stdout.readline()
+    os.kill(p.pid, signal.SIGUSR2)
+    time.sleep(0.5)
+    p.stdin.close()
+    p.wait(timeout=30)
+    check(tag + " pymem snapshot PID succeeds", r.returncode == 0, r.stderr)
+    snaps = c.json("snapshots", out)
+    labels = [s["label"] for s in snaps]
+    check(tag + " labelled and signal snapshots listed", "one" in labels and "signal-2" in labels, str(labels))
+    d = c.json("diff", out, "one", "signal-2")
+    top = d["sites"][0]
+    check(tag + " diff between signal snapshots", top["line"] == m["LATER"] and top["count_diff"] == 300
+          and top["bytes_diff"] == 300 * (6000 + BYTES_HEADER), json.dumps(top)[:300])
+    r = c.analyze("snapshot", "999999999", check=False)
+    check(tag + " snapshot of a missing process fails cleanly", r.returncode == 1 and "999999999" in r.stderr)
+
+
+def test_sigkill_leaves_readable_prefix(c, tag):
+    m = marks("sleeper.py")
+    out = c.capture("killed.pmem")
+    p = subprocess.Popen([c.python, os.path.join(PROGRAMS, "sleeper.py")], env=c.env(PYMEM_OUTPUT=out),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=c.tmp)
+    p.stdout.readline()
+    time.sleep(0.4)  # > the writer's 10 ms flush interval, many times over
+    p.kill()
+    p.wait()
+    summ = c.json("summary", out)
+    check(tag + " killed capture reported truncated", summ["truncated"] is True and summ["end"] == "truncated")
+    r = c.analyze("leaks", out, "--json")
+    leaks = json.loads(r.stdout)
+    s = site(leaks["sites"], m["HELD"], "sleeper.py")
+    check(tag + " killed capture keeps events up to the last flush",
+          s is not None and s["count"] == 200 and s["bytes"] == 200 * (5000 + BYTES_HEADER)
+          and "truncated" in r.stderr, json.dumps(s)[:200])
+
+
+def test_bad_input(c, tag):
+    out = c.capture("leak-ok.pmem")
+    c.preload([os.path.join(PROGRAMS, "leak.py")], out)
+    data = open(out, "rb").read()
+    damaged = os.path.join(c.tmp, "damaged.pmem")
+    with open(damaged, "wb") as f:
+        f.write(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:])
+    r = c.analyze("summary", damaged, check=False)
+    check(tag + " damaged capture: one-line error with offset, exit 1",
+          r.returncode == 1 and r.stderr.count("\n") == 1 and "offset" in r.stderr and "damaged.pmem" in r.stderr,
+          repr(r.stderr))
+    cut = os.path.join(c.tmp, "cut.pmem")
+    with open(cut, "wb") as f:
+        f.write(data[:len(data) * 2 // 3])
+    r = c.analyze("summary", cut, "--json", check=False)
+    check(tag + " cut capture: reported truncated, exit 0",
+          r.returncode == 0 and json.loads(r.stdout)["truncated"] is True and "truncated" in r.stderr)
+    notcap = os.path.join(c.tmp, "notcap.pmem")
+    with open(notcap, "w") as f:
+        f.write("just text\n")
+    for args, code, text in [(["summary", notcap], 1, "not a pymem capture"),
+                             (["peak", os.path.join(c.tmp, "missing.pmem")], 1, "No such file"),
+                             (["peak", out, "--by", "nonsense"], 2, "--by"),
+                             (["diff", out, "nosuch", "end"], 1, "no snapshot named"),
+                             (["frobnicate"], 2, "unknown command"),
+                             (["peak"], 2, "expected")]:
+        r = c.analyze(*args, check=False)
+        check(tag + " bad input %s -> exit %d" % (" ".join(a if "/" not in a else os.path.basename(a) for a in args), code),
+              r.returncode == code and text in r.stderr and r.stderr.count("\n") == 1, repr(r.stderr))
+
+
+def test_unwritable_output(c, tag):
+    r = c.preload([os.path.join(PROGRAMS, "leak.py")], "/nonexistent-dir/x.pmem")
+    lines = [l for l in r.stderr.splitlines() if l]
+    check(tag + " unwritable output: program unharmed, one warning",
+          r.returncode == 0 and r.stdout == "done 1000\n" and len(lines) == 1
+          and lines[0].startswith("pymem: cannot create capture /nonexistent-dir/x.pmem"), repr(r.stderr))
+
+
+def test_non_python_is_passthrough(c, tag):
+    before = set(os.listdir(c.tmp))
+    r = subprocess.run(["sh", "-c", "ls / | head -3; echo hi"], env=c.env(), capture_output=True, text=True, cwd=c.tmp)
+    plain = subprocess.run(["sh", "-c", "ls / | head -3; echo hi"], capture_output=True, text=True)
+    check(tag + " non-Python processes unchanged and write nothing",
+          r.returncode == 0 and r.stdout == plain.stdout and r.stderr == "" and set(os.listdir(c.tmp)) == before)
+    code = "import pymem; pymem.snapshot('x'); print(pymem.recording(), pymem.capture_path())"
+    out = c.capture("imp.pmem")
+    r = c.preload(["-c", "import subprocess, sys; subprocess.run([sys.executable, '-c', %r]); " % code + code], out)
+    check(tag + " import pymem in root and in unfollowed child",
+          r.returncode == 0 and r.stdout.splitlines() == ["0 None", "1 " + out], repr(r.stdout + r.stderr))
+
+
+def test_pymem_run(c, tag):
+    m = marks("peak.py")
+    out = c.capture("run.pmem")
+    r = subprocess.run([c.pymem, "run", "--python", c.python, "-o", out, os.path.join(PROGRAMS, "peak.py")],
+                       capture_output=True, text=True, cwd=c.tmp)
+    check(tag + " pymem run script.py: output and report", r.returncode == 0 and r.stdout == "300 100\n"
+          and ("peak.py:%d phase_one" % m["PEAK"]) in r.stderr and out in r.stderr, r.stderr)
+    out = c.capture("runm.pmem")
+    r = subprocess.run([c.pymem, "run", "--python", c.python, "-q", "-o", out, "-m", "json.tool", "--sort-keys"],
+                       input='{"b": 1, "a": 2}', capture_output=True, text=True, cwd=c.tmp)
+    check(tag + " pymem run -m module with its own options", r.returncode == 0 and r.stdout.startswith('{\n    "a": 2')
+          and r.stderr == "" and os.path.exists(out), r.stderr)
+    out = c.capture("runc.pmem")
+    r = subprocess.run([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import sys; sys.exit(7)"],
+                       capture_output=True, text=True, cwd=c.tmp)
+    check(tag + " pymem run -- command: exit status passed through", r.returncode == 7 and os.path.exists(out))
+    out = c.capture("runs.pmem")
+    p = subprocess.Popen([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import time; time.sleep(30)"],
+                         cwd=c.tmp)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=30)
+    summ = c.json("summary", out)
+    check(tag + " pymem run forwards SIGTERM and dies of it", rc == -signal.SIGTERM and summ["end"] == "signal",
+          "rc=%s end=%s" % (rc, summ["end"]))
+    out = c.capture("runp.pmem")
+    r = subprocess.run([c.pymem, "run", "-q", "--snapshot-every", "0.05", "-o", out, "--", c.python, "-c",
+                        "import time; time.sleep(0.5)"], capture_output=True, text=True, cwd=c.tmp)
+    labels = [s["label"] for s in c.json("snapshots", out)]
+    check(tag + " --snapshot-every takes periodic snapshots", 4 <= sum(l.startswith("periodic-") for l in labels) <= 12,
+          str(labels))
+    r = subprocess.run([c.pymem, "run", "--stack-depth", "0", "x.py"], capture_output=True, text=True)
+    check(tag + " pymem run rejects a bad option", r.returncode == 2 and "--stack-depth" in r.stderr)
+
+
+def pythons():
+    found = []
+    if os.path.exists("/usr/bin/python3"):
+        found.append("/usr/bin/python3")
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for minor in range(8, 14):
+        cands = sorted(glob.glob(os.path.join(root, "versions", "3.%d.*" % minor, "bin", "python3")),
+                       key=lambda p: [int(x) for x in re.findall(r"\d+", p.split("/versions/")[1].split("/")[0])])
+        cands = [p for p in cands if re.search(r"/3\.%d\.\d+/" % minor, p)]
+        if cands:
+            found.append(cands[-1])
+        else:
+            print("skip  Python 3.%d: not installed on this machine" % minor)
+    return found
+
+
+def version_of(python):
+    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True)
+    return tuple(int(x) for x in out.stdout.split())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--python", action="append", help="only these interpreters")
+    ap.add_argument("-k", help="only tests whose name contains this")
+    args = ap.parse_args()
+    every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
+             test_threads_lose_nothing, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
+    once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_unwritable_output,
+            test_non_python_is_passthrough, test_pymem_run]
+    tmp = tempfile.mkdtemp(prefix="pymem-it-")
+    try:
+        for i, py in enumerate(args.python or pythons()):
+            c = Ctx(args.build, py, tmp)
+            c.version = version_of(py)
+            tag = "[%s %d.%d]" % ("system" if py.startswith("/usr/bin") else "pyenv", *c.version)
+            for t in every + (once if i == 0 else []):
+                if args.k and args.k not in t.__name__:
+                    continue
+                try:
+                    t(c, tag)
+                except Exception as e:  # a crash of the test is a failure, not an abort
+                    check(tag + " " + t.__name__, False, "raised %s: %s" % (type(e).__name__, e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
