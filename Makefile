@@ -39,7 +39,7 @@ ANALYZER_LIBS := -lm
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit golden integration demo asan check-cpython bench clean
+.PHONY: all deps test unit pyoffsets golden integration demo asan check-cpython clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)

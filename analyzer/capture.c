@@ -73,7 +73,8 @@ static int deliver(struct pm_capture *c, uint64_t limit, pm_event_fn fn, void *c
     for (; i < c->pending_count && c->pending[i].seq < limit; i++)
         if (fn(ctx, &c->pending[i]))
             return -1;
-    memmove(c->pending, c->pending + i, (c->pending_count - i) * sizeof *c->pending);
+    if (i && i < c->pending_count)
+        memmove(c->pending, c->pending + i, (c->pending_count - i) * sizeof *c->pending);
     c->pending_count -= i;
     return 0;
 }
@@ -284,7 +285,8 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     c->threads = 0;
     c->has_end = false;
     c->pending_count = 0;
-    memset(c->streams, 0, c->stream_cap * sizeof *c->streams);
+    if (c->streams)
+        memset(c->streams, 0, c->stream_cap * sizeof *c->streams);
     struct pm_chunk ch;
     int rc;
     while ((rc = pm_reader_next(&c->reader, &ch)) == 1) {
@@ -309,6 +311,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     }
     if (deliver(c, UINT64_MAX, fn, ctx))
         return -1;
-    qsort(c->snapshots, c->snapshot_count, sizeof *c->snapshots, snapshot_by_seq);
+    if (c->snapshot_count)
+        qsort(c->snapshots, c->snapshot_count, sizeof *c->snapshots, snapshot_by_seq);
     return 0;
 }

@@ -240,6 +240,12 @@ int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
             rc = collect_at(&c, &sites, seqs, 2);
         }
         if (!rc) {
+            /* Sites unchanged between the two points say nothing about growth. */
+            size_t kept = 0;
+            for (size_t i = 0; i < sites.n; i++)
+                if (sites.v[i].bytes[0] != sites.v[i].bytes[1] || sites.v[i].count[0] != sites.v[i].count[1])
+                    sites.v[kept++] = sites.v[i];
+            sites.n = kept;
             pm_sites_sort(&sites, PM_ORDER_DIFF);
             struct pm_sites_header h = {.kind = PM_REPORT_DIFF, .by = group_name(o->by), .from_label = a.label,
                                         .to_label = b.label, .to_time_ns = b.time_ns, .truncated = !c.has_end};

@@ -207,7 +207,8 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order)
     int (*cmp)(const void *, const void *) = order == PM_ORDER_BYTES         ? cmp_bytes
                                              : order == PM_ORDER_PHASE_BYTES ? cmp_phase_bytes
                                                                              : cmp_diff;
-    qsort(s->v, s->n, sizeof *s->v, cmp);
+    if (s->n)
+        qsort(s->v, s->n, sizeof *s->v, cmp);
     /* The index no longer matches the order; sorting ends collection. */
     free(s->index);
     s->index = NULL;

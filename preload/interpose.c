@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -165,4 +166,27 @@ PM_EXPORT void _Exit(int status)
     pm_real_resolve();
     pm_real._Exit(status);
     __builtin_unreachable();
+}
+
+/* pymem's SIGTERM and SIGUSR2 handlers stand in for the default action:
+ * asked for the current handler, the program (Python's signal module, at
+ * start-up and in signal.getsignal) is told SIG_DFL, as without pymem. A
+ * handler the program installs replaces pymem's for good. */
+PM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    pm_real_resolve();
+    int rc = pm_real.sigaction(sig, act, old);
+    if (rc == 0 && old && !(old->sa_flags & SA_SIGINFO) && pm_lifecycle_owns_handler(old->sa_handler)) {
+        old->sa_handler = SIG_DFL;
+        old->sa_flags = 0;
+        sigemptyset(&old->sa_mask);
+    }
+    return rc;
+}
+
+PM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    pm_real_resolve();
+    sighandler_t old = pm_real.signal(sig, handler);
+    return pm_lifecycle_owns_handler(old) ? SIG_DFL : old;
 }

@@ -75,6 +75,11 @@ static void on_terminate(int sig)
     errno = saved;
 }
 
+int pm_lifecycle_owns_handler(void (*handler)(int))
+{
+    return handler == on_terminate || handler == on_signal_snapshot;
+}
+
 /* Installs `handler` for `sig` only where the program left the default. */
 static void take_signal_if_default(int sig, void (*handler)(int))
 {

@@ -12,6 +12,10 @@ struct pm_buffer;
 /* _exit()/_Exit() hook: end the capture before the process goes. */
 void pm_lifecycle_exit_now(int status);
 
+/* True if `handler` is one pymem installed (SIGTERM, SIGUSR2) where the
+ * program had left the default: the program is told it is still SIG_DFL. */
+int pm_lifecycle_owns_handler(void (*handler)(int));
+
 /* A thread took its first buffer: arrange to hear of its exit. */
 void pm_lifecycle_thread_started(struct pm_buffer *b);
 

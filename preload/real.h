@@ -8,6 +8,7 @@
 #define PM_REAL_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 
 struct pm_real {

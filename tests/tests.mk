@@ -34,4 +34,7 @@ golden: $(BUILD)/pymem
 integration: all $(BUILD)/tests/libpmtest.so
 	@python3 tests/integration/run.py --build $(BUILD)
 
-test: all unit pyoffsets golden integration
+check-cpython: all
+	@sh scripts/check-cpython.sh $(BUILD)/pymem
+
+test: all unit pyoffsets golden integration check-cpython

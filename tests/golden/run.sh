@@ -1,0 +1,28 @@
+#!/bin/sh
+# Golden analyzer tests: each line of tests/golden/cases gives the arguments of
+# one pymem command over tests/golden/small.pmem; its output must equal
+# tests/golden/expected/<n>.out byte for byte. `run.sh PYMEM --update`
+# rewrites the expected files (after a deliberate change of the reports).
+set -u
+pymem=${1:-build/pymem}
+update=${2:-}
+dir=tests/golden
+n=0; pass=0; fail=0
+while IFS= read -r args; do
+    [ -z "$args" ] && continue
+    n=$((n+1))
+    # shellcheck disable=SC2086
+    out=$($pymem $args 2>&1; echo "exit $?")
+    if [ "$update" = "--update" ]; then
+        printf '%s\n' "$out" > "$dir/expected/$n.out"
+    fi
+    if [ "$out" = "$(cat "$dir/expected/$n.out")" ]; then
+        pass=$((pass+1))
+    else
+        fail=$((fail+1))
+        echo "golden: pymem $args: output differs from $dir/expected/$n.out:"
+        printf '%s\n' "$out" | diff "$dir/expected/$n.out" - | head -20
+    fi
+done < "$dir/cases"
+echo "golden: $pass passed, $fail failed"
+[ $fail -eq 0 ]
