@@ -40,12 +40,13 @@ static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *pat
     return 0;
 }
 
-static uint64_t main_seq(const struct pm_capture *c)
+/* The first snapshot of `kind` (main: start-up ends; exit: finalisation). */
+static uint64_t snapshot_seq(const struct pm_capture *c, int kind, uint64_t otherwise)
 {
     for (uint32_t i = 0; i < c->snapshot_count; i++)
-        if (c->snapshots[i].kind == PM_SNAP_MAIN)
+        if (c->snapshots[i].kind == kind)
             return c->snapshots[i].seq;
-    return 0;
+    return otherwise;
 }
 
 struct point {
@@ -99,38 +100,37 @@ static int resolve(const struct pm_capture *c, const struct pm_totals *t, const 
     return 0;
 }
 
-struct collect {
+/* Where a stop's live table goes: a sites table and its slot. */
+struct target {
     struct pm_sites *sites;
+    int slot;
+};
+
+struct collect {
+    struct target at[2]; /* by stop, in the order of the stops */
     uint64_t main_seq;
-    int slot_of_stop[2];
 };
 
 static int on_stop(void *ctx, size_t i, struct pm_replay *r)
 {
     struct collect *k = ctx;
-    if (pm_sites_collect(k->sites, &r->cap->stacks, &r->live, k->main_seq, k->slot_of_stop[i])) {
+    if (pm_sites_collect(k->at[i].sites, &r->cap->stacks, &r->live, k->main_seq, k->at[i].slot)) {
         snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
         return -1;
     }
     return 0;
 }
 
-/* Second pass: collects the live table at up to two points into `sites`. */
-static int collect_at(struct pm_capture *c, struct pm_sites *sites, const uint64_t *seqs, int n)
+/* Second pass: the live table at up to two points, each into its target. */
+static int collect_at(struct pm_capture *c, const uint64_t *seqs, const struct target *targets, int n)
 {
-    struct collect k = {sites, main_seq(c), {0, 1}};
+    struct collect k = {.main_seq = snapshot_seq(c, PM_SNAP_MAIN, 0)};
     uint64_t stops[2];
-    if (n == 1) {
-        stops[0] = seqs[0];
-        k.slot_of_stop[0] = 1;
-    } else if (seqs[0] <= seqs[1]) {
-        stops[0] = seqs[0];
-        stops[1] = seqs[1];
-    } else {
-        stops[0] = seqs[1];
-        stops[1] = seqs[0];
-        k.slot_of_stop[0] = 1;
-        k.slot_of_stop[1] = 0;
+    bool swap = n == 2 && seqs[0] > seqs[1];
+    for (int i = 0; i < n; i++) {
+        int from = swap ? 1 - i : i;
+        stops[i] = seqs[from];
+        k.at[i] = targets[from];
     }
     struct pm_replay r;
     int rc = pm_replay_run(&r, c, stops, (size_t)n, on_stop, &k);
@@ -138,174 +138,163 @@ static int collect_at(struct pm_capture *c, struct pm_sites *sites, const uint64
     return rc ? error(c) : 0;
 }
 
+/* A capture after its first pass, and a sites table for the report. */
+struct session {
+    struct pm_capture c;
+    struct pm_totals t;
+    struct pm_sites sites;
+};
+
+static int session_open(struct session *s, const char *path, enum pm_group by)
+{
+    struct pm_replay r;
+    pm_sites_init(&s->sites, by);
+    int rc = first_pass(&s->c, &r, path);
+    s->t = r.t;
+    pm_replay_free(&r);
+    return rc;
+}
+
+static void session_close(struct session *s)
+{
+    pm_sites_free(&s->sites);
+    pm_capture_close(&s->c);
+}
+
 int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o)
 {
-    struct pm_capture c;
-    struct pm_replay r;
-    int rc = first_pass(&c, &r, path);
+    struct session s;
+    int rc = session_open(&s, path, o->by);
     if (!rc)
-        pm_report_summary(out, &c, &r.t, o->json);
-    pm_replay_free(&r);
-    pm_capture_close(&c);
+        pm_report_summary(out, &s.c, &s.t, o->json);
+    session_close(&s);
     return rc;
 }
 
 int pm_cmd_snapshots(FILE *out, const char *path, const struct pm_opts *o)
 {
-    struct pm_capture c;
-    struct pm_replay r;
-    int rc = first_pass(&c, &r, path);
+    struct session s;
+    int rc = session_open(&s, path, o->by);
     if (!rc)
-        pm_report_snapshots(out, &c, o->json);
-    pm_replay_free(&r);
-    pm_capture_close(&c);
+        pm_report_snapshots(out, &s.c, o->json);
+    session_close(&s);
     return rc;
 }
 
 int pm_cmd_peak(FILE *out, const char *path, const struct pm_opts *o)
 {
-    struct pm_capture c;
-    struct pm_replay r;
-    struct pm_sites sites;
-    pm_sites_init(&sites, o->by);
-    int rc = first_pass(&c, &r, path);
+    struct session s;
+    int rc = session_open(&s, path, o->by);
+    if (!rc)
+        rc = collect_at(&s.c, &s.t.peak_seq, &(struct target){&s.sites, 1}, 1);
     if (!rc) {
-        struct pm_totals t = r.t;
-        rc = collect_at(&c, &sites, &t.peak_seq, 1);
-        if (!rc) {
-            pm_sites_sort(&sites, PM_ORDER_BYTES);
-            struct pm_sites_header h = {.kind = PM_REPORT_PEAK, .by = group_name(o->by),
-                                        .to_time_ns = t.peak_time_ns, .total_bytes = t.peak_bytes,
-                                        .truncated = !c.has_end};
-            pm_report_sites(out, &c, &h, &sites, o->top, o->json);
-        }
+        pm_sites_sort(&s.sites, PM_ORDER_BYTES);
+        struct pm_sites_header h = {.kind = PM_REPORT_PEAK, .by = group_name(o->by), .to_time_ns = s.t.peak_time_ns,
+                                    .total_bytes = s.t.peak_bytes, .truncated = !s.c.has_end};
+        pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);
     }
-    pm_sites_free(&sites);
-    pm_replay_free(&r);
-    pm_capture_close(&c);
+    session_close(&s);
     return rc;
 }
 
 int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
 {
-    struct pm_capture c;
-    struct pm_replay r;
-    struct pm_sites sites;
-    pm_sites_init(&sites, o->by);
-    int rc = first_pass(&c, &r, path);
+    struct session s;
+    struct point p;
+    int rc = session_open(&s, path, o->by);
     if (!rc) {
-        struct pm_totals t = r.t;
-        struct point p;
-        const char *at = o->at;
-        if (!at) {
-            at = "end";
-            for (uint32_t i = 0; i < c.snapshot_count; i++)
-                if (c.snapshots[i].kind == PM_SNAP_EXIT)
-                    at = "exit";
-        }
-        rc = resolve(&c, &t, at, &p) ? 1 : collect_at(&c, &sites, &p.seq, 1);
-        if (!rc) {
-            pm_sites_sort(&sites, PM_ORDER_PHASE_BYTES);
-            unsigned long long total = 0, runtime = 0;
-            for (size_t i = 0; i < sites.n; i++) {
-                total += (unsigned long long)sites.v[i].bytes[1];
-                if (sites.v[i].phase == PM_PHASE_RUNTIME)
-                    runtime += (unsigned long long)sites.v[i].bytes[1];
-            }
-            struct pm_sites_header h = {.kind = PM_REPORT_LEAKS, .by = group_name(o->by), .to_label = p.label,
-                                        .to_time_ns = p.time_ns, .total_bytes = total,
-                                        .runtime_bytes = runtime, .truncated = !c.has_end};
-            pm_report_sites(out, &c, &h, &sites, o->top, o->json);
-        }
+        const char *at = o->at ? o->at : snapshot_seq(&s.c, PM_SNAP_EXIT, 0) ? "exit" : "end";
+        rc = resolve(&s.c, &s.t, at, &p) ? 1 : collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
     }
-    pm_sites_free(&sites);
-    pm_replay_free(&r);
-    pm_capture_close(&c);
+    if (!rc) {
+        pm_sites_sort(&s.sites, PM_ORDER_PHASE_BYTES);
+        unsigned long long total = 0, runtime = 0;
+        for (size_t i = 0; i < s.sites.n; i++) {
+            total += (unsigned long long)s.sites.v[i].bytes[1];
+            if (s.sites.v[i].phase == PM_PHASE_RUNTIME)
+                runtime += (unsigned long long)s.sites.v[i].bytes[1];
+        }
+        struct pm_sites_header h = {.kind = PM_REPORT_LEAKS, .by = group_name(o->by), .to_label = p.label,
+                                    .to_time_ns = p.time_ns, .total_bytes = total, .runtime_bytes = runtime,
+                                    .truncated = !s.c.has_end};
+        pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);
+    }
+    session_close(&s);
     return rc;
 }
 
 int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
 {
-    struct pm_capture c;
-    struct pm_replay r;
-    struct pm_sites sites;
-    pm_sites_init(&sites, o->by);
-    int rc = first_pass(&c, &r, path);
+    struct session s;
+    struct point a, b;
+    int rc = session_open(&s, path, o->by);
+    if (!rc)
+        rc = resolve(&s.c, &s.t, o->from, &a) || resolve(&s.c, &s.t, o->to, &b);
     if (!rc) {
-        struct pm_totals t = r.t;
-        struct point a, b;
-        rc = resolve(&c, &t, o->from, &a) || resolve(&c, &t, o->to, &b);
-        if (!rc) {
-            uint64_t seqs[2] = {a.seq, b.seq};
-            rc = collect_at(&c, &sites, seqs, 2);
-        }
-        if (!rc) {
-            /* Sites unchanged between the two points say nothing about growth. */
-            size_t kept = 0;
-            for (size_t i = 0; i < sites.n; i++)
-                if (sites.v[i].bytes[0] != sites.v[i].bytes[1] || sites.v[i].count[0] != sites.v[i].count[1])
-                    sites.v[kept++] = sites.v[i];
-            sites.n = kept;
-            pm_sites_sort(&sites, PM_ORDER_DIFF);
-            struct pm_sites_header h = {.kind = PM_REPORT_DIFF, .by = group_name(o->by), .from_label = a.label,
-                                        .to_label = b.label, .to_time_ns = b.time_ns, .truncated = !c.has_end};
-            pm_report_sites(out, &c, &h, &sites, o->top, o->json);
-        }
+        uint64_t seqs[2] = {a.seq, b.seq};
+        struct target targets[2] = {{&s.sites, 0}, {&s.sites, 1}};
+        rc = collect_at(&s.c, seqs, targets, 2);
     }
-    pm_sites_free(&sites);
-    pm_replay_free(&r);
-    pm_capture_close(&c);
+    if (!rc) {
+        /* Sites unchanged between the two points say nothing about growth. */
+        size_t kept = 0;
+        for (size_t i = 0; i < s.sites.n; i++)
+            if (s.sites.v[i].bytes[0] != s.sites.v[i].bytes[1] || s.sites.v[i].count[0] != s.sites.v[i].count[1])
+                s.sites.v[kept++] = s.sites.v[i];
+        s.sites.n = kept;
+        pm_sites_sort(&s.sites, PM_ORDER_DIFF);
+        struct pm_sites_header h = {.kind = PM_REPORT_DIFF, .by = group_name(o->by), .from_label = a.label,
+                                    .to_label = b.label, .to_time_ns = b.time_ns, .truncated = !s.c.has_end};
+        pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);
+    }
+    session_close(&s);
     return rc;
 }
 
-/* The few lines `pymem run` prints when the program ends. */
+static void brief_site(FILE *out, const struct pm_capture *c, const char *prefix, const struct pm_site *x)
+{
+    char b[32];
+    fprintf(out, "%s%s in %lld blocks at %s:%u %s\n", prefix, pm_human_bytes(b, sizeof b, (double)x->bytes[1]),
+            (long long)x->count[1], x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>", x->line,
+            pm_stacks_string(&c->stacks, x->func));
+}
+
+/* The few lines `pymem run` prints when the program ends: one more pass,
+ * stopping at the peak and at the exit snapshot. */
 int pm_cmd_brief(FILE *out, const char *path)
 {
-    struct pm_capture c;
-    struct pm_replay r;
-    struct pm_sites peak, leaks;
-    pm_sites_init(&peak, PM_BY_LINENO);
+    struct session s;
+    struct pm_sites leaks;
     pm_sites_init(&leaks, PM_BY_LINENO);
-    int rc = first_pass(&c, &r, path);
+    int rc = session_open(&s, path, PM_BY_LINENO);
+    uint64_t exit_seq = UINT64_MAX;
     if (!rc) {
-        struct pm_totals t = r.t;
-        uint64_t exit_seq = UINT64_MAX;
-        for (uint32_t i = 0; i < c.snapshot_count; i++)
-            if (c.snapshots[i].kind == PM_SNAP_EXIT)
-                exit_seq = c.snapshots[i].seq;
-        rc = collect_at(&c, &peak, &t.peak_seq, 1) || collect_at(&c, &leaks, &exit_seq, 1);
-        if (!rc) {
-            char b1[32], b2[32];
-            pm_sites_sort(&peak, PM_ORDER_BYTES);
-            pm_sites_sort(&leaks, PM_ORDER_PHASE_BYTES);
-            fprintf(out, "pymem: %llu allocations (%s), peak %s at %.3f s%s\n", (unsigned long long)t.allocations,
-                    pm_human_bytes(b1, sizeof b1, (double)t.total_allocated),
-                    pm_human_bytes(b2, sizeof b2, (double)t.peak_bytes), t.peak_time_ns / 1e9,
-                    c.has_end ? "" : " [capture truncated]");
-            if (peak.n) {
-                const struct pm_site *x = &peak.v[0];
-                fprintf(out, "pymem: top site at the peak: %s in %lld blocks at %s:%u %s\n",
-                        pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]), (long long)x->count[1],
-                        x->file ? pm_stacks_string(&c.stacks, x->file) : "<native>", x->line,
-                        pm_stacks_string(&c.stacks, x->func));
-            }
-            int shown = 0;
-            for (size_t i = 0; i < leaks.n && shown < 3; i++) {
-                const struct pm_site *x = &leaks.v[i];
-                if (x->phase != PM_PHASE_RUNTIME || !x->file)
-                    continue;
-                if (!shown++)
-                    fprintf(out, "pymem: leak candidates (live at %s):\n", exit_seq == UINT64_MAX ? "end" : "exit");
-                fprintf(out, "pymem:   %s in %lld blocks at %s:%u %s\n", pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]),
-                        (long long)x->count[1], pm_stacks_string(&c.stacks, x->file), x->line,
-                        pm_stacks_string(&c.stacks, x->func));
-            }
-            fprintf(out, "pymem: capture: %s (pymem summary|peak|leaks|diff %s)\n", path, path);
-        }
+        exit_seq = snapshot_seq(&s.c, PM_SNAP_EXIT, UINT64_MAX);
+        uint64_t seqs[2] = {s.t.peak_seq, exit_seq};
+        struct target targets[2] = {{&s.sites, 1}, {&leaks, 1}};
+        rc = collect_at(&s.c, seqs, targets, 2);
     }
-    pm_sites_free(&peak);
+    if (!rc) {
+        char b1[32], b2[32];
+        pm_sites_sort(&s.sites, PM_ORDER_BYTES);
+        pm_sites_sort(&leaks, PM_ORDER_PHASE_BYTES);
+        fprintf(out, "pymem: %llu allocations (%s), peak %s at %.3f s%s\n", (unsigned long long)s.t.allocations,
+                pm_human_bytes(b1, sizeof b1, (double)s.t.total_allocated),
+                pm_human_bytes(b2, sizeof b2, (double)s.t.peak_bytes), s.t.peak_time_ns / 1e9,
+                s.c.has_end ? "" : " [capture truncated]");
+        if (s.sites.n)
+            brief_site(out, &s.c, "pymem: top site at the peak: ", &s.sites.v[0]);
+        int shown = 0;
+        for (size_t i = 0; i < leaks.n && shown < 3; i++) {
+            if (leaks.v[i].phase != PM_PHASE_RUNTIME || !leaks.v[i].file)
+                continue;
+            if (!shown++)
+                fprintf(out, "pymem: leak candidates (live at %s):\n", exit_seq == UINT64_MAX ? "end" : "exit");
+            brief_site(out, &s.c, "pymem:   ", &leaks.v[i]);
+        }
+        fprintf(out, "pymem: capture: %s (pymem summary|peak|leaks|diff %s)\n", path, path);
+    }
     pm_sites_free(&leaks);
-    pm_replay_free(&r);
-    pm_capture_close(&c);
+    session_close(&s);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lifecycle.h"
+#include "pyhooks.h"
 #include "pymem/format.h"
 #include "real.h"
 #include "recorder.h"
@@ -29,6 +30,8 @@ static inline void record_alloc(void *p, size_t size)
         pm_record_alloc(p, size, PM_DOMAIN_MALLOC);
         pm_thread.guard = 0;
         errno = saved;
+    } else if (unlikely(pm_thread.recording == PM_IN_BOOTSTRAP) && p) {
+        pm_pyhooks_note_bootstrap(p);
     }
 }
 

@@ -87,6 +87,33 @@ struct domain_ctx {
 };
 static struct domain_ctx domains[3];
 
+/* Bootstrap blocks. Before 3.12, PySys_AddAuditHook called before
+ * Py_Initialize takes its entry from plain malloc, but finalisation frees it
+ * with PyMem_RawFree, which under the debug hooks (PYTHONMALLOC=debug,
+ * -X dev) checks for a header the block never had and aborts. The blocks
+ * malloc returned during that call are noted here, and the RAW wrapper hands
+ * them back to free() itself. */
+#define BOOTSTRAP_MAX 8
+static void *bootstrap[BOOTSTRAP_MAX];
+static int bootstrap_count;
+
+void pm_pyhooks_note_bootstrap(void *p)
+{
+    if (bootstrap_count < BOOTSTRAP_MAX)
+        bootstrap[bootstrap_count++] = p;
+}
+
+static bool take_bootstrap(void *p)
+{
+    for (int i = 0; i < bootstrap_count; i++) {
+        if (bootstrap[i] == p) {
+            bootstrap[i] = bootstrap[--bootstrap_count];
+            return true;
+        }
+    }
+    return false;
+}
+
 static void *py_malloc(void *ctx, size_t size)
 {
     struct domain_ctx *d = ctx;
@@ -137,6 +164,10 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
 static void py_free(void *ctx, void *ptr)
 {
     struct domain_ctx *d = ctx;
+    if (__builtin_expect(bootstrap_count > 0, 0) && d->domain == PM_DOMAIN_PYRAW && take_bootstrap(ptr)) {
+        free(ptr);
+        return;
+    }
     if (!ptr || !pm_should_record()) {
         d->prev.free(d->prev.ctx, ptr);
         return;
@@ -350,6 +381,9 @@ void pm_pyhooks_register(bool record)
         return; /* too late: libpython was loaded into a running program */
     recording_wanted = record;
     api.AppendInittab("pymem", module_init);
-    if (record)
+    if (record) {
+        pm_thread.recording = PM_IN_BOOTSTRAP;
         api.AddAuditHook(audit_hook, NULL);
+        pm_thread.recording = 0;
+    }
 }

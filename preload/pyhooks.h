@@ -21,4 +21,7 @@ bool pm_pyhooks_present(void);
  * preload), and, when `record` is set, register the audit hook. */
 void pm_pyhooks_register(bool record);
 
+/* A block malloc returned while registering (see pyhooks.c). */
+void pm_pyhooks_note_bootstrap(void *p);
+
 #endif

@@ -74,7 +74,7 @@ static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_
 
 void pm_record_alloc(void *p, size_t size, int domain)
 {
-    pm_thread.recording = 1;
+    pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
     if (b) {
         uint32_t stack = pm_stacks_current(b);
@@ -88,7 +88,7 @@ void pm_record_alloc(void *p, size_t size, int domain)
 
 void pm_record_free(void *p)
 {
-    pm_thread.recording = 1;
+    pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
     if (b) {
         if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
@@ -99,25 +99,27 @@ void pm_record_free(void *p)
     pm_thread.recording = 0;
 }
 
+size_t pm_encode_snapshot(uint8_t *rec, uint64_t seq, int kind, const char *label)
+{
+    size_t len = strnlen(label, 200), n = 0;
+    rec[n++] = PM_TAG_SNAPSHOT;
+    n += pm_put_varint(rec + n, seq);
+    n += pm_put_varint(rec + n, (uint64_t)kind);
+    n += pm_put_varint(rec + n, pm_now_ns());
+    n += pm_put_varint(rec + n, len);
+    memcpy(rec + n, label, len);
+    return n + len;
+}
+
 void pm_record_snapshot(int kind, const char *label)
 {
-    pm_thread.recording = 1;
+    pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
-    size_t len = strnlen(label, 200);
-    size_t need = 32 + len;
-    if (b && pm_buffer_ensure(b, need)) {
+    if (b && pm_buffer_ensure(b, 256)) {
         uint8_t rec[256];
         atomic_store_explicit(&b->busy, 1, memory_order_seq_cst);
         uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_seq_cst);
-        size_t n = 0;
-        rec[n++] = PM_TAG_SNAPSHOT;
-        n += pm_put_varint(rec + n, seq);
-        n += pm_put_varint(rec + n, (uint64_t)kind);
-        n += pm_put_varint(rec + n, pm_now_ns());
-        n += pm_put_varint(rec + n, len);
-        memcpy(rec + n, label, len);
-        n += len;
-        pm_buffer_append(b, rec, n);
+        pm_buffer_append(b, rec, pm_encode_snapshot(rec, seq, kind, label));
         atomic_store_explicit(&b->busy, 0, memory_order_release);
     }
     pm_thread.recording = 0;

@@ -38,7 +38,7 @@ static inline bool pm_should_record(void)
     if (!pm_recorder_on())
         return false;
     if (pm_thread.guard) {
-        if (pm_thread.recording)
+        if (pm_thread.recording == PM_IN_RECORDER)
             atomic_fetch_add_explicit(&pm_unrecorded, 1, memory_order_relaxed);
         return false;
     }
@@ -49,6 +49,10 @@ void pm_record_alloc(void *p, size_t size, int domain);
 void pm_record_free(void *p);
 /* A snapshot marker ordered with the calling thread's events. */
 void pm_record_snapshot(int kind, const char *label);
+
+/* Encodes a SNAPSHOT record numbered `seq` into `rec` (room for 232 bytes:
+ * labels are cut to 200). Returns its length. */
+size_t pm_encode_snapshot(uint8_t *rec, uint64_t seq, int kind, const char *label);
 
 /* Nanoseconds since the capture started (CLOCK_MONOTONIC). */
 uint64_t pm_now_ns(void);

@@ -8,14 +8,19 @@
 
 struct pm_buffer;
 
+enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2 };
+
 struct pm_thread {
     /* Non-zero while this thread is inside pymem or inside a hooked Python
      * allocator: nested calls pass straight through, so an allocation is
      * recorded once, at its outermost layer, and pymem never records itself. */
     int guard;
-    /* Non-zero inside the recorder proper: a malloc reaching the hooks now
-     * comes from a signal handler that interrupted us, and cannot be recorded
-     * without corrupting the event being written. It is counted instead. */
+    /* PM_IN_RECORDER inside the recorder proper: a malloc reaching the hooks
+     * now comes from a signal handler that interrupted us, and cannot be
+     * recorded without corrupting the event being written. It is counted
+     * instead. PM_IN_BOOTSTRAP while pyhooks.c registers with a Python that is
+     * not yet initialised: the blocks malloc returns are noted (see pyhooks.c,
+     * bootstrap blocks). */
     int recording;
     /* This thread's event buffer; NULL until its first event. */
     struct pm_buffer *buf;

@@ -49,6 +49,7 @@ static struct {
     char path[4096];
     bool warned;
     bool pending;        /* a child's capture, created at its first event */
+    uint64_t create_after_ns; /* ... but not by a periodic pass before this */
     uint8_t meta[65536]; /* META payload kept until the file exists */
     size_t meta_len;
     _Atomic int snapshot_requests;
@@ -124,13 +125,19 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
 }
 
 static bool create_file(void);
+static uint64_t monotonic_ns(void);
 
-static bool drain(struct pm_buffer *b)
+/* Writes out what `b` holds. `may_wait`: a periodic pass, which leaves a
+ * followed child's data in its ring for the child's first 50 ms, so that a
+ * fork that execs at once (subprocess before 3.10) leaves no capture. */
+static bool drain(struct pm_buffer *b, bool may_wait)
 {
     const uint8_t *s1, *s2;
     size_t n1, n2;
     size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
     if (!avail)
+        return true;
+    if (W.pending && may_wait && monotonic_ns() < W.create_after_ns)
         return true;
     if (W.pending && !create_file())
         return false;
@@ -177,15 +184,7 @@ static uint64_t rss_bytes(void)
 
 static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
 {
-    uint64_t seq = atomic_fetch_add(&pm_seq, 1);
-    size_t len = strnlen(label, 200), n = 0;
-    rec[n++] = PM_TAG_SNAPSHOT;
-    n += pm_put_varint(rec + n, seq);
-    n += pm_put_varint(rec + n, (uint64_t)kind);
-    n += pm_put_varint(rec + n, pm_now_ns());
-    n += pm_put_varint(rec + n, len);
-    memcpy(rec + n, label, len);
-    return n + len;
+    return pm_encode_snapshot(rec, atomic_fetch_add(&pm_seq, 1), kind, label);
 }
 
 /* The label `pymem snapshot PID --label L` left for us, if any. */
@@ -225,9 +224,9 @@ static void pass(bool final, int end_reason, int end_detail)
         if (!wait_not_busy(b))
             mark_ok = false;
         bool exited = atomic_load(&b->state) == PM_BUF_EXITED && !final && thread_gone(b->tid);
-        if (!drain(b))
+        if (!drain(b, !final))
             return;
-        if (exited && !atomic_load(&b->busy) && drain(b))
+        if (exited && !atomic_load(&b->busy) && drain(b, !final))
             atomic_store(&b->state, PM_BUF_FREE);
     }
 
@@ -314,28 +313,11 @@ static size_t add_meta(const char *const *kv)
     return start;
 }
 
-/* Creates the file named in W.path (a numbered variant for a child whose
- * name is taken) and writes the header and the META kept so far. */
-static bool create_file(void)
+/* Header and META kept so far, into W.fd. */
+static bool write_start(void)
 {
-    bool numbered = W.pending;
-    W.pending = false;
-    int fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    size_t n = strlen(W.path);
-    size_t stem = n > 5 && !strcmp(W.path + n - 5, ".pmem") ? n - 5 : n;
-    for (int i = 2; fd < 0 && errno == EEXIST && numbered && i < 100; i++) {
-        char alt[sizeof W.path];
-        snprintf(alt, sizeof alt, "%.*s-%d.pmem", (int)stem, W.path, i);
-        fd = open(alt, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            memcpy(W.path, alt, sizeof alt);
-    }
-    if (fd < 0) {
-        warn_failure("create", errno);
-        atomic_store(&pm_state, PM_STATE_DORMANT);
-        return false;
-    }
-    W.fd = fd;
+    if (W.statm_fd < 0)
+        W.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     uint8_t h[PM_FILE_HEADER_SIZE] = {0};
     memcpy(h, PM_FILE_MAGIC, 8);
     pm_put_u32le(h + 8, PM_FORMAT_VERSION);
@@ -343,13 +325,77 @@ static bool create_file(void)
     int err = write_all(&iov, 1);
     if (err) {
         warn_failure("write", err);
-        close(fd);
+        close(W.fd);
         W.fd = -1;
         atomic_store(&pm_state, PM_STATE_DORMANT);
         return false;
     }
-    W.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     return write_chunk(PM_CHUNK_META, 0, W.meta, W.meta_len, NULL, 0);
+}
+
+/* A child's capture appears whole or not at all: written unnamed (O_TMPFILE)
+ * and linked in under its name, or a numbered variant of it when an exec'd
+ * image that kept the pid took the name first. Returns 1 done, 0 when
+ * O_TMPFILE or linking is not available here, -1 on failure. */
+static int create_linked(void)
+{
+    char dir[sizeof W.path];
+    snprintf(dir, sizeof dir, "%s", W.path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return 0;
+    W.fd = fd;
+    if (!write_start())
+        return -1;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    size_t n = strlen(W.path);
+    size_t stem = n > 5 && !strcmp(W.path + n - 5, ".pmem") ? n - 5 : n;
+    char name[sizeof W.path];
+    snprintf(name, sizeof name, "%s", W.path);
+    for (int i = 2; i < 100; i++) {
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) {
+            memcpy(W.path, name, sizeof name);
+            return 1;
+        }
+        if (errno != EEXIST)
+            break;
+        snprintf(name, sizeof name, "%.*s-%d.pmem", (int)stem, W.path, i);
+    }
+    close(fd);
+    W.fd = -1;
+    return errno == EEXIST ? -1 : 0;
+}
+
+/* Creates the file named in W.path and writes the header and the META kept
+ * so far. A followed child's goes through create_linked(). */
+static bool create_file(void)
+{
+    bool child = W.pending;
+    W.pending = false;
+    if (child) {
+        int rc = create_linked();
+        if (rc != 0) {
+            if (rc < 0 && W.fd < 0)
+                warn_failure("create", errno);
+            if (rc < 0)
+                atomic_store(&pm_state, PM_STATE_DORMANT);
+            return rc > 0;
+        }
+    }
+    int fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        warn_failure("create", errno);
+        atomic_store(&pm_state, PM_STATE_DORMANT);
+        return false;
+    }
+    W.fd = fd;
+    return write_start();
 }
 
 int pm_writer_open(const char *path, const char *const *kv, bool child)
@@ -358,6 +404,7 @@ int pm_writer_open(const char *path, const char *const *kv, bool child)
     W.meta_len = 0;
     add_meta(kv);
     W.pending = true;
+    W.create_after_ns = monotonic_ns() + 50000000u;
     if (child)
         return 0;
     W.pending = false;
@@ -391,7 +438,7 @@ bool pm_writer_start(uint64_t snapshot_every_ns)
 bool pm_writer_flush_buffer(struct pm_buffer *b)
 {
     pthread_mutex_lock(&W.lock);
-    bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b);
+    bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b, false);
     pthread_mutex_unlock(&W.lock);
     return ok;
 }
@@ -405,20 +452,31 @@ void pm_writer_finish(int reason, int detail)
 {
     if (atomic_load(&pm_state) != PM_STATE_ON)
         return;
+    /* A signal arriving now (the pool that sends SIGTERM to a worker already
+     * calling _exit) must not kill the process halfway through the end of
+     * its capture: it waits until the capture is closed. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     uint64_t deadline = monotonic_ns() + FINISH_LOCK_WAIT_NS;
+    bool locked = true;
     while (pthread_mutex_trylock(&W.lock) != 0) {
-        if (monotonic_ns() > deadline)
-            return; /* the lock holder is stuck: leave a truncated capture */
+        if (monotonic_ns() > deadline) {
+            locked = false; /* the lock holder is stuck: leave a truncated capture */
+            break;
+        }
         sched_yield();
     }
     int expected = PM_STATE_ON;
-    if (atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
+    if (locked && atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
         pass(true, reason, detail);
         if (W.fd >= 0)
             close(W.fd);
         W.fd = -1;
     }
-    pthread_mutex_unlock(&W.lock);
+    if (locked)
+        pthread_mutex_unlock(&W.lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void pm_writer_reset_after_fork(void)

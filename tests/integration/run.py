@@ -329,6 +329,39 @@ def test_unwritable_output(c, tag):
           and lines[0].startswith("pymem: cannot create capture /nonexistent-dir/x.pmem"), repr(r.stderr))
 
 
+def test_disk_full(c, tag):
+    """A file size limit makes the capture's writes fail mid-run (EFBIG, as
+    ENOSPC would): one warning, the program unharmed, the prefix readable."""
+    import resource
+    out = c.capture("full.pmem")
+    limit = 256 * 1024
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = subprocess.run([c.python, os.path.join(PROGRAMS, "leak.py")], env=c.env(PYMEM_OUTPUT=out),
+                       capture_output=True, text=True, cwd=c.tmp, preexec_fn=small_files)
+    lines = [l for l in r.stderr.splitlines() if l]
+    check(tag + " full disk: program unharmed, one warning", r.returncode == 0 and r.stdout == "done 1000\n"
+          and len(lines) == 1 and lines[0].startswith("pymem: cannot write capture") and "stopped" in lines[0],
+          repr(r.stderr))
+    summ = c.analyze("summary", out, "--json", check=False)
+    check(tag + " full disk: the capture written so far reads as truncated",
+          summ.returncode == 0 and json.loads(summ.stdout)["truncated"] is True
+          and os.path.getsize(out) <= limit, summ.stderr)
+
+
+def test_python_allocator_variants(c, tag):
+    m = marks("leak.py")
+    for variant in ["malloc", "debug", "pymalloc_debug"]:
+        out = c.capture("pm-%s.pmem" % variant)
+        r = c.preload([os.path.join(PROGRAMS, "leak.py")], out, PYTHONMALLOC=variant)
+        s = site(c.json("leaks", out, "--top", "5")["sites"], m["LEAK"], "leak.py") if r.returncode == 0 else None
+        check(tag + " PYTHONMALLOC=%s: same leak, same requested bytes" % variant,
+              s is not None and s["count"] == 1000 and s["bytes"] == 1000 * (10000 + BYTES_HEADER),
+              r.stderr[-300:] + json.dumps(s)[:200])
+
+
 def test_non_python_is_passthrough(c, tag):
     before = set(os.listdir(c.tmp))
     r = subprocess.run(["sh", "-c", "ls / | head -3; echo hi"], env=c.env(), capture_output=True, text=True, cwd=c.tmp)
@@ -407,7 +440,7 @@ def main():
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_unwritable_output,
-            test_non_python_is_passthrough, test_pymem_run]
+            test_disk_full, test_python_allocator_variants, test_non_python_is_passthrough, test_pymem_run]
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
         for i, py in enumerate(args.python or pythons()):
