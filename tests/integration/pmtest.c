@@ -1,5 +1,6 @@
 /* A small native library for the integration tests, loaded with ctypes:
  * allocations made from C, on several threads at once, without the GIL. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -21,4 +22,30 @@ void pmtest_alloc_blocks(int n, size_t size)
         if (k < CAPACITY)
             pmtest_kept[k] = p;
     }
+}
+
+struct spawn_args {
+    int count;
+    size_t size;
+};
+
+static void *spawned(void *arg)
+{
+    const struct spawn_args *a = arg;
+    pmtest_alloc_blocks(a->count, a->size);
+    return NULL;
+}
+
+/* Runs pmtest_alloc_blocks(count, size) on `threads` threads created here in
+ * C (no Python thread state), and waits for them to exit. */
+void pmtest_spawn_threads(int threads, int count, size_t size)
+{
+    pthread_t t[64];
+    struct spawn_args a = {count, size};
+    if (threads > 64)
+        threads = 64;
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, spawned, &a);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
 }

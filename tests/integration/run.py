@@ -166,6 +166,21 @@ def test_threads_lose_nothing(c, tag):
           "threads=%s unrecorded=%s" % (summ["threads"], summ["unrecorded_events"]))
 
 
+def test_c_threads_and_daemon_at_exit(c, tag):
+    out = c.capture("cthreads.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "cthreads.py"), os.path.join(c.build, "tests", "libpmtest.so")], out)
+    check(tag + " C threads and an allocating daemon thread at exit", r.returncode == 0 and r.stdout == "bye\n",
+          r.stderr[-300:])
+    native = None
+    for s in c.json("leaks", out, "--at", "joined", "--top", "0")["sites"]:
+        if s["file"] == "<native>" and s["phase"] == "runtime":
+            native = s["domains"].get("malloc")
+    check(tag + " C threads' blocks exact, under <native>", native == {"bytes": 6000 * 4099, "count": 6000},
+          str(native))
+    summ = c.json("summary", out)
+    check(tag + " capture complete despite the daemon thread", summ["end"] == "exit" and not summ["truncated"])
+
+
 def test_exit_paths(c, tag):
     m = marks("leak.py")
     cases = [("normal", 0, "exit"), ("sys_exit", 3, "exit"), ("os_exit", 5, "_exit"),
@@ -438,7 +453,7 @@ def main():
     ap.add_argument("-k", help="only tests whose name contains this")
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
-             test_threads_lose_nothing, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
+             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_unwritable_output,
             test_disk_full, test_python_allocator_variants, test_non_python_is_passthrough, test_pymem_run]
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
