@@ -85,7 +85,7 @@ int pm_reader_next(struct pm_reader *r, struct pm_chunk *c)
         r->truncated = true;
         return 0;
     }
-    if (pm_crc32(0, r->payload, len) != pm_get_u32le(h + 16))
+    if (pm_crc32c(0, r->payload, len) != pm_get_u32le(h + 16))
         return fail(r, r->offset, "corrupted capture (chunk checksum mismatch)");
     r->offset += PM_CHUNK_HEADER_SIZE + len;
     c->kind = kind;

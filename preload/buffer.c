@@ -60,6 +60,7 @@ struct pm_buffer *pm_buffer_claim(pid_t tid)
     if (!b)
         return NULL;
     b->tid = tid;
+    b->limit = 0;
     b->last_seq = 0;
     b->last_addr = 0;
     b->last_stack = 0;
@@ -79,7 +80,7 @@ struct pm_buffer *pm_buffer_claim(pid_t tid)
     return b;
 }
 
-bool pm_buffer_ensure(struct pm_buffer *b, size_t n)
+bool pm_buffer_make_room(struct pm_buffer *b, size_t n)
 {
     if (pm_buffer_space(b) >= n)
         return true;

@@ -41,6 +41,7 @@ struct pm_buffer {
     uint64_t last_seq;
     uint64_t last_addr;
     uint64_t last_stack;
+    uint64_t limit; /* head may grow to here without reading `tail` again */
     struct pm_stackcache *stacks;
     char pad_[64];
     /* Written by the consumer. */
@@ -61,15 +62,38 @@ struct pm_buffer {
 struct pm_buffer *pm_buffer_claim(pid_t tid);
 
 /* Bytes the producer may append without waiting for the consumer. */
-static inline uint64_t pm_buffer_space(const struct pm_buffer *b)
+static inline uint64_t pm_buffer_space(struct pm_buffer *b)
 {
-    return b->cap - (atomic_load_explicit(&b->head, memory_order_relaxed) -
-                     atomic_load_explicit(&b->tail, memory_order_acquire));
+    b->limit = atomic_load_explicit(&b->tail, memory_order_acquire) + b->cap;
+    return b->limit - atomic_load_explicit(&b->head, memory_order_relaxed);
 }
 
+bool pm_buffer_make_room(struct pm_buffer *b, size_t n);
+
 /* Makes room for `n` bytes, flushing the ring through the writer if needed.
- * Returns false if the capture can no longer be written (the caller drops). */
-bool pm_buffer_ensure(struct pm_buffer *b, size_t n);
+ * Returns false if the capture can no longer be written (the caller drops).
+ * The common case reads only the producer's own fields. */
+static inline bool pm_buffer_ensure(struct pm_buffer *b, size_t n)
+{
+    if (atomic_load_explicit(&b->head, memory_order_relaxed) + n <= b->limit)
+        return true;
+    return pm_buffer_make_room(b, n);
+}
+
+/* Where the producer may write `n` bytes in place at `head`, or NULL when
+ * they would wrap around the end of the ring. Requires pm_buffer_ensure. */
+static inline uint8_t *pm_buffer_slot(struct pm_buffer *b, size_t n)
+{
+    uint64_t off = atomic_load_explicit(&b->head, memory_order_relaxed) & (b->cap - 1);
+    return off + n <= b->cap ? b->ring + off : NULL;
+}
+
+/* Publishes `n` bytes written in place. */
+static inline void pm_buffer_commit(struct pm_buffer *b, size_t n)
+{
+    atomic_store_explicit(&b->head, atomic_load_explicit(&b->head, memory_order_relaxed) + n,
+                          memory_order_release);
+}
 
 /* Copies `n` bytes in at `head` without publishing them. Requires space. */
 void pm_buffer_put(struct pm_buffer *b, uint64_t at, const void *data, size_t n);

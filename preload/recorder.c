@@ -49,26 +49,33 @@ static struct pm_buffer *thread_buffer(void)
 }
 
 /* Takes the next sequence number and publishes the record that carries it.
- * `busy` brackets the window (see the watermark argument in writer.c). The
- * caller has ensured PM_EVENT_MAX_BYTES of space. */
+ * `busy` brackets the window (see the watermark argument in writer.c): the
+ * fetch-and-add has release semantics, so a writer that reads the counter
+ * past this number also sees `busy` set, or cleared after the publication.
+ * The caller has ensured PM_EVENT_MAX_BYTES of space. */
 static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_t size,
                           uint32_t stack)
 {
-    uint8_t rec[PM_EVENT_MAX_BYTES];
-    atomic_store_explicit(&b->busy, 1, memory_order_seq_cst);
-    uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_seq_cst);
+    uint8_t tmp[PM_EVENT_MAX_BYTES];
+    uint8_t *rec = pm_buffer_slot(b, PM_EVENT_MAX_BYTES);
+    uint8_t *out = rec ? rec : tmp;
+    atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
+    uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_acq_rel);
     size_t n = 0;
-    rec[n++] = tag;
-    n += pm_put_varint(rec + n, seq - b->last_seq);
-    n += pm_put_varint(rec + n, pm_zigzag((int64_t)(addr - b->last_addr)));
+    out[n++] = tag;
+    n += pm_put_varint(out + n, seq - b->last_seq);
+    n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - b->last_addr)));
     if (tag != PM_TAG_FREE) {
-        n += pm_put_varint(rec + n, size);
-        n += pm_put_varint(rec + n, pm_zigzag((int64_t)stack - (int64_t)b->last_stack));
+        n += pm_put_varint(out + n, size);
+        n += pm_put_varint(out + n, pm_zigzag((int64_t)stack - (int64_t)b->last_stack));
         b->last_stack = stack;
     }
     b->last_seq = seq;
     b->last_addr = addr;
-    pm_buffer_append(b, rec, n);
+    if (rec)
+        pm_buffer_commit(b, n);
+    else
+        pm_buffer_append(b, tmp, n);
     atomic_store_explicit(&b->busy, 0, memory_order_release);
 }
 
@@ -117,8 +124,8 @@ void pm_record_snapshot(int kind, const char *label)
     struct pm_buffer *b = thread_buffer();
     if (b && pm_buffer_ensure(b, 256)) {
         uint8_t rec[256];
-        atomic_store_explicit(&b->busy, 1, memory_order_seq_cst);
-        uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_seq_cst);
+        atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
+        uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_acq_rel);
         pm_buffer_append(b, rec, pm_encode_snapshot(rec, seq, kind, label));
         atomic_store_explicit(&b->busy, 0, memory_order_release);
     }

@@ -6,9 +6,10 @@
  * Watermarks. A producer sets its ring's `busy` flag, takes a sequence number
  * from pm_seq, publishes the record and clears `busy` (recorder.c). A pass
  * first reads W = pm_seq, then for each ring waits until `busy` is clear and
- * drains it. Any record with seq < W was numbered before W was read, so its
- * producer had already set `busy` (all these operations are seq_cst); seeing
- * `busy` clear afterwards means the record was published, and so drained.
+ * drains it. Any record with seq < W was numbered before W was read: the
+ * writer's load of pm_seq acquires what the producer's fetch-and-add
+ * released, its earlier store setting `busy` included; seeing `busy` clear
+ * afterwards means the record was published, and so drained.
  * A ring registered after the registry walk began belongs to a thread whose
  * first number is >= W. Hence WATERMARK(W) after the pass is a promise the
  * reader can sort by. A ring that stays busy (its thread stopped by a signal
@@ -110,7 +111,7 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
     if (W.fd < 0)
         return false;
     uint8_t h[PM_CHUNK_HEADER_SIZE];
-    uint32_t crc = pm_crc32(pm_crc32(0, p1, n1), p2, n2);
+    uint32_t crc = pm_crc32c(pm_crc32c(0, p1, n1), p2, n2);
     pm_chunk_header(h, kind, stream, (uint32_t)(n1 + n2), crc);
     struct iovec iov[3] = {{h, sizeof h}, {(void *)p1, n1}, {(void *)p2, n2}};
     int err = write_all(iov, n2 ? 3 : 2);

@@ -54,12 +54,25 @@ static void zigzag_round_trips(void **state)
     assert_int_equal(pm_zigzag(1), 2);
 }
 
-static void crc32_matches_the_standard_check_value(void **state)
+static void crc32c_matches_the_standard_check_value(void **state)
 {
     (void)state;
-    assert_int_equal(pm_crc32(0, "123456789", 9), 0xCBF43926u);
+    assert_int_equal(pm_crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(pm_crc32c_table(0, "123456789", 9), 0xE3069283u);
     /* Chaining over two pieces equals one call over the whole. */
-    assert_int_equal(pm_crc32(pm_crc32(0, "12345", 5), "6789", 4), 0xCBF43926u);
+    assert_int_equal(pm_crc32c(pm_crc32c(0, "12345", 5), "6789", 4), 0xE3069283u);
+}
+
+/* The hardware and table versions agree on every length and alignment. */
+static void crc32c_implementations_agree(void **state)
+{
+    (void)state;
+    uint8_t buf[300];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 131 + 7);
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len + off <= sizeof buf; len += 7)
+            assert_int_equal(pm_crc32c(0x1234, buf + off, len), pm_crc32c_table(0x1234, buf + off, len));
 }
 
 static void chunk_header_layout(void **state)
@@ -80,7 +93,8 @@ int main(void)
         cmocka_unit_test(varint_round_trips),
         cmocka_unit_test(varint_rejects_cut_and_overlong_input),
         cmocka_unit_test(zigzag_round_trips),
-        cmocka_unit_test(crc32_matches_the_standard_check_value),
+        cmocka_unit_test(crc32c_matches_the_standard_check_value),
+        cmocka_unit_test(crc32c_implementations_agree),
         cmocka_unit_test(chunk_header_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
