@@ -41,8 +41,25 @@ static int oom(struct pm_capture *c)
     return -1;
 }
 
-static int push(struct pm_capture *c, const struct pm_event *ev)
+static int by_seq(const void *a, const void *b)
 {
+    uint64_t x = ((const struct pm_event *)a)->seq, y = ((const struct pm_event *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+static int deliver(struct pm_capture *c, uint64_t limit, pm_event_fn fn, void *ctx);
+
+/* Events held with no watermark in sight: only a capture whose writer thread
+ * never ran gets here. Replay the older half, as ordered as it can be. */
+#define PENDING_MAX (16u << 20)
+
+static int push(struct pm_capture *c, const struct pm_event *ev, pm_event_fn fn, void *ctx)
+{
+    if (c->pending_count >= PENDING_MAX) {
+        qsort(c->pending, c->pending_count, sizeof *c->pending, by_seq);
+        if (deliver(c, c->pending[c->pending_count / 2].seq, fn, ctx))
+            return -1;
+    }
     if (c->pending_count == c->pending_cap) {
         size_t cap = c->pending_cap ? c->pending_cap * 2 : 65536;
         struct pm_event *n = realloc(c->pending, cap * sizeof *n);
@@ -53,12 +70,6 @@ static int push(struct pm_capture *c, const struct pm_event *ev)
     }
     c->pending[c->pending_count++] = *ev;
     return 0;
-}
-
-static int by_seq(const void *a, const void *b)
-{
-    uint64_t x = ((const struct pm_event *)a)->seq, y = ((const struct pm_event *)b)->seq;
-    return x < y ? -1 : x > y;
 }
 
 /* Delivers every held event with seq < limit, in order. */
@@ -151,8 +162,8 @@ static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
         uint32_t cap = c->stream_cap ? c->stream_cap : 64;
         while (cap <= id)
             cap *= 2;
-        if (cap > (1u << 24))
-            return NULL;
+        if (cap > (1u << 16))
+            return NULL; /* no process has 65536 threads alive at once */
         struct pm_stream_state *n = realloc(c->streams, cap * sizeof *n);
         if (!n)
             return NULL;
@@ -193,7 +204,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 ev.size = d;
                 ev.stack = (uint32_t)st->stack;
             }
-            if (push(c, &ev))
+            if (push(c, &ev, fn, ctx))
                 return -1;
             continue;
         }
@@ -222,14 +233,14 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             break;
         }
         case PM_TAG_SNAPSHOT:
-            if (add_snapshot(c, k, &ev) || push(c, &ev))
+            if (add_snapshot(c, k, &ev) || push(c, &ev, fn, ctx))
                 return -1;
             break;
         case PM_TAG_TICK:
             if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e))
                 return corrupt(c, "bad tick record");
             ev = (struct pm_event){.seq = a, .time = b, .size = d, .addr = e, .type = PM_EV_TICK};
-            if (push(c, &ev))
+            if (push(c, &ev, fn, ctx))
                 return -1;
             break;
         case PM_TAG_WATERMARK:

@@ -38,6 +38,20 @@ static void usage(FILE *out)
           out);
 }
 
+void pm_option_error(const char *cmd, const struct option *opts, int bad, const char *arg, const char *help)
+{
+    for (; bad && opts->name; opts++) {
+        if (opts->val == bad) {
+            fprintf(stderr, "pymem %s: option --%s needs a value (see '%s')\n", cmd, opts->name, help);
+            return;
+        }
+    }
+    if (bad)
+        fprintf(stderr, "pymem %s: unknown option '-%c' (see '%s')\n", cmd, bad, help);
+    else
+        fprintf(stderr, "pymem %s: unknown option '%s' (see '%s')\n", cmd, arg, help);
+}
+
 typedef int (*command_fn)(FILE *, const char *, const struct pm_opts *);
 
 static int compare_names(const void *a, const void *b)
@@ -152,6 +166,7 @@ int main(int argc, char **argv)
     struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
     int c;
     optind = 1;
+    opterr = 0; /* one line of our own instead of getopt's */
     /* Options may come before or after the operands. */
     while ((c = getopt_long(argc - 1, argv + 1, "jb:t:a:h", opts, NULL)) != -1) {
         switch (c) {
@@ -185,7 +200,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
-            fprintf(stderr, "pymem %s: see 'pymem help'\n", cmd);
+            pm_option_error(cmd, opts, optopt, argv[optind], "pymem help");
             return 2;
         }
     }

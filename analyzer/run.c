@@ -99,6 +99,7 @@ int pm_run_main(int argc, char **argv)
     bool follow = false, quiet = false;
     int c;
     optind = 1;
+    opterr = 0;
     /* '+': stop at the first operand, so the program's own options stay its own. */
     while ((c = getopt_long(argc, argv, "+o:qm:h", opts, NULL)) != -1) {
         switch (c) {
@@ -141,14 +142,13 @@ int pm_run_main(int argc, char **argv)
             usage_run(stdout);
             return 0;
         default:
-            usage_run(stderr);
+            pm_option_error("run", opts, optopt, argv[optind - 1], "pymem run --help");
             return 2;
         }
     }
 operands:
     if (optind >= argc && !module) {
-        fprintf(stderr, "pymem run: no program given\n");
-        usage_run(stderr);
+        fprintf(stderr, "pymem run: no program given (see 'pymem run --help')\n");
         return 2;
     }
     char **target = argv + optind;
@@ -289,6 +289,7 @@ int pm_snapshot_main(int argc, char **argv)
     const char *label = NULL;
     int c;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
         if (c == 'l') {
             label = optarg;
@@ -296,12 +297,12 @@ int pm_snapshot_main(int argc, char **argv)
             usage_snapshot(stdout);
             return 0;
         } else {
-            usage_snapshot(stderr);
+            fprintf(stderr, "pymem snapshot: bad option (usage: pymem snapshot PID [--label LABEL])\n");
             return 2;
         }
     }
     if (optind + 1 != argc) {
-        usage_snapshot(stderr);
+        fprintf(stderr, "pymem snapshot: expected one PID (usage: pymem snapshot PID [--label LABEL])\n");
         return 2;
     }
     char *end;

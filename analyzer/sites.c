@@ -70,7 +70,7 @@ static uint64_t st_hash_at(void *ctx, size_t i)
 
 static uint64_t site_hash(const struct pm_site *x)
 {
-    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->func << 32 | x->key) ^ x->phase);
+    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->key << 8 | x->phase));
 }
 
 static uint64_t site_hash_at(void *ctx, size_t i)
@@ -115,8 +115,7 @@ static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
     size_t slot = site_hash(key) & (s->index_cap - 1);
     for (; s->index[slot]; slot = (slot + 1) & (s->index_cap - 1)) {
         struct pm_site *x = &s->v[s->index[slot] - 1];
-        if (x->file == key->file && x->line == key->line && x->func == key->func &&
-            x->key == key->key && x->phase == key->phase)
+        if (x->file == key->file && x->line == key->line && x->key == key->key && x->phase == key->phase)
             return x;
     }
     if (s->n == s->cap) {
@@ -150,19 +149,22 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
         const struct stack_total *t = &s->st[i];
         struct pm_site key = {0};
         key.phase = t->phase;
-        struct pm_frame f;
+        /* lineno is (file, line), as in tracemalloc: a comprehension and the
+         * function around it share a line and a site; the function shown is
+         * that of the stack holding the most bytes. */
+        struct pm_frame f = {0};
         if (pm_stacks_frame(stacks, t->stack, &f)) {
             key.file = f.file;
-            if (s->by != PM_BY_FILENAME) {
-                key.func = f.func;
+            if (s->by != PM_BY_FILENAME)
                 key.line = f.line;
-            }
             if (s->by == PM_BY_TRACEBACK)
                 key.key = pm_stacks_canon(stacks, t->stack);
         }
         struct pm_site *x = find_site(s, &key);
         if (!x)
             return -1;
+        if (s->by != PM_BY_FILENAME && (t->bytes > x->stack_bytes || !x->stack))
+            x->func = f.func;
         x->bytes[slot] += (int64_t)t->bytes;
         x->count[slot] += (int64_t)t->count;
         if (slot == 1) {

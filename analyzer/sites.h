@@ -22,7 +22,8 @@ enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK };
 enum pm_phase { PM_PHASE_RUNTIME = 0, PM_PHASE_IMPORT = 1, PM_PHASE_STARTUP = 2 };
 
 struct pm_site {
-    uint32_t file, func, line; /* innermost frame's strings and line */
+    uint32_t file, line;       /* the key: innermost frame's file and line */
+    uint32_t func;             /* its function, from the representative stack */
     uint32_t key;              /* traceback: canonical node; otherwise 0 */
     uint8_t phase;
     uint32_t stack;            /* a representative stack: the one holding most bytes */

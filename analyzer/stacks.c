@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Ids are handed out in order in the process; threads announce them a little
+ * out of order. An id far past all others is damage, not a reason to grow a
+ * table to gigabytes. */
 #define MAX_ID (1u << 30)
+#define MAX_GAP (1u << 20)
 
 void pm_stacks_init(struct pm_stacks *s)
 {
@@ -61,7 +65,8 @@ int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_fram
 {
     /* A parent is always announced before its children: this also keeps a
      * damaged capture from making the tree a cycle. */
-    if (id == 0 || id >= MAX_ID || f->parent >= id || grow_nodes(s, (uint32_t)id + 1))
+    if (id == 0 || id >= MAX_ID || id > (uint64_t)s->node_cap + MAX_GAP || f->parent >= id ||
+        grow_nodes(s, (uint32_t)id + 1))
         return -1;
     s->nodes[id] = *f;
     s->defined[id] = 1;
@@ -70,7 +75,7 @@ int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_fram
 
 int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len)
 {
-    if (id == 0 || id >= MAX_ID)
+    if (id == 0 || id >= MAX_ID || id > (uint64_t)s->string_cap + MAX_GAP)
         return -1;
     if (id >= s->string_cap) {
         uint32_t cap = s->string_cap ? s->string_cap : 256;

@@ -336,6 +336,42 @@ def test_bad_input(c, tag):
               r.returncode == code and text in r.stderr and r.stderr.count("\n") == 1, repr(r.stderr))
 
 
+def test_fuzzed_captures(c, tag):
+    """Damaged copies of a real capture (bit flips, cuts, zeroed and repeated
+    spans, trailing garbage): every command ends with 0, or 1 and one line."""
+    import random
+    out = c.capture("fuzz-src.pmem")
+    c.preload([os.path.join(PROGRAMS, "growth.py")], out)
+    data = open(out, "rb").read()
+    rnd = random.Random(20261122)
+    fuzzed = os.path.join(c.tmp, "fuzzed.pmem")
+    bad = []
+    for i in range(60):
+        d = bytearray(data)
+        kind = ["flip", "cut", "zero", "garbage", "repeat"][i % 5]
+        at = rnd.randrange(len(d))
+        if kind == "flip":
+            d[at] ^= 1 << rnd.randrange(8)
+        elif kind == "cut":
+            d = d[:at]
+        elif kind == "zero":
+            d[at:at + 512] = bytes(len(d[at:at + 512]))
+        elif kind == "garbage":
+            d += bytes(rnd.randrange(256) for _ in range(777))
+        else:
+            d = d[:at] + d[at // 2:at // 2 + 2000] + d[at:]
+        with open(fuzzed, "wb") as f:
+            f.write(d)
+        for args in (["summary"], ["peak", "--by", "traceback"], ["diff", "before", "after"]):
+            r = subprocess.run([c.pymem, args[0], fuzzed] + args[1:], capture_output=True, text=True, timeout=60)
+            lines = r.stderr.splitlines()
+            # one error line, after the truncation warning where the cut removed the end
+            one_line_error = r.returncode == 1 and (len(lines) == 1 or (len(lines) == 2 and "warning:" in lines[0]))
+            if not (r.returncode == 0 or one_line_error):
+                bad.append((kind, at, args[0], r.returncode, r.stderr[-200:]))
+    check(tag + " damaged captures: exit 0, or 1 with one line, never a crash", not bad, str(bad[:3]))
+
+
 def test_unwritable_output(c, tag):
     r = c.preload([os.path.join(PROGRAMS, "leak.py")], "/nonexistent-dir/x.pmem")
     lines = [l for l in r.stderr.splitlines() if l]
@@ -454,7 +490,8 @@ def main():
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
-    once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_unwritable_output,
+    once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
+            test_unwritable_output,
             test_disk_full, test_python_allocator_variants, test_non_python_is_passthrough, test_pymem_run]
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
