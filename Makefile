@@ -5,7 +5,7 @@
 #   make demo       profile examples/demo.py and print the report
 #   make asan       unit and golden tests under AddressSanitizer + UBSan
 #   make check-cpython   CPython's own regression tests under pymem (long)
-#   make bench      overhead benchmarks (not part of make test)
+#   make bench      overhead against plain runs and other tools (not in make test)
 #   SANITIZE=address,undefined   instrument the analyzer and unit tests
 #
 # Debian packages the build and the tests need are installed on first use
@@ -39,7 +39,7 @@ ANALYZER_LIBS := -lm
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit pyoffsets golden integration demo asan check-cpython clean
+.PHONY: all deps test unit pyoffsets golden integration demo asan check-cpython bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)
@@ -80,6 +80,10 @@ demo: all
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit golden
+
+# Overhead against the plain run and other tools (heaptrack if installed).
+bench: all
+	python3 bench/run.py
 
 clean:
 	rm -rf build

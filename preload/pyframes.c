@@ -43,22 +43,6 @@ static int (*code_addr2line)(const void *, int);
 static const void *code_type;
 static const void *unicode_type;
 
-bool pm_pyframes_init(int minor)
-{
-    const struct layout *found = NULL;
-    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-        if (layouts[i].minor == minor)
-            found = &layouts[i];
-    get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
-    code_addr2line = (int (*)(const void *, int))dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
-    code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
-    unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
-    if (!found || !get_tstate || !code_addr2line || !code_type || !unicode_type)
-        return false;
-    L = found;
-    return true;
-}
-
 static inline const void *load_ptr(const void *base, int off)
 {
     const void *v;
@@ -71,42 +55,93 @@ static inline const void *ob_type(const void *obj)
     return load_ptr(obj, 8);
 }
 
-int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated)
+/* The walk, written once and instantiated per layout below with the layout
+ * as a constant, so that every offset folds into the instructions. */
+static inline __attribute__((always_inline)) int walk(const struct layout *l, struct pm_rawframe *out,
+                                                      int max, bool *truncated)
 {
     *truncated = false;
-    if (!L)
-        return 0;
     const void *tstate = get_tstate();
     if (!tstate)
         return 0;
-    const void *frame = load_ptr(tstate, L->tstate_frame);
-    if (frame && L->cframe_current >= 0)
-        frame = load_ptr(frame, L->cframe_current);
+    const void *frame = load_ptr(tstate, l->tstate_frame);
+    if (frame && l->cframe_current >= 0)
+        frame = load_ptr(frame, l->cframe_current);
     int n = 0;
-    for (; frame; frame = load_ptr(frame, L->frame_back)) {
-        if (L->frame_owner >= 0 && ((const char *)frame)[L->frame_owner] == FRAME_OWNED_BY_CSTACK)
+    for (; frame; frame = load_ptr(frame, l->frame_back)) {
+        if (l->frame_owner >= 0 && ((const char *)frame)[l->frame_owner] == FRAME_OWNED_BY_CSTACK)
             continue;
-        const void *code = load_ptr(frame, L->frame_code);
-        if (!code || ob_type(code) != code_type)
-            continue; /* 3.13 shim frames carry no code object */
+        const void *code = load_ptr(frame, l->frame_code);
+        /* 3.13 shim frames carry no code object in f_executable */
+        if (!code || (l->minor >= 13 && ob_type(code) != code_type))
+            continue;
         if (n == max) {
             *truncated = true;
             break;
         }
         int32_t lasti;
-        if (L->co_code_adaptive) {
-            const char *instr = load_ptr(frame, L->frame_instr);
-            lasti = (int32_t)(instr - ((const char *)code + L->co_code_adaptive));
+        if (l->co_code_adaptive) {
+            const char *instr = load_ptr(frame, l->frame_instr);
+            lasti = (int32_t)(instr - ((const char *)code + l->co_code_adaptive));
         } else {
             int raw;
-            memcpy(&raw, (const char *)frame + L->frame_instr, sizeof raw);
-            lasti = raw * L->lasti_scale;
+            memcpy(&raw, (const char *)frame + l->frame_instr, sizeof raw);
+            lasti = raw * l->lasti_scale;
         }
         out[n].code = code;
         out[n].lasti = lasti;
         n++;
     }
     return n;
+}
+
+#define WALK(i)                                                                                    \
+    static int walk_##i(struct pm_rawframe *out, int max, bool *truncated)                         \
+    {                                                                                              \
+        return walk(&layouts[i], out, max, truncated);                                             \
+    }
+WALK(0)
+WALK(1)
+WALK(2)
+WALK(3)
+WALK(4)
+WALK(5)
+#undef WALK
+
+static int (*const walks[])(struct pm_rawframe *, int, bool *) = {walk_0, walk_1, walk_2,
+                                                                   walk_3, walk_4, walk_5};
+_Static_assert(sizeof walks / sizeof walks[0] == sizeof layouts / sizeof layouts[0],
+               "one walk per layout");
+
+static int (*walk_fn)(struct pm_rawframe *, int, bool *);
+
+int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated)
+{
+    if (!walk_fn) {
+        *truncated = false;
+        return 0;
+    }
+    return walk_fn(out, max, truncated);
+}
+
+bool pm_pyframes_init(int minor)
+{
+    const struct layout *found = NULL;
+    size_t index = 0;
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        if (layouts[i].minor == minor) {
+            found = &layouts[i];
+            index = i;
+        }
+    get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+    code_addr2line = (int (*)(const void *, int))dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
+    code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
+    unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
+    if (!found || !get_tstate || !code_addr2line || !code_type || !unicode_type)
+        return false;
+    L = found;
+    walk_fn = walks[index];
+    return true;
 }
 
 void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out)
