@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "cli.h"
 #include "run.h"
 
 #define PYMEM_VERSION "0.1.0"
@@ -36,20 +37,6 @@ static void usage(FILE *out)
           "  label; start, peak, exit and end are always there.\n"
           "  pymem run --help for the options of run.\n",
           out);
-}
-
-void pm_option_error(const char *cmd, const struct option *opts, int bad, const char *arg, const char *help)
-{
-    for (; bad && opts->name; opts++) {
-        if (opts->val == bad) {
-            fprintf(stderr, "pymem %s: option --%s needs a value (see '%s')\n", cmd, opts->name, help);
-            return;
-        }
-    }
-    if (bad)
-        fprintf(stderr, "pymem %s: unknown option '-%c' (see '%s')\n", cmd, bad, help);
-    else
-        fprintf(stderr, "pymem %s: unknown option '%s' (see '%s')\n", cmd, arg, help);
 }
 
 typedef int (*command_fn)(FILE *, const char *, const struct pm_opts *);

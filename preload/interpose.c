@@ -59,6 +59,10 @@ PM_EXPORT void free(void *p)
 {
     if (unlikely(!p || pm_pool_owns(p)))
         return;
+    /* A block freed while dlsym is still being asked for the real functions
+     * cannot be handed anywhere: it is kept rather than crash. */
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return;
     record_free(p);
     pm_real.free(p);
 }
@@ -82,8 +86,13 @@ PM_EXPORT void *calloc(size_t n, size_t size)
  * size the allocator reports, since its requested size is not known here. */
 PM_EXPORT void *realloc(void *p, size_t size)
 {
-    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
-        return pm_pool_alloc(size, 16);
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve()) {
+        /* Inside dlsym: only pool blocks can exist yet. */
+        void *q = pm_pool_alloc(size, 16);
+        if (q && p && pm_pool_owns(p))
+            memcpy(q, p, pm_pool_size(p) < size ? pm_pool_size(p) : size);
+        return q;
+    }
     if (unlikely(p && pm_pool_owns(p))) {
         void *q = pm_real.malloc(size);
         if (q) {
@@ -129,20 +138,20 @@ PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
     return rc;
 }
 
-#define ALIGNED_HOOK(name, params, args, size_expr)                                                \
+#define ALIGNED_HOOK(name, params, args, size_expr, align_expr)                                     \
     PM_EXPORT void *name params                                                                    \
     {                                                                                              \
         if (unlikely(!pm_real_ready()) && !pm_real_resolve())                                      \
-            return pm_pool_alloc(size_expr, 4096);                                                 \
+            return pm_pool_alloc(size_expr, align_expr);                                           \
         void *p = pm_real.name args;                                                               \
         record_alloc(p, size_expr);                                                                \
         return p;                                                                                  \
     }
 
-ALIGNED_HOOK(aligned_alloc, (size_t alignment, size_t size), (alignment, size), size)
-ALIGNED_HOOK(memalign, (size_t alignment, size_t size), (alignment, size), size)
-ALIGNED_HOOK(valloc, (size_t size), (size), size)
-ALIGNED_HOOK(pvalloc, (size_t size), (size), size)
+ALIGNED_HOOK(aligned_alloc, (size_t alignment, size_t size), (alignment, size), size, alignment)
+ALIGNED_HOOK(memalign, (size_t alignment, size_t size), (alignment, size), size, alignment)
+ALIGNED_HOOK(valloc, (size_t size), (size), size, 4096)
+ALIGNED_HOOK(pvalloc, (size_t size), (size), size, 4096)
 
 PM_EXPORT size_t malloc_usable_size(void *p)
 {

@@ -57,6 +57,8 @@ bool pm_real_resolve(void)
 /* Each pool block is preceded by its size, so realloc can copy it out. */
 void *pm_pool_alloc(size_t size, size_t align)
 {
+    if (align & (align - 1))
+        return NULL; /* not a power of two: memalign would refuse it too */
     if (align < 16)
         align = 16;
     size_t need = size + align + 16;

@@ -7,7 +7,7 @@
 UNIT_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -Ianalyzer -Ipreload -Itests/unit -pthread
 UNIT_PRELOAD_OBJS := $(filter-out $(BUILD)/preload/interpose.o,$(PRELOAD_OBJS))
 UNIT_TESTS := format live stacks replay recorder
-UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/test_interpose
 
 $(BUILD)/tests/builder.o: tests/unit/builder.c tests/unit/builder.h include/pymem/format.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -17,6 +17,15 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_O
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_OBJS) $(BUILD)/tests/builder.o \
 		-lcmocka -ldl -lm
+
+# This one links the interposer too: its malloc is the test binary's own.
+# -fno-builtin: the test sets the guard around malloc calls, stores that a
+# compiler allowed to reason about malloc would drop; and it frees on purpose
+# what it then looks for in the capture.
+$(BUILD)/tests/test_interpose: tests/unit/test_interpose.c $(ANALYZER_LIB_OBJS) $(PRELOAD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -fno-builtin -Wno-use-after-free -Ianalyzer -Ipreload -pthread -o $@ $< \
+		$(ANALYZER_LIB_OBJS) $(PRELOAD_OBJS) -lcmocka -ldl -lm
 
 $(BUILD)/tests/libpmtest.so: tests/integration/pmtest.c
 	@mkdir -p $(dir $@)
