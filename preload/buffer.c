@@ -19,18 +19,18 @@ static _Atomic uint32_t next_stream = 1;
 
 static struct pm_buffer *buffer_create(void)
 {
-    size_t bytes = sizeof(struct pm_buffer) + PM_RING_BYTES;
-    struct pm_buffer *b = pm_rawmem_alloc(bytes);
+    struct pm_buffer *b = pm_rawmem_alloc(sizeof *b);
     if (!b)
         return NULL;
-    b->ring = (uint8_t *)(b + 1);
-    b->cap = PM_RING_BYTES;
-    b->stream = atomic_fetch_add(&next_stream, 1);
+    b->ring = pm_rawmem_alloc(PM_RING_MIN);
+    b->cap = PM_RING_MIN;
     b->stacks = pm_stackcache_new();
-    if (!b->stacks) {
-        pm_rawmem_free(b, bytes);
+    if (!b->ring || !b->stacks) {
+        pm_rawmem_free(b->ring, PM_RING_MIN);
+        pm_rawmem_free(b, sizeof *b);
         return NULL;
     }
+    b->stream = atomic_fetch_add(&next_stream, 1);
     atomic_store(&b->state, PM_BUF_LIVE);
     struct pm_buffer *old = atomic_load(&registry);
     do {
@@ -85,6 +85,20 @@ bool pm_buffer_make_room(struct pm_buffer *b, size_t n)
     if (pm_buffer_space(b) >= n)
         return true;
     return pm_writer_flush_buffer(b) && pm_buffer_space(b) >= n;
+}
+
+bool pm_buffer_grow(struct pm_buffer *b)
+{
+    if (b->cap >= PM_RING_MAX || atomic_load(&b->head) != atomic_load(&b->tail))
+        return false;
+    uint8_t *ring = pm_rawmem_alloc(b->cap * 2);
+    if (!ring)
+        return false;
+    pm_rawmem_free(b->ring, b->cap);
+    b->ring = ring;
+    b->cap *= 2;
+    b->limit = 0; /* recomputed from the new size at the next append */
+    return true;
 }
 
 void pm_buffer_put(struct pm_buffer *b, uint64_t at, const void *data, size_t n)

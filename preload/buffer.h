@@ -52,10 +52,14 @@ struct pm_buffer {
     pid_t tid;
     uint32_t stream;
     uint8_t *ring;
-    uint64_t cap;
+    uint64_t cap;           /* a power of two, PM_RING_MIN to PM_RING_MAX */
+    uint64_t last_flush_ns; /* when the producer last had to flush it */
 };
 
-#define PM_RING_BYTES (512u * 1024u)
+/* Rings start small (a pool of mostly idle threads stays cheap) and double
+ * each time their thread fills them twice within 50 ms. */
+#define PM_RING_MIN (64u * 1024u)
+#define PM_RING_MAX (1024u * 1024u)
 
 /* Takes a free buffer or maps a new one for the calling thread, and writes
  * its THREAD record. NULL when memory is exhausted. */
@@ -100,6 +104,10 @@ void pm_buffer_put(struct pm_buffer *b, uint64_t at, const void *data, size_t n)
 
 /* Appends and publishes. Requires pm_buffer_ensure(b, n) first. */
 void pm_buffer_append(struct pm_buffer *b, const void *data, size_t n);
+
+/* Doubles an empty ring. Caller holds the file lock (no consumer runs) and
+ * is its producer; false when memory is short (the ring stays as it was). */
+bool pm_buffer_grow(struct pm_buffer *b);
 
 /* Consumer: the published bytes not yet consumed, as at most two segments. */
 size_t pm_buffer_peek(struct pm_buffer *b, const uint8_t **s1, size_t *n1, const uint8_t **s2,

@@ -440,6 +440,10 @@ bool pm_writer_flush_buffer(struct pm_buffer *b)
 {
     pthread_mutex_lock(&W.lock);
     bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b, false);
+    uint64_t now = monotonic_ns();
+    if (ok && now - b->last_flush_ns < 50000000u)
+        pm_buffer_grow(b); /* a busy thread: fewer, larger writes */
+    b->last_flush_ns = now;
     pthread_mutex_unlock(&W.lock);
     return ok;
 }
