@@ -67,6 +67,7 @@ include tests/tests.mk
 
 demo: all
 	@echo "== profiling examples/demo.py (python3 from PATH)"
+	@rm -f $(BUILD)/demo.pmem
 	$(BUILD)/pymem run -o $(BUILD)/demo.pmem examples/demo.py
 	@echo
 	@echo "== pymem peak $(BUILD)/demo.pmem --top 3"

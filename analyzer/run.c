@@ -154,6 +154,12 @@ operands:
     }
     char **target = argv + optind;
     int ntarget = argc - optind;
+    struct stat st;
+    if (output && lstat(output, &st) == 0) {
+        fprintf(stderr, "pymem run: %s already exists; pymem never overwrites a capture (remove it or choose another -o)\n",
+                output);
+        return 1;
+    }
     char lib[PATH_MAX];
     if (find_library(lib, sizeof lib)) {
         fprintf(stderr, "pymem run: cannot find libpymem.so next to this program or in ../lib\n");
@@ -242,7 +248,6 @@ operands:
         return 127;
     }
     if (!quiet) {
-        struct stat st;
         if (stat(path, &st) == 0) {
             pm_cmd_brief(stderr, path);
         } else {

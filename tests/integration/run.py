@@ -459,6 +459,10 @@ def test_pymem_run(c, tag):
           str(labels))
     r = subprocess.run([c.pymem, "run", "--stack-depth", "0", "x.py"], capture_output=True, text=True)
     check(tag + " pymem run rejects a bad option", r.returncode == 2 and "--stack-depth" in r.stderr)
+    r = subprocess.run([c.pymem, "run", "-o", out, "--", c.python, "-c", "print('ran')"], capture_output=True,
+                       text=True, cwd=c.tmp)
+    check(tag + " pymem run refuses to overwrite a capture, before running", r.returncode == 1
+          and r.stdout == "" and "already exists" in r.stderr, r.stderr)
 
 
 def pythons():
