@@ -42,10 +42,13 @@
 #define PASS_INTERVAL_NS 10000000u
 #define BUSY_WAIT_NS 50000000u
 #define FINISH_LOCK_WAIT_NS 2000000000u
+#define HIGH_FD 900
 
 static struct {
     pthread_mutex_t lock;
     int fd;
+    dev_t dev; /* identity of the capture file, checked before each write */
+    ino_t ino;
     int statm_fd;
     char path[4096];
     bool warned;
@@ -65,7 +68,7 @@ const char *pm_writer_path(void)
     return W.path;
 }
 
-static void warn_failure(const char *what, int err)
+static void warn_failure(const char *what, const char *why)
 {
     if (W.warned)
         return;
@@ -73,7 +76,7 @@ static void warn_failure(const char *what, int err)
     char msg[4400];
     int n = snprintf(msg, sizeof msg,
                      "pymem: cannot %s capture %s: %s; profiling stopped, the program continues\n",
-                     what, W.path, strerror(err));
+                     what, W.path, why);
     if (n > 0)
         (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
@@ -105,18 +108,43 @@ static int write_all(struct iovec *iov, int cnt)
 
 /* Writes one chunk from up to two payload segments. Caller holds the lock.
  * On failure profiling is turned off. */
+/* Moves a descriptor of pymem's out of the low numbers the program expects
+ * to get from its own open() calls. */
+static int out_of_the_way(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, HIGH_FD);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}
+
+/* The program may close our descriptor (closerange) and reuse its number
+ * for a file of its own: never write into that. */
+static bool still_ours(void)
+{
+    struct stat st;
+    return fstat(W.fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino;
+}
+
 static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2,
                         size_t n2)
 {
     if (W.fd < 0)
         return false;
+    if (!still_ours()) {
+        warn_failure("write", "the program closed or replaced its file descriptor");
+        W.fd = -1;
+        atomic_store(&pm_state, PM_STATE_DORMANT);
+        return false;
+    }
     uint8_t h[PM_CHUNK_HEADER_SIZE];
     uint32_t crc = pm_crc32c(pm_crc32c(0, p1, n1), p2, n2);
     pm_chunk_header(h, kind, stream, (uint32_t)(n1 + n2), crc);
     struct iovec iov[3] = {{h, sizeof h}, {(void *)p1, n1}, {(void *)p2, n2}};
     int err = write_all(iov, n2 ? 3 : 2);
     if (err) {
-        warn_failure("write", err);
+        warn_failure("write", strerror(err));
         close(W.fd);
         W.fd = -1;
         atomic_store(&pm_state, PM_STATE_DORMANT);
@@ -317,15 +345,23 @@ static size_t add_meta(const char *const *kv)
 /* Header and META kept so far, into W.fd. */
 static bool write_start(void)
 {
-    if (W.statm_fd < 0)
-        W.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    W.fd = out_of_the_way(W.fd);
+    struct stat st;
+    if (fstat(W.fd, &st) == 0) {
+        W.dev = st.st_dev;
+        W.ino = st.st_ino;
+    }
+    if (W.statm_fd < 0) {
+        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        W.statm_fd = fd >= 0 ? out_of_the_way(fd) : -1;
+    }
     uint8_t h[PM_FILE_HEADER_SIZE] = {0};
     memcpy(h, PM_FILE_MAGIC, 8);
     pm_put_u32le(h + 8, PM_FORMAT_VERSION);
     struct iovec iov = {h, sizeof h};
     int err = write_all(&iov, 1);
     if (err) {
-        warn_failure("write", err);
+        warn_failure("write", strerror(err));
         close(W.fd);
         W.fd = -1;
         atomic_store(&pm_state, PM_STATE_DORMANT);
@@ -354,7 +390,7 @@ static int create_linked(void)
     if (!write_start())
         return -1;
     char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", W.fd);
     size_t n = strlen(W.path);
     size_t stem = n > 5 && !strcmp(W.path + n - 5, ".pmem") ? n - 5 : n;
     char name[sizeof W.path];
@@ -368,7 +404,7 @@ static int create_linked(void)
             break;
         snprintf(name, sizeof name, "%.*s-%d.pmem", (int)stem, W.path, i);
     }
-    close(fd);
+    close(W.fd);
     W.fd = -1;
     return errno == EEXIST ? -1 : 0;
 }
@@ -383,7 +419,7 @@ static bool create_file(void)
         int rc = create_linked();
         if (rc != 0) {
             if (rc < 0 && W.fd < 0)
-                warn_failure("create", errno);
+                warn_failure("create", strerror(errno));
             if (rc < 0)
                 atomic_store(&pm_state, PM_STATE_DORMANT);
             return rc > 0;
@@ -391,7 +427,7 @@ static bool create_file(void)
     }
     int fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        warn_failure("create", errno);
+        warn_failure("create", strerror(errno));
         atomic_store(&pm_state, PM_STATE_DORMANT);
         return false;
     }

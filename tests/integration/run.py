@@ -413,6 +413,24 @@ def test_python_allocator_variants(c, tag):
               r.stderr[-300:] + json.dumps(s)[:200])
 
 
+def test_program_descriptors(c, tag):
+    """pymem's descriptors stay out of the numbers the program gets from open(),
+    and a program that closes every descriptor never has the capture written
+    into a file of its own that took the number."""
+    data = os.path.join(c.tmp, "fds-data.txt")
+    plain = subprocess.run([c.python, os.path.join(PROGRAMS, "fds.py"), data], capture_output=True, text=True)
+    out = c.capture("fds.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "fds.py"), data], out)
+    content = open(data, "rb").read()
+    warn = [l for l in r.stderr.splitlines() if l]
+    check(tag + " same descriptor numbers, program's file intact, one warning",
+          r.returncode == 0 and r.stdout == plain.stdout and content == b"program data\n" * 1000
+          and len(warn) == 1 and "closed or replaced its file descriptor" in warn[0], repr(r.stdout + r.stderr))
+    summ = c.analyze("summary", out, "--json", check=False)
+    check(tag + " the capture up to that point reads as truncated",
+          summ.returncode == 0 and json.loads(summ.stdout)["truncated"] is True, summ.stderr)
+
+
 def test_non_python_is_passthrough(c, tag):
     before = set(os.listdir(c.tmp))
     r = subprocess.run(["sh", "-c", "ls / | head -3; echo hi"], env=c.env(), capture_output=True, text=True, cwd=c.tmp)
@@ -496,7 +514,8 @@ def main():
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
-            test_disk_full, test_python_allocator_variants, test_non_python_is_passthrough, test_pymem_run]
+            test_disk_full, test_python_allocator_variants, test_program_descriptors, test_non_python_is_passthrough,
+            test_pymem_run]
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
         for i, py in enumerate(args.python or pythons()):
