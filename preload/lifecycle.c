@@ -229,8 +229,10 @@ static void activate(bool child)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
     pm_writer_start(C.snapshot_every_ns);
     take_signal_if_default(SIGUSR2, on_signal_snapshot);
-    if (C.handle_sigterm)
+    if (C.handle_sigterm) {
         take_signal_if_default(SIGTERM, on_terminate);
+        take_signal_if_default(SIGHUP, on_terminate);
+    }
     if (!C.at_fork_registered)
         C.at_fork_registered = pthread_atfork(NULL, NULL, at_fork_child) == 0;
 }

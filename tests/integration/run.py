@@ -469,6 +469,15 @@ def test_pymem_run(c, tag):
     summ = c.json("summary", out)
     check(tag + " pymem run forwards SIGTERM and dies of it", rc == -signal.SIGTERM and summ["end"] == "signal",
           "rc=%s end=%s" % (rc, summ["end"]))
+    out = c.capture("runh.pmem")
+    p = subprocess.Popen([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import time; time.sleep(30)"],
+                         cwd=c.tmp)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGHUP)
+    rc = p.wait(timeout=30)
+    summ = c.json("summary", out)
+    check(tag + " SIGHUP: forwarded, capture complete", rc == -signal.SIGHUP and summ["end"] == "signal"
+          and summ["end_detail"] == signal.SIGHUP, "rc=%s end=%s" % (rc, summ["end"]))
     out = c.capture("runp.pmem")
     r = subprocess.run([c.pymem, "run", "-q", "--snapshot-every", "0.05", "-o", out, "--", c.python, "-c",
                         "import time; time.sleep(0.5)"], capture_output=True, text=True, cwd=c.tmp)
