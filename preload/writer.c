@@ -108,6 +108,18 @@ static int write_all(struct iovec *iov, int cnt)
 
 /* Writes one chunk from up to two payload segments. Caller holds the lock.
  * On failure profiling is turned off. */
+/* Gives up on the capture: one warning, and the program goes on unprofiled.
+ * `ours`: the descriptor is still pymem's to close. */
+static bool give_up(const char *what, const char *why, bool ours)
+{
+    warn_failure(what, why);
+    if (ours && W.fd >= 0)
+        close(W.fd);
+    W.fd = -1;
+    atomic_store(&pm_state, PM_STATE_DORMANT);
+    return false;
+}
+
 /* Moves a descriptor of pymem's out of the low numbers the program expects
  * to get from its own open() calls. */
 static int out_of_the_way(int fd)
@@ -132,25 +144,14 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
 {
     if (W.fd < 0)
         return false;
-    if (!still_ours()) {
-        warn_failure("write", "the program closed or replaced its file descriptor");
-        W.fd = -1;
-        atomic_store(&pm_state, PM_STATE_DORMANT);
-        return false;
-    }
+    if (!still_ours())
+        return give_up("write", "the program closed or replaced its file descriptor", false);
     uint8_t h[PM_CHUNK_HEADER_SIZE];
     uint32_t crc = pm_crc32c(pm_crc32c(0, p1, n1), p2, n2);
     pm_chunk_header(h, kind, stream, (uint32_t)(n1 + n2), crc);
     struct iovec iov[3] = {{h, sizeof h}, {(void *)p1, n1}, {(void *)p2, n2}};
     int err = write_all(iov, n2 ? 3 : 2);
-    if (err) {
-        warn_failure("write", strerror(err));
-        close(W.fd);
-        W.fd = -1;
-        atomic_store(&pm_state, PM_STATE_DORMANT);
-        return false;
-    }
-    return true;
+    return err ? give_up("write", strerror(err), true) : true;
 }
 
 static bool create_file(void);
@@ -360,13 +361,8 @@ static bool write_start(void)
     pm_put_u32le(h + 8, PM_FORMAT_VERSION);
     struct iovec iov = {h, sizeof h};
     int err = write_all(&iov, 1);
-    if (err) {
-        warn_failure("write", strerror(err));
-        close(W.fd);
-        W.fd = -1;
-        atomic_store(&pm_state, PM_STATE_DORMANT);
-        return false;
-    }
+    if (err)
+        return give_up("write", strerror(err), true);
     return write_chunk(PM_CHUNK_META, 0, W.meta, W.meta_len, NULL, 0);
 }
 
@@ -417,21 +413,14 @@ static bool create_file(void)
     W.pending = false;
     if (child) {
         int rc = create_linked();
-        if (rc != 0) {
-            if (rc < 0 && W.fd < 0)
-                warn_failure("create", strerror(errno));
-            if (rc < 0)
-                atomic_store(&pm_state, PM_STATE_DORMANT);
-            return rc > 0;
-        }
+        if (rc < 0)
+            return give_up("create", strerror(errno), true);
+        if (rc > 0)
+            return true;
     }
-    int fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        warn_failure("create", strerror(errno));
-        atomic_store(&pm_state, PM_STATE_DORMANT);
-        return false;
-    }
-    W.fd = fd;
+    W.fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (W.fd < 0)
+        return give_up("create", strerror(errno), false);
     return write_start();
 }
 

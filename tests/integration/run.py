@@ -460,24 +460,17 @@ def test_pymem_run(c, tag):
     r = subprocess.run([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import sys; sys.exit(7)"],
                        capture_output=True, text=True, cwd=c.tmp)
     check(tag + " pymem run -- command: exit status passed through", r.returncode == 7 and os.path.exists(out))
-    out = c.capture("runs.pmem")
-    p = subprocess.Popen([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import time; time.sleep(30)"],
-                         cwd=c.tmp)
-    time.sleep(1.0)
-    p.send_signal(signal.SIGTERM)
-    rc = p.wait(timeout=30)
-    summ = c.json("summary", out)
-    check(tag + " pymem run forwards SIGTERM and dies of it", rc == -signal.SIGTERM and summ["end"] == "signal",
-          "rc=%s end=%s" % (rc, summ["end"]))
-    out = c.capture("runh.pmem")
-    p = subprocess.Popen([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import time; time.sleep(30)"],
-                         cwd=c.tmp)
-    time.sleep(1.0)
-    p.send_signal(signal.SIGHUP)
-    rc = p.wait(timeout=30)
-    summ = c.json("summary", out)
-    check(tag + " SIGHUP: forwarded, capture complete", rc == -signal.SIGHUP and summ["end"] == "signal"
-          and summ["end_detail"] == signal.SIGHUP, "rc=%s end=%s" % (rc, summ["end"]))
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        out = c.capture("runs-%d.pmem" % sig)
+        p = subprocess.Popen([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import time; time.sleep(30)"],
+                             cwd=c.tmp)
+        time.sleep(1.0)
+        p.send_signal(sig)
+        rc = p.wait(timeout=30)
+        summ = c.json("summary", out)
+        check(tag + " pymem run forwards %s, the program dies of it, capture complete" % sig.name,
+              rc == -sig and summ["end"] == "signal" and summ["end_detail"] == sig,
+              "rc=%s end=%s" % (rc, summ["end"]))
     out = c.capture("runp.pmem")
     r = subprocess.run([c.pymem, "run", "-q", "--snapshot-every", "0.05", "-o", out, "--", c.python, "-c",
                         "import time; time.sleep(0.5)"], capture_output=True, text=True, cwd=c.tmp)
