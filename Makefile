@@ -4,6 +4,7 @@
 #   make test       build, then run the unit, golden and integration tests
 #   make demo       profile examples/demo.py and print the report
 #   make asan       unit and golden tests under AddressSanitizer + UBSan
+#   make tsan       the concurrent recorder test under ThreadSanitizer
 #   make check-cpython   CPython's own regression tests under pymem (long)
 #   make bench      overhead against plain runs and other tools (not in make test)
 #   SANITIZE=address,undefined   instrument the analyzer and unit tests
@@ -27,6 +28,9 @@ endif
 PRELOAD_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free \
 	-fno-omit-frame-pointer -pthread
+ifneq ($(PRELOAD_SAN),)
+PRELOAD_CFLAGS += $(SAN_FLAGS)
+endif
 PRELOAD_SRCS := $(wildcard preload/*.c)
 PRELOAD_OBJS := $(PRELOAD_SRCS:preload/%.c=$(BUILD)/preload/%.o)
 
@@ -39,7 +43,7 @@ ANALYZER_LIBS := -lm
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit pyoffsets golden integration demo asan check-cpython bench clean
+.PHONY: all deps test unit pyoffsets golden integration demo asan tsan check-cpython bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)
@@ -81,6 +85,12 @@ demo: all
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit golden
+
+# The recorder, rings and writer under concurrent producers, with the preload's
+# own objects instrumented by ThreadSanitizer as well.
+tsan:
+	$(MAKE) BUILD=build/tsan SANITIZE=thread PRELOAD_SAN=1 build/tsan/tests/test_recorder
+	build/tsan/tests/test_recorder
 
 # Overhead against the plain run and other tools (heaptrack if installed).
 bench: all

@@ -37,7 +37,8 @@ static struct {
     int stack_depth;
     uint64_t snapshot_every_ns;
     bool handle_sigterm;
-    const char *output;
+    const char *output; /* NULL, or `output_copy` */
+    char output_copy[PATH_MAX];
     pid_t pid; /* the process whose capture is open */
     pthread_key_t exit_key;
     bool key_ok;
@@ -104,9 +105,13 @@ static bool env_flag(const char *name)
 static void read_config(void)
 {
     C.follow_fork = env_flag("PYMEM_FOLLOW_FORK");
-    C.output = getenv("PYMEM_OUTPUT");
-    if (C.output && !*C.output)
-        C.output = NULL;
+    /* Copied: the program may change its environment before it forks. */
+    const char *output = getenv("PYMEM_OUTPUT");
+    C.output = NULL;
+    if (output && *output && strlen(output) < sizeof C.output_copy) {
+        memcpy(C.output_copy, output, strlen(output) + 1);
+        C.output = C.output_copy;
+    }
     const char *depth = getenv("PYMEM_STACK_DEPTH");
     C.stack_depth = depth ? atoi(depth) : PM_STACK_DEPTH_DEFAULT;
     if (C.stack_depth < 1 || C.stack_depth > PM_STACK_DEPTH_MAX)

@@ -46,4 +46,4 @@ integration: all $(BUILD)/tests/libpmtest.so
 check-cpython: all
 	@sh scripts/check-cpython.sh $(BUILD)/pymem
 
-test: all unit pyoffsets golden integration check-cpython
+test: all unit tsan pyoffsets golden integration check-cpython
