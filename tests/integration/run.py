@@ -249,6 +249,15 @@ def test_stack_depth_and_generators(c, tag):
     g = site(sites, m["GEN"], "deep.py")
     check(tag + " generator frame over its consumer", g is not None and g["count"] == 3
           and g["stack"][1]["line"] == m["CONSUME"], json.dumps(g)[:300] if g else "missing")
+    m2 = marks("coro.py")
+    out = c.capture("coro.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "coro.py")], out)
+    s = site(c.json("leaks", out, "--top", "0")["sites"], m2["CORO"], "coro.py")
+    # the 300 bytes objects, and what the interpreter keeps of each finished coroutine
+    check(tag + " coroutine frame over the event loop", r.returncode == 0 and s is not None
+          and s["function"] == "fetch" and s["count"] >= 300 and s["bytes"] >= 300 * (3000 + BYTES_HEADER)
+          and s["stack"][1]["function"].endswith("_run") and s["stack"][1]["file"].endswith("events.py"),
+          json.dumps(s)[:300] if s else r.stderr[-300:])
     out = c.capture("deep20.pmem")
     r = c.preload([os.path.join(PROGRAMS, "deep.py")], out, PYMEM_STACK_DEPTH=20)
     s = site(c.json("leaks", out, "--top", "0")["sites"], m["BOTTOM"], "deep.py")
