@@ -216,6 +216,8 @@ size_t pm_pyframes_str(const void *str, char *out, size_t cap)
             cp = ((const uint16_t *)(const void *)data)[i];
         else
             cp = ((const uint32_t *)(const void *)data)[i];
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            cp = 0xfffd; /* a lone surrogate (undecodable bytes in a path) */
         size_t w = put_utf8(out, at, cap, cp);
         if (!w)
             break;

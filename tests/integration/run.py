@@ -422,6 +422,24 @@ def test_python_allocator_variants(c, tag):
               r.stderr[-300:] + json.dumps(s)[:200])
 
 
+def test_undecodable_path(c, tag):
+    """A script whose path is not valid UTF-8: reports stay valid UTF-8 JSON."""
+    d = os.path.join(os.fsencode(c.tmp), b"dir-\xff")
+    os.makedirs(d, exist_ok=True)
+    script = os.path.join(d, b"sc\xe9.py")
+    with open(script, "wb") as f:
+        f.write(b"keep = []\nfor _ in range(50):\n    b = bytes(7000)\n    keep.append(b)\n")
+    out = c.capture("undecodable.pmem")
+    r = subprocess.run([c.python, script], env=c.env(PYMEM_OUTPUT=out), capture_output=True, cwd=c.tmp)
+    raw = subprocess.run([c.pymem, "leaks", out, "--json"], capture_output=True).stdout
+    try:
+        top = json.loads(raw.decode("utf-8"))["sites"][0]
+    except (UnicodeDecodeError, ValueError, IndexError) as e:
+        top = {"error": str(e)}
+    check(tag + " undecodable script path: valid JSON, the leak found", r.returncode == 0
+          and top.get("file", "").endswith("dir-\ufffd/sc\ufffd.py") and top.get("count") == 50, str(top)[:200])
+
+
 def test_program_descriptors(c, tag):
     """pymem's descriptors stay out of the numbers the program gets from open(),
     and a program that closes every descriptor never has the capture written
@@ -525,7 +543,7 @@ def main():
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
-            test_disk_full, test_python_allocator_variants, test_program_descriptors, test_non_python_is_passthrough,
+            test_disk_full, test_python_allocator_variants, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough,
             test_pymem_run]
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
