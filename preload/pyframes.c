@@ -6,7 +6,9 @@
 #include "pyframes.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Offsets in bytes, x86-64 and other LP64 targets, release builds. */
 struct layout {
@@ -55,6 +57,18 @@ static inline const void *ob_type(const void *obj)
     return load_ptr(obj, 8);
 }
 
+typedef int (*walk_t)(struct pm_rawframe *, int, bool *);
+static _Atomic(walk_t) walk_fn;
+
+/* Runs inside malloc: one write(2), then stacks stay empty. */
+static void layout_mismatch(void)
+{
+    static const char msg[] = "pymem: this Python's frames do not have the expected layout; "
+                              "recording without call stacks\n";
+    if (atomic_exchange(&walk_fn, NULL))
+        (void)!write(2, msg, sizeof msg - 1);
+}
+
 /* The walk, written once and instantiated per layout below with the layout
  * as a constant, so that every offset folds into the instructions. */
 static inline __attribute__((always_inline)) int walk(const struct layout *l, struct pm_rawframe *out,
@@ -72,9 +86,16 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
         if (l->frame_owner >= 0 && ((const char *)frame)[l->frame_owner] == FRAME_OWNED_BY_CSTACK)
             continue;
         const void *code = load_ptr(frame, l->frame_code);
-        /* 3.13 shim frames carry no code object in f_executable */
-        if (!code || (l->minor >= 13 && ob_type(code) != code_type))
-            continue;
+        /* 3.13 shim frames carry no code object in f_executable; before, the
+         * innermost frame's code is checked all the same: a layout that does
+         * not match this interpreter shows there first, and turns the walk
+         * off instead of following stray pointers. */
+        if (!code || ((l->minor >= 13 || n == 0) && ob_type(code) != code_type)) {
+            if (l->minor >= 13)
+                continue;
+            layout_mismatch();
+            return 0;
+        }
         if (n == max) {
             *truncated = true;
             break;
@@ -108,20 +129,18 @@ WALK(4)
 WALK(5)
 #undef WALK
 
-static int (*const walks[])(struct pm_rawframe *, int, bool *) = {walk_0, walk_1, walk_2,
-                                                                   walk_3, walk_4, walk_5};
+static const walk_t walks[] = {walk_0, walk_1, walk_2, walk_3, walk_4, walk_5};
 _Static_assert(sizeof walks / sizeof walks[0] == sizeof layouts / sizeof layouts[0],
                "one walk per layout");
 
-static int (*walk_fn)(struct pm_rawframe *, int, bool *);
-
 int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated)
 {
-    if (!walk_fn) {
+    walk_t walk_now = atomic_load_explicit(&walk_fn, memory_order_relaxed);
+    if (!walk_now) {
         *truncated = false;
         return 0;
     }
-    return walk_fn(out, max, truncated);
+    return walk_now(out, max, truncated);
 }
 
 bool pm_pyframes_init(int minor)
@@ -139,8 +158,11 @@ bool pm_pyframes_init(int minor)
     unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
     if (!found || !get_tstate || !code_addr2line || !code_type || !unicode_type)
         return false;
+    /* Debug builds (Py_DEBUG) lay their structures out differently. */
+    if (dlsym(RTLD_DEFAULT, "_Py_RefTotal") || dlsym(RTLD_DEFAULT, "_Py_GetRefTotal"))
+        return false;
     L = found;
-    walk_fn = walks[index];
+    atomic_store(&walk_fn, walks[index]);
     return true;
 }
 
