@@ -55,6 +55,7 @@ static struct {
     bool pending;        /* a child's capture, created at its first event */
     uint64_t create_after_ns; /* ... but not by a periodic pass before this */
     uint8_t meta[65536]; /* META payload kept until the file exists */
+    char label_path[512]; /* where `pymem snapshot --label` leaves a label */
     size_t meta_len;
     _Atomic int snapshot_requests;
     int snapshots_taken;
@@ -220,10 +221,7 @@ static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
 /* The label `pymem snapshot PID --label L` left for us, if any. */
 static void take_label_file(char *label, size_t cap)
 {
-    const char *dir = getenv("TMPDIR");
-    char path[512];
-    snprintf(path, sizeof path, "%s/pymem-snapshot-%d.label", dir && *dir ? dir : "/tmp", (int)getpid());
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(W.label_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return;
     struct stat st;
@@ -235,7 +233,7 @@ static void take_label_file(char *label, size_t cap)
         }
     }
     close(fd);
-    unlink(path);
+    unlink(W.label_path);
 }
 
 static bool thread_gone(pid_t tid)
@@ -427,6 +425,11 @@ static bool create_file(void)
 int pm_writer_open(const char *path, const char *const *kv, bool child)
 {
     snprintf(W.path, sizeof W.path, "%s", path);
+    /* Read here, while no other thread runs (load time, or a fork's child):
+     * getenv races with a program changing its environment. */
+    const char *dir = getenv("TMPDIR");
+    snprintf(W.label_path, sizeof W.label_path, "%s/pymem-snapshot-%d.label", dir && *dir ? dir : "/tmp",
+             (int)getpid());
     W.meta_len = 0;
     add_meta(kv);
     W.pending = true;
