@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "pymem/format.h"
 
 struct cursor {
@@ -60,14 +61,8 @@ static int push(struct pm_capture *c, const struct pm_event *ev, pm_event_fn fn,
         if (deliver(c, c->pending[c->pending_count / 2].seq, fn, ctx))
             return -1;
     }
-    if (c->pending_count == c->pending_cap) {
-        size_t cap = c->pending_cap ? c->pending_cap * 2 : 65536;
-        struct pm_event *n = realloc(c->pending, cap * sizeof *n);
-        if (!n)
-            return oom(c);
-        c->pending = n;
-        c->pending_cap = cap;
-    }
+    if (pm_grow(&c->pending, &c->pending_cap, sizeof *c->pending, c->pending_count + 1, 65536))
+        return oom(c);
     c->pending[c->pending_count++] = *ev;
     return 0;
 }
@@ -138,14 +133,8 @@ static int add_snapshot(struct pm_capture *c, struct cursor *k, struct pm_event 
     const uint8_t *label;
     if (get(k, &seq) || get(k, &kind) || get(k, &time) || get_bytes(k, &label, &len))
         return corrupt(c, "bad snapshot record");
-    if (c->snapshot_count == c->snapshot_cap) {
-        uint32_t cap = c->snapshot_cap ? c->snapshot_cap * 2 : 16;
-        struct pm_snapshot *n = realloc(c->snapshots, cap * sizeof *n);
-        if (!n)
-            return oom(c);
-        c->snapshots = n;
-        c->snapshot_cap = cap;
-    }
+    if (pm_grow(&c->snapshots, &c->snapshot_cap, sizeof *c->snapshots, c->snapshot_count + 1, 16))
+        return oom(c);
     struct pm_snapshot *s = &c->snapshots[c->snapshot_count];
     s->seq = seq;
     s->time_ns = time;

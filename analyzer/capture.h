@@ -58,7 +58,8 @@ struct pm_capture {
     bool follow_fork;
     /* filled by a pass */
     struct pm_snapshot *snapshots;
-    uint32_t snapshot_count, snapshot_cap;
+    uint32_t snapshot_count;
+    size_t snapshot_cap;
     uint64_t threads;
     bool has_end;
     uint64_t end_seq, end_time_ns, end_reason, end_detail, profiler_bytes, unrecorded;

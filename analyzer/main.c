@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "cli.h"
+#include "grow.h"
 #include "run.h"
 
 #define PYMEM_VERSION "0.1.0"
@@ -64,13 +65,8 @@ static int run_on(command_fn fn, const char *path, const struct pm_opts *o)
         size_t len = strlen(e->d_name);
         if (len <= 5 || strcmp(e->d_name + len - 5, ".pmem"))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **grown = realloc(names, cap * sizeof *names);
-            if (!grown)
-                break;
-            names = grown;
-        }
+        if (pm_grow(&names, &cap, sizeof *names, n + 1, 16))
+            break;
         size_t plen = strlen(path) + len + 2;
         names[n] = malloc(plen);
         if (!names[n])

@@ -5,6 +5,8 @@
  */
 #include "sites.h"
 
+#include "grow.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,14 +95,8 @@ static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, ui
             return 0;
         }
     }
-    if (s->st_n == s->st_cap) {
-        size_t cap = s->st_cap ? s->st_cap * 2 : 1024;
-        struct stack_total *n = realloc(s->st, cap * sizeof *n);
-        if (!n)
-            return -1;
-        s->st = n;
-        s->st_cap = cap;
-    }
+    if (pm_grow(&s->st, &s->st_cap, sizeof *s->st, s->st_n + 1, 1024))
+        return -1;
     key.bytes = bytes;
     key.count = 1;
     s->st[s->st_n++] = key;
@@ -118,14 +114,8 @@ static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
         if (x->file == key->file && x->line == key->line && x->key == key->key && x->phase == key->phase)
             return x;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        struct pm_site *n = realloc(s->v, cap * sizeof *n);
-        if (!n)
-            return NULL;
-        s->v = n;
-        s->cap = cap;
-    }
+    if (pm_grow(&s->v, &s->cap, sizeof *s->v, s->n + 1, 256))
+        return NULL;
     s->v[s->n] = *key;
     s->index[slot] = (uint32_t)++s->n;
     return &s->v[s->n - 1];

@@ -1,0 +1,25 @@
+/*
+ * grow: the analyzer's one way to grow an array (doubling, from `first`
+ * elements). Returns 0, or -1 with the array untouched when memory is short.
+ */
+#ifndef PMA_GROW_H
+#define PMA_GROW_H
+
+#include <stdlib.h>
+
+static inline int pm_grow(void *array, size_t *cap, size_t elem_size, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : first;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*(void **)array, n * elem_size);
+    if (!p)
+        return -1;
+    *(void **)array = p;
+    *cap = n;
+    return 0;
+}
+
+#endif
