@@ -94,7 +94,14 @@ static int resolve(const struct pm_capture *c, const struct pm_totals *t, const 
         p->seq = UINT64_MAX;
         p->time_ns = c->has_end ? c->end_time_ns : t->now_ns;
     } else {
-        fprintf(stderr, "pymem: %s: no snapshot named '%s' (see 'pymem snapshots %s')\n", c->path, name, c->path);
+        if (!strcmp(name, "exit"))
+            fprintf(stderr,
+                    "pymem: %s: no 'exit' snapshot: the interpreter never began to finalise "
+                    "(os._exit, a signal, or a kill); use 'end'\n",
+                    c->path);
+        else
+            fprintf(stderr, "pymem: %s: no snapshot named '%s' (see 'pymem snapshots %s')\n", c->path, name,
+                    c->path);
         return -1;
     }
     return 0;
