@@ -487,7 +487,10 @@ def test_pymem_run(c, tag):
     r = subprocess.run([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import sys; sys.exit(7)"],
                        capture_output=True, text=True, cwd=c.tmp)
     check(tag + " pymem run -- command: exit status passed through", r.returncode == 7 and os.path.exists(out))
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT becomes KeyboardInterrupt: the interpreter finalises ("exit"),
+    # then dies of SIGINT; SIGTERM and SIGHUP at their default end it at once.
+    for sig, end, detail in ((signal.SIGTERM, "signal", signal.SIGTERM), (signal.SIGHUP, "signal", signal.SIGHUP),
+                             (signal.SIGINT, "exit", 0)):
         out = c.capture("runs-%d.pmem" % sig)
         p = subprocess.Popen([c.pymem, "run", "-q", "-o", out, "--", c.python, "-c", "import time; time.sleep(30)"],
                              cwd=c.tmp)
@@ -496,7 +499,7 @@ def test_pymem_run(c, tag):
         rc = p.wait(timeout=30)
         summ = c.json("summary", out)
         check(tag + " pymem run forwards %s, the program dies of it, capture complete" % sig.name,
-              rc == -sig and summ["end"] == "signal" and summ["end_detail"] == sig,
+              rc == -sig and summ["end"] == end and summ["end_detail"] == detail,
               "rc=%s end=%s" % (rc, summ["end"]))
     out = c.capture("runp.pmem")
     r = subprocess.run([c.pymem, "run", "-q", "--snapshot-every", "0.05", "-o", out, "--", c.python, "-c",
