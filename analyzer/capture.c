@@ -112,6 +112,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->stack_depth = atoi(v);
     else if (KEY("follow_fork"))
         c->follow_fork = atoi(v) != 0;
+    else if (KEY("malloc_hooked"))
+        c->malloc_hooked = atoi(v) != 0;
 #undef KEY
 }
 
@@ -255,6 +257,7 @@ int pm_capture_open(struct pm_capture *c, const char *path)
 {
     memset(c, 0, sizeof *c);
     c->path = path;
+    c->malloc_hooked = true; /* unless the capture says otherwise */
     pm_stacks_init(&c->stacks);
     if (pm_reader_open(&c->reader, path)) {
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);

@@ -56,6 +56,7 @@ struct pm_capture {
     unsigned long long start_unix_ns;
     int stack_depth;
     bool follow_fork;
+    bool malloc_hooked; /* false: C allocations bypassed the hooks */
     /* filled by a pass */
     struct pm_snapshot *snapshots;
     uint32_t snapshot_count;

@@ -102,9 +102,9 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fprintf(out,
                 ", \"end_detail\": %" PRIu64 ", \"profiler_bytes\": %" PRIu64
                 ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
-                ", \"max_rss_bytes\": %" PRIu64 ", \"domains\": {",
+                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"domains\": {",
                 c->end_detail, t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
-                c->unrecorded, t->unmatched_frees, t->max_rss);
+                c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false");
         for (int d = 0; d < PM_DOMAIN_COUNT; d++)
             fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
                     domain_names[d], t->domain_allocations[d], t->domain_bytes[d]);
@@ -134,6 +134,9 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
                 pm_human_bytes(a, sizeof a, (double)t->domain_bytes[d]), d + 1 < PM_DOMAIN_COUNT ? "," : "\n");
     if (c->unrecorded)
         fprintf(out, "Unrecorded:   %" PRIu64 " events made inside signal handlers while pymem was busy\n", c->unrecorded);
+    if (!c->malloc_hooked)
+        fputs("Note:         another allocator served malloc ahead of pymem: allocations made from C are missing\n",
+              out);
     if (c->snapshot_count)
         pm_report_snapshots(out, c, false);
 }

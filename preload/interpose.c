@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "interpose.h"
 #include "lifecycle.h"
 #include "pyhooks.h"
 #include "pymem/format.h"
@@ -30,8 +32,11 @@ static inline void record_alloc(void *p, size_t size)
         pm_record_alloc(p, size, PM_DOMAIN_MALLOC);
         pm_thread.guard = 0;
         errno = saved;
-    } else if (unlikely(pm_thread.recording == PM_IN_BOOTSTRAP) && p) {
-        pm_pyhooks_note_bootstrap(p);
+    } else if (unlikely(pm_thread.recording >= PM_IN_BOOTSTRAP) && p) {
+        if (pm_thread.recording == PM_IN_BOOTSTRAP)
+            pm_pyhooks_note_bootstrap(p);
+        else if (pm_thread.recording == PM_IN_PROBE)
+            pm_thread.recording = PM_PROBE_REACHED;
     }
 }
 
@@ -53,6 +58,20 @@ PM_EXPORT void *malloc(size_t size)
     void *p = pm_real.malloc(size);
     record_alloc(p, size);
     return p;
+}
+
+/* Calls malloc as the program does (through the dynamic linker's binding)
+ * and sees whether it reaches this file. Comparing addresses would not do:
+ * a non-PIE executable makes its PLT entry the canonical `malloc`. */
+bool pm_interpose_active(void)
+{
+    int saved = pm_thread.recording;
+    pm_thread.recording = PM_IN_PROBE;
+    void *p = malloc(1);
+    bool reached = pm_thread.recording == PM_PROBE_REACHED;
+    pm_thread.recording = saved;
+    free(p);
+    return reached;
 }
 
 PM_EXPORT void free(void *p)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "interpose.h"
 #include "pyhooks.h"
 #include "pymem/format.h"
 #include "rawmem.h"
@@ -221,10 +222,15 @@ static void activate(bool child)
     snprintf(start, sizeof start, "%llu",
              (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
     snprintf(depth, sizeof depth, "%d", C.stack_depth);
+    bool hooked = pm_interpose_active();
+    if (!hooked && !child)
+        fputs("pymem: another allocator serves malloc ahead of pymem: allocations made from C are not "
+              "recorded (put libpymem.so first in LD_PRELOAD)\n",
+              stderr);
     const char *kv[] = {"pid",         pid,   "ppid",        ppid,
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
-                        NULL};
+                        "malloc_hooked", hooked ? "1" : "0", NULL};
     if (pm_writer_open(path, kv, child) != 0)
         return; /* warned; stay dormant */
     C.pid = getpid();

@@ -422,6 +422,30 @@ def test_python_allocator_variants(c, tag):
               r.stderr[-300:] + json.dumps(s)[:200])
 
 
+def test_other_allocator_preloaded(c, tag):
+    """jemalloc preloaded after pymem serves as the real allocator; preloaded
+    before it, it takes malloc: pymem says so once, and still records Python's
+    domains."""
+    m = marks("leak.py")
+    jemalloc = sorted(glob.glob("/usr/lib/*/libjemalloc.so.2"))
+    if not jemalloc:
+        print("skip  jemalloc not installed")
+        return
+    for order, hooked in (([c.lib, jemalloc[0]], True), ([jemalloc[0], c.lib], False)):
+        out = c.capture("je-%d.pmem" % hooked)
+        env = c.env(PYMEM_OUTPUT=out)
+        env["LD_PRELOAD"] = ":".join(order)
+        r = subprocess.run([c.python, os.path.join(PROGRAMS, "leak.py")], env=env, capture_output=True, text=True,
+                           cwd=c.tmp)
+        summ = c.json("summary", out)
+        s = site(c.json("leaks", out, "--top", "3")["sites"], m["LEAK"], "leak.py")
+        warned = "another allocator serves malloc" in r.stderr
+        check(tag + " jemalloc %s pymem in LD_PRELOAD" % ("after" if hooked else "before"),
+              r.returncode == 0 and r.stdout == "done 1000\n" and summ["malloc_recorded"] is hooked
+              and warned is not hooked and s is not None and s["count"] == 1000
+              and (summ["domains"]["malloc"]["allocations"] > 0) is hooked, r.stderr[-300:])
+
+
 def test_undecodable_path(c, tag):
     """A script whose path is not valid UTF-8: reports stay valid UTF-8 JSON."""
     d = os.path.join(os.fsencode(c.tmp), b"dir-\xff")
@@ -546,7 +570,7 @@ def main():
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
-            test_disk_full, test_python_allocator_variants, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough,
+            test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough,
             test_pymem_run]
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
