@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "interpose.h"
 #include "lifecycle.h"
 #include "pyhooks.h"
 #include "pymem/format.h"
@@ -58,20 +57,6 @@ PM_EXPORT void *malloc(size_t size)
     void *p = pm_real.malloc(size);
     record_alloc(p, size);
     return p;
-}
-
-/* Calls malloc as the program does (through the dynamic linker's binding)
- * and sees whether it reaches this file. Comparing addresses would not do:
- * a non-PIE executable makes its PLT entry the canonical `malloc`. */
-bool pm_interpose_active(void)
-{
-    int saved = pm_thread.recording;
-    pm_thread.recording = PM_IN_PROBE;
-    void *p = malloc(1);
-    bool reached = pm_thread.recording == PM_PROBE_REACHED;
-    pm_thread.recording = saved;
-    free(p);
-    return reached;
 }
 
 PM_EXPORT void free(void *p)

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "buffer.h"
-#include "interpose.h"
 #include "pyhooks.h"
 #include "pymem/format.h"
 #include "rawmem.h"
@@ -195,6 +194,22 @@ static void capture_path(bool child, const char *argv, size_t len, char *out, si
     snprintf(out, cap, "pymem-%s.%d.pmem", prog, (int)getpid());
 }
 
+/* Calls malloc as the program does (through the dynamic linker's binding)
+ * and sees whether it reaches pymem's hooks (interpose.c marks the probe).
+ * Comparing addresses would not do: a non-PIE executable makes its PLT
+ * entry the canonical `malloc`. False when another allocator was preloaded
+ * ahead of pymem, or the program brings its own. Call with the guard set. */
+static bool malloc_reaches_pymem(void)
+{
+    int saved = pm_thread.recording;
+    pm_thread.recording = PM_IN_PROBE;
+    void *p = malloc(1);
+    bool reached = pm_thread.recording == PM_PROBE_REACHED;
+    pm_thread.recording = saved;
+    free(p);
+    return reached;
+}
+
 static void at_fork_child(void);
 
 /* Opens the capture and starts recording. */
@@ -222,7 +237,7 @@ static void activate(bool child)
     snprintf(start, sizeof start, "%llu",
              (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
     snprintf(depth, sizeof depth, "%d", C.stack_depth);
-    bool hooked = pm_interpose_active();
+    bool hooked = malloc_reaches_pymem();
     if (!hooked && !child)
         fputs("pymem: another allocator serves malloc ahead of pymem: allocations made from C are not "
               "recorded (put libpymem.so first in LD_PRELOAD)\n",
