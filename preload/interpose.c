@@ -85,6 +85,13 @@ PM_EXPORT void *calloc(size_t n, size_t size)
     return p;
 }
 
+/* Copies a bootstrap pool block into `q` (of `size` bytes). */
+static void copy_pool_block(void *q, const void *p, size_t size)
+{
+    size_t old = pm_pool_size(p);
+    memcpy(q, p, old < size ? old : size);
+}
+
 /* realloc is a free of the old block and an allocation of the new one. A
  * failed realloc leaves the old block live: it is recorded again, with the
  * size the allocator reports, since its requested size is not known here. */
@@ -94,14 +101,13 @@ PM_EXPORT void *realloc(void *p, size_t size)
         /* Inside dlsym: only pool blocks can exist yet. */
         void *q = pm_pool_alloc(size, 16);
         if (q && p && pm_pool_owns(p))
-            memcpy(q, p, pm_pool_size(p) < size ? pm_pool_size(p) : size);
+            copy_pool_block(q, p, size);
         return q;
     }
     if (unlikely(p && pm_pool_owns(p))) {
         void *q = pm_real.malloc(size);
         if (q) {
-            size_t old = pm_pool_size(p);
-            memcpy(q, p, old < size ? old : size);
+            copy_pool_block(q, p, size);
             record_alloc(q, size);
         }
         return q;

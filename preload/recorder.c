@@ -79,31 +79,30 @@ static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_
     atomic_store_explicit(&b->busy, 0, memory_order_release);
 }
 
-void pm_record_alloc(void *p, size_t size, int domain)
+/* One event: its stack (allocations only), then the record. A full ring that
+ * cannot be flushed any more costs the event, and is counted. */
+static void record_event(uint8_t tag, void *p, size_t size)
 {
     pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
     if (b) {
-        uint32_t stack = pm_stacks_current(b);
+        uint32_t stack = tag == PM_TAG_FREE ? 0 : pm_stacks_current(b);
         if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
-            publish_event(b, (uint8_t)(PM_TAG_ALLOC | domain), (uint64_t)(uintptr_t)p, size, stack);
+            publish_event(b, tag, (uint64_t)(uintptr_t)p, size, stack);
         else
             atomic_fetch_add(&pm_unrecorded, 1);
     }
     pm_thread.recording = 0;
 }
 
+void pm_record_alloc(void *p, size_t size, int domain)
+{
+    record_event((uint8_t)(PM_TAG_ALLOC | domain), p, size);
+}
+
 void pm_record_free(void *p)
 {
-    pm_thread.recording = PM_IN_RECORDER;
-    struct pm_buffer *b = thread_buffer();
-    if (b) {
-        if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
-            publish_event(b, PM_TAG_FREE, (uint64_t)(uintptr_t)p, 0, 0);
-        else
-            atomic_fetch_add(&pm_unrecorded, 1);
-    }
-    pm_thread.recording = 0;
+    record_event(PM_TAG_FREE, p, 0);
 }
 
 size_t pm_encode_snapshot(uint8_t *rec, uint64_t seq, int kind, const char *label)

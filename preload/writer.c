@@ -354,9 +354,8 @@ static bool write_start(void)
         int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         W.statm_fd = fd >= 0 ? out_of_the_way(fd) : -1;
     }
-    uint8_t h[PM_FILE_HEADER_SIZE] = {0};
-    memcpy(h, PM_FILE_MAGIC, 8);
-    pm_put_u32le(h + 8, PM_FORMAT_VERSION);
+    uint8_t h[PM_FILE_HEADER_SIZE];
+    pm_file_header(h);
     struct iovec iov = {h, sizeof h};
     int err = write_all(&iov, 1);
     if (err)

@@ -262,6 +262,14 @@ static inline uint32_t pm_crc32c(uint32_t crc, const void *data, size_t len)
     return pm_crc32c_table(crc, data, len);
 }
 
+/* Fills the file header. */
+static inline void pm_file_header(uint8_t h[PM_FILE_HEADER_SIZE])
+{
+    memcpy(h, PM_FILE_MAGIC, 8);
+    pm_put_u32le(h + 8, PM_FORMAT_VERSION);
+    pm_put_u32le(h + 12, 0);
+}
+
 /* Fills a chunk header for `len` payload bytes whose CRC is `crc`. */
 static inline void pm_chunk_header(uint8_t h[PM_CHUNK_HEADER_SIZE], uint8_t kind,
                                    uint32_t stream, uint32_t len, uint32_t crc)

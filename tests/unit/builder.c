@@ -14,9 +14,8 @@ void b_open(struct builder *b, const char *path)
     b->f = fopen(path, "wb");
     if (!b->f)
         abort();
-    uint8_t h[PM_FILE_HEADER_SIZE] = {0};
-    memcpy(h, PM_FILE_MAGIC, 8);
-    pm_put_u32le(h + 8, PM_FORMAT_VERSION);
+    uint8_t h[PM_FILE_HEADER_SIZE];
+    pm_file_header(h);
     fwrite(h, 1, sizeof h, b->f);
 }
 
