@@ -268,12 +268,18 @@ def test_stack_depth_and_generators(c, tag):
 
 # --- tests run once, on /usr/bin/python3 -----------------------------------
 
-def test_snapshots_by_signal(c, tag):
-    m = marks("sleeper.py")
-    out = c.capture("sleeper.pmem")
+def start_sleeper(c, out):
+    """sleeper.py under the preload, once it has said it is ready."""
     p = subprocess.Popen([c.python, os.path.join(PROGRAMS, "sleeper.py")], env=c.env(PYMEM_OUTPUT=out),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=c.tmp)
     p.stdout.readline()
+    return p
+
+
+def test_snapshots_by_signal(c, tag):
+    m = marks("sleeper.py")
+    out = c.capture("sleeper.pmem")
+    p = start_sleeper(c, out)
     r = c.analyze("snapshot", str(p.pid), "--label", "one", check=False)
     time.sleep(0.5)
     p.stdin.write("\n")
@@ -298,9 +304,7 @@ def test_snapshots_by_signal(c, tag):
 def test_sigkill_leaves_readable_prefix(c, tag):
     m = marks("sleeper.py")
     out = c.capture("killed.pmem")
-    p = subprocess.Popen([c.python, os.path.join(PROGRAMS, "sleeper.py")], env=c.env(PYMEM_OUTPUT=out),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=c.tmp)
-    p.stdout.readline()
+    p = start_sleeper(c, out)
     time.sleep(0.4)  # > the writer's 10 ms flush interval, many times over
     p.kill()
     p.wait()

@@ -65,6 +65,13 @@ static void write_simple(void)
     b_close(&b);
 }
 
+/* Opens the test capture and replays it once, without stops. */
+static void replay_whole(struct pm_capture *c, struct pm_replay *r)
+{
+    assert_int_equal(pm_capture_open(c, path), 0);
+    assert_int_equal(pm_replay_run(r, c, NULL, 0, NULL, NULL), 0);
+}
+
 struct at_stop {
     struct pm_sites *sites;
     int slots[2];
@@ -89,9 +96,8 @@ static void totals_and_peak_are_exact(void **state)
     (void)state;
     write_simple();
     struct pm_capture c;
-    assert_int_equal(pm_capture_open(&c, path), 0);
     struct pm_replay r;
-    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    replay_whole(&c, &r);
     assert_int_equal(r.t.allocations, 4);
     assert_int_equal(r.t.frees, 2);
     assert_int_equal(r.t.total_allocated, 1450);
@@ -204,9 +210,8 @@ static void streams_are_merged_by_sequence(void **state)
     b_end(&b, 7, 100);
     b_close(&b);
     struct pm_capture c;
-    assert_int_equal(pm_capture_open(&c, path), 0);
     struct pm_replay r;
-    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    replay_whole(&c, &r);
     assert_int_equal(r.t.unmatched_frees, 0);
     assert_int_equal(r.t.peak_bytes, 705);
     assert_int_equal(r.t.peak_seq, 2);
@@ -228,9 +233,8 @@ static void truncated_capture_reads_its_prefix(void **state)
     /* Cut inside the last (control) chunk: the events before it remain. */
     assert_int_equal(truncate(path, size - 3), 0);
     struct pm_capture c;
-    assert_int_equal(pm_capture_open(&c, path), 0);
     struct pm_replay r;
-    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    replay_whole(&c, &r);
     assert_true(c.reader.truncated);
     assert_false(c.has_end);
     assert_int_equal(r.t.allocations, 4);
