@@ -39,7 +39,7 @@ ANALYZER_SRCS := $(wildcard analyzer/*.c)
 ANALYZER_LIB_SRCS := $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
 ANALYZER_OBJS := $(ANALYZER_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
 ANALYZER_LIB_OBJS := $(ANALYZER_LIB_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
-ANALYZER_LIBS := -lm
+ANALYZER_LIBS := -lm -ldw -lelf
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 

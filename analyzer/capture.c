@@ -110,6 +110,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->start_unix_ns = strtoull(v, NULL, 10);
     else if (KEY("stack_depth"))
         c->stack_depth = atoi(v);
+    else if (KEY("native_depth"))
+        c->native_depth = atoi(v);
     else if (KEY("follow_fork"))
         c->follow_fork = atoi(v) != 0;
     else if (KEY("malloc_hooked"))
@@ -147,6 +149,34 @@ static int add_snapshot(struct pm_capture *c, struct cursor *k, struct pm_event 
     return 0;
 }
 
+static int decode_module(struct pm_capture *c, struct cursor *k)
+{
+    uint64_t id, path_len, id_len, base, nseg;
+    const uint8_t *path, *build_id;
+    if (get(k, &id) || get_bytes(k, &path, &path_len) || get_bytes(k, &build_id, &id_len) ||
+        get(k, &base) || get(k, &nseg) || nseg > PM_MODULE_SEGMENTS_MAX || id_len > PM_BUILD_ID_MAX)
+        return corrupt(c, "bad module record");
+    struct pm_module *m = pm_modules_slot(&c->modules, id);
+    if (!m)
+        return corrupt(c, "bad module record");
+    for (unsigned i = 0; i < nseg; i++)
+        if (get(k, &m->seg[i].vaddr) || get(k, &m->seg[i].memsz) || get(k, &m->seg[i].flags))
+            return corrupt(c, "bad module record");
+    if (m->defined)
+        return 0; /* a later pass reads it again */
+    m->path = malloc(path_len + 1);
+    if (!m->path)
+        return oom(c);
+    memcpy(m->path, path, path_len);
+    m->path[path_len] = 0;
+    memcpy(m->build_id, build_id, id_len);
+    m->build_id_len = id_len;
+    m->base = base;
+    m->nseg = (unsigned)nseg;
+    m->defined = true;
+    return 0;
+}
+
 static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
 {
     if (id >= c->stream_cap) {
@@ -173,10 +203,10 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
         uint8_t tag = *k->p++;
         struct pm_event ev = {0};
         uint64_t a, b, d, e, f;
-        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE) {
+        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP) {
             if (!st)
                 return corrupt(c, "event outside a thread stream");
-            if ((tag & 0x0f) >= PM_DOMAIN_COUNT && tag != PM_TAG_FREE)
+            if ((tag & 0xf0) == PM_TAG_ALLOC && (tag & 0x0f) >= PM_DOMAIN_COUNT)
                 return corrupt(c, "unknown allocation domain");
             if (get(k, &a) || get(k, &b))
                 return corrupt(c, "cut event record");
@@ -186,6 +216,11 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             ev.addr = st->addr;
             if (tag == PM_TAG_FREE) {
                 ev.type = PM_EV_FREE;
+            } else if (tag == PM_TAG_MUNMAP) {
+                if (get(k, &d))
+                    return corrupt(c, "cut event record");
+                ev.type = PM_EV_MUNMAP;
+                ev.size = d;
             } else {
                 if (get(k, &d) || get(k, &e))
                     return corrupt(c, "cut event record");
@@ -215,6 +250,22 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             if (b > UINT32_MAX || d > UINT32_MAX || e > UINT32_MAX ||
                 pm_stacks_define_node(&c->stacks, a, &fr))
                 return corrupt(c, "bad stack record");
+            break;
+        }
+        case PM_TAG_NATIVE:
+            if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e) || b > UINT32_MAX || d > UINT32_MAX ||
+                pm_stacks_define_native(&c->stacks, a, (uint32_t)b, (uint32_t)d, e))
+                return corrupt(c, "bad native frame record");
+            break;
+        case PM_TAG_MODULE:
+            if (decode_module(c, k))
+                return -1;
+            break;
+        case PM_TAG_UNLOAD: {
+            struct pm_module *m;
+            if (get(k, &a) || !(m = pm_modules_slot(&c->modules, a)))
+                return corrupt(c, "bad module record");
+            m->unloaded = true;
             break;
         }
         case PM_TAG_STRING: {
@@ -270,6 +321,7 @@ void pm_capture_close(struct pm_capture *c)
 {
     pm_reader_close(&c->reader);
     pm_stacks_free(&c->stacks);
+    pm_modules_free(&c->modules);
     free(c->snapshots);
     free(c->streams);
     free(c->pending);

@@ -13,12 +13,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "modules.h"
 #include "reader.h"
 #include "stacks.h"
 
 enum pm_event_type {
     PM_EV_ALLOC,
     PM_EV_FREE,
+    PM_EV_MUNMAP, /* addr, size: a range of the mmap domain */
     PM_EV_SNAPSHOT,
     PM_EV_TICK,
 };
@@ -26,7 +28,7 @@ enum pm_event_type {
 struct pm_event {
     uint64_t seq;
     uint64_t addr;  /* ALLOC, FREE */
-    uint64_t size;  /* ALLOC; TICK: rss bytes */
+    uint64_t size;  /* ALLOC, MUNMAP; TICK: rss bytes */
     uint64_t time;  /* SNAPSHOT, TICK: ns since start */
     uint32_t stack; /* ALLOC; SNAPSHOT: index in capture.snapshots */
     uint8_t type;
@@ -49,12 +51,14 @@ struct pm_capture {
     const char *path;
     struct pm_reader reader;
     struct pm_stacks stacks;
+    struct pm_modules modules;
     /* META */
     long long pid, ppid;
     char python[32];
     char command[1024];
     unsigned long long start_unix_ns;
     int stack_depth;
+    int native_depth; /* 0: no native frames recorded */
     bool follow_fork;
     bool malloc_hooked; /* false: C allocations bypassed the hooks */
     /* filled by a pass */

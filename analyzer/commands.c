@@ -12,6 +12,7 @@
 #include "capture.h"
 #include "replay.h"
 #include "report.h"
+#include "symbolize.h"
 
 static const char *group_name(enum pm_group by)
 {
@@ -152,13 +153,21 @@ struct session {
     struct pm_sites sites;
 };
 
-static int session_open(struct session *s, const char *path, enum pm_group by)
+/* `o` is NULL for reports that show no stacks; otherwise native frames are
+ * named before the sites are collected. */
+static int session_open(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o)
 {
     struct pm_replay r;
     pm_sites_init(&s->sites, by);
+    if (o)
+        pm_sites_filter(&s->sites, o->view, o->domains);
     int rc = first_pass(&s->c, &r, path);
     s->t = r.t;
     pm_replay_free(&r);
+    if (!rc && o && pm_symbolize(&s->c.stacks, &s->c.modules)) {
+        fprintf(stderr, "pymem: %s: out of memory while naming native frames\n", path);
+        rc = 1;
+    }
     return rc;
 }
 
@@ -171,7 +180,7 @@ static void session_close(struct session *s)
 int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
-    int rc = session_open(&s, path, o->by);
+    int rc = session_open(&s, path, o->by, NULL);
     if (!rc)
         pm_report_summary(out, &s.c, &s.t, o->json);
     session_close(&s);
@@ -181,7 +190,7 @@ int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o)
 int pm_cmd_snapshots(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
-    int rc = session_open(&s, path, o->by);
+    int rc = session_open(&s, path, o->by, NULL);
     if (!rc)
         pm_report_snapshots(out, &s.c, o->json);
     session_close(&s);
@@ -191,7 +200,7 @@ int pm_cmd_snapshots(FILE *out, const char *path, const struct pm_opts *o)
 int pm_cmd_peak(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
-    int rc = session_open(&s, path, o->by);
+    int rc = session_open(&s, path, o->by, o);
     if (!rc)
         rc = collect_at(&s.c, &s.t.peak_seq, &(struct target){&s.sites, 1}, 1);
     if (!rc) {
@@ -208,7 +217,7 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
     struct point p;
-    int rc = session_open(&s, path, o->by);
+    int rc = session_open(&s, path, o->by, o);
     if (!rc) {
         const char *at = o->at ? o->at : snapshot_seq(&s.c, PM_SNAP_EXIT, 0) ? "exit" : "end";
         rc = resolve(&s.c, &s.t, at, &p) ? 1 : collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
@@ -234,7 +243,7 @@ int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
     struct point a, b;
-    int rc = session_open(&s, path, o->by);
+    int rc = session_open(&s, path, o->by, o);
     if (!rc)
         rc = resolve(&s.c, &s.t, o->from, &a) || resolve(&s.c, &s.t, o->to, &b);
     if (!rc) {
@@ -273,7 +282,8 @@ int pm_cmd_brief(FILE *out, const char *path)
     struct session s;
     struct pm_sites leaks;
     pm_sites_init(&leaks, PM_BY_LINENO);
-    int rc = session_open(&s, path, PM_BY_LINENO);
+    static const struct pm_opts hybrid = {.by = PM_BY_LINENO};
+    int rc = session_open(&s, path, PM_BY_LINENO, &hybrid);
     uint64_t exit_seq = UINT64_MAX;
     if (!rc) {
         exit_seq = snapshot_seq(&s.c, PM_SNAP_EXIT, UINT64_MAX);

@@ -18,6 +18,8 @@ struct pm_opts {
     bool json;
     const char *at;         /* leaks: the point (default: exit, else end) */
     const char *from, *to;  /* diff */
+    enum pm_view view;      /* peak, leaks, diff */
+    unsigned domains;       /* bit per domain listed; 0: all */
 };
 
 int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o);

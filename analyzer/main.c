@@ -36,6 +36,10 @@ static void usage(FILE *out)
           "\n"
           "  G: lineno (default), filename or traceback. Snapshots are named by index or\n"
           "  label; start, peak, exit and end are always there.\n"
+          "  peak, leaks and diff also take:\n"
+          "    --native        sites by the innermost frame, native frames included\n"
+          "    --python-only   native frames left out (captures made with --native)\n"
+          "    --domain D,...  only malloc, pyraw, pymem, pyobj and/or mmap allocations\n"
           "  pymem run --help for the options of run.\n",
           out);
 }
@@ -144,15 +148,39 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"by", required_argument, NULL, 'b'},
         {"top", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"native", no_argument, NULL, 'N'}, {"python-only", no_argument, NULL, 'P'},
+        {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
+    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff;
     struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
     int c;
     optind = 1;
     opterr = 0; /* one line of our own instead of getopt's */
     /* Options may come before or after the operands. */
     while ((c = getopt_long(argc - 1, argv + 1, "jb:t:a:h", opts, NULL)) != -1) {
+        if ((c == 'N' || c == 'P' || c == 'd') && !sites_command) {
+            fprintf(stderr, "pymem %s: %s is an option of peak, leaks and diff\n", cmd, argv[optind]);
+            return 2;
+        }
         switch (c) {
+        case 'N':
+        case 'P': {
+            enum pm_view v = c == 'N' ? PM_VIEW_NATIVE : PM_VIEW_PYTHON;
+            if (o.view != PM_VIEW_HYBRID && o.view != v) {
+                fprintf(stderr, "pymem %s: --native and --python-only exclude each other\n", cmd);
+                return 2;
+            }
+            o.view = v;
+            break;
+        }
+        case 'd':
+            if (pm_domains_parse(optarg, &o.domains)) {
+                fprintf(stderr, "pymem %s: --domain takes a list of malloc, pyraw, pymem, pyobj, mmap, not '%s'\n",
+                        cmd, optarg);
+                return 2;
+            }
+            break;
         case 'j':
             o.json = true;
             break;

@@ -40,10 +40,11 @@ int pm_reader_open(struct pm_reader *r, const char *path)
     if (got < sizeof h)
         return fail(r, got, "truncated file header");
     uint32_t version = pm_get_u32le(h + 8);
-    if (version != PM_FORMAT_VERSION) {
+    if (version < PM_FORMAT_VERSION_MIN || version > PM_FORMAT_VERSION) {
         char msg[128];
-        snprintf(msg, sizeof msg, "capture format version %u is not supported (this pymem reads version %u)",
-                 version, PM_FORMAT_VERSION);
+        snprintf(msg, sizeof msg,
+                 "capture format version %u is not supported (this pymem reads versions %u to %u)", version,
+                 PM_FORMAT_VERSION_MIN, PM_FORMAT_VERSION);
         return fail(r, 8, msg);
     }
     r->offset = PM_FILE_HEADER_SIZE;

@@ -37,6 +37,10 @@ static int apply(void *ctx, const struct pm_event *ev)
             t->live_bytes -= old.size;
             t->live_count--;
         }
+        if (ev->domain == PM_DOMAIN_MMAP && pm_ranges_add(&r->mappings, ev->addr, ev->size)) {
+            snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
+            return -1;
+        }
         t->allocations++;
         t->total_allocated += ev->size;
         t->domain_allocations[ev->domain]++;
@@ -59,6 +63,19 @@ static int apply(void *ctx, const struct pm_event *ev)
             t->unmatched_frees++;
         }
         break;
+    case PM_EV_MUNMAP: {
+        /* Ranges never mapped through a recorded mmap (files, stacks, an
+         * allocator's own) are not in the table and change nothing. */
+        uint64_t bytes, whole;
+        if (pm_ranges_remove(&r->mappings, &r->live, ev->addr, ev->size, &bytes, &whole)) {
+            snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
+            return -1;
+        }
+        t->live_bytes -= bytes;
+        t->live_count = r->live.count; /* a split adds a mapping */
+        t->frees += whole;
+        break;
+    }
     case PM_EV_SNAPSHOT:
         t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
         r->cap->snapshots[ev->stack].live_bytes = t->live_bytes;
@@ -102,4 +119,5 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
 void pm_replay_free(struct pm_replay *r)
 {
     pm_live_free(&r->live);
+    pm_ranges_free(&r->mappings);
 }

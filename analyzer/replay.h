@@ -17,6 +17,7 @@
 #include "capture.h"
 #include "live.h"
 #include "pymem/format.h"
+#include "ranges.h"
 
 struct pm_totals {
     uint64_t allocations, frees;
@@ -36,6 +37,7 @@ typedef int (*pm_stop_fn)(void *ctx, size_t stop_index, struct pm_replay *r);
 struct pm_replay {
     struct pm_capture *cap;
     struct pm_live live;
+    struct pm_ranges mappings; /* the mmap domain's live ranges */
     struct pm_totals t;
     const uint64_t *stops; /* ascending */
     size_t stop_count, next_stop;

@@ -9,7 +9,7 @@
 
 #include "json.h"
 
-static const char *domain_names[PM_DOMAIN_COUNT] = {"malloc", "pyraw", "pymem", "pyobj"};
+#define domain_names pm_domain_names
 
 const char *pm_human_bytes(char *buf, size_t cap, double bytes)
 {
@@ -168,10 +168,20 @@ static void stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
     struct pm_frame f;
     bool first = true;
     for (uint32_t id = node; pm_stacks_frame(&c->stacks, id, &f); id = f.parent) {
-        fputs(first ? "{\"file\": " : ", {\"file\": ", out);
+        struct pm_native n = pm_stacks_native(&c->stacks, id);
+        fputs(first ? "{\"kind\": " : ", {\"kind\": ", out);
+        fputs(n.native ? "\"native\"" : "\"python\"", out);
+        fputs(", \"file\": ", out);
         pm_json_str(out, pm_stacks_string(&c->stacks, f.file));
         fprintf(out, ", \"line\": %u, \"function\": ", f.line);
         pm_json_str(out, pm_stacks_string(&c->stacks, f.func));
+        if (n.native) {
+            const struct pm_module *m = pm_modules_get(&c->modules, n.module);
+            fputs(", \"module\": ", out);
+            pm_json_str(out, m && m->path ? m->path : "");
+            fprintf(out, ", \"address\": \"0x%" PRIx64 "\", \"offset\": \"0x%" PRIx64 "\", \"inlined\": %s",
+                    (m ? m->base : 0) + n.offset, n.offset, n.inlined ? "true" : "false");
+        }
         fputc('}', out);
         first = false;
     }
@@ -187,8 +197,14 @@ static void stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int
             fputs("         ...\n", out);
             break;
         }
-        fprintf(out, "         %s:%u %s\n", pm_stacks_string(&c->stacks, f.file), f.line,
-                pm_stacks_string(&c->stacks, f.func));
+        const char *file = pm_stacks_string(&c->stacks, f.file), *func = pm_stacks_string(&c->stacks, f.func);
+        struct pm_native nv = pm_stacks_native(&c->stacks, id);
+        if (!nv.native)
+            fprintf(out, "         %s:%u %s\n", file, f.line, func);
+        else if (f.line)
+            fprintf(out, "         %s:%u %s%s\n", file, f.line, func, nv.inlined ? " (inlined)" : "");
+        else
+            fprintf(out, "         %s  [%s]\n", func, file);
         n++;
     }
 }
@@ -274,6 +290,8 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                     x->count[1]);
         if (s->by == PM_BY_FILENAME || !x->file)
             fprintf(out, "  %s", site_file(c, x));
+        else if (!x->line) /* a native frame without line information */
+            fprintf(out, "  %s  [%s]", pm_stacks_string(&c->stacks, x->func), site_file(c, x));
         else
             fprintf(out, "  %s:%u %s", site_file(c, x), x->line, pm_stacks_string(&c->stacks, x->func));
         if (x->phase != PM_PHASE_RUNTIME)

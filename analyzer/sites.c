@@ -23,6 +23,12 @@ void pm_sites_init(struct pm_sites *s, enum pm_group by)
     s->by = by;
 }
 
+void pm_sites_filter(struct pm_sites *s, enum pm_view view, unsigned domains)
+{
+    s->view = view;
+    s->domains = domains;
+}
+
 void pm_sites_free(struct pm_sites *s)
 {
     free(s->v);
@@ -129,10 +135,13 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
         memset(s->st_index, 0, s->st_index_cap * sizeof *s->st_index);
     PM_LIVE_FOREACH(live, e)
     {
+        if (s->domains && !(s->domains & (1u << e->domain)))
+            continue;
         uint8_t phase = e->seq < main_seq                         ? PM_PHASE_STARTUP
                         : pm_stacks_in_import(stacks, e->stack) ? PM_PHASE_IMPORT
                                                                   : PM_PHASE_RUNTIME;
-        if (add_stack_total(s, e->stack, phase, e->domain < PM_DOMAIN_COUNT ? e->domain : 0, e->size))
+        uint32_t stack = pm_stacks_view(stacks, e->stack, s->view);
+        if (add_stack_total(s, stack, phase, e->domain < PM_DOMAIN_COUNT ? e->domain : 0, e->size))
             return -1;
     }
     for (size_t i = 0; i < s->st_n; i++) {
@@ -143,7 +152,7 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
          * function around it share a line and a site; the function shown is
          * that of the stack holding the most bytes. */
         struct pm_frame f = {0};
-        if (pm_stacks_frame(stacks, t->stack, &f)) {
+        if (pm_stacks_frame(stacks, pm_stacks_site_node(stacks, t->stack, s->view), &f)) {
             key.file = f.file;
             if (s->by != PM_BY_FILENAME)
                 key.line = f.line;
@@ -205,6 +214,28 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order)
     free(s->index);
     s->index = NULL;
     s->index_cap = 0;
+}
+
+const char *const pm_domain_names[PM_DOMAIN_COUNT] = {"malloc", "pyraw", "pymem", "pyobj", "mmap"};
+
+int pm_domains_parse(const char *list, unsigned *out)
+{
+    *out = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int d = 0; d < PM_DOMAIN_COUNT; d++)
+            if (strlen(pm_domain_names[d]) == n && !strncmp(p, pm_domain_names[d], n))
+                found = d;
+        if (found < 0)
+            return -1;
+        *out |= 1u << found;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return *out ? 0 : -1;
 }
 
 const char *pm_phase_name(int phase)

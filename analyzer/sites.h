@@ -34,6 +34,8 @@ struct pm_site {
 
 struct pm_sites {
     enum pm_group by;
+    enum pm_view view;
+    unsigned domains; /* bit per enum pm_domain collected; 0: all */
     struct pm_site *v;
     size_t n, cap;
     uint32_t *index; /* open addressing over site index + 1 */
@@ -47,6 +49,8 @@ struct pm_sites {
 
 void pm_sites_init(struct pm_sites *s, enum pm_group by);
 void pm_sites_free(struct pm_sites *s);
+/* Which frames name a site, and which domains count (0: all). */
+void pm_sites_filter(struct pm_sites *s, enum pm_view view, unsigned domains);
 /* Adds every entry of `live` into slot `slot`; allocations numbered below
  * `main_seq` are start-up. Returns 0 or -1 (out of memory). */
 int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
@@ -57,5 +61,8 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order);
 
 const char *pm_phase_name(int phase);
 int pm_group_parse(const char *name, enum pm_group *out);
+/* "malloc,mmap" -> bit mask of domains; -1 for an unknown name. */
+int pm_domains_parse(const char *list, unsigned *out);
+extern const char *const pm_domain_names[PM_DOMAIN_COUNT];
 
 #endif

@@ -12,6 +12,12 @@
 #define MAX_ID (1u << 30)
 #define MAX_GAP (1u << 20)
 
+/* Analyzer-made strings, deduplicated by content. */
+struct string_index {
+    uint32_t *slots; /* string id + 1 */
+    uint32_t cap, count;
+};
+
 void pm_stacks_init(struct pm_stacks *s)
 {
     memset(s, 0, sizeof *s);
@@ -28,6 +34,11 @@ void pm_stacks_free(struct pm_stacks *s)
     free(s->canon_nodes);
     free(s->canon_index);
     free(s->import_memo);
+    free(s->native);
+    free(s->python_only);
+    if (s->added)
+        free(s->added->slots);
+    free(s->added);
     memset(s, 0, sizeof *s);
 }
 
@@ -57,6 +68,20 @@ static int grow_nodes(struct pm_stacks *s, uint32_t need)
     memset(d + s->node_cap, 0, cap - s->node_cap);
     memset(c + s->node_cap, 0, (size_t)(cap - s->node_cap) * sizeof *c);
     memset(m + s->node_cap, -1, cap - s->node_cap);
+    if (s->native) {
+        struct pm_native *nv = realloc(s->native, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        memset(nv + s->node_cap, 0, (size_t)(cap - s->node_cap) * sizeof *nv);
+        s->native = nv;
+    }
+    if (s->python_only) {
+        uint32_t *p = realloc(s->python_only, (size_t)cap * sizeof *p);
+        if (!p)
+            return -1;
+        memset(p + s->node_cap, 0, (size_t)(cap - s->node_cap) * sizeof *p);
+        s->python_only = p;
+    }
     s->node_cap = cap;
     return 0;
 }
@@ -68,9 +93,181 @@ int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_fram
     if (id == 0 || id >= MAX_ID || id > (uint64_t)s->node_cap + MAX_GAP || f->parent >= id ||
         grow_nodes(s, (uint32_t)id + 1))
         return -1;
+    if (s->sealed)
+        return 0;
     s->nodes[id] = *f;
     s->defined[id] = 1;
+    if (id >= s->node_end)
+        s->node_end = (uint32_t)id + 1;
     return 0;
+}
+
+int pm_stacks_define_native(struct pm_stacks *s, uint64_t id, uint32_t parent, uint32_t module,
+                            uint64_t offset)
+{
+    const struct pm_frame f = {parent, 0, 0, 0};
+    if (pm_stacks_define_node(s, id, &f))
+        return -1;
+    if (!s->native) {
+        s->native = calloc(s->node_cap, sizeof *s->native);
+        if (!s->native)
+            return -1;
+    }
+    if (!s->sealed)
+        s->native[id] = (struct pm_native){offset, module, 1, 0};
+    return 0;
+}
+
+struct pm_native pm_stacks_native(const struct pm_stacks *s, uint32_t id)
+{
+    if (!s->native || id >= s->node_cap)
+        return (struct pm_native){0};
+    return s->native[id];
+}
+
+uint32_t pm_stacks_add_node(struct pm_stacks *s, const struct pm_frame *f, const struct pm_native *n)
+{
+    if (s->node_end == 0)
+        s->node_end = 1;
+    uint32_t id = s->node_end;
+    if (id >= MAX_ID || grow_nodes(s, id + 1))
+        return 0;
+    if (n && n->native && !s->native) {
+        s->native = calloc(s->node_cap, sizeof *s->native);
+        if (!s->native)
+            return 0;
+    }
+    s->nodes[id] = *f;
+    s->defined[id] = 1;
+    if (s->native)
+        s->native[id] = n ? *n : (struct pm_native){0};
+    s->node_end = id + 1;
+    return id;
+}
+
+void pm_stacks_set_frame(struct pm_stacks *s, uint32_t id, const struct pm_frame *f)
+{
+    if (id && id < s->node_cap && s->defined[id])
+        s->nodes[id] = *f;
+}
+
+static uint64_t text_hash(const char *t)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *t; t++)
+        h = (h ^ (unsigned char)*t) * 1099511628211ULL;
+    return h;
+}
+
+static int index_put(struct string_index *x, const struct pm_stacks *s, uint32_t id)
+{
+    uint32_t slot = (uint32_t)text_hash(s->strings[id]) & (x->cap - 1);
+    while (x->slots[slot])
+        slot = (slot + 1) & (x->cap - 1);
+    x->slots[slot] = id + 1;
+    return 0;
+}
+
+uint32_t pm_stacks_add_string(struct pm_stacks *s, const char *text)
+{
+    if (!*text)
+        return 0;
+    if (!s->added && !(s->added = calloc(1, sizeof *s->added)))
+        return 0;
+    struct string_index *x = s->added;
+    if ((x->count + 1) * 2 > x->cap) {
+        uint32_t old_cap = x->cap;
+        uint32_t *old = x->slots;
+        x->cap = x->cap ? x->cap * 2 : 1024;
+        x->slots = calloc(x->cap, sizeof *x->slots);
+        if (!x->slots) {
+            x->slots = old;
+            x->cap = old_cap;
+            return 0;
+        }
+        for (uint32_t i = 0; i < old_cap; i++)
+            if (old[i])
+                index_put(x, s, old[i] - 1);
+        free(old);
+    }
+    uint32_t slot = (uint32_t)text_hash(text) & (x->cap - 1);
+    for (; x->slots[slot]; slot = (slot + 1) & (x->cap - 1))
+        if (!strcmp(s->strings[x->slots[slot] - 1], text))
+            return x->slots[slot] - 1;
+    uint32_t id = s->string_end ? s->string_end : 1;
+    if (pm_stacks_define_string(s, id, (const uint8_t *)text, strlen(text)))
+        return 0;
+    x->slots[slot] = id + 1;
+    x->count++;
+    return id;
+}
+
+static bool is_native(const struct pm_stacks *s, uint32_t id)
+{
+    return s->native && s->native[id].native;
+}
+
+uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view)
+{
+    if (view != PM_VIEW_PYTHON || !s->native || id == 0 || id >= s->node_cap || !s->defined[id])
+        return id;
+    if (!s->python_only && !(s->python_only = calloc(s->node_cap, sizeof *s->python_only)))
+        return id;
+    if (s->python_only[id])
+        return s->python_only[id] - 1;
+    /* Iterative: hybrid stacks can be deep. Walk out to the first node whose
+     * projection is known, then project back in. */
+    uint32_t chain[256];
+    uint32_t result = 0;
+    uint32_t cur = id;
+    for (;;) {
+        int n = 0;
+        uint32_t base = 0;
+        for (uint32_t x = cur; x; x = s->nodes[x].parent) {
+            if (s->python_only[x]) {
+                base = s->python_only[x] - 1;
+                break;
+            }
+            if (n == (int)(sizeof chain / sizeof chain[0]))
+                break;
+            chain[n++] = x;
+        }
+        if (n == (int)(sizeof chain / sizeof chain[0])) {
+            /* too deep for one round: project the outer part first */
+            pm_stacks_view(s, s->nodes[chain[n - 1]].parent, view);
+            continue;
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            uint32_t x = chain[i];
+            uint32_t proj = base;
+            if (!is_native(s, x)) {
+                struct pm_frame f = s->nodes[x];
+                if (f.parent == base) {
+                    proj = x;
+                } else {
+                    f.parent = base;
+                    proj = pm_stacks_add_node(s, &f, NULL);
+                    if (!proj)
+                        proj = x;
+                }
+            }
+            s->python_only[x] = proj + 1;
+            base = proj;
+        }
+        result = base;
+        break;
+    }
+    return result;
+}
+
+uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_view view)
+{
+    if (view != PM_VIEW_HYBRID || !s->native)
+        return id;
+    for (uint32_t x = id; x && x < s->node_cap && s->defined[x]; x = s->nodes[x].parent)
+        if (!is_native(s, x))
+            return x;
+    return id;
 }
 
 int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len)
@@ -88,9 +285,13 @@ int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *tex
         s->strings = n;
         s->string_cap = cap;
     }
+    if (s->sealed && id < s->string_end && s->strings[id])
+        return 0;
     char *copy = malloc(len + 1);
     if (!copy)
         return -1;
+    if (id >= s->string_end)
+        s->string_end = (uint32_t)id + 1;
     memcpy(copy, text, len);
     copy[len] = 0;
     free(s->strings[id]);

@@ -21,6 +21,22 @@ struct pm_frame {
     uint32_t line;
 };
 
+/* What a native node was recorded as (its file/func/line come from the
+ * symboliser, see symbolize.h). */
+struct pm_native {
+    uint64_t offset;   /* from the module's load base (absolute if module 0) */
+    uint32_t module;
+    uint8_t native;    /* 0: a Python frame */
+    uint8_t inlined;   /* a frame the compiler inlined into its callee's place */
+};
+
+/* Which frames a report looks at. */
+enum pm_view {
+    PM_VIEW_HYBRID, /* Python and native frames; sites by innermost Python frame */
+    PM_VIEW_NATIVE, /* sites by the innermost frame, native ones included */
+    PM_VIEW_PYTHON, /* native frames removed */
+};
+
 struct pm_stacks {
     struct pm_frame *nodes;
     uint8_t *defined;
@@ -33,6 +49,12 @@ struct pm_stacks {
     uint32_t *canon_index; /* open addressing over canonical ids + 1 */
     uint32_t canon_index_cap;
     int8_t *import_memo;   /* node id -> 1 import machinery, 0 not, -1 unknown */
+    struct pm_native *native; /* NULL until the capture defines a native node */
+    uint32_t *python_only;    /* node id -> projection + 1 (0: not yet computed) */
+    uint32_t node_end;        /* one past the highest defined node id */
+    uint32_t string_end;      /* one past the highest defined string id */
+    bool sealed;              /* symbolised: records read again change nothing */
+    struct string_index *added; /* strings the analyzer made (symbol names) */
 };
 
 void pm_stacks_init(struct pm_stacks *s);
@@ -40,6 +62,24 @@ void pm_stacks_free(struct pm_stacks *s);
 /* Define records; 0 or -1 on out of memory / id out of range. */
 int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_frame *f);
 int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len);
+
+int pm_stacks_define_native(struct pm_stacks *s, uint64_t id, uint32_t parent, uint32_t module,
+                            uint64_t offset);
+/* Native details of node `id` (all zero for Python frames). */
+struct pm_native pm_stacks_native(const struct pm_stacks *s, uint32_t id);
+
+/* For the symboliser: a node made by the analyzer (inlined frames), and
+ * string ids for text the capture does not hold; 0 on out of memory. */
+uint32_t pm_stacks_add_node(struct pm_stacks *s, const struct pm_frame *f, const struct pm_native *n);
+uint32_t pm_stacks_add_string(struct pm_stacks *s, const char *text);
+void pm_stacks_set_frame(struct pm_stacks *s, uint32_t id, const struct pm_frame *f);
+
+/* The stack a report groups `id` under in `view`: the Python-only
+ * projection for PM_VIEW_PYTHON, `id` itself otherwise. */
+uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view);
+/* The frame that names a site: in the hybrid view the innermost Python frame
+ * (the innermost frame if there is none), in the others the innermost. */
+uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_view view);
 
 /* Frame of node `id`; false for the root (0) and undefined ids. */
 bool pm_stacks_frame(const struct pm_stacks *s, uint32_t id, struct pm_frame *out);

@@ -1,19 +1,25 @@
 /*
- * interpose: the exported malloc family. Each hook forwards to the real
+ * interpose: the exported malloc family, the mmap family and dlopen/dlclose.
+ * Each hook forwards to the real
  * function (real.h) and, when recording, calls one recorder function with the
  * thread's guard set. Frees are recorded before the real free: another thread
  * may be handed the same address the moment it is released.
  * Runs inside malloc: no allocation, no locks, no stdio; errno is preserved.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lifecycle.h"
+#include "modules.h"
 #include "pyhooks.h"
 #include "pymem/format.h"
 #include "real.h"
@@ -211,4 +217,134 @@ PM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
     pm_real_resolve();
     sighandler_t old = pm_real.signal(sig, handler);
     return pm_lifecycle_owns_handler(old) ? SIG_DFL : old;
+}
+
+/* Anonymous mappings are the mmap domain, in whole pages as the kernel
+ * maps them. Not recorded: mappings made under the guard (pymem's own
+ * allocations, CPython's arenas inside the Python allocator hooks, an
+ * allocator serving malloc), nor in a Python process before the allocator
+ * hooks are in (pm_mmap_recording): arenas made then are later filled
+ * with recorded objects, and counting both would count twice. */
+static size_t page_round(size_t n)
+{
+    size_t page = 4096;
+    return n > SIZE_MAX - page ? n : (n + page - 1) & ~(page - 1);
+}
+
+static inline bool mmap_should_record(void)
+{
+    return pm_recorder_on() && atomic_load_explicit(&pm_mmap_recording, memory_order_relaxed) &&
+           !pm_thread.guard;
+}
+
+static void record_mapping(void *p, size_t length, int flags, bool unmapped_first)
+{
+    int saved = errno;
+    pm_thread.guard = 1;
+    if (unmapped_first)
+        pm_record_munmap(p, page_round(length));
+    if (flags & MAP_ANONYMOUS)
+        pm_record_alloc(p, page_round(length), PM_DOMAIN_MMAP);
+    pm_thread.guard = 0;
+    errno = saved;
+}
+
+PM_EXPORT void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return (void *)syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
+    void *p = pm_real.mmap(addr, length, prot, flags, fd, offset);
+    /* MAP_FIXED replaces whatever was mapped there. */
+    if (p != MAP_FAILED && mmap_should_record() && (flags & (MAP_ANONYMOUS | MAP_FIXED)))
+        record_mapping(p, length, flags, (flags & MAP_FIXED) != 0);
+    return p;
+}
+
+PM_EXPORT void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t offset)
+{
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return (void *)syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
+    void *p = pm_real.mmap64(addr, length, prot, flags, fd, offset);
+    if (p != MAP_FAILED && mmap_should_record() && (flags & (MAP_ANONYMOUS | MAP_FIXED)))
+        record_mapping(p, length, flags, (flags & MAP_FIXED) != 0);
+    return p;
+}
+
+/* Recorded before the pages go, as a free is: another thread may map the
+ * same addresses the moment they are released. */
+PM_EXPORT int munmap(void *addr, size_t length)
+{
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return (int)syscall(SYS_munmap, addr, length);
+    if (length && !((uintptr_t)addr & 4095) && mmap_should_record()) {
+        int saved = errno;
+        pm_thread.guard = 1;
+        pm_record_munmap(addr, page_round(length));
+        pm_thread.guard = 0;
+        errno = saved;
+    }
+    return pm_real.munmap(addr, length);
+}
+
+/* The old range is released before the call and the new one recorded after;
+ * if the call fails the old range, still mapped, is recorded again. */
+PM_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
+{
+    void *target = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        target = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (unlikely(!pm_real_ready()) && !pm_real_resolve())
+        return (void *)syscall(SYS_mremap, old, old_size, new_size, flags, target);
+    bool record = mmap_should_record();
+    if (record) {
+        pm_thread.guard = 1;
+        pm_record_munmap(old, page_round(old_size));
+        pm_thread.guard = 0;
+    }
+    void *p = pm_real.mremap(old, old_size, new_size, flags, target);
+    if (record) {
+        int saved = errno;
+        pm_thread.guard = 1;
+        if (p != MAP_FAILED)
+            pm_record_alloc(p, page_round(new_size), PM_DOMAIN_MMAP);
+        else
+            pm_record_alloc(old, page_round(old_size), PM_DOMAIN_MMAP);
+        pm_thread.guard = 0;
+        errno = saved;
+    }
+    return p;
+}
+
+/* RTLD_DEEPBIND would let the library bind malloc to the C library ahead of
+ * pymem: the flag is dropped. The real dlopen must be reached by a tail call:
+ * glibc finds the calling object (whose RUNPATH and namespace the lookup
+ * uses) from dlopen's return address, which must stay the program's. The
+ * module map is read again when the next native frame is recorded. */
+PM_EXPORT void *dlopen(const char *file, int mode)
+{
+    if (mode & RTLD_DEEPBIND) {
+        mode &= ~RTLD_DEEPBIND;
+        static _Atomic int warned;
+        static const char msg[] = "pymem: dlopen(RTLD_DEEPBIND) would bypass pymem's hooks; loading "
+                                  "without RTLD_DEEPBIND\n";
+        if (pm_recorder_on() && !atomic_exchange(&warned, 1))
+            (void)!write(2, msg, sizeof msg - 1);
+    }
+    pm_modules_changed();
+    if (unlikely(!pm_real_ready()))
+        pm_real_resolve();
+    return pm_real.dlopen(file, mode);
+}
+
+PM_EXPORT int dlclose(void *handle)
+{
+    if (unlikely(!pm_real_ready()))
+        pm_real_resolve();
+    int rc = pm_real.dlclose(handle);
+    pm_modules_changed();
+    return rc;
 }

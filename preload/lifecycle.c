@@ -6,7 +6,9 @@
  * Who records: a Python process that is the root of the run (the first
  * process that loaded the preload, which leaves PYMEM_ROOT_PID in the
  * environment for its children), and, with PYMEM_FOLLOW_FORK=1, every Python
- * child, forked or exec'd. Anything else keeps pure passthrough hooks.
+ * child, forked or exec'd. With PYMEM_NATIVE=1 the same holds for processes
+ * without Python (native-only profiling of any program). Anything else
+ * keeps pure passthrough hooks.
  */
 #define _GNU_SOURCE
 #include "lifecycle.h"
@@ -30,11 +32,15 @@
 #include "recorder.h"
 #include "stacks.h"
 #include "thread.h"
+#include "unwind.h"
 #include "writer.h"
 
 static struct {
     bool follow_fork;
+    bool native;
+    int native_depth;
     int stack_depth;
+    bool python;
     uint64_t snapshot_every_ns;
     bool handle_sigterm;
     const char *output; /* NULL, or `output_copy` */
@@ -116,6 +122,11 @@ static void read_config(void)
     C.stack_depth = depth ? atoi(depth) : PM_STACK_DEPTH_DEFAULT;
     if (C.stack_depth < 1 || C.stack_depth > PM_STACK_DEPTH_MAX)
         C.stack_depth = PM_STACK_DEPTH_DEFAULT;
+    C.native = env_flag("PYMEM_NATIVE");
+    const char *ndepth = getenv("PYMEM_NATIVE_DEPTH");
+    C.native_depth = ndepth ? atoi(ndepth) : PM_NATIVE_DEPTH_DEFAULT;
+    if (C.native_depth < 1 || C.native_depth > PM_NATIVE_DEPTH_MAX)
+        C.native_depth = PM_NATIVE_DEPTH_DEFAULT;
     const char *every = getenv("PYMEM_SNAPSHOT_EVERY");
     double secs = every ? strtod(every, NULL) : 0;
     C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
@@ -212,8 +223,9 @@ static bool malloc_reaches_pymem(void)
 
 static void at_fork_child(void);
 
-/* Opens the capture and starts recording. */
-static void activate(bool child)
+/* Opens the capture and starts recording. `python`: the process carries an
+ * interpreter (mmaps are recorded once its allocator hooks are in). */
+static void activate(bool child, bool python)
 {
     static char argv[8192];
     size_t len = read_cmdline(argv, sizeof argv);
@@ -231,25 +243,31 @@ static void activate(bool child)
     pm_clock_start();
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    char pid[24], ppid[24], start[32], depth[16];
+    char pid[24], ppid[24], start[32], depth[16], native[16];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     snprintf(ppid, sizeof ppid, "%d", (int)getppid());
     snprintf(start, sizeof start, "%llu",
              (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
     snprintf(depth, sizeof depth, "%d", C.stack_depth);
+    bool native_ok = C.native && pm_unwind_init();
+    snprintf(native, sizeof native, "%d", native_ok ? C.native_depth : 0);
     bool hooked = malloc_reaches_pymem();
     if (!hooked && !child)
-        fputs("pymem: another allocator serves malloc ahead of pymem: allocations made from C are not "
-              "recorded (put libpymem.so first in LD_PRELOAD)\n",
+        fputs("pymem: malloc is served ahead of pymem (an allocator preloaded first or linked into the "
+              "program): allocations made from C are not recorded\n",
               stderr);
     const char *kv[] = {"pid",         pid,   "ppid",        ppid,
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
-                        "malloc_hooked", hooked ? "1" : "0", NULL};
+                        "malloc_hooked", hooked ? "1" : "0", "native_depth", native, NULL};
     if (pm_writer_open(path, kv, child) != 0)
         return; /* warned; stay dormant */
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);
+    if (native_ok)
+        pm_stacks_set_native(C.native_depth);
+    if (!python)
+        atomic_store(&pm_mmap_recording, 1);
     atomic_store(&pm_state, PM_STATE_ON);
     if (!C.key_ok)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
@@ -267,6 +285,7 @@ static void at_fork_child(void)
 {
     bool was_on = atomic_load(&pm_state) == PM_STATE_ON;
     atomic_store(&pm_state, PM_STATE_DORMANT);
+    bool mmap_was_on = atomic_exchange(&pm_mmap_recording, 0);
     pm_thread.buf = NULL;
     pm_thread.recording = 0;
     pm_buffer_forget_all();
@@ -278,7 +297,9 @@ static void at_fork_child(void)
     if (was_on && C.follow_fork) {
         int saved = pm_thread.guard;
         pm_thread.guard = 1;
-        activate(true);
+        activate(true, C.python);
+        if (mmap_was_on)
+            atomic_store(&pm_mmap_recording, 1);
         pm_thread.guard = saved;
     }
 }
@@ -296,7 +317,8 @@ __attribute__((constructor(101))) static void pm_load(void)
     pm_real_resolve();
     pm_thread.guard = 1;
     read_config();
-    if (pm_pyhooks_present()) {
+    C.python = pm_pyhooks_present();
+    if (C.python || C.native) {
         const char *root = getenv("PYMEM_ROOT_PID");
         bool child = root && atoi(root) != (int)getpid();
         bool record = !child || C.follow_fork;
@@ -306,8 +328,9 @@ __attribute__((constructor(101))) static void pm_load(void)
             setenv("PYMEM_ROOT_PID", pid, 1);
         }
         if (record)
-            activate(child);
-        pm_pyhooks_register(pm_recorder_on());
+            activate(child, C.python);
+        if (C.python)
+            pm_pyhooks_register(pm_recorder_on());
     }
     pm_thread.guard = 0;
 }

@@ -6,6 +6,7 @@
 #include "pyframes.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,20 +27,22 @@ struct layout {
     int co_code_adaptive;  /* start of the bytecode inside the code object, 3.11+ */
     int str_ascii_size;    /* sizeof(PyASCIIObject) */
     int str_compact_size;  /* sizeof(PyCompactUnicodeObject) */
+    int frame_is_entry;    /* 3.11 only: the first frame an eval call runs */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72},
-    {11, 56, 8, 48, 32, 56, 0, -1, 112, 128, 72, 184, 48, 72},
-    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56},
-    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1},
+    {11, 56, 8, 48, 32, 56, 0, -1, 112, 128, 72, 184, 48, 72, 68},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1},
 };
 
 #define FRAME_OWNED_BY_CSTACK 3
 
 static const struct layout *L;
+static uintptr_t eval_lo, eval_hi;
 static void *(*get_tstate)(void);
 static int (*code_addr2line)(const void *, int);
 static const void *code_type;
@@ -83,8 +86,13 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
         frame = load_ptr(frame, l->cframe_current);
     int n = 0;
     for (; frame; frame = load_ptr(frame, l->frame_back)) {
-        if (l->frame_owner >= 0 && ((const char *)frame)[l->frame_owner] == FRAME_OWNED_BY_CSTACK)
+        if (l->frame_owner >= 0 && ((const char *)frame)[l->frame_owner] == FRAME_OWNED_BY_CSTACK) {
+            /* 3.12+: the shim frame an eval call pushes under the frames it
+             * runs; the frame above it is the first that call ran. */
+            if (n > 0)
+                out[n - 1].entry = 1;
             continue;
+        }
         const void *code = load_ptr(frame, l->frame_code);
         /* 3.13 shim frames carry no code object in f_executable; before, the
          * innermost frame's code is checked all the same: a layout that does
@@ -111,6 +119,8 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
         }
         out[n].code = code;
         out[n].lasti = lasti;
+        /* Up to 3.10 every Python frame has its own eval call. */
+        out[n].entry = l->minor <= 10 || (l->frame_is_entry >= 0 && ((const char *)frame)[l->frame_is_entry]);
         n++;
     }
     return n;
@@ -162,8 +172,22 @@ bool pm_pyframes_init(int minor)
     if (dlsym(RTLD_DEFAULT, "_Py_RefTotal") || dlsym(RTLD_DEFAULT, "_Py_GetRefTotal"))
         return false;
     L = found;
+    /* The interpreter loop's extent, from its dynamic symbol's size: the
+     * native frames that hybrid stacks replace by Python frames. */
+    void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (eval && dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+        eval_lo = (uintptr_t)eval;
+        eval_hi = eval_lo + sym->st_size;
+    }
     atomic_store(&walk_fn, walks[index]);
     return true;
+}
+
+bool pm_pyframes_is_eval(uintptr_t pc)
+{
+    return pc > eval_lo && pc <= eval_hi;
 }
 
 void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out)

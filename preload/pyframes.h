@@ -19,8 +19,9 @@
 #include <stdint.h>
 
 struct pm_rawframe {
-    const void *code;
-    int32_t lasti; /* byte offset of the instruction being executed */
+    const void *code; /* native frames (stacks.c): the return address */
+    int32_t lasti;    /* byte offset of the instruction being executed */
+    uint8_t entry;    /* the outermost Python frame of its eval call */
 };
 
 struct pm_codeinfo {
@@ -38,6 +39,11 @@ bool pm_pyframes_init(int minor);
  * *truncated when more frames lie beyond. Returns 0 when the thread has no
  * Python frames or stacks are off. */
 int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated);
+
+/* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native
+ * frame that runs Python frames (a return address points just past a call,
+ * hence the half-open range shifted by one). */
+bool pm_pyframes_is_eval(uintptr_t pc);
 
 void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out);
 /* Line number of byte offset `lasti` in `code` (CPython's own line table). */

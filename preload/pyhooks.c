@@ -303,6 +303,7 @@ static void install(void)
                 short_version);
     }
     install_allocators();
+    atomic_store(&pm_mmap_recording, 1);
     register_at_exit();
     installed = true;
     installing = false;

@@ -1,12 +1,14 @@
 /*
  * rawmem: mmap-backed memory for pymem's own tables and buffers, with a byte
- * counter. Runs inside malloc: no allocation, no locks, no stdio.
+ * counter. Straight system calls: pymem's own mmap hook never sees them.
+ * Runs inside malloc: no allocation, no locks, no stdio.
  */
 #define _GNU_SOURCE
 #include "rawmem.h"
 
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static _Atomic size_t mapped_bytes;
@@ -20,7 +22,7 @@ static size_t round_to_pages(size_t size)
 void *pm_rawmem_alloc(size_t size)
 {
     size = round_to_pages(size);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed);
@@ -32,7 +34,7 @@ void pm_rawmem_free(void *p, size_t size)
     if (!p)
         return;
     size = round_to_pages(size);
-    munmap(p, size);
+    syscall(SYS_munmap, p, size);
     atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
 }
 
@@ -40,7 +42,7 @@ void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size)
 {
     old_size = round_to_pages(old_size);
     new_size = round_to_pages(new_size);
-    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    void *q = (void *)syscall(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE);
     if (q == MAP_FAILED)
         return NULL;
     atomic_fetch_add_explicit(&mapped_bytes, new_size - old_size, memory_order_relaxed);

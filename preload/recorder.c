@@ -20,6 +20,7 @@ __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));
 _Atomic int pm_state;
 _Atomic uint64_t pm_seq = 1;
 _Atomic uint64_t pm_unrecorded;
+_Atomic int pm_mmap_recording;
 
 static uint64_t clock_origin;
 
@@ -65,8 +66,9 @@ static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_
     out[n++] = tag;
     n += pm_put_varint(out + n, seq - b->last_seq);
     n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - b->last_addr)));
-    if (tag != PM_TAG_FREE) {
+    if (tag != PM_TAG_FREE)
         n += pm_put_varint(out + n, size);
+    if ((tag & 0xf0) == PM_TAG_ALLOC) {
         n += pm_put_varint(out + n, pm_zigzag((int64_t)stack - (int64_t)b->last_stack));
         b->last_stack = stack;
     }
@@ -86,7 +88,7 @@ static void record_event(uint8_t tag, void *p, size_t size)
     pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
     if (b) {
-        uint32_t stack = tag == PM_TAG_FREE ? 0 : pm_stacks_current(b);
+        uint32_t stack = (tag & 0xf0) == PM_TAG_ALLOC ? pm_stacks_current(b) : 0;
         if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
             publish_event(b, tag, (uint64_t)(uintptr_t)p, size, stack);
         else
@@ -103,6 +105,11 @@ void pm_record_alloc(void *p, size_t size, int domain)
 void pm_record_free(void *p)
 {
     record_event(PM_TAG_FREE, p, 0);
+}
+
+void pm_record_munmap(void *p, size_t length)
+{
+    record_event(PM_TAG_MUNMAP, p, length);
 }
 
 size_t pm_encode_snapshot(uint8_t *rec, uint64_t seq, int kind, const char *label)

@@ -23,6 +23,9 @@ enum pm_state {
 extern _Atomic int pm_state;
 /* The process-wide sequence counter that orders every event and snapshot. */
 extern _Atomic uint64_t pm_seq;
+/* Anonymous mmaps are recorded (set once Python's allocator hooks are in,
+ * or at start in a process without Python). */
+extern _Atomic int pm_mmap_recording;
 /* Events the hooks saw but could not record (see thread.h, `recording`). */
 extern _Atomic uint64_t pm_unrecorded;
 
@@ -47,6 +50,8 @@ static inline bool pm_should_record(void)
 
 void pm_record_alloc(void *p, size_t size, int domain);
 void pm_record_free(void *p);
+/* Pages [p, p + length) are no longer mapped (mmap domain, ranged free). */
+void pm_record_munmap(void *p, size_t length);
 /* A snapshot marker ordered with the calling thread's events. */
 void pm_record_snapshot(int kind, const char *label);
 

@@ -11,11 +11,18 @@
 #include <string.h>
 
 #include "buffer.h"
+#include "modules.h"
 #include "pyframes.h"
 #include "pymem/format.h"
 #include "rawmem.h"
+#include "unwind.h"
 
 #define LOOKUP_SLOTS 1024
+
+/* A native frame in a walk: code holds the return address. Python frames
+ * have lasti >= -1. */
+#define LASTI_NATIVE INT32_MIN
+#define WALK_MAX (PM_STACK_DEPTH_MAX + PM_NATIVE_DEPTH_MAX)
 
 struct lookup_entry {
     const void *code;
@@ -27,9 +34,11 @@ struct lookup_entry {
 struct pm_stackcache {
     int depth; /* frames in the last walk */
     bool truncated;
-    struct pm_rawframe frames[PM_STACK_DEPTH_MAX]; /* last walk, outermost first */
-    uint32_t nodes[PM_STACK_DEPTH_MAX];
-    struct pm_rawframe scratch[PM_STACK_DEPTH_MAX]; /* this walk, innermost first */
+    struct pm_rawframe frames[WALK_MAX]; /* last walk, outermost first */
+    uint32_t nodes[WALK_MAX];
+    struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
+    struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
+    uintptr_t pcs[PM_NATIVE_DEPTH_MAX];
     struct lookup_entry lookup[LOOKUP_SLOTS];
 };
 
@@ -64,6 +73,8 @@ static struct {
 
 static _Atomic int enabled;
 static int max_depth = PM_STACK_DEPTH_DEFAULT;
+static bool native;
+static int native_depth = PM_NATIVE_DEPTH_DEFAULT;
 
 static uint64_t mix(uint64_t h)
 {
@@ -186,12 +197,45 @@ static uint32_t string_intern(struct pm_buffer *b, const char *s, size_t n)
     return id;
 }
 
+/* Adds node `id` to the process-wide table (under the lock). */
+static bool store_node(uint32_t id, uint32_t parent, const struct pm_rawframe *f,
+                       const struct pm_codeinfo *ci, uint64_t h)
+{
+    if (!grow((void **)&T.nodes, &T.node_cap, sizeof *T.nodes, id + 1) ||
+        ((id + 1) * 2 > T.index_cap && !rehash(&T.node_index, &T.index_cap, id, node_hash_of)))
+        return false;
+    T.nodes[id] = (struct node){parent, f->lasti, f->code, ci->filename, ci->name};
+    T.node_count = id + 1;
+    uint32_t slot = (uint32_t)h & (T.index_cap - 1);
+    while (T.node_index[slot])
+        slot = (slot + 1) & (T.index_cap - 1);
+    T.node_index[slot] = id + 1;
+    return true;
+}
+
 /* The process-wide lookup; creates and announces the node when new.
  * code == NULL is the "<truncated>" marker under the root. */
+/* Announces a native node: its return address as (module, offset). */
+static void emit_native(struct pm_buffer *b, uint32_t id, uint32_t parent, uintptr_t pc)
+{
+    uint32_t module;
+    uint64_t offset;
+    pm_modules_find(b, pc, &module, &offset);
+    uint8_t rec[48];
+    size_t n = 0;
+    rec[n++] = PM_TAG_NATIVE;
+    n += pm_put_varint(rec + n, id);
+    n += pm_put_varint(rec + n, parent);
+    n += pm_put_varint(rec + n, module);
+    n += pm_put_varint(rec + n, offset);
+    emit(b, rec, n);
+}
+
 static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct pm_rawframe *f)
 {
     struct pm_codeinfo ci = {0};
-    if (f->code)
+    bool is_native = f->lasti == LASTI_NATIVE;
+    if (f->code && !is_native)
         pm_pyframes_codeinfo(f->code, &ci);
     uint64_t h = node_hash(parent, f->code, f->lasti, ci.filename, ci.name);
 
@@ -213,6 +257,19 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
         return found;
     }
 
+    if (T.node_count == 0)
+        T.node_count = 1; /* node 0 is the root, never stored */
+    if (is_native) {
+        uint32_t id = T.node_count;
+        if (!store_node(id, parent, f, &ci, h)) {
+            pthread_mutex_unlock(&T.lock);
+            return parent;
+        }
+        emit_native(b, id, parent, (uintptr_t)f->code);
+        pthread_mutex_unlock(&T.lock);
+        return id;
+    }
+
     char file[PM_STRING_MAX], func[PM_STRING_MAX];
     size_t file_len, func_len;
     int line = 0;
@@ -228,20 +285,11 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
     uint32_t file_sid = string_intern(b, file, file_len);
     uint32_t func_sid = string_intern(b, func, func_len);
 
-    if (T.node_count == 0)
-        T.node_count = 1; /* node 0 is the root, never stored */
     uint32_t id = T.node_count;
-    if (!grow((void **)&T.nodes, &T.node_cap, sizeof *T.nodes, id + 1) ||
-        ((id + 1) * 2 > T.index_cap && !rehash(&T.node_index, &T.index_cap, id, node_hash_of))) {
+    if (!store_node(id, parent, f, &ci, h)) {
         pthread_mutex_unlock(&T.lock);
         return parent; /* out of memory: attribute to the caller's frame */
     }
-    T.nodes[id] = (struct node){parent, f->lasti, f->code, ci.filename, ci.name};
-    T.node_count = id + 1;
-    uint32_t slot = (uint32_t)h & (T.index_cap - 1);
-    while (T.node_index[slot])
-        slot = (slot + 1) & (T.index_cap - 1);
-    T.node_index[slot] = id + 1;
 
     uint8_t rec[64];
     size_t n = 0;
@@ -268,15 +316,10 @@ static uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint
     return node;
 }
 
-uint32_t pm_stacks_current(struct pm_buffer *b)
+/* Interns the walk in c->scratch (n frames, innermost first), reusing the
+ * nodes of the frames it shares with the previous walk from the outside in. */
+static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, int n, bool truncated)
 {
-    if (!atomic_load_explicit(&enabled, memory_order_relaxed))
-        return 0;
-    struct pm_stackcache *c = b->stacks;
-    bool truncated;
-    int n = pm_pyframes_walk(c->scratch, max_depth, &truncated);
-    if (n == 0)
-        return 0;
     int common = 0;
     if (truncated == c->truncated) {
         while (common < n && common < c->depth && c->frames[common].code == c->scratch[n - 1 - common].code &&
@@ -287,7 +330,7 @@ uint32_t pm_stacks_current(struct pm_buffer *b)
     if (common > 0) {
         parent = c->nodes[common - 1];
     } else if (truncated) {
-        static const struct pm_rawframe marker = {NULL, -1};
+        static const struct pm_rawframe marker = {NULL, -1, 0};
         parent = cached_intern(b, c, 0, &marker);
     } else {
         parent = 0;
@@ -301,6 +344,45 @@ uint32_t pm_stacks_current(struct pm_buffer *b)
     c->depth = n;
     c->truncated = truncated;
     return c->nodes[n - 1];
+}
+
+/* Hybrid stack: the native return addresses, in which each call of the
+ * interpreter loop is replaced by the Python frames it was running (from
+ * 3.11 one call runs several: up to the frame marked `entry`). Python frames
+ * left over when unwinding stopped early go on the outside. */
+static int merge_native(struct pm_stackcache *c, int np, const uintptr_t *pcs, int nn)
+{
+    int n = 0, pi = 0;
+    for (int i = 0; i < nn; i++) {
+        if (pi < np && pm_pyframes_is_eval(pcs[i])) {
+            bool last;
+            do {
+                last = c->python[pi].entry;
+                c->scratch[n++] = c->python[pi++];
+            } while (!last && pi < np);
+            continue;
+        }
+        c->scratch[n++] = (struct pm_rawframe){(const void *)pcs[i], LASTI_NATIVE, 0};
+    }
+    while (pi < np)
+        c->scratch[n++] = c->python[pi++];
+    return n;
+}
+
+uint32_t pm_stacks_current(struct pm_buffer *b)
+{
+    struct pm_stackcache *c = b->stacks;
+    bool python = atomic_load_explicit(&enabled, memory_order_relaxed);
+    if (!native) {
+        bool truncated;
+        int n = python ? pm_pyframes_walk(c->scratch, max_depth, &truncated) : 0;
+        return n ? intern_walk(b, c, n, truncated) : 0;
+    }
+    bool py_truncated = false, native_truncated;
+    int np = python ? pm_pyframes_walk(c->python, max_depth, &py_truncated) : 0;
+    int nn = pm_unwind_backtrace(c->pcs, native_depth, &native_truncated);
+    int n = merge_native(c, np, c->pcs, nn);
+    return n ? intern_walk(b, c, n, py_truncated || native_truncated) : 0;
 }
 
 struct pm_stackcache *pm_stackcache_new(void)
@@ -329,8 +411,19 @@ void pm_stacks_set_depth(int depth)
     max_depth = depth;
 }
 
+void pm_stacks_set_native(int depth)
+{
+    if (depth < 1)
+        depth = 1;
+    if (depth > PM_NATIVE_DEPTH_MAX)
+        depth = PM_NATIVE_DEPTH_MAX;
+    native_depth = depth;
+    native = true;
+}
+
 void pm_stacks_reset_after_fork(void)
 {
+    pm_modules_reset_after_fork();
     /* The parent's tables describe nodes announced in the parent's capture:
      * start empty so the child's capture announces everything it uses. The
      * old mappings are abandoned (the child has no other thread using them). */

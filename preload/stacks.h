@@ -26,13 +26,18 @@ struct pm_stackcache;
 struct pm_stackcache *pm_stackcache_new(void);
 void pm_stackcache_clear(struct pm_stackcache *c);
 
-/* Node of the calling thread's current Python stack (0: none). */
+/* Node of the calling thread's current stack (0: none): its Python frames,
+ * or in native mode its hybrid stack (native return addresses, with the
+ * interpreter's frames replaced by the Python frames they run). */
 uint32_t pm_stacks_current(struct pm_buffer *b);
 
-/* Stack walking starts once the interpreter is up (pyhooks.c) and stops when
- * it begins to finalise: its thread states are then being freed. */
+/* Python stack walking starts once the interpreter is up (pyhooks.c) and
+ * stops when it begins to finalise: its thread states are then being freed.
+ * Native frames are recorded whenever native mode is on. */
 void pm_stacks_enable(bool on);
 void pm_stacks_set_depth(int depth);
+/* Native mode (call before recording starts): `depth` native frames. */
+void pm_stacks_set_native(int depth);
 
 /* In a forked child: start over with empty process-wide tables. */
 void pm_stacks_reset_after_fork(void);

@@ -8,7 +8,7 @@
 
 struct pm_buffer;
 
-enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHED = 4 };
+enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHED = 4, PM_IN_UNWIND = 5 };
 
 struct pm_thread {
     /* Non-zero while this thread is inside pymem or inside a hooked Python
@@ -21,7 +21,8 @@ struct pm_thread {
      * instead. PM_IN_BOOTSTRAP while pyhooks.c registers with a Python that is
      * not yet initialised: the blocks malloc returns are noted (see pyhooks.c,
      * bootstrap blocks). PM_IN_PROBE while interpose.c checks that malloc
-     * reaches pymem at all. */
+     * reaches pymem at all. PM_IN_UNWIND while libunwind runs: its first use
+     * of thread-local storage on a thread may allocate, which is pymem's own. */
     int recording;
     /* This thread's event buffer; NULL until its first event. */
     struct pm_buffer *buf;

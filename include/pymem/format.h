@@ -1,5 +1,5 @@
 /*
- * pymem capture format, version 1: the only contract between preload/ (which
+ * pymem capture format, version 2: the only contract between preload/ (which
  * writes captures) and analyzer/ (which reads them).
  *
  * A capture is a file header followed by self-delimiting chunks. Each chunk
@@ -46,6 +46,27 @@
  *   END       [0x08]        varint seq | varint time_ns | varint reason |
  *                           varint detail | varint profiler_bytes |
  *                           varint unrecorded
+ *   NATIVE    [0x09]        varint id | varint parent | varint module |
+ *                           varint offset                     (version 2)
+ *   MODULE    [0x0a]        varint id | string path | string build_id |
+ *                           varint base | varint nseg |
+ *                           nseg x (varint vaddr | varint memsz | varint flags)
+ *   UNLOAD    [0x0b]        varint module id                  (version 2)
+ *   MUNMAP    [0x30]        varint dseq | svarint daddr | varint length
+ *
+ * Native frames (version 2, `pymem run --native`): a NATIVE node is one
+ * native frame, a return address given as (module, offset from the module's
+ * load base), so that it can be symbolised after the process is gone and
+ * after the library was unloaded; module 0 means no known module and the
+ * offset is then the absolute address. Python and native nodes share one
+ * tree: a hybrid stack is a chain of both. MODULE records describe the
+ * module map: path ("" if unknown), the GNU build id (raw bytes, possibly
+ * empty), load base and PT_LOAD segments (link-time vaddr, size, p_flags). Module ids are
+ * never reused; UNLOAD marks a module gone (dlclose).
+ *
+ * The mmap domain holds anonymous mappings made with mmap/mremap. MUNMAP
+ * frees a byte range, which may cover several mappings or only part of one
+ * (the rest stays live). It uses the ALLOC/FREE delta bases of its stream.
  *
  * Ordering: every event and snapshot takes its `seq` from one process-wide
  * counter, so the interleaving of thread streams is exact. A WATERMARK(W)
@@ -67,7 +88,8 @@
 #include <string.h>
 
 #define PM_FILE_MAGIC "PYMEMCAP"
-#define PM_FORMAT_VERSION 1u
+#define PM_FORMAT_VERSION 2u
+#define PM_FORMAT_VERSION_MIN 1u /* oldest version readers accept */
 #define PM_FILE_HEADER_SIZE 16u
 #define PM_CHUNK_MAGIC 0x4b434d50u /* "PMCK" read as little-endian u32 */
 #define PM_CHUNK_HEADER_SIZE 20u
@@ -87,7 +109,8 @@ enum pm_domain {
     PM_DOMAIN_PYRAW = 1,  /* PyMem_RawMalloc */
     PM_DOMAIN_PYMEM = 2,  /* PyMem_Malloc */
     PM_DOMAIN_PYOBJ = 3,  /* PyObject_Malloc */
-    PM_DOMAIN_COUNT = 4,
+    PM_DOMAIN_MMAP = 4,   /* anonymous mmap/mremap */
+    PM_DOMAIN_COUNT = 5,
 };
 
 enum pm_tag {
@@ -98,8 +121,12 @@ enum pm_tag {
     PM_TAG_TICK = 0x06,
     PM_TAG_WATERMARK = 0x07,
     PM_TAG_END = 0x08,
+    PM_TAG_NATIVE = 0x09,
+    PM_TAG_MODULE = 0x0a,
+    PM_TAG_UNLOAD = 0x0b,
     PM_TAG_ALLOC = 0x10, /* low nibble: enum pm_domain */
     PM_TAG_FREE = 0x20,
+    PM_TAG_MUNMAP = 0x30,
 };
 
 enum pm_snapshot_kind {

@@ -46,6 +46,9 @@ int main(void)
     CHECK(frame_code, offsetof(_PyInterpreterFrame, f_code));
     CHECK(frame_back, offsetof(_PyInterpreterFrame, previous));
     CHECK(frame_instr, offsetof(_PyInterpreterFrame, prev_instr));
+#if PY_VERSION_HEX < 0x030C0000
+    CHECK(frame_is_entry, offsetof(_PyInterpreterFrame, is_entry));
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
     CHECK(frame_owner, offsetof(_PyInterpreterFrame, owner));
 #endif

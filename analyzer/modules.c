@@ -1,0 +1,49 @@
+/*
+ * modules: the capture's module table (contract in modules.h).
+ */
+#include "modules.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Module ids count loads; a process that loads more than this is damage. */
+#define MAX_MODULES (1u << 20)
+
+void pm_modules_free(struct pm_modules *m)
+{
+    for (uint32_t i = 0; i < m->cap; i++)
+        free(m->v[i].path);
+    free(m->v);
+    memset(m, 0, sizeof *m);
+}
+
+struct pm_module *pm_modules_slot(struct pm_modules *m, uint64_t id)
+{
+    if (id == 0 || id >= MAX_MODULES)
+        return NULL;
+    if (id >= m->cap) {
+        uint32_t cap = m->cap ? m->cap : 64;
+        while (cap <= id)
+            cap *= 2;
+        struct pm_module *n = realloc(m->v, (size_t)cap * sizeof *n);
+        if (!n)
+            return NULL;
+        memset(n + m->cap, 0, (size_t)(cap - m->cap) * sizeof *n);
+        m->v = n;
+        m->cap = cap;
+    }
+    return &m->v[id];
+}
+
+const struct pm_module *pm_modules_get(const struct pm_modules *m, uint32_t id)
+{
+    return id < m->cap && m->v[id].defined ? &m->v[id] : NULL;
+}
+
+const char *pm_module_basename(const struct pm_module *mod)
+{
+    if (!mod || !mod->path || !*mod->path)
+        return "?";
+    const char *slash = strrchr(mod->path, '/');
+    return slash ? slash + 1 : mod->path;
+}

@@ -1,0 +1,330 @@
+/*
+ * symbolize: libdw-based symbolisation of native frames (contract in
+ * symbolize.h).
+ */
+#define _GNU_SOURCE
+#include "symbolize.h"
+
+#include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "grow.h"
+
+/* Deepest inline chain kept for one address. */
+#define INLINE_MAX 32
+
+struct symframe {
+    uint32_t file, func, line;
+};
+
+struct cached {
+    uint32_t module;
+    uint64_t offset;
+    uint32_t first, count; /* into frames[], innermost first */
+};
+
+struct modstate {
+    Dwfl *dwfl;
+    Dwfl_Module *mod;
+    bool tried;
+};
+
+struct ctx {
+    struct pm_stacks *s;
+    const struct pm_modules *m;
+    struct modstate *mods;
+    uint32_t nmods;
+    struct cached *cache;
+    size_t cache_n, cache_cap;
+    uint32_t *index;
+    size_t index_cap;
+    struct symframe *frames;
+    size_t frames_n, frames_cap;
+    char *(*demangle)(const char *, char *, size_t *, int *);
+    bool demangle_tried;
+};
+
+static uint64_t key_hash(uint32_t module, uint64_t offset)
+{
+    uint64_t h = (offset ^ ((uint64_t)module << 40)) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static const char *demangled(struct ctx *c, const char *name, char *buf, size_t cap)
+{
+    if (!name || strncmp(name, "_Z", 2) != 0)
+        return name;
+    if (!c->demangle_tried) {
+        c->demangle_tried = true;
+        void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+        if (h)
+            c->demangle = (char *(*)(const char *, char *, size_t *, int *))dlsym(h, "__cxa_demangle");
+    }
+    if (!c->demangle)
+        return name;
+    int status = -1;
+    char *out = c->demangle(name, NULL, NULL, &status);
+    if (status != 0 || !out)
+        return name;
+    snprintf(buf, cap, "%s", out);
+    free(out);
+    return buf;
+}
+
+static bool same_build_id(Dwfl_Module *mod, const struct pm_module *info)
+{
+    if (!info->build_id_len)
+        return true; /* nothing to compare */
+    const unsigned char *bits;
+    GElf_Addr vaddr;
+    int len = dwfl_module_build_id(mod, &bits, &vaddr);
+    return len == (int)info->build_id_len && !memcmp(bits, info->build_id, (size_t)len);
+}
+
+static Dwfl_Module *report(struct modstate *st, const char *path, const struct pm_module *info)
+{
+    static char *debuginfo_path = NULL;
+    static const Dwfl_Callbacks callbacks = {
+        .find_elf = dwfl_build_id_find_elf,
+        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .section_address = dwfl_offline_section_address,
+        .debuginfo_path = &debuginfo_path,
+    };
+    if (access(path, R_OK) != 0)
+        return NULL;
+    Dwfl *d = dwfl_begin(&callbacks);
+    if (!d)
+        return NULL;
+    dwfl_report_begin(d);
+    Dwfl_Module *mod = dwfl_report_elf(d, pm_module_basename(info), path, -1, info->base, true);
+    dwfl_report_end(d, NULL, NULL);
+    if (!mod || !same_build_id(mod, info)) {
+        dwfl_end(d);
+        return NULL;
+    }
+    st->dwfl = d;
+    st->mod = mod;
+    return mod;
+}
+
+/* The module's file as it was recorded, or its separate debug file found by
+ * build id when the file is gone or was replaced since. */
+static Dwfl_Module *open_module(struct ctx *c, uint32_t id)
+{
+    if (id >= c->nmods) {
+        uint32_t n = c->nmods ? c->nmods : 64;
+        while (n <= id)
+            n *= 2;
+        struct modstate *v = realloc(c->mods, n * sizeof *v);
+        if (!v)
+            return NULL;
+        memset(v + c->nmods, 0, (n - c->nmods) * sizeof *v);
+        c->mods = v;
+        c->nmods = n;
+    }
+    struct modstate *st = &c->mods[id];
+    if (st->tried)
+        return st->mod;
+    st->tried = true;
+    const struct pm_module *info = pm_modules_get(c->m, id);
+    if (!info || !info->path || !*info->path)
+        return NULL;
+    if (report(st, info->path, info))
+        return st->mod;
+    if (info->build_id_len < 2)
+        return NULL;
+    char debug[64 + 2 * PM_BUILD_ID_MAX];
+    int n = snprintf(debug, sizeof debug, "/usr/lib/debug/.build-id/%02x/", info->build_id[0]);
+    for (size_t i = 1; i < info->build_id_len; i++)
+        n += snprintf(debug + n, sizeof debug - (size_t)n, "%02x", info->build_id[i]);
+    snprintf(debug + n, sizeof debug - (size_t)n, ".debug");
+    return report(st, debug, info);
+}
+
+static int push_frame(struct ctx *c, const char *file, const char *func, int line)
+{
+    if (pm_grow(&c->frames, &c->frames_cap, sizeof *c->frames, c->frames_n + 1, 1024))
+        return -1;
+    c->frames[c->frames_n++] = (struct symframe){pm_stacks_add_string(c->s, file ? file : ""),
+                                                 pm_stacks_add_string(c->s, func ? func : ""),
+                                                 line > 0 ? (uint32_t)line : 0};
+    return 0;
+}
+
+static const char *die_name(struct ctx *c, Dwarf_Die *die, char *buf, size_t cap)
+{
+    Dwarf_Attribute attr;
+    const char *name = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+        name = dwarf_formstring(&attr);
+    if (!name && dwarf_attr_integrate(die, DW_AT_name, &attr))
+        name = dwarf_formstring(&attr);
+    return name ? demangled(c, name, buf, cap) : NULL;
+}
+
+/* Frames for one address, innermost first: the inlined calls DWARF knows
+ * there, then the function that holds them. */
+static int resolve(struct ctx *c, uint32_t module, uint64_t offset)
+{
+    const struct pm_module *info = pm_modules_get(c->m, module);
+    Dwfl_Module *mod = module ? open_module(c, module) : NULL;
+    const char *path = info && info->path && *info->path ? info->path : "?";
+    char fallback[600];
+    if (!mod) {
+        if (module)
+            snprintf(fallback, sizeof fallback, "%s+0x%" PRIx64, pm_module_basename(info), offset);
+        else
+            snprintf(fallback, sizeof fallback, "0x%" PRIx64, offset);
+        return push_frame(c, path, fallback, 0);
+    }
+    /* A return address points past its call: look up the call itself. */
+    Dwarf_Addr pc = info->base + offset - 1;
+    GElf_Off sym_off;
+    GElf_Sym sym;
+    char symbuf[1024];
+    const char *symname = dwfl_module_addrinfo(mod, pc, &sym_off, &sym, NULL, NULL, NULL);
+    symname = demangled(c, symname, symbuf, sizeof symbuf);
+    const char *file = NULL;
+    int line = 0;
+    Dwfl_Line *l = dwfl_module_getsrc(mod, pc);
+    if (l)
+        file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
+    Dwarf_Die *scopes = NULL;
+    int nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    if (cu && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
+        files = NULL;
+    int pushed = 0;
+    bool done = false;
+    for (int i = 0; i < nscopes && !done && pushed < INLINE_MAX; i++) {
+        Dwarf_Die *die = &scopes[i];
+        int tag = dwarf_tag(die);
+        if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+            continue;
+        char namebuf[1024];
+        const char *name = die_name(c, die, namebuf, sizeof namebuf);
+        if (tag == DW_TAG_subprogram) {
+            if (symname && (!name || sym.st_value <= pc))
+                name = symname; /* the linkage name as the symbol table has it */
+            done = true;
+        }
+        if (push_frame(c, file ? file : path, name ? name : "?", line)) {
+            free(scopes);
+            return -1;
+        }
+        pushed++;
+        if (tag == DW_TAG_inlined_subroutine) {
+            Dwarf_Attribute attr;
+            Dwarf_Word call_file = 0, call_line = 0;
+            if (dwarf_attr(die, DW_AT_call_file, &attr))
+                dwarf_formudata(&attr, &call_file);
+            if (dwarf_attr(die, DW_AT_call_line, &attr))
+                dwarf_formudata(&attr, &call_line);
+            const char *f = files ? dwarf_filesrc(files, call_file, NULL, NULL) : NULL;
+            file = f ? f : file;
+            line = (int)call_line;
+        }
+    }
+    free(scopes);
+    if (!done) {
+        if (symname)
+            return push_frame(c, file ? file : path, symname, line);
+        snprintf(fallback, sizeof fallback, "%s+0x%" PRIx64, pm_module_basename(info), offset);
+        return push_frame(c, file ? file : path, fallback, line);
+    }
+    return 0;
+}
+
+static const struct cached *lookup(struct ctx *c, uint32_t module, uint64_t offset)
+{
+    if ((c->cache_n + 1) * 2 > c->index_cap) {
+        size_t cap = c->index_cap ? c->index_cap * 2 : 4096;
+        uint32_t *idx = calloc(cap, sizeof *idx);
+        if (!idx)
+            return NULL;
+        for (size_t i = 0; i < c->cache_n; i++) {
+            size_t slot = key_hash(c->cache[i].module, c->cache[i].offset) & (cap - 1);
+            while (idx[slot])
+                slot = (slot + 1) & (cap - 1);
+            idx[slot] = (uint32_t)i + 1;
+        }
+        free(c->index);
+        c->index = idx;
+        c->index_cap = cap;
+    }
+    size_t slot = key_hash(module, offset) & (c->index_cap - 1);
+    for (; c->index[slot]; slot = (slot + 1) & (c->index_cap - 1)) {
+        const struct cached *e = &c->cache[c->index[slot] - 1];
+        if (e->module == module && e->offset == offset)
+            return e;
+    }
+    uint32_t first = (uint32_t)c->frames_n;
+    if (resolve(c, module, offset) ||
+        pm_grow(&c->cache, &c->cache_cap, sizeof *c->cache, c->cache_n + 1, 1024))
+        return NULL;
+    c->cache[c->cache_n] = (struct cached){module, offset, first, (uint32_t)c->frames_n - first};
+    c->index[slot] = (uint32_t)++c->cache_n;
+    return &c->cache[c->cache_n - 1];
+}
+
+int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m)
+{
+    if (s->sealed)
+        return 0;
+    s->sealed = true;
+    if (!s->native)
+        return 0;
+    struct ctx c = {.s = s, .m = m};
+    int rc = 0;
+    uint32_t end = s->node_end; /* nodes added below are already named */
+    for (uint32_t id = 1; id < end; id++) {
+        struct pm_native n = pm_stacks_native(s, id);
+        struct pm_frame f;
+        if (!n.native || n.inlined || !pm_stacks_frame(s, id, &f))
+            continue;
+        const struct cached *e = lookup(&c, n.module, n.offset);
+        if (!e) {
+            rc = -1;
+            break;
+        }
+        /* The outermost frame (the real function) hangs under the caller;
+         * inlined ones chain inside it, and node `id` is the innermost. */
+        uint32_t parent = f.parent;
+        for (uint32_t j = e->count; j-- > 1;) {
+            const struct symframe *y = &c.frames[e->first + j];
+            struct pm_frame g = {parent, y->file, y->func, y->line};
+            struct pm_native gn = {n.offset, n.module, 1, j + 1 < e->count};
+            uint32_t nid = pm_stacks_add_node(s, &g, &gn);
+            if (!nid) {
+                rc = -1;
+                break;
+            }
+            parent = nid;
+        }
+        const struct symframe *y = &c.frames[e->first];
+        struct pm_frame g = {parent, y->file, y->func, y->line};
+        pm_stacks_set_frame(s, id, &g);
+        if (e->count > 1)
+            s->native[id].inlined = 1;
+    }
+    for (uint32_t i = 0; i < c.nmods; i++)
+        if (c.mods[i].dwfl)
+            dwfl_end(c.mods[i].dwfl);
+    free(c.mods);
+    free(c.cache);
+    free(c.index);
+    free(c.frames);
+    return rc;
+}

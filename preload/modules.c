@@ -1,0 +1,263 @@
+/*
+ * modules: the module map and the MODULE/UNLOAD records (contract in
+ * modules.h). Runs inside malloc under the stacks lock: memory only from
+ * rawmem, no stdio. dl_iterate_phdr takes the loader's own lock, never
+ * allocates, and is what libunwind itself calls while unwinding.
+ */
+#define _GNU_SOURCE
+#include "modules.h"
+
+#include <elf.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "pymem/format.h"
+#include "rawmem.h"
+
+#define MAX_SEGMENTS 16
+#define BUILD_ID_MAX 64
+
+struct module {
+    uint32_t id;
+    bool loaded, seen;
+    uintptr_t base;         /* dlpi_addr: load bias */
+    uintptr_t lo, hi;       /* extent of its PT_LOAD segments in memory */
+    uint64_t name_hash;
+};
+
+static struct {
+    struct module *v;
+    uint32_t count, cap;
+    uint32_t next_id;
+    unsigned long long adds, subs; /* the loader's counters at the last scan */
+    bool scanned;
+    char exe[PM_STRING_MAX];
+    size_t exe_len;
+} M;
+
+static _Atomic unsigned changes;
+static unsigned changes_seen;
+
+void pm_modules_changed(void)
+{
+    atomic_fetch_add_explicit(&changes, 1, memory_order_release);
+}
+
+void pm_modules_reset_after_fork(void)
+{
+    /* Abandoned, not freed: rawmem's counter was reset for the child. */
+    memset(&M, 0, sizeof M);
+    changes_seen = atomic_load(&changes) - 1;
+}
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)(const void *)p;
+            const uint8_t *name = p + sizeof *n;
+            const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
+            const uint8_t *next = desc + ((n->n_descsz + 3) & ~3u);
+            if (next > end)
+                break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && !memcmp(name, "GNU", 4)) {
+                size_t len = n->n_descsz < BUILD_ID_MAX ? n->n_descsz : BUILD_ID_MAX;
+                memcpy(out, desc, len);
+                return len;
+            }
+            p = next;
+        }
+    }
+    return 0;
+}
+
+static void emit(struct pm_buffer *b, const uint8_t *rec, size_t n)
+{
+    if (b && pm_buffer_ensure(b, n))
+        pm_buffer_append(b, rec, n);
+}
+
+static void announce(struct pm_buffer *b, const struct module *m, const struct dl_phdr_info *info,
+                     const char *path, size_t path_len)
+{
+    uint8_t rec[32 + PM_STRING_MAX + BUILD_ID_MAX + MAX_SEGMENTS * 30];
+    uint8_t id[BUILD_ID_MAX];
+    size_t id_len = build_id(info, id);
+    if (path_len > PM_STRING_MAX)
+        path_len = PM_STRING_MAX;
+    size_t n = 0;
+    rec[n++] = PM_TAG_MODULE;
+    n += pm_put_varint(rec + n, m->id);
+    n += pm_put_varint(rec + n, path_len);
+    memcpy(rec + n, path, path_len);
+    n += path_len;
+    n += pm_put_varint(rec + n, id_len);
+    memcpy(rec + n, id, id_len);
+    n += id_len;
+    n += pm_put_varint(rec + n, m->base);
+    uint8_t *count_at = rec + n++;
+    unsigned segs = 0;
+    for (int i = 0; i < info->dlpi_phnum && segs < MAX_SEGMENTS; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        n += pm_put_varint(rec + n, ph->p_vaddr);
+        n += pm_put_varint(rec + n, ph->p_memsz);
+        n += pm_put_varint(rec + n, ph->p_flags);
+        segs++;
+    }
+    *count_at = (uint8_t)segs; /* < 128: a one-byte varint */
+    emit(b, rec, n);
+}
+
+static void announce_unload(struct pm_buffer *b, uint32_t id)
+{
+    uint8_t rec[8];
+    size_t n = 0;
+    rec[n++] = PM_TAG_UNLOAD;
+    n += pm_put_varint(rec + n, id);
+    emit(b, rec, n);
+}
+
+static bool extent(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = UINTPTR_MAX;
+    *hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < *lo)
+            *lo = a;
+        if (a + ph->p_memsz > *hi)
+            *hi = a + ph->p_memsz;
+    }
+    return *lo < *hi;
+}
+
+struct scan_ctx {
+    struct pm_buffer *b;
+    int index;
+};
+
+static int scan_one(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct scan_ctx *ctx = data;
+    struct pm_buffer *b = ctx->b;
+    bool first = ctx->index++ == 0;
+    uintptr_t lo, hi;
+    if (!extent(info, &lo, &hi))
+        return 0;
+    const char *path = info->dlpi_name ? info->dlpi_name : "";
+    size_t path_len = strlen(path);
+    if (!path_len && first) {
+        path = M.exe; /* the first entry is the executable, named "" */
+        path_len = M.exe_len;
+    }
+    uint64_t h = hash_name(path_len ? path : "");
+    for (uint32_t i = 0; i < M.count; i++) {
+        struct module *m = &M.v[i];
+        if (m->loaded && m->base == info->dlpi_addr && m->lo == lo && m->name_hash == h) {
+            m->seen = true;
+            return 0;
+        }
+    }
+    if (M.count == M.cap) {
+        uint32_t ncap = M.cap ? M.cap * 2 : 64;
+        void *n = M.v ? pm_rawmem_grow(M.v, M.cap * sizeof *M.v, ncap * sizeof *M.v)
+                      : pm_rawmem_alloc(ncap * sizeof *M.v);
+        if (!n)
+            return 0;
+        M.v = n;
+        M.cap = ncap;
+    }
+    struct module *m = &M.v[M.count++];
+    *m = (struct module){++M.next_id, true, true, info->dlpi_addr, lo, hi, h};
+    announce(b, m, info, path, path_len);
+    return 0;
+}
+
+static int read_counters(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)data;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        bool same = M.scanned && info->dlpi_adds == M.adds && info->dlpi_subs == M.subs;
+        M.adds = info->dlpi_adds;
+        M.subs = info->dlpi_subs;
+        return same ? 1 : 2;
+    }
+    return 2;
+}
+
+static void scan(struct pm_buffer *b)
+{
+    if (!M.scanned && !M.exe_len) {
+        ssize_t n = readlink("/proc/self/exe", M.exe, sizeof M.exe - 1);
+        M.exe_len = n > 0 ? (size_t)n : 0;
+        M.exe[M.exe_len] = 0;
+    }
+    if (dl_iterate_phdr(read_counters, NULL) == 1)
+        return; /* nothing loaded or unloaded since the last scan */
+    for (uint32_t i = 0; i < M.count; i++)
+        M.v[i].seen = false;
+    struct scan_ctx ctx = {b, 0};
+    dl_iterate_phdr(scan_one, &ctx);
+    M.scanned = true;
+    for (uint32_t i = 0; i < M.count; i++) {
+        if (M.v[i].loaded && !M.v[i].seen) {
+            M.v[i].loaded = false;
+            announce_unload(b, M.v[i].id);
+        }
+    }
+}
+
+static const struct module *lookup(uintptr_t pc)
+{
+    for (uint32_t i = 0; i < M.count; i++)
+        if (M.v[i].loaded && pc >= M.v[i].lo && pc < M.v[i].hi)
+            return &M.v[i];
+    return NULL;
+}
+
+void pm_modules_find(struct pm_buffer *b, uintptr_t pc, uint32_t *module, uint64_t *offset)
+{
+    unsigned now = atomic_load_explicit(&changes, memory_order_acquire);
+    bool fresh = false;
+    if (!M.scanned || now != changes_seen) {
+        changes_seen = now;
+        scan(b);
+        fresh = true;
+    }
+    const struct module *m = lookup(pc);
+    if (!m && !fresh) {
+        /* A library being loaded runs its constructors before dlopen
+         * returns: its code can allocate before the hook hears of it. */
+        scan(b);
+        m = lookup(pc);
+    }
+    if (m) {
+        *module = m->id;
+        *offset = pc - m->base;
+    } else {
+        *module = 0;
+        *offset = pc;
+    }
+}
