@@ -102,9 +102,9 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fprintf(out,
                 ", \"end_detail\": %" PRIu64 ", \"profiler_bytes\": %" PRIu64
                 ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
-                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"domains\": {",
+                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"native_depth\": %d, \"domains\": {",
                 c->end_detail, t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
-                c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false");
+                c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false", c->native_depth);
         for (int d = 0; d < PM_DOMAIN_COUNT; d++)
             fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
                     domain_names[d], t->domain_allocations[d], t->domain_bytes[d]);
@@ -114,8 +114,10 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
     char a[32], b[32], p[32], r[32];
     fprintf(out, "Capture:      %s%s\n", c->path, truncated ? "  [TRUNCATED: the process did not end the capture]" : "");
     fprintf(out, "Command:      %s\n", c->command);
-    fprintf(out, "Process:      pid %lld, Python %s, %" PRIu64 " thread(s)\n", c->pid,
-            *c->python ? c->python : "?", c->threads);
+    fprintf(out, "Process:      pid %lld, %s%s, %" PRIu64 " thread(s)\n", c->pid, *c->python ? "Python " : "",
+            *c->python ? c->python : "not Python", c->threads);
+    if (c->native_depth)
+        fprintf(out, "Stacks:       Python and native frames (native depth %d)\n", c->native_depth);
     fprintf(out, "Duration:     %.3f s, ended by %s", duration / 1e9, end_reason(c));
     if (c->has_end && c->end_reason != PM_END_EXIT)
         fprintf(out, " (%" PRIu64 ")", c->end_detail);
@@ -135,7 +137,8 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
     if (c->unrecorded)
         fprintf(out, "Unrecorded:   %" PRIu64 " events made inside signal handlers while pymem was busy\n", c->unrecorded);
     if (!c->malloc_hooked)
-        fputs("Note:         another allocator served malloc ahead of pymem: allocations made from C are missing\n",
+        fputs("Note:         malloc was served ahead of pymem (an allocator preloaded first or linked into the\n"
+              "              program): allocations made from C are missing\n",
               out);
     if (c->snapshot_count)
         pm_report_snapshots(out, c, false);

@@ -34,6 +34,9 @@ static void usage_run(FILE *out)
           "  -o, --output FILE        capture path (default pymem-<program>.<pid>.pmem)\n"
           "      --follow-fork        also record forked and exec'd Python children\n"
           "      --stack-depth N      Python frames kept per stack (1-1024, default 128)\n"
+          "      --native             record native (C/C++) frames too, merged with the\n"
+          "                           Python frames; profiles programs that are not Python\n"
+          "      --native-depth N     native frames kept per stack (1-256, default 64)\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
           "      --python PATH        interpreter for script.py and -m (default python3)\n"
           "  -q, --quiet              no report at the end\n",
@@ -94,10 +97,12 @@ int pm_run_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"follow-fork", no_argument, NULL, 'f'},
         {"stack-depth", required_argument, NULL, 'd'}, {"snapshot-every", required_argument, NULL, 's'},
         {"python", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
+        {"native", no_argument, NULL, 'n'}, {"native-depth", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
-    bool follow = false, quiet = false;
+    const char *native_depth = NULL;
+    bool follow = false, quiet = false, native = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -118,6 +123,20 @@ int pm_run_main(int argc, char **argv)
                 return 2;
             }
             depth = optarg;
+            break;
+        }
+        case 'n':
+            native = true;
+            break;
+        case 'D': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 256) {
+                fprintf(stderr, "pymem run: --native-depth takes a number from 1 to 256, not '%s'\n", optarg);
+                return 2;
+            }
+            native_depth = optarg;
+            native = true;
             break;
         }
         case 's': {
@@ -221,6 +240,12 @@ operands:
             setenv("PYMEM_STACK_DEPTH", depth, 1);
         if (every)
             setenv("PYMEM_SNAPSHOT_EVERY", every, 1);
+        if (native)
+            setenv("PYMEM_NATIVE", "1", 1);
+        else
+            unsetenv("PYMEM_NATIVE");
+        if (native_depth)
+            setenv("PYMEM_NATIVE_DEPTH", native_depth, 1);
         execvp(cmd[0], cmd);
         int err = errno;
         (void)!write(sync[1], &err, sizeof err);
@@ -251,7 +276,8 @@ operands:
         if (stat(path, &st) == 0) {
             pm_cmd_brief(stderr, path);
         } else {
-            fprintf(stderr, "pymem: no capture was written to %s (was the program a Python process?)\n", path);
+            fprintf(stderr, "pymem: no capture was written to %s (%s)\n", path,
+                    native ? "the program ended before pymem started" : "was the program a Python process? --native profiles any program");
         }
         if (follow) {
             char pattern[PATH_MAX + 16];

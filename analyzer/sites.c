@@ -152,12 +152,15 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
          * function around it share a line and a site; the function shown is
          * that of the stack holding the most bytes. */
         struct pm_frame f = {0};
-        if (pm_stacks_frame(stacks, pm_stacks_site_node(stacks, t->stack, s->view), &f)) {
+        uint32_t site_node = pm_stacks_site_node(stacks, t->stack, s->view);
+        if (pm_stacks_frame(stacks, site_node, &f)) {
             key.file = f.file;
             if (s->by != PM_BY_FILENAME)
                 key.line = f.line;
             if (s->by == PM_BY_TRACEBACK)
                 key.key = pm_stacks_canon(stacks, t->stack);
+            else if (s->by == PM_BY_LINENO && pm_stacks_native(stacks, site_node).native)
+                key.key = f.func; /* one source line built into two libraries is two sites */
         }
         struct pm_site *x = find_site(s, &key);
         if (!x)

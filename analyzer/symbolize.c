@@ -191,6 +191,12 @@ static int resolve(struct ctx *c, uint32_t module, uint64_t offset)
     GElf_Sym sym;
     char symbuf[1024];
     const char *symname = dwfl_module_addrinfo(mod, pc, &sym_off, &sym, NULL, NULL, NULL);
+    char unversioned[1024];
+    if (symname && strchr(symname, '@')) {
+        /* "__libc_start_main@@GLIBC_2.34": the version is not the name */
+        snprintf(unversioned, sizeof unversioned, "%.*s", (int)strcspn(symname, "@"), symname);
+        symname = unversioned;
+    }
     symname = demangled(c, symname, symbuf, sizeof symbuf);
     const char *file = NULL;
     int line = 0;

@@ -345,6 +345,6 @@ PM_EXPORT int dlclose(void *handle)
     if (unlikely(!pm_real_ready()))
         pm_real_resolve();
     int rc = pm_real.dlclose(handle);
-    pm_modules_changed();
+    pm_modules_unloaded();
     return rc;
 }

@@ -224,8 +224,11 @@ static bool malloc_reaches_pymem(void)
 static void at_fork_child(void);
 
 /* Opens the capture and starts recording. `python`: the process carries an
- * interpreter (mmaps are recorded once its allocator hooks are in). */
-static void activate(bool child, bool python)
+ * interpreter (mmaps are recorded once its allocator hooks are in).
+ * `reexec`: this process already recorded, in the image it replaced with
+ * exec (a wrapper script exec'ing the program, as pyenv's shims do): that
+ * capture could not be finished and its path is taken over. */
+static void activate(bool child, bool python, bool reexec)
 {
     static char argv[8192];
     size_t len = read_cmdline(argv, sizeof argv);
@@ -260,8 +263,13 @@ static void activate(bool child, bool python)
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
                         "malloc_hooked", hooked ? "1" : "0", "native_depth", native, NULL};
+    if (reexec)
+        unlink(path);
     if (pm_writer_open(path, kv, child) != 0)
         return; /* warned; stay dormant */
+    char self[24];
+    snprintf(self, sizeof self, "%d", (int)getpid());
+    setenv("PYMEM_STARTED", self, 1);
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);
     if (native_ok)
@@ -297,7 +305,7 @@ static void at_fork_child(void)
     if (was_on && C.follow_fork) {
         int saved = pm_thread.guard;
         pm_thread.guard = 1;
-        activate(true, C.python);
+        activate(true, C.python, false);
         if (mmap_was_on)
             atomic_store(&pm_mmap_recording, 1);
         pm_thread.guard = saved;
@@ -327,8 +335,10 @@ __attribute__((constructor(101))) static void pm_load(void)
             snprintf(pid, sizeof pid, "%d", (int)getpid());
             setenv("PYMEM_ROOT_PID", pid, 1);
         }
+        const char *started = getenv("PYMEM_STARTED");
+        bool reexec = started && atoi(started) == (int)getpid();
         if (record)
-            activate(child, C.python);
+            activate(child, C.python, reexec);
         if (C.python)
             pm_pyhooks_register(pm_recorder_on());
     }

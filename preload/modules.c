@@ -40,11 +40,23 @@ static struct {
 } M;
 
 static _Atomic unsigned changes;
+static _Atomic unsigned unloads;
 static unsigned changes_seen;
 
 void pm_modules_changed(void)
 {
     atomic_fetch_add_explicit(&changes, 1, memory_order_release);
+}
+
+void pm_modules_unloaded(void)
+{
+    atomic_fetch_add_explicit(&unloads, 1, memory_order_release);
+    pm_modules_changed();
+}
+
+unsigned pm_modules_unload_generation(void)
+{
+    return atomic_load_explicit(&unloads, memory_order_acquire);
 }
 
 void pm_modules_reset_after_fork(void)

@@ -20,8 +20,13 @@ struct pm_buffer;
  * last call. Unknown addresses (JIT code) give module 0 and offset = pc. */
 void pm_modules_find(struct pm_buffer *b, uintptr_t pc, uint32_t *module, uint64_t *offset);
 
-/* dlopen/dlclose happened (or is about to): look at the map again. */
+/* dlopen happened (or is about to): look at the map again. */
 void pm_modules_changed(void);
+/* dlclose happened: as above, and the same address may now belong to
+ * another module, so native frames recorded from now on are new frames. */
+void pm_modules_unloaded(void);
+/* Counts pm_modules_unloaded() calls: part of a native frame's identity. */
+unsigned pm_modules_unload_generation(void);
 
 /* In a forked child: the next capture announces every module again. */
 void pm_modules_reset_after_fork(void);

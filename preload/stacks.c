@@ -19,9 +19,12 @@
 
 #define LOOKUP_SLOTS 1024
 
-/* A native frame in a walk: code holds the return address. Python frames
- * have lasti >= -1. */
-#define LASTI_NATIVE INT32_MIN
+/* A native frame in a walk: code holds the return address and lasti is
+ * NATIVE_LASTI(unload generation), below -1 where Python frames never are:
+ * after a dlclose the same address may be another library's code, so it
+ * must make a new node. */
+#define NATIVE_LASTI(gen) ((int32_t)(-2 - (int32_t)((gen) & 0x3fffffff)))
+#define IS_NATIVE(f) ((f)->lasti <= -2)
 #define WALK_MAX (PM_STACK_DEPTH_MAX + PM_NATIVE_DEPTH_MAX)
 
 struct lookup_entry {
@@ -234,7 +237,7 @@ static void emit_native(struct pm_buffer *b, uint32_t id, uint32_t parent, uintp
 static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct pm_rawframe *f)
 {
     struct pm_codeinfo ci = {0};
-    bool is_native = f->lasti == LASTI_NATIVE;
+    bool is_native = IS_NATIVE(f);
     if (f->code && !is_native)
         pm_pyframes_codeinfo(f->code, &ci);
     uint64_t h = node_hash(parent, f->code, f->lasti, ci.filename, ci.name);
@@ -353,6 +356,7 @@ static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, int n,
 static int merge_native(struct pm_stackcache *c, int np, const uintptr_t *pcs, int nn)
 {
     int n = 0, pi = 0;
+    int32_t lasti = NATIVE_LASTI(pm_modules_unload_generation());
     for (int i = 0; i < nn; i++) {
         if (pi < np && pm_pyframes_is_eval(pcs[i])) {
             bool last;
@@ -362,7 +366,7 @@ static int merge_native(struct pm_stackcache *c, int np, const uintptr_t *pcs, i
             } while (!last && pi < np);
             continue;
         }
-        c->scratch[n++] = (struct pm_rawframe){(const void *)pcs[i], LASTI_NATIVE, 0};
+        c->scratch[n++] = (struct pm_rawframe){(const void *)pcs[i], lasti, 0};
     }
     while (pi < np)
         c->scratch[n++] = c->python[pi++];

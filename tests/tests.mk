@@ -2,7 +2,8 @@
 #   unit         cmocka tests of each module (tests/unit/test_*.c)
 #   pyoffsets    the frame layouts against every Python's headers found here
 #   golden       checked-in captures -> expected reports (tests/golden)
-#   integration  real Python programs under pymem, on every Python found
+#   integration  real Python programs under pymem, on every Python found, and
+#                the native programs of tests/native
 
 UNIT_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -Ianalyzer -Ipreload -Itests/unit -pthread
 UNIT_PRELOAD_OBJS := $(filter-out $(BUILD)/preload/interpose.o,$(PRELOAD_OBJS))
@@ -20,7 +21,7 @@ $(BUILD)/tests/builder.o: tests/unit/builder.c tests/unit/builder.h include/pyme
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_OBJS) $(BUILD)/tests/builder.o
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_OBJS) $(BUILD)/tests/builder.o \
-		-lcmocka -ldl -lm
+		-lcmocka -ldl $(ANALYZER_LIBS)
 
 # This one links the interposer too: its malloc is the test binary's own.
 # -fno-builtin: the test sets the guard around malloc calls, stores that a
@@ -29,11 +30,46 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(ANALYZER_LIB_OBJS) $(UNIT_PRELOAD_O
 $(BUILD)/tests/test_interpose: tests/unit/test_interpose.c $(ANALYZER_LIB_OBJS) $(PRELOAD_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -fno-builtin -Wno-use-after-free -Ianalyzer -Ipreload -pthread -o $@ $< \
-		$(ANALYZER_LIB_OBJS) $(PRELOAD_OBJS) -lcmocka -ldl -lm
+		$(ANALYZER_LIB_OBJS) $(PRELOAD_OBJS) -lcmocka -ldl $(ANALYZER_LIBS)
 
 $(BUILD)/tests/libpmtest.so: tests/integration/pmtest.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g -fno-builtin -fPIC -shared -pthread -o $@ $<
+
+# Native test programs (tests/native): built with line information and frame
+# pointers, not optimised, so the call chains are the ones in the source.
+NATIVE_DIR := $(BUILD)/tests/native
+NATIVE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-builtin -Wno-use-after-free
+NATIVE_BINS := $(NATIVE_DIR)/chain $(NATIVE_DIR)/recurse $(NATIVE_DIR)/ownmalloc $(NATIVE_DIR)/loader \
+	$(NATIVE_DIR)/libplugin_a.so $(NATIVE_DIR)/libplugin_b.so $(NATIVE_DIR)/libplugin_stripped.so \
+	$(NATIVE_DIR)/plugins/libplugin_a.so $(NATIVE_DIR)/libhybrid.so
+
+$(NATIVE_DIR)/%: tests/native/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -o $@ $<
+
+# RUNPATH (new dtags) $ORIGIN/plugins: a dlopen by bare name from the loader
+# only works if dlopen still sees the loader as its caller under pymem.
+$(NATIVE_DIR)/loader: tests/native/loader.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -Wl,--enable-new-dtags,-rpath,'$$ORIGIN/plugins' -o $@ $< -ldl
+
+$(NATIVE_DIR)/libplugin_%.so: tests/native/plugin.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -fPIC -shared -DPLUGIN_NAME=$* -o $@ $<
+
+$(NATIVE_DIR)/plugins/libplugin_a.so: $(NATIVE_DIR)/libplugin_a.so
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(NATIVE_DIR)/libplugin_stripped.so: tests/native/plugin.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -fPIC -shared -DPLUGIN_NAME=stripped -o $@ $<
+	strip --strip-all $@
+
+$(NATIVE_DIR)/libhybrid.so: tests/native/hybrid.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -fPIC -shared -o $@ $<
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -44,7 +80,7 @@ pyoffsets: | $(DEPS_STAMP)
 golden: $(BUILD)/pymem
 	@sh tests/golden/run.sh $(BUILD)/pymem
 
-integration: all $(BUILD)/tests/libpmtest.so
+integration: all $(BUILD)/tests/libpmtest.so $(NATIVE_BINS)
 	@python3 tests/integration/run.py --build $(BUILD)
 
 check-cpython: all

@@ -15,78 +15,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROGRAMS = os.path.join(HERE, "programs")
-BYTES_HEADER = 33  # offsetof(PyBytesObject, ob_sval) + 1 on CPython 3.8-3.13
-
-passed = 0
-failed = 0
-
-
-def marks(name):
-    """Line numbers of the '# MARK:X' comments in a test program."""
-    out = {}
-    with open(os.path.join(PROGRAMS, name)) as f:
-        for n, line in enumerate(f, 1):
-            m = re.search(r"# MARK:(\w+)", line)
-            if m:
-                out[m.group(1)] = n
-    return out
-
-
-class Ctx:
-    def __init__(self, build, python, tmp):
-        self.build = os.path.abspath(build)
-        self.pymem = os.path.join(self.build, "pymem")
-        self.lib = os.path.join(self.build, "libpymem.so")
-        self.python = python
-        self.tmp = tmp
-
-    def env(self, **extra):
-        env = dict(os.environ)
-        for k in list(env):
-            if k.startswith("PYMEM_"):
-                del env[k]
-        env["LD_PRELOAD"] = self.lib
-        env.update({k: str(v) for k, v in extra.items()})
-        return env
-
-    def capture(self, name):
-        path = os.path.join(self.tmp, name)
-        for p in glob.glob(path[:-5] + "*.pmem"):
-            os.unlink(p)
-        return path
-
-    def preload(self, args, output, timeout=120, **extra):
-        return subprocess.run([self.python] + args, env=self.env(PYMEM_OUTPUT=output, **extra),
-                              capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
-
-    def analyze(self, *args, check=True):
-        r = subprocess.run([self.pymem] + list(args), capture_output=True, text=True, timeout=300)
-        if check and r.returncode != 0:
-            raise AssertionError("pymem %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr.strip()))
-        return r
-
-    def json(self, *args):
-        return json.loads(self.analyze(*(list(args) + ["--json"])).stdout)
-
-
-def check(label, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok    %s" % label)
-    else:
-        failed += 1
-        print("FAIL  %s %s" % (label, detail))
-
-
-def site(sites, line, file_suffix):
-    for s in sites:
-        if s["line"] == line and s["file"].endswith(file_suffix):
-            return s
-    return None
-
+import harness
+from harness import BYTES_HEADER, PROGRAMS, Ctx, check, marks, site
+import native
 
 # --- tests run on every Python ---------------------------------------------
 
@@ -443,7 +374,7 @@ def test_other_allocator_preloaded(c, tag):
                            cwd=c.tmp)
         summ = c.json("summary", out)
         s = site(c.json("leaks", out, "--top", "3")["sites"], m["LEAK"], "leak.py")
-        warned = "another allocator serves malloc" in r.stderr
+        warned = "malloc is served ahead of pymem" in r.stderr
         check(tag + " jemalloc %s pymem in LD_PRELOAD" % ("after" if hooked else "before"),
               r.returncode == 0 and r.stdout == "done 1000\n" and summ["malloc_recorded"] is hooked
               and warned is not hooked and s is not None and s["count"] == 1000
@@ -575,7 +506,8 @@ def main():
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough,
-            test_pymem_run]
+            test_pymem_run] + native.ONCE
+    every += native.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
         for i, py in enumerate(args.python or pythons()):
@@ -591,8 +523,8 @@ def main():
                     check(tag + " " + t.__name__, False, "raised %s: %s" % (type(e).__name__, e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("%d passed, %d failed" % (harness.passed, harness.failed))
+    return 1 if harness.failed else 0
 
 
 if __name__ == "__main__":

@@ -104,8 +104,35 @@ void b_node(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, ui
 
 void b_alloc(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t size, uint64_t stack)
 {
+    b_alloc_in(b, stream, PM_DOMAIN_PYOBJ, seq, addr, size, stack);
+}
+
+void b_native(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, uint64_t module, uint64_t offset)
+{
     to(b, stream);
-    byte(b, PM_TAG_ALLOC | PM_DOMAIN_PYOBJ);
+    byte(b, PM_TAG_NATIVE);
+    varint(b, id);
+    varint(b, parent);
+    varint(b, module);
+    varint(b, offset);
+}
+
+void b_munmap(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t length)
+{
+    to(b, stream);
+    byte(b, PM_TAG_MUNMAP);
+    varint(b, seq - b->last_seq[stream]);
+    varint(b, pm_zigzag((int64_t)(addr - b->last_addr[stream])));
+    varint(b, length);
+    b->last_seq[stream] = seq;
+    b->last_addr[stream] = addr;
+}
+
+void b_alloc_in(struct builder *b, uint32_t stream, int domain, uint64_t seq, uint64_t addr, uint64_t size,
+                uint64_t stack)
+{
+    to(b, stream);
+    byte(b, (uint8_t)(PM_TAG_ALLOC | domain));
     varint(b, seq - b->last_seq[stream]);
     varint(b, pm_zigzag((int64_t)(addr - b->last_addr[stream])));
     varint(b, size);

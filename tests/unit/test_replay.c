@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "pymem/format.h"
 #include "replay.h"
+#include "symbolize.h"
 #include "sites.h"
 
 static char path[256];
@@ -286,6 +287,115 @@ static void wrong_files_are_refused(void **state)
     pm_capture_close(&c);
 }
 
+/* mmap domain: one mapping of 16 pages loses its middle, then its head,
+ * then its tail; unmapping what was never recorded changes nothing. */
+static void partial_munmaps_shrink_and_split_mappings(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_open(&b, path);
+    b_thread(&b, 1, 7);
+    b_string(&b, 1, 1, "m.py");
+    b_node(&b, 1, 1, 0, 1, 0, 5);
+    b_alloc_in(&b, 1, PM_DOMAIN_MMAP, 1, 0x100000, 16 * 4096, 1); /* [0x100000, 0x110000) */
+    b_munmap(&b, 1, 2, 0x104000, 4 * 4096);                       /* hole: two mappings */
+    b_snapshot(&b, 1, 3, PM_SNAP_USER, 10, "split");
+    b_munmap(&b, 1, 4, 0x100000, 2 * 4096);                       /* head of the first */
+    b_munmap(&b, 1, 5, 0x10e000, 2 * 4096);                       /* tail of the second */
+    b_munmap(&b, 1, 6, 0x900000, 4096);                           /* never mapped */
+    b_snapshot(&b, 1, 7, PM_SNAP_USER, 20, "trimmed");
+    b_munmap(&b, 1, 8, 0x0, 0x200000);                            /* everything */
+    b_watermark(&b, 9);
+    b_end(&b, 9, 100);
+    b_close(&b);
+
+    struct pm_capture c;
+    struct pm_replay r;
+    replay_whole(&c, &r);
+    assert_int_equal(c.snapshots[0].live_bytes, 12 * 4096);
+    assert_int_equal(c.snapshots[1].live_bytes, 8 * 4096);
+    assert_int_equal(r.t.live_bytes, 0);
+    assert_int_equal(r.t.live_count, 0);
+    assert_int_equal(r.t.peak_bytes, 16 * 4096);
+    assert_int_equal(r.t.domain_bytes[PM_DOMAIN_MMAP], 16 * 4096);
+    pm_replay_free(&r);
+
+    /* at "trimmed": [0x102000, 0x104000) and [0x108000, 0x10e000), one site */
+    struct pm_sites sites;
+    pm_sites_init(&sites, PM_BY_LINENO);
+    struct at_stop k = {&sites, {1, 1}};
+    uint64_t at = 7;
+    assert_int_equal(pm_replay_run(&r, &c, &at, 1, collect, &k), 0);
+    assert_int_equal(r.live.count, 0);
+    assert_int_equal(sites.n, 1);
+    assert_int_equal(sites.v[0].bytes[1], 8 * 4096);
+    assert_int_equal(sites.v[0].count[1], 2);
+    assert_int_equal(sites.v[0].domain_bytes[PM_DOMAIN_MMAP], 8 * 4096);
+    pm_sites_free(&sites);
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
+/* Hybrid stack app.py:3 -> native 0x10 (module 0) -> app.py:9 -> native 0x20:
+ * the default view names the site after app.py:9, --native after the
+ * innermost native frame, --python-only drops both native frames. */
+static void views_of_a_hybrid_stack(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_open(&b, path);
+    b_thread(&b, 1, 7);
+    b_string(&b, 1, 1, "app.py");
+    b_string(&b, 1, 2, "outer");
+    b_string(&b, 1, 3, "inner");
+    b_node(&b, 1, 1, 0, 1, 2, 3);
+    b_native(&b, 1, 2, 1, 0, 0x10);
+    b_node(&b, 1, 3, 2, 1, 3, 9);
+    b_native(&b, 1, 4, 3, 0, 0x20);
+    b_alloc(&b, 1, 1, 0x1000, 100, 4);
+    b_alloc(&b, 1, 2, 0x2000, 50, 3);
+    b_watermark(&b, 3);
+    b_end(&b, 3, 100);
+    b_close(&b);
+
+    struct pm_capture c;
+    struct pm_replay r;
+    replay_whole(&c, &r);
+    pm_replay_free(&r);
+    assert_int_equal(pm_symbolize(&c.stacks, &c.modules), 0);
+    const enum pm_view views[3] = {PM_VIEW_HYBRID, PM_VIEW_NATIVE, PM_VIEW_PYTHON};
+    const size_t want_sites[3] = {1, 2, 1};
+    for (int v = 0; v < 3; v++) {
+        struct pm_sites sites;
+        pm_sites_init(&sites, PM_BY_LINENO);
+        pm_sites_filter(&sites, views[v], 0);
+        struct at_stop k = {&sites, {1, 1}};
+        uint64_t at = UINT64_MAX;
+        assert_int_equal(pm_replay_run(&r, &c, &at, 1, collect, &k), 0);
+        pm_sites_sort(&sites, PM_ORDER_BYTES);
+        assert_int_equal(sites.n, want_sites[v]);
+        if (views[v] == PM_VIEW_NATIVE) {
+            assert_string_equal(pm_stacks_string(&c.stacks, sites.v[0].func), "0x20");
+            assert_int_equal(sites.v[0].bytes[1], 100);
+        } else {
+            assert_int_equal(sites.v[0].line, 9);
+            assert_int_equal(sites.v[0].bytes[1], 150);
+        }
+        /* the representative stack, innermost first */
+        int kinds = 0, depth = 0;
+        struct pm_frame f;
+        for (uint32_t id = sites.v[0].stack; pm_stacks_frame(&c.stacks, id, &f); id = f.parent, depth++)
+            kinds = kinds * 2 + pm_stacks_native(&c.stacks, id).native;
+        if (views[v] == PM_VIEW_PYTHON)
+            assert_int_equal(depth, 2), assert_int_equal(kinds, 0);
+        else
+            assert_int_equal(depth, 4), assert_int_equal(kinds, 0xa); /* native, py, native, py */
+        pm_sites_free(&sites);
+        pm_replay_free(&r);
+    }
+    pm_capture_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +406,8 @@ int main(void)
         cmocka_unit_test(truncated_capture_reads_its_prefix),
         cmocka_unit_test(damaged_capture_is_an_error_with_offset),
         cmocka_unit_test(wrong_files_are_refused),
+        cmocka_unit_test(partial_munmaps_shrink_and_split_mappings),
+        cmocka_unit_test(views_of_a_hybrid_stack),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

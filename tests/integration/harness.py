@@ -1,0 +1,82 @@
+"""Shared helpers of the integration tests: the test programs' marks, the
+context of one interpreter (preload, analyzer, temporary directory), and the
+check counters."""
+import glob
+import json
+import os
+import re
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+BYTES_HEADER = 33  # offsetof(PyBytesObject, ob_sval) + 1 on CPython 3.8-3.13
+
+passed = 0
+failed = 0
+
+
+def marks(name):
+    """Line numbers of the '# MARK:X' comments in a test program."""
+    out = {}
+    with open(os.path.join(PROGRAMS, name)) as f:
+        for n, line in enumerate(f, 1):
+            m = re.search(r"# MARK:(\w+)", line)
+            if m:
+                out[m.group(1)] = n
+    return out
+
+
+class Ctx:
+    def __init__(self, build, python, tmp):
+        self.build = os.path.abspath(build)
+        self.pymem = os.path.join(self.build, "pymem")
+        self.lib = os.path.join(self.build, "libpymem.so")
+        self.python = python
+        self.tmp = tmp
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("PYMEM_"):
+                del env[k]
+        env["LD_PRELOAD"] = self.lib
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def capture(self, name):
+        path = os.path.join(self.tmp, name)
+        for p in glob.glob(path[:-5] + "*.pmem"):
+            os.unlink(p)
+        return path
+
+    def preload(self, args, output, timeout=120, **extra):
+        return subprocess.run([self.python] + args, env=self.env(PYMEM_OUTPUT=output, **extra),
+                              capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+
+    def analyze(self, *args, check=True):
+        r = subprocess.run([self.pymem] + list(args), capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError("pymem %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+        return r
+
+    def json(self, *args):
+        return json.loads(self.analyze(*(list(args) + ["--json"])).stdout)
+
+
+def check(label, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok    %s" % label)
+    else:
+        failed += 1
+        print("FAIL  %s %s" % (label, detail))
+
+
+def site(sites, line, file_suffix):
+    for s in sites:
+        if s["line"] == line and s["file"].endswith(file_suffix):
+            return s
+    return None
+
+

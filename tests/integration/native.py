@@ -1,0 +1,197 @@
+"""Integration tests of native stacks (pymem run --native): C programs with
+known call chains profiled on their own, C called from Python (hybrid
+stacks), dlopen/dlclose, stripped libraries, depth limits, the mmap domain,
+RTLD_DEEPBIND and programs that bring their own malloc."""
+import os
+import re
+import subprocess
+
+from harness import PROGRAMS, check, marks
+
+SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "native")
+
+
+def c_marks(name):
+    """Line numbers of the 'MARK:x' comments in tests/native/NAME."""
+    out = {}
+    with open(os.path.join(SOURCES, name)) as f:
+        for n, line in enumerate(f, 1):
+            m = re.search(r"MARK:(\w+)", line)
+            if m:
+                out[m.group(1)] = n
+    return out
+
+
+def bins(c):
+    return os.path.join(c.build, "tests", "native")
+
+
+def run_native(c, argv, out, **extra):
+    return subprocess.run(argv, env=c.env(PYMEM_OUTPUT=out, PYMEM_NATIVE=1, **extra), capture_output=True,
+                          text=True, timeout=120, cwd=c.tmp)
+
+
+def frames(site):
+    return [(f["kind"], f["function"], os.path.basename(f["file"]), f["line"]) for f in site["stack"]]
+
+
+def find(sites, function):
+    for s in sites:
+        if s["function"] == function:
+            return s
+    return None
+
+
+# --- on every Python --------------------------------------------------------
+
+def test_hybrid_stack(c, tag):
+    m = marks("hybrid.py")
+    cm = c_marks("hybrid.c")
+    out = c.capture("hybrid.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "hybrid.py"), os.path.join(bins(c), "libhybrid.so")], out,
+                  PYMEM_NATIVE=1)
+    check(tag + " hybrid.py runs under --native", r.returncode == 0 and r.stdout == "10\n", r.stderr)
+    leaks = c.json("leaks", out, "--top", "0")
+    top = leaks["sites"][0]
+    check(tag + " hybrid: the site is the Python line that called C", top["file"].endswith("hybrid.py")
+          and top["line"] == m["CALL"] and top["domains"].get("malloc", {}).get("bytes") == 500000
+          and top["domains"]["malloc"]["count"] == 10, str(top)[:300])
+    f = frames(top)
+    check(tag + " hybrid: C frames first, with their lines", f[:2] == [
+        ("native", "hybrid_inner", "hybrid.c", cm["hybrid_malloc"]),
+        ("native", "hybrid_alloc", "hybrid.c", cm["hybrid_call"])], str(f[:4]))
+    py = [x for x in f if x[0] == "python"]
+    check(tag + " hybrid: then the Python frames in order", [(x[1].split(".")[-1], x[3]) for x in py[:3]] == [
+        ("allocate", m["CALL"]), ("main", m["MAIN"]), ("<module>", m["MODULE"])], str(py[:4]))
+    first_py = next(i for i, x in enumerate(f) if x[0] == "python")
+    check(tag + " hybrid: the interpreter loop is replaced, not shown", all(
+        "EvalFrameDefault" not in x[1] for x in f[:first_py + 3]) and first_py > 2, str(f[:first_py + 3]))
+    native_view = c.json("leaks", out, "--native", "--top", "0")
+    inner = find(native_view["sites"], "hybrid_inner")
+    check(tag + " hybrid --native: the site is the C line", inner is not None and inner["line"] ==
+          cm["hybrid_malloc"] and inner["bytes"] == 500000 and inner["count"] == 10, str(inner)[:300])
+    py_view = c.json("leaks", out, "--python-only", "--top", "1")
+    check(tag + " hybrid --python-only: no native frame left", py_view["sites"][0]["line"] == m["CALL"] and
+          all(x["kind"] == "python" for x in py_view["sites"][0]["stack"]), str(py_view["sites"][0])[:300])
+
+
+# --- once -------------------------------------------------------------------
+
+def test_native_chain(c, tag):
+    cm = c_marks("chain.c")
+    out = c.capture("chain.pmem")
+    r = run_native(c, [os.path.join(bins(c), "chain")], out)
+    check(tag + " chain (not Python) runs under --native", r.returncode == 0 and r.stdout == "100 1\n", r.stderr)
+    leaks = c.json("leaks", out, "--top", "0")
+    node = find(leaks["sites"], "make_node")
+    check(tag + " chain: leak of 100 x 1000 B at make_node's malloc line", node is not None and node["bytes"] ==
+          100000 and node["count"] == 100 and node["line"] == cm["make_node"], str(node)[:300])
+    check(tag + " chain: main -> parse -> make_node with lines", node is not None and [
+        (x[1], x[3]) for x in frames(node)[:3]] == [("make_node", cm["make_node"]), ("parse", cm["parse"]),
+                                                   ("main", cm["main_parse"])], str(node and frames(node)[:4]))
+    peak = c.json("peak", out, "--top", "1")
+    top = peak["sites"][0]
+    check(tag + " chain: the peak is the 8 MiB scratch buffer", top["function"] == "scratch" and top["line"] ==
+          cm["scratch"] and top["bytes"] == 8 << 20 and peak["peak_bytes"] >= (8 << 20) + 100000, str(top)[:300])
+    maps = c.json("leaks", out, "--domain", "mmap", "--top", "0")
+    check(tag + " chain: a munmap of the middle leaves two mappings of 16 pages", len(maps["sites"]) == 1 and
+          maps["sites"][0]["function"] == "map_pages" and maps["sites"][0]["bytes"] == 32 * 4096 and
+          maps["sites"][0]["count"] == 2 and maps["sites"][0]["line"] == cm["map"], str(maps["sites"])[:300])
+    summ = c.json("summary", out)
+    check(tag + " chain: capture complete, mmap domain counted", summ["end"] == "exit" and
+          summ["domains"]["mmap"] == {"allocations": 1, "bytes": 64 * 4096}, str(summ)[:300])
+    run = subprocess.run([c.pymem, "run", "--native", "-o", c.capture("chain-run.pmem"), "--",
+                          os.path.join(bins(c), "chain")], capture_output=True, text=True, cwd=c.tmp)
+    check(tag + " pymem run --native -- ./chain reports the C sites", run.returncode == 0 and run.stdout ==
+          "100 1\n" and "chain.c:%d scratch" % cm["scratch"] in run.stderr, run.stderr)
+
+
+def test_native_depth_limit(c, tag):
+    out = c.capture("recurse.pmem")
+    r = run_native(c, [os.path.join(bins(c), "recurse")], out, PYMEM_NATIVE_DEPTH=32)
+    check(tag + " recurse runs", r.returncode == 0 and r.stdout == "ok\n", r.stderr)
+    leaks = c.json("leaks", out, "--by", "traceback", "--top", "0")
+    s = next((s for s in leaks["sites"] if s["bytes"] == 4242), None)
+    f = frames(s) if s else []
+    check(tag + " recursion: 32 native frames kept, then <truncated>", len(f) == 33 and f[0][1] == "down" and
+          all(x[1] == "down" for x in f[:32]) and f[32][2] == "<truncated>", str(f[:3]) + str(f[-2:]))
+    summ = c.json("summary", out)
+    check(tag + " recursion: native depth recorded in the capture", summ.get("native_depth") == 32, str(summ)[:200])
+
+
+def test_dlopen_dlclose(c, tag):
+    cm = c_marks("plugin.c")
+    d = bins(c)
+    out = c.capture("loader.pmem")
+    r = run_native(c, [os.path.join(d, "loader"), os.path.join(d, "libplugin_a.so"), "1111",
+                       os.path.join(d, "libplugin_b.so"), "2222", os.path.join(d, "libplugin_stripped.so"),
+                       "3333", "libplugin_a.so", "4444"], out)
+    check(tag + " loader: dlopen by name through the loader's RUNPATH still works", r.returncode == 0 and
+          r.stdout.count(" ok\n") == 4, r.stdout + r.stderr)
+    sites = c.json("leaks", out, "--top", "0")["sites"]
+    a, b = find(sites, "inner_a"), find(sites, "inner_b")
+    check(tag + " dlclose: a library loaded where another was keeps its own name", a is not None and b is not None
+          and a["bytes"] == 1111 + 4444 and a["count"] == 2 and b["bytes"] == 2222 and b["count"] == 1
+          and a["line"] == b["line"] == cm["plugin_malloc"], "%s %s" % (a, b))
+    stripped = next((s for s in sites if s["function"].startswith("libplugin_stripped.so+0x")), None)
+    check(tag + " stripped library: module+offset, exported names kept", stripped is not None and
+          stripped["bytes"] == 3333 and frames(stripped)[1][1] == "plugin_alloc", str(stripped)[:300])
+    mods = {f.get("module", "").split("/")[-1] for s in sites for f in s["stack"] if f["kind"] == "native"}
+    check(tag + " module map names both unloaded libraries", {"libplugin_a.so", "libplugin_b.so",
+                                                              "libplugin_stripped.so"} <= mods, str(mods))
+
+
+def test_deepbind_and_own_allocator(c, tag):
+    d = bins(c)
+    out = c.capture("deep.pmem")
+    r = run_native(c, [os.path.join(d, "loader"), os.path.join(d, "libplugin_a.so"), "5555", "--deepbind"], out)
+    warned = [l for l in r.stderr.splitlines() if "RTLD_DEEPBIND" in l]
+    check(tag + " RTLD_DEEPBIND is dropped with one warning", r.returncode == 0 and len(warned) == 1, r.stderr)
+    a = find(c.json("leaks", out, "--top", "0")["sites"], "inner_a")
+    check(tag + " RTLD_DEEPBIND library's malloc is still recorded", a is not None and a["bytes"] == 5555, str(a))
+    out = c.capture("own.pmem")
+    r = run_native(c, [os.path.join(d, "ownmalloc")], out)
+    summ = c.json("summary", out)
+    check(tag + " a program with its own malloc: runs, warned once, reported", r.returncode == 0 and
+          r.stdout == "own\n" and r.stderr.count("malloc is served ahead of pymem") == 1 and
+          summ["malloc_recorded"] is False, r.stderr + str(summ)[:200])
+
+
+def test_mmap_domain_python(c, tag):
+    m = marks("mmap_anon.py")
+    out = c.capture("mmap.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "mmap_anon.py")], out)
+    check(tag + " mmap_anon.py runs", r.returncode == 0 and r.stdout == "ok\n", r.stderr)
+    summ = c.json("summary", out)
+    check(tag + " mmap domain: the one anonymous mmap, not pymalloc's arenas", summ["domains"]["mmap"] == {
+        "allocations": 1, "bytes": 1 << 20} and summ["domains"]["pyobj"]["allocations"] > 200000,
+        str(summ["domains"]))
+    leaks = c.json("leaks", out, "--domain", "mmap")
+    check(tag + " mmap domain: attributed to its Python line", len(leaks["sites"]) == 1 and leaks["sites"][0][
+        "line"] == m["MMAP"] and leaks["sites"][0]["bytes"] == 1 << 20, str(leaks["sites"])[:300])
+
+
+def test_numpy_native(c, tag):
+    if subprocess.run([c.python, "-c", "import numpy"], capture_output=True).returncode != 0:
+        print("skip  %s numpy: not importable by %s" % (tag, c.python))
+        return
+    m = marks("numpy_ones.py")
+    out = c.capture("numpy.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "numpy_ones.py")], out, PYMEM_NATIVE=1)
+    check(tag + " numpy_ones.py runs under --native", r.returncode == 0 and r.stdout == "(1000, 1000)\n", r.stderr)
+    peak = c.json("peak", out, "--by", "traceback", "--top", "1")
+    top = peak["sites"][0]
+    f = frames(top)
+    py = [x for x in f if x[0] == "python"]
+    first_py = next((i for i, x in enumerate(f) if x[0] == "python"), len(f))
+    numpy_frames = [x for x in f[:first_py] if "_multiarray_umath" in x[1] or "_multiarray_umath" in x[2]
+                    or "Py" in x[1] and "Array" in x[1]]
+    check(tag + " numpy: 8 MB array under np.ones, from the user's line", top["domains"].get("malloc", {}).get(
+        "bytes") == 8000000 and ("build", m["ONES"]) in [(x[1], x[3]) for x in py], str(top)[:300])
+    check(tag + " numpy: numpy's own native frames sit between malloc and ones()", len(numpy_frames) >= 2 and
+          py and py[0][1] == "ones", str(f[:first_py + 1]))
+
+
+EVERY = [test_hybrid_stack]
+ONCE = [test_native_chain, test_native_depth_limit, test_dlopen_dlclose, test_deepbind_and_own_allocator,
+        test_mmap_domain_python, test_numpy_native]
