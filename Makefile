@@ -93,7 +93,11 @@ tsan:
 	build/tsan/tests/test_recorder
 
 # Overhead against the plain run and other tools (heaptrack if installed).
-bench: all
+# Synthetic captures for the analyzer's figures (bench/synth.c).
+$(BUILD)/synth: bench/synth.c tests/unit/builder.c tests/unit/builder.h include/pymem/format.h
+	$(CC) $(BASE_CFLAGS) -Itests/unit -o $@ bench/synth.c tests/unit/builder.c
+
+bench: all $(BUILD)/synth
 	python3 bench/run.py
 
 clean:

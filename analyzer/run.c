@@ -34,8 +34,10 @@ static void usage_run(FILE *out)
           "  -o, --output FILE        capture path (default pymem-<program>.<pid>.pmem)\n"
           "      --follow-fork        also record forked and exec'd Python children\n"
           "      --stack-depth N      Python frames kept per stack (1-1024, default 128)\n"
-          "      --native             record native (C/C++) frames too, merged with the\n"
-          "                           Python frames; profiles programs that are not Python\n"
+          "      --native[=all]       record native (C/C++) frames too, merged with the\n"
+          "                           Python frames, on C allocations (malloc, mmap), or\n"
+          "                           with =all on Python objects too (much slower);\n"
+          "                           profiles programs that are not Python\n"
           "      --native-depth N     native frames kept per stack (1-256, default 64)\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
           "      --python PATH        interpreter for script.py and -m (default python3)\n"
@@ -97,12 +99,12 @@ int pm_run_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"follow-fork", no_argument, NULL, 'f'},
         {"stack-depth", required_argument, NULL, 'd'}, {"snapshot-every", required_argument, NULL, 's'},
         {"python", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
-        {"native", no_argument, NULL, 'n'}, {"native-depth", required_argument, NULL, 'D'},
+        {"native", optional_argument, NULL, 'n'}, {"native-depth", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
     const char *native_depth = NULL;
-    bool follow = false, quiet = false, native = false;
+    bool follow = false, quiet = false, native = false, native_all = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -126,7 +128,12 @@ int pm_run_main(int argc, char **argv)
             break;
         }
         case 'n':
+            if (optarg && strcmp(optarg, "all") != 0) {
+                fprintf(stderr, "pymem run: --native takes no value or 'all', not '%s'\n", optarg);
+                return 2;
+            }
             native = true;
+            native_all = native_all || optarg;
             break;
         case 'D': {
             char *end;
@@ -241,7 +248,7 @@ operands:
         if (every)
             setenv("PYMEM_SNAPSHOT_EVERY", every, 1);
         if (native)
-            setenv("PYMEM_NATIVE", "1", 1);
+            setenv("PYMEM_NATIVE", native_all ? "all" : "1", 1);
         else
             unsetenv("PYMEM_NATIVE");
         if (native_depth)

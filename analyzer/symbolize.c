@@ -30,10 +30,34 @@ struct cached {
     uint32_t first, count; /* into frames[], innermost first */
 };
 
+struct symbol {
+    GElf_Addr start, end;
+    const char *name; /* owned by libdw while the module is open */
+};
+
+/* An inlined call inside a function: where its code lies, how deeply it is
+ * nested, its name and the place it was called from. */
+struct inlined {
+    GElf_Addr lo, hi;
+    int depth;
+    uint32_t name, call_file, call_line; /* string ids */
+};
+
+/* The inlined calls of one function, read from DWARF once. */
+struct function {
+    bool loaded;
+    uint32_t name; /* DWARF name when the symbol table has none; 0 if none */
+    struct inlined *v;
+    size_t n, cap;
+};
+
 struct modstate {
     Dwfl *dwfl;
     Dwfl_Module *mod;
     bool tried;
+    struct symbol *syms; /* functions by start address, for binary search */
+    size_t nsyms;
+    struct function *fns; /* by index in syms, filled on first use */
 };
 
 struct ctx {
@@ -88,6 +112,8 @@ static bool same_build_id(Dwfl_Module *mod, const struct pm_module *info)
     return len == (int)info->build_id_len && !memcmp(bits, info->build_id, (size_t)len);
 }
 
+static void load_symbols(struct modstate *st);
+
 static Dwfl_Module *report(struct modstate *st, const char *path, const struct pm_module *info)
 {
     static char *debuginfo_path = NULL;
@@ -111,7 +137,54 @@ static Dwfl_Module *report(struct modstate *st, const char *path, const struct p
     }
     st->dwfl = d;
     st->mod = mod;
+    load_symbols(st);
     return mod;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const struct symbol *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* libdwfl looks a symbol up by scanning the whole table: sorted once here,
+ * each lookup is a binary search (millions of addresses in seconds). */
+static void load_symbols(struct modstate *st)
+{
+    int n = dwfl_module_getsymtab(st->mod);
+    if (n <= 0)
+        return;
+    st->syms = malloc((size_t)n * sizeof *st->syms);
+    if (!st->syms)
+        return;
+    for (int i = 0; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        const char *name = dwfl_module_getsym_info(st->mod, i, &sym, &addr, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (!name || !*name || (type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF)
+            continue;
+        st->syms[st->nsyms++] = (struct symbol){addr, addr + (sym.st_size ? sym.st_size : 1), name};
+    }
+    qsort(st->syms, st->nsyms, sizeof *st->syms, by_start);
+}
+
+/* The function symbol holding `pc`: the last one starting at or before it
+ * whose extent covers it (sized symbols; a zero-sized one only if exact). */
+static const struct symbol *find_symbol(const struct modstate *st, GElf_Addr pc)
+{
+    size_t lo = 0, hi = st->nsyms;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->syms[mid].start <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i-- > 0 && lo - i <= 8;)
+        if (pc < st->syms[i].end)
+            return &st->syms[i];
+    return NULL;
 }
 
 /* The module's file as it was recorded, or its separate debug file found by
@@ -148,14 +221,18 @@ static Dwfl_Module *open_module(struct ctx *c, uint32_t id)
     return report(st, debug, info);
 }
 
-static int push_frame(struct ctx *c, const char *file, const char *func, int line)
+static int push_ids(struct ctx *c, uint32_t file, uint32_t func, uint32_t line)
 {
     if (pm_grow(&c->frames, &c->frames_cap, sizeof *c->frames, c->frames_n + 1, 1024))
         return -1;
-    c->frames[c->frames_n++] = (struct symframe){pm_stacks_add_string(c->s, file ? file : ""),
-                                                 pm_stacks_add_string(c->s, func ? func : ""),
-                                                 line > 0 ? (uint32_t)line : 0};
+    c->frames[c->frames_n++] = (struct symframe){file, func, line};
     return 0;
+}
+
+static int push_frame(struct ctx *c, const char *file, const char *func, int line)
+{
+    return push_ids(c, pm_stacks_add_string(c->s, file ? file : ""), pm_stacks_add_string(c->s, func ? func : ""),
+                    line > 0 ? (uint32_t)line : 0);
 }
 
 static const char *die_name(struct ctx *c, Dwarf_Die *die, char *buf, size_t cap)
@@ -168,6 +245,76 @@ static const char *die_name(struct ctx *c, Dwarf_Die *die, char *buf, size_t cap
     if (!name && dwarf_attr_integrate(die, DW_AT_name, &attr))
         name = dwarf_formstring(&attr);
     return name ? demangled(c, name, buf, cap) : NULL;
+}
+
+/* Collects the inlined calls under `die` (recursively: they nest, and sit in
+ * lexical blocks too). */
+static void collect_inlined(struct ctx *c, struct function *fn, Dwarf_Die *die, int depth, Dwarf_Files *files,
+                            Dwarf_Addr bias)
+{
+    Dwarf_Die child;
+    if (dwarf_child(die, &child) != 0 || depth > INLINE_MAX)
+        return;
+    do {
+        int tag = dwarf_tag(&child);
+        int inner = depth;
+        if (tag == DW_TAG_inlined_subroutine) {
+            char buf[1024];
+            const char *name = die_name(c, &child, buf, sizeof buf);
+            Dwarf_Attribute attr;
+            Dwarf_Word call_file = 0, call_line = 0;
+            if (dwarf_attr(&child, DW_AT_call_file, &attr))
+                dwarf_formudata(&attr, &call_file);
+            if (dwarf_attr(&child, DW_AT_call_line, &attr))
+                dwarf_formudata(&attr, &call_line);
+            const char *cf = files ? dwarf_filesrc(files, call_file, NULL, NULL) : NULL;
+            struct inlined in = {0, 0, depth + 1, pm_stacks_add_string(c->s, name ? name : "?"),
+                                 pm_stacks_add_string(c->s, cf ? cf : ""), (uint32_t)call_line};
+            Dwarf_Addr base, lo, hi;
+            ptrdiff_t off = 0;
+            while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
+                if (pm_grow(&fn->v, &fn->cap, sizeof *fn->v, fn->n + 1, 16))
+                    return;
+                in.lo = lo + bias;
+                in.hi = hi + bias;
+                fn->v[fn->n++] = in;
+            }
+            inner = depth + 1;
+        }
+        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block)
+            collect_inlined(c, fn, &child, inner, files, bias);
+    } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+/* Reads the DWARF of the function starting at `start` once. */
+static struct function *function_at(struct ctx *c, struct modstate *st, size_t index)
+{
+    if (!st->fns && !(st->fns = calloc(st->nsyms, sizeof *st->fns)))
+        return NULL;
+    struct function *fn = &st->fns[index];
+    if (fn->loaded)
+        return fn;
+    fn->loaded = true;
+    GElf_Addr start = st->syms[index].start;
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = dwfl_module_addrdie(st->mod, start, &bias);
+    Dwarf_Die *scopes = NULL;
+    int n = cu ? dwarf_getscopes(cu, start - bias, &scopes) : 0;
+    for (int i = 0; i < n; i++) {
+        if (dwarf_tag(&scopes[i]) != DW_TAG_subprogram)
+            continue;
+        Dwarf_Files *files = NULL;
+        size_t nfiles;
+        if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
+            files = NULL;
+        char buf[1024];
+        const char *name = die_name(c, &scopes[i], buf, sizeof buf);
+        fn->name = name ? pm_stacks_add_string(c->s, name) : 0;
+        collect_inlined(c, fn, &scopes[i], 0, files, bias);
+        break;
+    }
+    free(scopes);
+    return fn;
 }
 
 /* Frames for one address, innermost first: the inlined calls DWARF knows
@@ -185,72 +332,49 @@ static int resolve(struct ctx *c, uint32_t module, uint64_t offset)
             snprintf(fallback, sizeof fallback, "0x%" PRIx64, offset);
         return push_frame(c, path, fallback, 0);
     }
+    struct modstate *st = &c->mods[module];
     /* A return address points past its call: look up the call itself. */
     Dwarf_Addr pc = info->base + offset - 1;
-    GElf_Off sym_off;
-    GElf_Sym sym;
-    char symbuf[1024];
-    const char *symname = dwfl_module_addrinfo(mod, pc, &sym_off, &sym, NULL, NULL, NULL);
-    char unversioned[1024];
-    if (symname && strchr(symname, '@')) {
-        /* "__libc_start_main@@GLIBC_2.34": the version is not the name */
-        snprintf(unversioned, sizeof unversioned, "%.*s", (int)strcspn(symname, "@"), symname);
-        symname = unversioned;
-    }
-    symname = demangled(c, symname, symbuf, sizeof symbuf);
     const char *file = NULL;
     int line = 0;
     Dwfl_Line *l = dwfl_module_getsrc(mod, pc);
     if (l)
         file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
-
-    Dwarf_Addr bias;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
-    Dwarf_Die *scopes = NULL;
-    int nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
-    Dwarf_Files *files = NULL;
-    size_t nfiles = 0;
-    if (cu && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
-        files = NULL;
-    int pushed = 0;
-    bool done = false;
-    for (int i = 0; i < nscopes && !done && pushed < INLINE_MAX; i++) {
-        Dwarf_Die *die = &scopes[i];
-        int tag = dwarf_tag(die);
-        if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
-            continue;
-        char namebuf[1024];
-        const char *name = die_name(c, die, namebuf, sizeof namebuf);
-        if (tag == DW_TAG_subprogram) {
-            if (symname && (!name || sym.st_value <= pc))
-                name = symname; /* the linkage name as the symbol table has it */
-            done = true;
-        }
-        if (push_frame(c, file ? file : path, name ? name : "?", line)) {
-            free(scopes);
-            return -1;
-        }
-        pushed++;
-        if (tag == DW_TAG_inlined_subroutine) {
-            Dwarf_Attribute attr;
-            Dwarf_Word call_file = 0, call_line = 0;
-            if (dwarf_attr(die, DW_AT_call_file, &attr))
-                dwarf_formudata(&attr, &call_file);
-            if (dwarf_attr(die, DW_AT_call_line, &attr))
-                dwarf_formudata(&attr, &call_line);
-            const char *f = files ? dwarf_filesrc(files, call_file, NULL, NULL) : NULL;
-            file = f ? f : file;
-            line = (int)call_line;
-        }
-    }
-    free(scopes);
-    if (!done) {
-        if (symname)
-            return push_frame(c, file ? file : path, symname, line);
+    const struct symbol *sym = find_symbol(st, pc);
+    if (!sym) {
         snprintf(fallback, sizeof fallback, "%s+0x%" PRIx64, pm_module_basename(info), offset);
         return push_frame(c, file ? file : path, fallback, line);
     }
-    return 0;
+    char symbuf[1024], unversioned[1024];
+    const char *symname = sym->name;
+    if (strchr(symname, '@')) {
+        /* "__libc_start_main@@GLIBC_2.34": the version is not the name */
+        snprintf(unversioned, sizeof unversioned, "%.*s", (int)strcspn(symname, "@"), symname);
+        symname = unversioned;
+    }
+    symname = demangled(c, symname, symbuf, sizeof symbuf);
+    struct function *fn = function_at(c, st, (size_t)(sym - st->syms));
+    /* The inlined calls around pc, innermost (deepest) first. */
+    const struct inlined *chain[INLINE_MAX + 1];
+    int n = 0;
+    for (size_t i = 0; fn && i < fn->n; i++)
+        if (pc >= fn->v[i].lo && pc < fn->v[i].hi && n < INLINE_MAX)
+            chain[n++] = &fn->v[i];
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && chain[j]->depth > chain[j - 1]->depth; j--) {
+            const struct inlined *t = chain[j];
+            chain[j] = chain[j - 1];
+            chain[j - 1] = t;
+        }
+    uint32_t at_file = pm_stacks_add_string(c->s, file ? file : path);
+    uint32_t at_line = line > 0 ? (uint32_t)line : 0;
+    for (int i = 0; i < n; i++) {
+        if (push_ids(c, at_file, chain[i]->name, at_line))
+            return -1;
+        at_file = chain[i]->call_file ? chain[i]->call_file : at_file;
+        at_line = chain[i]->call_line;
+    }
+    return push_ids(c, at_file, pm_stacks_add_string(c->s, symname), at_line);
 }
 
 static const struct cached *lookup(struct ctx *c, uint32_t module, uint64_t offset)
@@ -325,9 +449,14 @@ int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m)
         if (e->count > 1)
             s->native[id].inlined = 1;
     }
-    for (uint32_t i = 0; i < c.nmods; i++)
+    for (uint32_t i = 0; i < c.nmods; i++) {
         if (c.mods[i].dwfl)
             dwfl_end(c.mods[i].dwfl);
+        for (size_t j = 0; c.mods[i].fns && j < c.mods[i].nsyms; j++)
+            free(c.mods[i].fns[j].v);
+        free(c.mods[i].fns);
+        free(c.mods[i].syms);
+    }
     free(c.mods);
     free(c.cache);
     free(c.index);

@@ -37,7 +37,7 @@
 
 static struct {
     bool follow_fork;
-    bool native;
+    bool native, native_all;
     int native_depth;
     int stack_depth;
     bool python;
@@ -122,7 +122,11 @@ static void read_config(void)
     C.stack_depth = depth ? atoi(depth) : PM_STACK_DEPTH_DEFAULT;
     if (C.stack_depth < 1 || C.stack_depth > PM_STACK_DEPTH_MAX)
         C.stack_depth = PM_STACK_DEPTH_DEFAULT;
+    /* PYMEM_NATIVE=1: native frames on C allocations (malloc, mmap);
+     * PYMEM_NATIVE=all: on Python's object allocations too. */
     C.native = env_flag("PYMEM_NATIVE");
+    const char *native = getenv("PYMEM_NATIVE");
+    C.native_all = native && !strcmp(native, "all");
     const char *ndepth = getenv("PYMEM_NATIVE_DEPTH");
     C.native_depth = ndepth ? atoi(ndepth) : PM_NATIVE_DEPTH_DEFAULT;
     if (C.native_depth < 1 || C.native_depth > PM_NATIVE_DEPTH_MAX)
@@ -262,7 +266,8 @@ static void activate(bool child, bool python, bool reexec)
     const char *kv[] = {"pid",         pid,   "ppid",        ppid,
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
-                        "malloc_hooked", hooked ? "1" : "0", "native_depth", native, NULL};
+                        "malloc_hooked", hooked ? "1" : "0", "native_depth", native,
+                        "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap", NULL};
     if (reexec)
         unlink(path);
     if (pm_writer_open(path, kv, child) != 0)
@@ -273,7 +278,7 @@ static void activate(bool child, bool python, bool reexec)
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);
     if (native_ok)
-        pm_stacks_set_native(C.native_depth);
+        pm_stacks_set_native(C.native_depth, C.native_all);
     if (!python)
         atomic_store(&pm_mmap_recording, 1);
     atomic_store(&pm_state, PM_STATE_ON);

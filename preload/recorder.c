@@ -88,7 +88,7 @@ static void record_event(uint8_t tag, void *p, size_t size)
     pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
     if (b) {
-        uint32_t stack = (tag & 0xf0) == PM_TAG_ALLOC ? pm_stacks_current(b) : 0;
+        uint32_t stack = (tag & 0xf0) == PM_TAG_ALLOC ? pm_stacks_current(b, tag & 0x0f) : 0;
         if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
             publish_event(b, tag, (uint64_t)(uintptr_t)p, size, stack);
         else

@@ -34,11 +34,18 @@ struct lookup_entry {
     uint32_t node;
 };
 
-struct pm_stackcache {
-    int depth; /* frames in the last walk */
+/* The last walk of one kind, outermost first, with its nodes. */
+struct lastwalk {
+    int depth;
     bool truncated;
-    struct pm_rawframe frames[WALK_MAX]; /* last walk, outermost first */
+    struct pm_rawframe frames[WALK_MAX];
     uint32_t nodes[WALK_MAX];
+};
+
+struct pm_stackcache {
+    /* Python-only and hybrid walks alternate when only C allocations carry
+     * native frames: each kind is compared with its own last walk. */
+    struct lastwalk python_walk, hybrid_walk;
     struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
     struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
     uintptr_t pcs[PM_NATIVE_DEPTH_MAX];
@@ -76,7 +83,7 @@ static struct {
 
 static _Atomic int enabled;
 static int max_depth = PM_STACK_DEPTH_DEFAULT;
-static bool native;
+static bool native, native_all;
 static int native_depth = PM_NATIVE_DEPTH_DEFAULT;
 
 static uint64_t mix(uint64_t h)
@@ -320,18 +327,19 @@ static uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint
 }
 
 /* Interns the walk in c->scratch (n frames, innermost first), reusing the
- * nodes of the frames it shares with the previous walk from the outside in. */
-static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, int n, bool truncated)
+ * nodes of the frames it shares with the previous walk `w` from the outside in. */
+static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, struct lastwalk *w, int n,
+                            bool truncated)
 {
     int common = 0;
-    if (truncated == c->truncated) {
-        while (common < n && common < c->depth && c->frames[common].code == c->scratch[n - 1 - common].code &&
-               c->frames[common].lasti == c->scratch[n - 1 - common].lasti)
+    if (truncated == w->truncated) {
+        while (common < n && common < w->depth && w->frames[common].code == c->scratch[n - 1 - common].code &&
+               w->frames[common].lasti == c->scratch[n - 1 - common].lasti)
             common++;
     }
     uint32_t parent;
     if (common > 0) {
-        parent = c->nodes[common - 1];
+        parent = w->nodes[common - 1];
     } else if (truncated) {
         static const struct pm_rawframe marker = {NULL, -1, 0};
         parent = cached_intern(b, c, 0, &marker);
@@ -341,12 +349,12 @@ static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, int n,
     for (int i = common; i < n; i++) {
         const struct pm_rawframe *f = &c->scratch[n - 1 - i];
         parent = cached_intern(b, c, parent, f);
-        c->frames[i] = *f;
-        c->nodes[i] = parent;
+        w->frames[i] = *f;
+        w->nodes[i] = parent;
     }
-    c->depth = n;
-    c->truncated = truncated;
-    return c->nodes[n - 1];
+    w->depth = n;
+    w->truncated = truncated;
+    return w->nodes[n - 1];
 }
 
 /* Hybrid stack: the native return addresses, in which each call of the
@@ -373,20 +381,20 @@ static int merge_native(struct pm_stackcache *c, int np, const uintptr_t *pcs, i
     return n;
 }
 
-uint32_t pm_stacks_current(struct pm_buffer *b)
+uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
 {
     struct pm_stackcache *c = b->stacks;
     bool python = atomic_load_explicit(&enabled, memory_order_relaxed);
-    if (!native) {
+    if (!native || (!native_all && domain != PM_DOMAIN_MALLOC && domain != PM_DOMAIN_MMAP)) {
         bool truncated;
         int n = python ? pm_pyframes_walk(c->scratch, max_depth, &truncated) : 0;
-        return n ? intern_walk(b, c, n, truncated) : 0;
+        return n ? intern_walk(b, c, &c->python_walk, n, truncated) : 0;
     }
     bool py_truncated = false, native_truncated;
     int np = python ? pm_pyframes_walk(c->python, max_depth, &py_truncated) : 0;
     int nn = pm_unwind_backtrace(c->pcs, native_depth, &native_truncated);
     int n = merge_native(c, np, c->pcs, nn);
-    return n ? intern_walk(b, c, n, py_truncated || native_truncated) : 0;
+    return n ? intern_walk(b, c, &c->hybrid_walk, n, py_truncated || native_truncated) : 0;
 }
 
 struct pm_stackcache *pm_stackcache_new(void)
@@ -396,8 +404,8 @@ struct pm_stackcache *pm_stackcache_new(void)
 
 void pm_stackcache_clear(struct pm_stackcache *c)
 {
-    c->depth = 0;
-    c->truncated = false;
+    c->python_walk.depth = c->hybrid_walk.depth = 0;
+    c->python_walk.truncated = c->hybrid_walk.truncated = false;
     memset(c->lookup, 0, sizeof c->lookup);
 }
 
@@ -415,8 +423,9 @@ void pm_stacks_set_depth(int depth)
     max_depth = depth;
 }
 
-void pm_stacks_set_native(int depth)
+void pm_stacks_set_native(int depth, bool all_domains)
 {
+    native_all = all_domains;
     if (depth < 1)
         depth = 1;
     if (depth > PM_NATIVE_DEPTH_MAX)

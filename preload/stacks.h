@@ -26,18 +26,21 @@ struct pm_stackcache;
 struct pm_stackcache *pm_stackcache_new(void);
 void pm_stackcache_clear(struct pm_stackcache *c);
 
-/* Node of the calling thread's current stack (0: none): its Python frames,
- * or in native mode its hybrid stack (native return addresses, with the
- * interpreter's frames replaced by the Python frames they run). */
-uint32_t pm_stacks_current(struct pm_buffer *b);
+/* Node of the calling thread's current stack (0: none) for an allocation in
+ * `domain`: its Python frames, or in native mode its hybrid stack (native
+ * return addresses, with the interpreter's frames replaced by the Python
+ * frames they run). Native mode unwinds for C allocations (malloc, mmap)
+ * only, or for every domain when set so. */
+uint32_t pm_stacks_current(struct pm_buffer *b, int domain);
 
 /* Python stack walking starts once the interpreter is up (pyhooks.c) and
  * stops when it begins to finalise: its thread states are then being freed.
  * Native frames are recorded whenever native mode is on. */
 void pm_stacks_enable(bool on);
 void pm_stacks_set_depth(int depth);
-/* Native mode (call before recording starts): `depth` native frames. */
-void pm_stacks_set_native(int depth);
+/* Native mode (call before recording starts): `depth` native frames, for
+ * C allocations only or, with `all_domains`, for Python's too. */
+void pm_stacks_set_native(int depth, bool all_domains);
 
 /* In a forked child: start over with empty process-wide tables. */
 void pm_stacks_reset_after_fork(void);

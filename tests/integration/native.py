@@ -70,6 +70,16 @@ def test_hybrid_stack(c, tag):
     inner = find(native_view["sites"], "hybrid_inner")
     check(tag + " hybrid --native: the site is the C line", inner is not None and inner["line"] ==
           cm["hybrid_malloc"] and inner["bytes"] == 500000 and inner["count"] == 10, str(inner)[:300])
+    out_all = c.capture("hybrid-all.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "hybrid.py"), os.path.join(bins(c), "libhybrid.so")], out_all,
+                  PYMEM_NATIVE="all")
+    everything = c.json("leaks", out_all, "--top", "0", "--by", "traceback")["sites"]
+    py_objects = [s for s in everything if "pyobj" in s["domains"] and s["phase"] == "runtime"
+                  and any(f["kind"] == "native" for f in s["stack"])]
+    plain_objects = [s for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]
+                     if list(s["domains"]) == ["pyobj"] and any(f["kind"] == "native" for f in s["stack"])]
+    check(tag + " hybrid: native frames on Python objects with --native=all only", r.returncode == 0 and
+          py_objects and not plain_objects, "%d/%d" % (len(py_objects), len(plain_objects)))
     py_view = c.json("leaks", out, "--python-only", "--top", "1")
     check(tag + " hybrid --python-only: no native frame left", py_view["sites"][0]["line"] == m["CALL"] and
           all(x["kind"] == "python" for x in py_view["sites"][0]["stack"]), str(py_view["sites"][0])[:300])

@@ -40,9 +40,11 @@ void b_close(struct builder *b)
     fclose(b->f);
 }
 
+/* Switches to `stream`, and writes the chunk out before it could overflow
+ * (no record is longer than a few hundred bytes). */
 static void to(struct builder *b, uint32_t stream)
 {
-    if (stream != b->stream)
+    if (stream != b->stream || b->n > sizeof b->buf - 2048)
         b_flush(b);
     b->stream = stream;
 }
@@ -115,6 +117,17 @@ void b_native(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, 
     varint(b, parent);
     varint(b, module);
     varint(b, offset);
+}
+
+void b_module(struct builder *b, uint32_t stream, uint64_t id, const char *path, uint64_t base)
+{
+    to(b, stream);
+    byte(b, PM_TAG_MODULE);
+    varint(b, id);
+    string(b, path);
+    varint(b, 0); /* no build id: the file is read as it is */
+    varint(b, base);
+    varint(b, 0); /* no segments */
 }
 
 void b_munmap(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t length)

@@ -29,6 +29,7 @@ void b_alloc(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, ui
 void b_alloc_in(struct builder *b, uint32_t stream, int domain, uint64_t seq, uint64_t addr, uint64_t size,
                 uint64_t stack);
 void b_munmap(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t length);
+void b_module(struct builder *b, uint32_t stream, uint64_t id, const char *path, uint64_t base);
 void b_native(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, uint64_t module, uint64_t offset);
 void b_free(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr);
 void b_snapshot(struct builder *b, uint32_t stream, uint64_t seq, int kind, uint64_t time_ns, const char *label);
