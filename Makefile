@@ -58,7 +58,7 @@ $(BUILD)/preload/%.o: preload/%.c $(wildcard preload/*.h preload/*.def include/p
 
 $(BUILD)/libpymem.so: $(PRELOAD_OBJS) preload/libpymem.map
 	$(CC) -shared -pthread -Wl,--version-script=preload/libpymem.map -Wl,-z,now \
-		-o $@ $(PRELOAD_OBJS) -ldl
+		-o $@ $(PRELOAD_OBJS) -ldl -lm
 
 $(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard analyzer/*.h include/pymem/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

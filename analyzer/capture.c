@@ -110,6 +110,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->start_unix_ns = strtoull(v, NULL, 10);
     else if (KEY("stack_depth"))
         c->stack_depth = atoi(v);
+    else if (KEY("sample_bytes"))
+        c->sample_bytes = strtoull(v, NULL, 10);
     else if (KEY("native_depth"))
         c->native_depth = atoi(v);
     else if (KEY("follow_fork"))
@@ -252,6 +254,12 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 return corrupt(c, "bad stack record");
             break;
         }
+        case PM_TAG_COUNTERS:
+            if (get(k, &a) || get(k, &c->counted_allocations) || get(k, &c->counted_bytes) ||
+                get(k, &c->counted_frees))
+                return corrupt(c, "bad counters record");
+            c->has_counters = true;
+            break;
         case PM_TAG_NATIVE:
             if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e) || b > UINT32_MAX || d > UINT32_MAX ||
                 pm_stacks_define_native(&c->stacks, a, (uint32_t)b, (uint32_t)d, e))

@@ -59,6 +59,7 @@ struct pm_capture {
     unsigned long long start_unix_ns;
     int stack_depth;
     int native_depth; /* 0: no native frames recorded */
+    uint64_t sample_bytes; /* sampled capture: mean bytes between samples; 0: exact */
     bool follow_fork;
     bool malloc_hooked; /* false: C allocations bypassed the hooks */
     /* filled by a pass */
@@ -69,6 +70,9 @@ struct pm_capture {
     bool has_end;
     uint64_t end_seq, end_time_ns, end_reason, end_detail, profiler_bytes, unrecorded;
     uint64_t last_time_ns;
+    /* sampled captures: the last COUNTERS record (exact totals) */
+    bool has_counters;
+    uint64_t counted_allocations, counted_bytes, counted_frees;
     /* decoding */
     struct pm_stream_state *streams;
     uint32_t stream_cap;

@@ -163,6 +163,7 @@ static int session_open(struct session *s, const char *path, enum pm_group by, c
         pm_sites_filter(&s->sites, o->view, o->domains);
     int rc = first_pass(&s->c, &r, path);
     s->t = r.t;
+    s->sites.sample_bytes = s->c.sample_bytes;
     pm_replay_free(&r);
     if (!rc && o && pm_symbolize(&s->c.stacks, &s->c.modules)) {
         fprintf(stderr, "pymem: %s: out of memory while naming native frames\n", path);
@@ -286,6 +287,7 @@ int pm_cmd_brief(FILE *out, const char *path)
     int rc = session_open(&s, path, PM_BY_LINENO, &hybrid);
     uint64_t exit_seq = UINT64_MAX;
     if (!rc) {
+        leaks.sample_bytes = s.c.sample_bytes;
         exit_seq = snapshot_seq(&s.c, PM_SNAP_EXIT, UINT64_MAX);
         uint64_t seqs[2] = {s.t.peak_seq, exit_seq};
         struct target targets[2] = {{&s.sites, 1}, {&leaks, 1}};
@@ -295,10 +297,15 @@ int pm_cmd_brief(FILE *out, const char *path)
         char b1[32], b2[32];
         pm_sites_sort(&s.sites, PM_ORDER_BYTES);
         pm_sites_sort(&leaks, PM_ORDER_PHASE_BYTES);
-        fprintf(out, "pymem: %llu allocations (%s), peak %s at %.3f s%s\n", (unsigned long long)s.t.allocations,
+        fprintf(out, "pymem: %llu allocations (%s), peak %s%s at %.3f s%s\n", (unsigned long long)s.t.allocations,
                 pm_human_bytes(b1, sizeof b1, (double)s.t.total_allocated),
-                pm_human_bytes(b2, sizeof b2, (double)s.t.peak_bytes), s.t.peak_time_ns / 1e9,
-                s.c.has_end ? "" : " [capture truncated]");
+                s.c.sample_bytes ? "~" : "", pm_human_bytes(b2, sizeof b2, (double)s.t.peak_bytes),
+                s.t.peak_time_ns / 1e9, s.c.has_end ? "" : " [capture truncated]");
+        if (s.c.sample_bytes) {
+            char rate[32];
+            fprintf(out, "pymem: sampled (one sample per %s allocated on average): peak and sites are estimates\n",
+                    pm_human_bytes(rate, sizeof rate, (double)s.c.sample_bytes));
+        }
         if (s.sites.n)
             brief_site(out, &s.c, "pymem: top site at the peak: ", &s.sites.v[0]);
         int shown = 0;

@@ -4,8 +4,39 @@
  */
 #include "replay.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+double pm_estimate_count(uint64_t sample_bytes, uint64_t size)
+{
+    if (!sample_bytes)
+        return 1;
+    if (!size)
+        return 0; /* never sampled: no bytes to cross */
+    return 1 / -expm1(-(double)size / (double)sample_bytes);
+}
+
+uint64_t pm_estimate_bytes(uint64_t sample_bytes, uint64_t size)
+{
+    if (!sample_bytes)
+        return size;
+    return (uint64_t)llround((double)size * pm_estimate_count(sample_bytes, size));
+}
+
+/* Live blocks one recorded block stands for, as a whole number (the same
+ * rounding on the way in and out keeps the count consistent). */
+static uint64_t blocks(uint64_t sample_bytes, uint64_t size)
+{
+    return sample_bytes ? (uint64_t)llround(pm_estimate_count(sample_bytes, size)) : 1;
+}
+
+/* Mappings are recorded whole even in a sampled capture (they are few and
+ * big, and their ranges are split and shrunk): weight 1. */
+static uint64_t rate(const struct pm_capture *c, int domain)
+{
+    return domain == PM_DOMAIN_MMAP ? 0 : c->sample_bytes;
+}
 
 static int fire_stops(struct pm_replay *r, uint64_t before_seq)
 {
@@ -26,6 +57,7 @@ static int apply(void *ctx, const struct pm_event *ev)
     struct pm_live_entry old;
     switch (ev->type) {
     case PM_EV_ALLOC: {
+        uint64_t R = rate(r->cap, ev->domain);
         struct pm_live_entry e = {ev->addr, ev->size, ev->seq, ev->stack, ev->domain};
         int put = pm_live_put(&r->live, &e, &old);
         if (put < 0) {
@@ -34,19 +66,20 @@ static int apply(void *ctx, const struct pm_event *ev)
         }
         if (put == 1) {
             /* Its free was never seen (made where pymem cannot record). */
-            t->live_bytes -= old.size;
-            t->live_count--;
+            t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
+            t->live_count -= blocks(rate(r->cap, old.domain), old.size);
         }
         if (ev->domain == PM_DOMAIN_MMAP && pm_ranges_add(&r->mappings, ev->addr, ev->size)) {
             snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
             return -1;
         }
         t->allocations++;
-        t->total_allocated += ev->size;
-        t->domain_allocations[ev->domain]++;
-        t->domain_bytes[ev->domain] += ev->size;
-        t->live_bytes += ev->size;
-        t->live_count++;
+        t->samples++;
+        t->total_allocated += pm_estimate_bytes(R, ev->size);
+        t->domain_allocations[ev->domain] += (uint64_t)llround(pm_estimate_count(R, ev->size));
+        t->domain_bytes[ev->domain] += pm_estimate_bytes(R, ev->size);
+        t->live_bytes += pm_estimate_bytes(R, ev->size);
+        t->live_count += blocks(R, ev->size);
         if (t->live_bytes > t->peak_bytes) {
             t->peak_bytes = t->live_bytes;
             t->peak_seq = ev->seq;
@@ -57,8 +90,8 @@ static int apply(void *ctx, const struct pm_event *ev)
     case PM_EV_FREE:
         if (pm_live_take(&r->live, ev->addr, &old)) {
             t->frees++;
-            t->live_bytes -= old.size;
-            t->live_count--;
+            t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
+            t->live_count -= blocks(rate(r->cap, old.domain), old.size);
         } else {
             t->unmatched_frees++;
         }
@@ -67,12 +100,15 @@ static int apply(void *ctx, const struct pm_event *ev)
         /* Ranges never mapped through a recorded mmap (files, stacks, an
          * allocator's own) are not in the table and change nothing. */
         uint64_t bytes, whole;
+        size_t live_before = r->live.count;
         if (pm_ranges_remove(&r->mappings, &r->live, ev->addr, ev->size, &bytes, &whole)) {
             snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
             return -1;
         }
         t->live_bytes -= bytes;
-        t->live_count = r->live.count; /* a split adds a mapping */
+        /* Mappings weigh 1 even in sampled captures: the table's change in
+         * size is the change in live blocks (a hole makes one mapping two). */
+        t->live_count += (uint64_t)r->live.count - (uint64_t)live_before;
         t->frees += whole;
         break;
     }
@@ -108,6 +144,11 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
         return -1;
     if (cap->has_end && cap->end_time_ns > r->t.now_ns)
         r->t.now_ns = cap->end_time_ns;
+    if (cap->sample_bytes && cap->has_counters) {
+        r->t.allocations = cap->counted_allocations;
+        r->t.total_allocated = cap->counted_bytes;
+        r->t.frees = cap->counted_frees;
+    }
     while (r->next_stop < r->stop_count) {
         if (r->on_stop(r->stop_ctx, r->next_stop, r))
             return -1;

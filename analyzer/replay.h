@@ -19,8 +19,13 @@
 #include "pymem/format.h"
 #include "ranges.h"
 
+/* In a sampled capture, live bytes, peak and snapshot figures are estimates
+ * (each sampled block counts size / P(sampled)); allocations, frees and
+ * total_allocated are the exact counters the process kept, and `samples`
+ * the allocations the capture holds. */
 struct pm_totals {
     uint64_t allocations, frees;
+    uint64_t samples;
     uint64_t total_allocated;
     uint64_t live_bytes, live_count;
     uint64_t peak_bytes, peak_seq, peak_time_ns;
@@ -50,5 +55,11 @@ struct pm_replay {
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
                   size_t stop_count, pm_stop_fn on_stop, void *ctx);
 void pm_replay_free(struct pm_replay *r);
+
+/* What one recorded block of `size` bytes stands for: itself in an exact
+ * capture, size / (1 - exp(-size/R)) bytes and 1 / (1 - exp(-size/R))
+ * blocks in a capture sampled with mean R. */
+uint64_t pm_estimate_bytes(uint64_t sample_bytes, uint64_t size);
+double pm_estimate_count(uint64_t sample_bytes, uint64_t size);
 
 #endif

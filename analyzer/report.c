@@ -102,9 +102,14 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fprintf(out,
                 ", \"end_detail\": %" PRIu64 ", \"profiler_bytes\": %" PRIu64
                 ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
-                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"native_depth\": %d, \"domains\": {",
+                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"native_depth\": %d, ",
                 c->end_detail, t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
                 c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false", c->native_depth);
+        if (c->sample_bytes)
+            fprintf(out, "\"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"estimated\": "
+                         "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
+                    c->sample_bytes, t->samples);
+        fputs("\"domains\": {", out);
         for (int d = 0; d < PM_DOMAIN_COUNT; d++)
             fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
                     domain_names[d], t->domain_allocations[d], t->domain_bytes[d]);
@@ -124,6 +129,10 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
     fputc('\n', out);
     fprintf(out, "Allocations:  %" PRIu64 " (%s in total), frees: %" PRIu64 "\n", t->allocations,
             pm_human_bytes(a, sizeof a, (double)t->total_allocated), t->frees);
+    if (c->sample_bytes)
+        fprintf(out, "Sampling:     one sample per %s allocated on average (%" PRIu64 " samples): the totals above\n"
+                     "              are exact; live, peak, snapshots and domains below are estimates\n",
+                pm_human_bytes(r, sizeof r, (double)c->sample_bytes), t->samples);
     fprintf(out, "Peak:         %s (%" PRIu64 " B) at %.3f s\n", pm_human_bytes(p, sizeof p, (double)t->peak_bytes),
             t->peak_bytes, t->peak_time_ns / 1e9);
     fprintf(out, "Live at end:  %s in %" PRIu64 " blocks\n", pm_human_bytes(b, sizeof b, (double)t->live_bytes),
@@ -236,6 +245,8 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
         }
         fputs(", \"by\": ", out);
         pm_json_str(out, h->by);
+        if (c->sample_bytes)
+            fprintf(out, ", \"sample_bytes\": %" PRIu64 ", \"estimated\": true", c->sample_bytes);
         fprintf(out, ", \"truncated\": %s, \"sites\": [", h->truncated ? "true" : "false");
         for (size_t i = 0; i < n; i++) {
             const struct pm_site *x = &s->v[i];
@@ -275,6 +286,10 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                 pm_human_bytes(b2, sizeof b2, (double)h->runtime_bytes));
     else
         fprintf(out, "Growth from '%s' to '%s' in %s\n", h->from_label, h->to_label, c->path);
+    if (c->sample_bytes)
+        fprintf(out, "Sampled capture (one sample per %s allocated on average): bytes and blocks per site are "
+                     "estimates.\n",
+                pm_human_bytes(b2, sizeof b2, (double)c->sample_bytes));
     if (h->truncated)
         fputs("Note: the capture is truncated (the process did not finish it); figures stop at its last complete chunk.\n", out);
     fprintf(out, "Top %zu of %zu sites, grouped by %s:\n", n, s->n, h->by);

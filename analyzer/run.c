@@ -25,6 +25,30 @@
 
 static pid_t child_pid;
 
+/* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). */
+static int pm_parse_size(const char *text, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *text == '-')
+        return -1;
+    unsigned long long unit = 1;
+    if (*end == 'K' || *end == 'k')
+        unit = 1024;
+    else if (*end == 'M' || *end == 'm')
+        unit = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        unit = 1024ull * 1024 * 1024;
+    if (unit > 1)
+        end++;
+    if (unit > 1 && (!strcmp(end, "iB") || !strcmp(end, "B")))
+        end += strlen(end);
+    if (*end || v == 0 || v > (1ull << 50) / unit || v * unit < 2)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
 static void usage_run(FILE *out)
 {
     fputs("usage: pymem run [options] [--] script.py [args...]\n"
@@ -39,6 +63,9 @@ static void usage_run(FILE *out)
           "                           with =all on Python objects too (much slower);\n"
           "                           profiles programs that are not Python\n"
           "      --native-depth N     native frames kept per stack (1-256, default 64)\n"
+          "      --sample[=BYTES]     sampled mode for staging: one sample per BYTES\n"
+          "                           allocated on average (default 512K; K, M, G suffixes);\n"
+          "                           totals stay exact, sites are estimates\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
           "      --python PATH        interpreter for script.py and -m (default python3)\n"
           "  -q, --quiet              no report at the end\n",
@@ -99,11 +126,12 @@ int pm_run_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"follow-fork", no_argument, NULL, 'f'},
         {"stack-depth", required_argument, NULL, 'd'}, {"snapshot-every", required_argument, NULL, 's'},
         {"python", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
-        {"native", optional_argument, NULL, 'n'}, {"native-depth", required_argument, NULL, 'D'},
+        {"native", optional_argument, NULL, 'n'}, {"sample", optional_argument, NULL, 'S'}, {"native-depth", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
     const char *native_depth = NULL;
+    char sample[32] = "";
     bool follow = false, quiet = false, native = false, native_all = false;
     int c;
     optind = 1;
@@ -125,6 +153,16 @@ int pm_run_main(int argc, char **argv)
                 return 2;
             }
             depth = optarg;
+            break;
+        }
+        case 'S': {
+            unsigned long long bytes = 512 * 1024;
+            if (optarg && pm_parse_size(optarg, &bytes)) {
+                fprintf(stderr, "pymem run: --sample takes a size in bytes (such as 65536, 64K, 1M), not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            snprintf(sample, sizeof sample, "%llu", bytes);
             break;
         }
         case 'n':
@@ -253,6 +291,10 @@ operands:
             unsetenv("PYMEM_NATIVE");
         if (native_depth)
             setenv("PYMEM_NATIVE_DEPTH", native_depth, 1);
+        if (*sample)
+            setenv("PYMEM_SAMPLE", sample, 1);
+        else
+            unsetenv("PYMEM_SAMPLE");
         execvp(cmd[0], cmd);
         int err = errno;
         (void)!write(sync[1], &err, sizeof err);

@@ -6,7 +6,9 @@
 #include "sites.h"
 
 #include "grow.h"
+#include "replay.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +16,8 @@ struct stack_total {
     uint32_t stack;
     uint8_t phase;
     uint8_t domain;
-    uint64_t bytes, count;
+    uint64_t bytes;
+    double count; /* blocks: estimated in a sampled capture */
 };
 
 void pm_sites_init(struct pm_sites *s, enum pm_group by)
@@ -86,8 +89,11 @@ static uint64_t site_hash_at(void *ctx, size_t i)
     return site_hash(&((struct pm_sites *)ctx)->v[i]);
 }
 
-static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t bytes)
+static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t size)
 {
+    uint64_t rate = domain == PM_DOMAIN_MMAP ? 0 : s->sample_bytes; /* mappings: all recorded */
+    uint64_t bytes = pm_estimate_bytes(rate, size);
+    double blocks = pm_estimate_count(rate, size);
     struct stack_total key = {stack, phase, domain, 0, 0};
     if ((s->st_n + 1) * 2 > s->st_index_cap &&
         grow_index(&s->st_index, &s->st_index_cap, s->st_n, st_hash_at, s))
@@ -97,14 +103,14 @@ static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, ui
         struct stack_total *t = &s->st[s->st_index[slot] - 1];
         if (t->stack == stack && t->phase == phase && t->domain == domain) {
             t->bytes += bytes;
-            t->count++;
+            t->count += blocks;
             return 0;
         }
     }
     if (pm_grow(&s->st, &s->st_cap, sizeof *s->st, s->st_n + 1, 1024))
         return -1;
     key.bytes = bytes;
-    key.count = 1;
+    key.count = blocks;
     s->st[s->st_n++] = key;
     s->st_index[slot] = (uint32_t)s->st_n;
     return 0;
@@ -168,10 +174,10 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
         if (s->by != PM_BY_FILENAME && (t->bytes > x->stack_bytes || !x->stack))
             x->func = f.func;
         x->bytes[slot] += (int64_t)t->bytes;
-        x->count[slot] += (int64_t)t->count;
+        x->count[slot] += llround(t->count);
         if (slot == 1) {
             x->domain_bytes[t->domain] += (int64_t)t->bytes;
-            x->domain_count[t->domain] += (int64_t)t->count;
+            x->domain_count[t->domain] += llround(t->count);
         }
         if (t->bytes > x->stack_bytes || !x->stack) {
             x->stack = t->stack;

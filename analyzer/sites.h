@@ -36,6 +36,7 @@ struct pm_sites {
     enum pm_group by;
     enum pm_view view;
     unsigned domains; /* bit per enum pm_domain collected; 0: all */
+    uint64_t sample_bytes; /* sampled capture: figures are estimates */
     struct pm_site *v;
     size_t n, cap;
     uint32_t *index; /* open addressing over site index + 1 */

@@ -7,7 +7,7 @@ capture bytes per event (allocation or free), the analyzer's events per
 second on that capture (`pymem summary`), and pymem's own memory.
 Prints a Markdown table. Not part of `make test`.
 
-    python3 bench/run.py [--runs N] [--tools pymem,pymem-native,tracemalloc,heaptrack] [-k WORKLOAD]
+    python3 bench/run.py [--runs N] [--tools pymem,pymem-native,pymem-sample,tracemalloc,heaptrack] [-k WORKLOAD]
 """
 import argparse
 import glob
@@ -51,13 +51,15 @@ def tool_command(tool, workload, tmp, build):
             del env[k]
     if tool == "plain":
         return [PYTHON, workload], env, None
-    if tool in ("pymem", "pymem-native"):
+    if tool in ("pymem", "pymem-native", "pymem-sample"):
         out = os.path.join(tmp, "capture.pmem")
         if os.path.exists(out):
             os.unlink(out)
         env.update(LD_PRELOAD=os.path.join(build, "libpymem.so"), PYMEM_OUTPUT=out)
         if tool == "pymem-native":
             env["PYMEM_NATIVE"] = "1"
+        if tool == "pymem-sample":
+            env["PYMEM_SAMPLE"] = str(512 * 1024)
         return [PYTHON, workload], env, out
     if tool == "tracemalloc":
         return [PYTHON, "-X", "tracemalloc=1", workload], env, None
@@ -71,7 +73,7 @@ def tool_command(tool, workload, tmp, build):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--tools", default="pymem,pymem-native,tracemalloc,heaptrack")
+    ap.add_argument("--tools", default="pymem,pymem-native,pymem-sample,tracemalloc,heaptrack")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("-k", help="only workloads whose name contains this")
     args = ap.parse_args()

@@ -60,7 +60,7 @@ struct pm_buffer *pm_buffer_claim(pid_t tid)
     if (!b)
         return NULL;
     b->tid = tid;
-    b->limit = 0;
+    b->limit = 0; /* the totals of a reused buffer go on adding up */
     b->last_seq = 0;
     b->last_addr = 0;
     b->last_stack = 0;

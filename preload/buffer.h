@@ -43,6 +43,8 @@ struct pm_buffer {
     uint64_t last_stack;
     uint64_t limit; /* head may grow to here without reading `tail` again */
     struct pm_stackcache *stacks;
+    /* Sampled mode: this thread's exact totals (read by the writer). */
+    _Atomic uint64_t allocations, alloc_bytes, frees;
     char pad_[64];
     /* Written by the consumer. */
     _Atomic uint64_t tail;

@@ -34,7 +34,7 @@ static inline void record_alloc(void *p, size_t size)
     if (p && pm_should_record()) {
         int saved = errno;
         pm_thread.guard = 1;
-        pm_record_alloc(p, size, PM_DOMAIN_MALLOC);
+        pm_on_alloc(p, size, PM_DOMAIN_MALLOC);
         pm_thread.guard = 0;
         errno = saved;
     } else if (unlikely(pm_thread.recording >= PM_IN_BOOTSTRAP) && p) {
@@ -50,7 +50,7 @@ static inline void record_free(void *p)
     if (p && pm_should_record()) {
         int saved = errno;
         pm_thread.guard = 1;
-        pm_record_free(p);
+        pm_on_free(p);
         pm_thread.guard = 0;
         errno = saved;
     }

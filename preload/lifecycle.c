@@ -30,6 +30,7 @@
 #include "rawmem.h"
 #include "real.h"
 #include "recorder.h"
+#include "sampler.h"
 #include "stacks.h"
 #include "thread.h"
 #include "unwind.h"
@@ -41,6 +42,7 @@ static struct {
     int native_depth;
     int stack_depth;
     bool python;
+    uint64_t sample, sample_seed;
     uint64_t snapshot_every_ns;
     bool handle_sigterm;
     const char *output; /* NULL, or `output_copy` */
@@ -131,6 +133,17 @@ static void read_config(void)
     C.native_depth = ndepth ? atoi(ndepth) : PM_NATIVE_DEPTH_DEFAULT;
     if (C.native_depth < 1 || C.native_depth > PM_NATIVE_DEPTH_MAX)
         C.native_depth = PM_NATIVE_DEPTH_DEFAULT;
+    /* PYMEM_SAMPLE=BYTES: mean bytes between samples (any non-number, as
+     * "1" from a bare flag, means the default). */
+    const char *sample = getenv("PYMEM_SAMPLE");
+    C.sample = 0;
+    if (sample && *sample && strcmp(sample, "0") != 0) {
+        char *end;
+        unsigned long long v = strtoull(sample, &end, 10);
+        C.sample = *end || v < 2 ? PM_SAMPLE_DEFAULT : v;
+    }
+    const char *seed = getenv("PYMEM_SAMPLE_SEED");
+    C.sample_seed = seed ? strtoull(seed, NULL, 10) : 0;
     const char *every = getenv("PYMEM_SNAPSHOT_EVERY");
     double secs = every ? strtod(every, NULL) : 0;
     C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
@@ -250,7 +263,7 @@ static void activate(bool child, bool python, bool reexec)
     pm_clock_start();
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    char pid[24], ppid[24], start[32], depth[16], native[16];
+    char pid[24], ppid[24], start[32], depth[16], native[16], sample[24];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     snprintf(ppid, sizeof ppid, "%d", (int)getppid());
     snprintf(start, sizeof start, "%llu",
@@ -258,6 +271,8 @@ static void activate(bool child, bool python, bool reexec)
     snprintf(depth, sizeof depth, "%d", C.stack_depth);
     bool native_ok = C.native && pm_unwind_init();
     snprintf(native, sizeof native, "%d", native_ok ? C.native_depth : 0);
+    bool sampled = C.sample && pm_sampler_init(C.sample, C.sample_seed);
+    snprintf(sample, sizeof sample, "%llu", sampled ? (unsigned long long)C.sample : 0ull);
     bool hooked = malloc_reaches_pymem();
     if (!hooked && !child)
         fputs("pymem: malloc is served ahead of pymem (an allocator preloaded first or linked into the "
@@ -267,7 +282,8 @@ static void activate(bool child, bool python, bool reexec)
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
                         "malloc_hooked", hooked ? "1" : "0", "native_depth", native,
-                        "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap", NULL};
+                        "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
+                        "sample_bytes", sample, NULL};
     if (reexec)
         unlink(path);
     if (pm_writer_open(path, kv, child) != 0)
@@ -303,6 +319,7 @@ static void at_fork_child(void)
     pm_thread.recording = 0;
     pm_buffer_forget_all();
     pm_stacks_reset_after_fork();
+    pm_sampler_reset_after_fork();
     pm_writer_reset_after_fork();
     pm_rawmem_reset();
     atomic_store(&pm_seq, 1);

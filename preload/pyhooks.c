@@ -122,7 +122,7 @@ static void *py_malloc(void *ctx, size_t size)
     pm_thread.guard = 1;
     void *p = d->prev.malloc(d->prev.ctx, size);
     if (p)
-        pm_record_alloc(p, size, d->domain);
+        pm_on_alloc(p, size, d->domain);
     pm_thread.guard = 0;
     return p;
 }
@@ -136,7 +136,7 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
-        pm_record_alloc(p, total, d->domain);
+        pm_on_alloc(p, total, d->domain);
     pm_thread.guard = 0;
     return p;
 }
@@ -151,12 +151,12 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
         return d->prev.realloc(d->prev.ctx, ptr, size);
     pm_thread.guard = 1;
     if (ptr)
-        pm_record_free(ptr);
+        pm_on_free(ptr);
     void *p = d->prev.realloc(d->prev.ctx, ptr, size);
     if (p)
-        pm_record_alloc(p, size, d->domain);
+        pm_on_alloc(p, size, d->domain);
     else if (ptr)
-        pm_record_alloc(ptr, 0, d->domain);
+        pm_on_alloc(ptr, 0, d->domain);
     pm_thread.guard = 0;
     return p;
 }
@@ -173,7 +173,7 @@ static void py_free(void *ctx, void *ptr)
         return;
     }
     pm_thread.guard = 1;
-    pm_record_free(ptr);
+    pm_on_free(ptr);
     d->prev.free(d->prev.ctx, ptr);
     pm_thread.guard = 0;
 }

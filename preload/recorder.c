@@ -13,6 +13,7 @@
 #include "buffer.h"
 #include "lifecycle.h"
 #include "pymem/format.h"
+#include "sampler.h"
 #include "stacks.h"
 #include "thread.h"
 
@@ -99,11 +100,25 @@ static void record_event(uint8_t tag, void *p, size_t size)
 
 void pm_record_alloc(void *p, size_t size, int domain)
 {
+    if (pm_sample_mean && domain != PM_DOMAIN_MMAP) { /* mappings are all recorded */
+        pm_thread.recording = PM_IN_RECORDER;
+        struct pm_buffer *b = thread_buffer();
+        pm_thread.recording = 0;
+        if (!b)
+            return;
+        pm_count(&b->allocations, 1);
+        pm_count(&b->alloc_bytes, size);
+        if (!pm_sampler_take(size))
+            return;
+        pm_sampler_remember(p);
+    }
     record_event((uint8_t)(PM_TAG_ALLOC | domain), p, size);
 }
 
 void pm_record_free(void *p)
 {
+    if (pm_sample_mean && !pm_sampler_forget(p))
+        return; /* counted by the hook (pm_sample_skip_free) */
     record_event(PM_TAG_FREE, p, 0);
 }
 

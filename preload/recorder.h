@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pymem/format.h"
+#include "sampler.h"
 #include "thread.h"
 
 enum pm_state {
@@ -50,6 +52,23 @@ static inline bool pm_should_record(void)
 
 void pm_record_alloc(void *p, size_t size, int domain);
 void pm_record_free(void *p);
+
+/* What the hooks call (guard set): in sampled mode the common case, an
+ * allocation that is not a sample and a free of a block that was not, is
+ * settled inline with a few thread-local adds and one load. */
+static inline void pm_on_alloc(void *p, size_t size, int domain)
+{
+    if (pm_sample_mean && domain != PM_DOMAIN_MMAP && pm_sample_skip_alloc(size))
+        return;
+    pm_record_alloc(p, size, domain);
+}
+
+static inline void pm_on_free(void *p)
+{
+    if (pm_sample_mean && pm_sample_skip_free(p))
+        return;
+    pm_record_free(p);
+}
 /* Pages [p, p + length) are no longer mapped (mmap domain, ranged free). */
 void pm_record_munmap(void *p, size_t length);
 /* A snapshot marker ordered with the calling thread's events. */

@@ -6,6 +6,8 @@
 #ifndef PM_THREAD_H
 #define PM_THREAD_H
 
+#include <stdint.h>
+
 struct pm_buffer;
 
 enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHED = 4, PM_IN_UNWIND = 5 };
@@ -26,6 +28,10 @@ struct pm_thread {
     int recording;
     /* This thread's event buffer; NULL until its first event. */
     struct pm_buffer *buf;
+    /* Sampled mode: bytes left until this thread's next sample (0: not yet
+     * drawn), and its random state. */
+    int64_t sample_left;
+    uint64_t rng;
 };
 
 extern __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));

@@ -36,6 +36,7 @@
 #include "buffer.h"
 #include "pymem/format.h"
 #include "rawmem.h"
+#include "sampler.h"
 #include "recorder.h"
 #include "thread.h"
 
@@ -275,6 +276,19 @@ static void pass(bool final, int end_reason, int end_detail)
             n += put_snapshot(rec + n, PM_SNAP_PERIODIC, label);
             W.next_periodic_ns = now + W.snapshot_every_ns;
         }
+    }
+    if (pm_sample_mean) {
+        uint64_t allocations = 0, bytes = 0, frees = 0;
+        for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next) {
+            allocations += atomic_load_explicit(&b->allocations, memory_order_relaxed);
+            bytes += atomic_load_explicit(&b->alloc_bytes, memory_order_relaxed);
+            frees += atomic_load_explicit(&b->frees, memory_order_relaxed);
+        }
+        rec[n++] = PM_TAG_COUNTERS;
+        n += pm_put_varint(rec + n, mark);
+        n += pm_put_varint(rec + n, allocations);
+        n += pm_put_varint(rec + n, bytes);
+        n += pm_put_varint(rec + n, frees);
     }
     uint64_t now = pm_now_ns();
     rec[n++] = PM_TAG_TICK;

@@ -53,6 +53,8 @@
  *                           nseg x (varint vaddr | varint memsz | varint flags)
  *   UNLOAD    [0x0b]        varint module id                  (version 2)
  *   MUNMAP    [0x30]        varint dseq | svarint daddr | varint length
+ *   COUNTERS  [0x0c]        varint seq | varint allocations | varint bytes |
+ *                           varint frees                      (version 2)
  *
  * Native frames (version 2, `pymem run --native`): a NATIVE node is one
  * native frame, a return address given as (module, offset from the module's
@@ -63,6 +65,13 @@
  * module map: path ("" if unknown), the GNU build id (raw bytes, possibly
  * empty), load base and PT_LOAD segments (link-time vaddr, size, p_flags). Module ids are
  * never reused; UNLOAD marks a module gone (dlclose).
+ *
+ * Sampled captures (META "sample_bytes" = R > 0) hold only the allocations
+ * a Poisson process over allocated bytes picked, of mean interval R: a block
+ * of s bytes is in the capture with probability 1 - exp(-s/R), and only the
+ * frees of those blocks are. The writer adds COUNTERS records: exact totals
+ * of allocation calls, bytes requested and free calls so far (cumulative;
+ * the last one counts).
  *
  * The mmap domain holds anonymous mappings made with mmap/mremap. MUNMAP
  * frees a byte range, which may cover several mappings or only part of one
@@ -124,6 +133,7 @@ enum pm_tag {
     PM_TAG_NATIVE = 0x09,
     PM_TAG_MODULE = 0x0a,
     PM_TAG_UNLOAD = 0x0b,
+    PM_TAG_COUNTERS = 0x0c,
     PM_TAG_ALLOC = 0x10, /* low nibble: enum pm_domain */
     PM_TAG_FREE = 0x20,
     PM_TAG_MUNMAP = 0x30,

@@ -18,6 +18,7 @@ import time
 import harness
 from harness import BYTES_HEADER, PROGRAMS, Ctx, check, marks, site
 import native
+import sampling
 
 # --- tests run on every Python ---------------------------------------------
 
@@ -506,7 +507,7 @@ def main():
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough,
-            test_pymem_run] + native.ONCE
+            test_pymem_run] + native.ONCE + sampling.ONCE
     every += native.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:

@@ -119,6 +119,16 @@ void b_native(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, 
     varint(b, offset);
 }
 
+void b_counters(struct builder *b, uint64_t seq, uint64_t allocations, uint64_t bytes, uint64_t frees)
+{
+    to(b, 0);
+    byte(b, PM_TAG_COUNTERS);
+    varint(b, seq);
+    varint(b, allocations);
+    varint(b, bytes);
+    varint(b, frees);
+}
+
 void b_module(struct builder *b, uint32_t stream, uint64_t id, const char *path, uint64_t base)
 {
     to(b, stream);

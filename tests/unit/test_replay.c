@@ -2,6 +2,7 @@
  * numbers: peak, live sites, diff between snapshots, ordering of interleaved
  * thread streams by sequence number, truncated and damaged files. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -396,6 +397,57 @@ static void views_of_a_hybrid_stack(void **state)
     pm_capture_close(&c);
 }
 
+/* Sampled with mean 1000 bytes: a 1000-byte sample stands for
+ * 1000 / (1 - e^-1) = 1581.98 bytes and 1.582 blocks; the totals are the
+ * process's counters, not the samples. */
+static void sampled_capture_weights_and_counters(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_open(&b, path);
+    b_meta(&b, "sample_bytes", "1000");
+    b_thread(&b, 1, 7);
+    b_string(&b, 1, 1, "s.py");
+    b_node(&b, 1, 1, 0, 1, 0, 4);
+    b_alloc(&b, 1, 1, 0x1000, 1000, 1);
+    b_alloc(&b, 1, 2, 0x2000, 1000, 1);
+    b_alloc_in(&b, 1, PM_DOMAIN_MMAP, 3, 0x100000, 8192, 1); /* mappings weigh 1 */
+    b_free(&b, 1, 4, 0x2000);
+    b_counters(&b, 5, 50, 12345, 7);
+    b_watermark(&b, 5);
+    b_end(&b, 5, 100);
+    b_close(&b);
+
+    assert_int_equal(pm_estimate_bytes(1000, 1000), 1582);
+    assert_true(fabs(pm_estimate_count(1000, 1000) - 1.58198) < 1e-4);
+    assert_int_equal(pm_estimate_bytes(0, 1000), 1000);
+    struct pm_capture c;
+    struct pm_replay r;
+    replay_whole(&c, &r);
+    assert_int_equal(c.sample_bytes, 1000);
+    assert_int_equal(r.t.allocations, 50);
+    assert_int_equal(r.t.total_allocated, 12345);
+    assert_int_equal(r.t.frees, 7);
+    assert_int_equal(r.t.samples, 3);
+    assert_int_equal(r.t.peak_bytes, 2 * 1582 + 8192);
+    assert_int_equal(r.t.live_bytes, 1582 + 8192);
+    assert_int_equal(r.t.live_count, 2 + 1);
+    pm_replay_free(&r);
+
+    struct pm_sites sites;
+    pm_sites_init(&sites, PM_BY_LINENO);
+    sites.sample_bytes = c.sample_bytes;
+    struct at_stop k = {&sites, {1, 1}};
+    uint64_t at = 3;
+    assert_int_equal(pm_replay_run(&r, &c, &at, 1, collect, &k), 0);
+    assert_int_equal(sites.n, 1);
+    assert_int_equal(sites.v[0].bytes[1], 2 * 1582 + 8192);
+    assert_int_equal(sites.v[0].count[1], 2 + 1 + 1); /* 1.58 + 1.58 blocks round to 3, and the mapping */
+    pm_sites_free(&sites);
+    pm_replay_free(&r);
+    pm_capture_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +460,7 @@ int main(void)
         cmocka_unit_test(wrong_files_are_refused),
         cmocka_unit_test(partial_munmaps_shrink_and_split_mappings),
         cmocka_unit_test(views_of_a_hybrid_stack),
+        cmocka_unit_test(sampled_capture_weights_and_counters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,78 @@
+"""Integration tests of sampled mode (PYMEM_SAMPLE / pymem run --sample):
+the per-site estimator checked against a known truth over many seeds, with a
+bound derived from its variance, and the exact totals against an exact run."""
+import math
+import os
+import subprocess
+
+from harness import BYTES_HEADER, PROGRAMS, check, marks
+
+RATE = 65536
+SEEDS = 40
+
+
+def test_sampled_leak_estimate(c, tag):
+    m = marks("leak.py")
+    size = 10000 + BYTES_HEADER
+    n = 1000
+    truth = n * size
+    p = -math.expm1(-size / RATE)
+    # Each of the n blocks is sampled independently with probability p and
+    # then counts size/p bytes: the estimate is unbiased with variance
+    # size^2 * n * (1 - p) / p.
+    sd = size * math.sqrt(n * (1 - p) / p)
+    estimates = []
+    worst = 0.0
+    for seed in range(1, SEEDS + 1):
+        out = c.capture("sampled-%d.pmem" % seed)
+        r = c.preload([os.path.join(PROGRAMS, "leak.py")], out, PYMEM_SAMPLE=RATE, PYMEM_SAMPLE_SEED=seed,
+                      PYTHONHASHSEED=0)
+        if r.returncode != 0 or r.stdout != "done 1000\n":
+            check(tag + " sampled leak.py runs", False, r.stderr)
+            return
+        leaks = c.json("leaks", out, "--top", "0")
+        est = sum(s["bytes"] for s in leaks["sites"] if s["line"] == m["LEAK"] and s["file"].endswith("leak.py"))
+        estimates.append(est)
+        worst = max(worst, abs(est - truth) / sd)
+    mean = sum(estimates) / len(estimates)
+    se = sd / math.sqrt(len(estimates))
+    check(tag + " sampled: the mean estimate over %d seeds is within 4 standard errors of the truth "
+          "(%d vs %d B, se %d)" % (SEEDS, mean, truth, se), abs(mean - truth) < 4 * se, str(estimates))
+    check(tag + " sampled: every run within 5 standard deviations (worst %.2f)" % worst, worst < 5,
+          str(estimates))
+    spread = math.sqrt(sum((e - mean) ** 2 for e in estimates) / (len(estimates) - 1))
+    check(tag + " sampled: the spread of the estimates matches the variance (%.0f vs %.0f)" % (spread, sd),
+          0.5 * sd < spread < 1.6 * sd, str(estimates))
+    first = os.path.join(c.tmp, "sampled-1.pmem")
+    leaks = c.json("leaks", first)
+    check(tag + " sampled: reports say the figures are estimates, with the rate", leaks.get("estimated") is True
+          and leaks.get("sample_bytes") == RATE)
+    text = c.analyze("peak", first).stdout
+    check(tag + " sampled: text reports say so too", "estimates" in text and "64.0 KiB" in text, text[:300])
+
+
+def test_sampled_totals_are_exact(c, tag):
+    exact_out = c.capture("exact-totals.pmem")
+    sampled_out = c.capture("sampled-totals.pmem")
+    args = [os.path.join(PROGRAMS, "leak.py")]
+    r1 = c.preload(args, exact_out, PYTHONHASHSEED=0)
+    r2 = c.preload(args, sampled_out, PYMEM_SAMPLE=RATE, PYTHONHASHSEED=0)
+    exact = c.json("summary", exact_out)
+    sampled = c.json("summary", sampled_out)
+    check(tag + " sampled: allocation count and bytes equal the exact run's", r1.returncode == r2.returncode == 0
+          and sampled["allocations"] == exact["allocations"] and sampled["total_allocated_bytes"] ==
+          exact["total_allocated_bytes"] and sampled["samples"] < exact["allocations"] / 10,
+          "exact %d/%d sampled %d/%d (%d samples)" % (exact["allocations"], exact["total_allocated_bytes"],
+                                                     sampled["allocations"], sampled["total_allocated_bytes"],
+                                                     sampled.get("samples", -1)))
+    run_out = c.capture("sampled-run.pmem")
+    run = subprocess.run([c.pymem, "run", "--sample=64K", "-o", run_out, "--", c.python,
+                          os.path.join(PROGRAMS, "leak.py")], capture_output=True, text=True, cwd=c.tmp)
+    check(tag + " pymem run --sample=64K", run.returncode == 0 and "estimates" in run.stderr and
+          c.json("summary", run_out)["sample_bytes"] == RATE, run.stderr)
+    bad = subprocess.run([c.pymem, "run", "--sample=lots", "--", c.python, "-c", "pass"], capture_output=True,
+                         text=True, cwd=c.tmp)
+    check(tag + " pymem run --sample=lots is refused", bad.returncode == 2 and "--sample" in bad.stderr, bad.stderr)
+
+
+ONCE = [test_sampled_leak_estimate, test_sampled_totals_are_exact]
