@@ -39,7 +39,7 @@ ANALYZER_SRCS := $(wildcard analyzer/*.c)
 ANALYZER_LIB_SRCS := $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
 ANALYZER_OBJS := $(ANALYZER_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
 ANALYZER_LIB_OBJS := $(ANALYZER_LIB_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
-ANALYZER_LIBS := -lm -ldw -lelf
+ANALYZER_LIBS := -lm -ldw -lelf -lzstd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -58,7 +58,7 @@ $(BUILD)/preload/%.o: preload/%.c $(wildcard preload/*.h preload/*.def include/p
 
 $(BUILD)/libpymem.so: $(PRELOAD_OBJS) preload/libpymem.map
 	$(CC) -shared -pthread -Wl,--version-script=preload/libpymem.map -Wl,-z,now \
-		-o $@ $(PRELOAD_OBJS) -ldl -lm
+		-o $@ $(PRELOAD_OBJS) -ldl -lm -lzstd
 
 $(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard analyzer/*.h include/pymem/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

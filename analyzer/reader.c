@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "reader.h"
 
+#include <zstd.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,11 +90,31 @@ int pm_reader_next(struct pm_reader *r, struct pm_chunk *c)
     }
     if (pm_crc32c(0, r->payload, len) != pm_get_u32le(h + 16))
         return fail(r, r->offset, "corrupted capture (chunk checksum mismatch)");
-    r->offset += PM_CHUNK_HEADER_SIZE + len;
     c->kind = kind;
     c->stream = pm_get_u32le(h + 8);
     c->data = r->payload;
     c->len = len;
+    if (h[5] & PM_CHUNK_ZSTD) {
+        unsigned long long size = ZSTD_getFrameContentSize(r->payload, len);
+        if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > PM_CHUNK_MAX_PAYLOAD)
+            return fail(r, r->offset, "corrupted capture (bad compressed chunk)");
+        if (size > r->plain_cap) {
+            uint8_t *p = realloc(r->plain, size);
+            if (!p)
+                return fail(r, r->offset, "out of memory");
+            r->plain = p;
+            r->plain_cap = (uint32_t)size;
+        }
+        if (!r->zctx && !(r->zctx = ZSTD_createDCtx()))
+            return fail(r, r->offset, "out of memory");
+        size_t got_plain = ZSTD_decompressDCtx(r->zctx, r->plain, size, r->payload, len);
+        if (ZSTD_isError(got_plain) || got_plain != size)
+            return fail(r, r->offset, "corrupted capture (compressed chunk does not decompress)");
+        c->data = r->plain;
+        c->len = (uint32_t)size;
+        r->compressed_bytes += len;
+    }
+    r->offset += PM_CHUNK_HEADER_SIZE + len;
     return 1;
 }
 
@@ -110,6 +132,10 @@ void pm_reader_close(struct pm_reader *r)
     if (r->f)
         fclose(r->f);
     free(r->payload);
+    free(r->plain);
+    ZSTD_freeDCtx(r->zctx);
     r->f = NULL;
     r->payload = NULL;
+    r->plain = NULL;
+    r->zctx = NULL;
 }

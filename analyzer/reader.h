@@ -19,6 +19,10 @@ struct pm_reader {
     uint64_t chunk_offset;  /* of the chunk last returned */
     uint8_t *payload;
     uint32_t payload_cap;
+    uint8_t *plain; /* a compressed chunk's records */
+    uint32_t plain_cap;
+    struct ZSTD_DCtx_s *zctx;
+    uint64_t compressed_bytes;
     bool truncated;
     char error[512];
 };

@@ -10,7 +10,8 @@
 
 struct pm_buffer;
 
-enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHED = 4, PM_IN_UNWIND = 5 };
+enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHED = 4, PM_IN_UNWIND = 5,
+       PM_IN_WRITE = 6 };
 
 struct pm_thread {
     /* Non-zero while this thread is inside pymem or inside a hooked Python
@@ -24,7 +25,8 @@ struct pm_thread {
      * not yet initialised: the blocks malloc returns are noted (see pyhooks.c,
      * bootstrap blocks). PM_IN_PROBE while interpose.c checks that malloc
      * reaches pymem at all. PM_IN_UNWIND while libunwind runs: its first use
-     * of thread-local storage on a thread may allocate, which is pymem's own. */
+     * of thread-local storage on a thread may allocate, which is pymem's own;
+     * PM_IN_WRITE while a thread writes a chunk (zstd's own allocations). */
     int recording;
     /* This thread's event buffer; NULL until its first event. */
     struct pm_buffer *buf;

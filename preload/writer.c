@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zstd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -48,6 +49,11 @@
 static struct {
     pthread_mutex_t lock;
     int fd;
+    /* zstd: one context under the lock (the writer and a producer flushing
+     * its full ring both write under it), and its output buffer */
+    ZSTD_CCtx *zctx;
+    void *zbuf;
+    size_t zbuf_cap;
     dev_t dev; /* identity of the capture file, checked before each write */
     ino_t ino;
     int statm_fd;
@@ -141,6 +147,40 @@ static bool still_ours(void)
     return fstat(W.fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino;
 }
 
+/* Compresses the two pieces of a ring's contents into one zstd frame in
+ * W.zbuf. Returns its size, or 0 to write the chunk as it is. */
+static size_t compress(const void *p1, size_t n1, const void *p2, size_t n2)
+{
+    if (!W.zctx || n1 + n2 < 256)
+        return 0;
+    size_t bound = ZSTD_compressBound(n1 + n2);
+    if (bound > W.zbuf_cap) {
+        void *n = W.zbuf ? pm_rawmem_grow(W.zbuf, W.zbuf_cap, bound) : pm_rawmem_alloc(bound);
+        if (!n)
+            return 0;
+        W.zbuf = n;
+        W.zbuf_cap = bound;
+    }
+    if (ZSTD_isError(ZSTD_CCtx_reset(W.zctx, ZSTD_reset_session_only)) ||
+        ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(W.zctx, n1 + n2)))
+        return 0;
+    ZSTD_outBuffer out = {W.zbuf, bound, 0};
+    ZSTD_inBuffer in1 = {p1, n1, 0}, in2 = {p2, n2, 0};
+    if (n2) {
+        while (in1.pos < in1.size)
+            if (ZSTD_isError(ZSTD_compressStream2(W.zctx, &out, &in1, ZSTD_e_continue)))
+                return 0;
+    }
+    ZSTD_inBuffer *last = n2 ? &in2 : &in1;
+    size_t left;
+    do {
+        left = ZSTD_compressStream2(W.zctx, &out, last, ZSTD_e_end);
+        if (ZSTD_isError(left))
+            return 0;
+    } while (left);
+    return out.pos < n1 + n2 ? out.pos : 0;
+}
+
 static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2,
                         size_t n2)
 {
@@ -149,8 +189,18 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
     if (!still_ours())
         return give_up("write", "the program closed or replaced its file descriptor", false);
     uint8_t h[PM_CHUNK_HEADER_SIZE];
+    int saved = pm_thread.recording;
+    pm_thread.recording = PM_IN_WRITE;
+    size_t z = kind == PM_CHUNK_EVENTS ? compress(p1, n1, p2, n2) : 0;
+    pm_thread.recording = saved;
+    if (z) {
+        pm_chunk_header(h, kind, PM_CHUNK_ZSTD, stream, (uint32_t)z, pm_crc32c(0, W.zbuf, z));
+        struct iovec iov[2] = {{h, sizeof h}, {W.zbuf, z}};
+        int err = write_all(iov, 2);
+        return err ? give_up("write", strerror(err), true) : true;
+    }
     uint32_t crc = pm_crc32c(pm_crc32c(0, p1, n1), p2, n2);
-    pm_chunk_header(h, kind, stream, (uint32_t)(n1 + n2), crc);
+    pm_chunk_header(h, kind, 0, stream, (uint32_t)(n1 + n2), crc);
     struct iovec iov[3] = {{h, sizeof h}, {(void *)p1, n1}, {(void *)p2, n2}};
     int err = write_all(iov, n2 ? 3 : 2);
     return err ? give_up("write", strerror(err), true) : true;
@@ -445,6 +495,15 @@ int pm_writer_open(const char *path, const char *const *kv, bool child)
              (int)getpid());
     W.meta_len = 0;
     add_meta(kv);
+    /* PYMEM_COMPRESS: zstd level of event chunks, 0 for none (default 3). */
+    const char *level = getenv("PYMEM_COMPRESS");
+    int zlevel = level && *level ? atoi(level) : 3;
+    if (zlevel > 0 && !W.zctx && (W.zctx = ZSTD_createCCtx()) != NULL)
+        ZSTD_CCtx_setParameter(W.zctx, ZSTD_c_compressionLevel, zlevel > 19 ? 19 : zlevel);
+    if (zlevel <= 0 && W.zctx) {
+        ZSTD_freeCCtx(W.zctx);
+        W.zctx = NULL;
+    }
     W.pending = true;
     W.create_after_ns = monotonic_ns() + 50000000u;
     if (child)

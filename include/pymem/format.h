@@ -20,6 +20,11 @@
  *   +--------+------+------+--------+--------+--------+--------+
  *   kind: PM_CHUNK_META (key/value strings), PM_CHUNK_EVENTS (records of one
  *   thread stream), PM_CHUNK_CONTROL (records of the writer thread).
+ *   flags: PM_CHUNK_ZSTD (version 2): the payload is one zstd frame, with its
+ *   content size, holding the records; each chunk is compressed on its own,
+ *   so a capture cut anywhere still reads up to its last complete chunk. The
+ *   CRC covers the bytes as stored. A decompressed payload is at most
+ *   PM_CHUNK_MAX_PAYLOAD bytes too.
  *   stream: for EVENTS, the thread stream number (>= 1); 0 otherwise.
  *
  * META payload: pairs of strings, each string a varint length then bytes:
@@ -111,6 +116,8 @@ enum pm_chunk_kind {
     PM_CHUNK_EVENTS = 2,
     PM_CHUNK_CONTROL = 3,
 };
+
+#define PM_CHUNK_ZSTD 0x01 /* chunk header flags */
 
 /* Allocation domains: who was asked for the memory, at the outermost layer. */
 enum pm_domain {
@@ -308,12 +315,12 @@ static inline void pm_file_header(uint8_t h[PM_FILE_HEADER_SIZE])
 }
 
 /* Fills a chunk header for `len` payload bytes whose CRC is `crc`. */
-static inline void pm_chunk_header(uint8_t h[PM_CHUNK_HEADER_SIZE], uint8_t kind,
+static inline void pm_chunk_header(uint8_t h[PM_CHUNK_HEADER_SIZE], uint8_t kind, uint8_t flags,
                                    uint32_t stream, uint32_t len, uint32_t crc)
 {
     pm_put_u32le(h, PM_CHUNK_MAGIC);
     h[4] = kind;
-    h[5] = 0;
+    h[5] = flags;
     h[6] = 0;
     h[7] = 0;
     pm_put_u32le(h + 8, stream);

@@ -22,7 +22,7 @@ void b_open(struct builder *b, const char *path)
 static void write_chunk(struct builder *b, uint8_t kind, uint32_t stream)
 {
     uint8_t h[PM_CHUNK_HEADER_SIZE];
-    pm_chunk_header(h, kind, stream, (uint32_t)b->n, pm_crc32c(0, b->buf, b->n));
+    pm_chunk_header(h, kind, 0, stream, (uint32_t)b->n, pm_crc32c(0, b->buf, b->n));
     fwrite(h, 1, sizeof h, b->f);
     fwrite(b->buf, 1, b->n, b->f);
     b->n = 0;

@@ -79,9 +79,10 @@ static void chunk_header_layout(void **state)
 {
     (void)state;
     uint8_t h[PM_CHUNK_HEADER_SIZE];
-    pm_chunk_header(h, PM_CHUNK_EVENTS, 7, 1234, 0xdeadbeef);
+    pm_chunk_header(h, PM_CHUNK_EVENTS, PM_CHUNK_ZSTD, 7, 1234, 0xdeadbeef);
     assert_memory_equal(h, "PMCK", 4);
     assert_int_equal(h[4], PM_CHUNK_EVENTS);
+    assert_int_equal(h[5], PM_CHUNK_ZSTD);
     assert_int_equal(pm_get_u32le(h + 8), 7);
     assert_int_equal(pm_get_u32le(h + 12), 1234);
     assert_int_equal(pm_get_u32le(h + 16), 0xdeadbeefu);
