@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "grow.h"
+#include "merge.h"
 #include "pymem/format.h"
 
 struct cursor {
@@ -42,47 +43,23 @@ static int oom(struct pm_capture *c)
     return -1;
 }
 
-static int by_seq(const void *a, const void *b)
-{
-    uint64_t x = ((const struct pm_event *)a)->seq, y = ((const struct pm_event *)b)->seq;
-    return x < y ? -1 : x > y;
-}
-
-static int deliver(struct pm_capture *c, uint64_t limit, pm_event_fn fn, void *ctx);
-
 /* Events held with no watermark in sight: only a capture whose writer thread
  * never ran gets here. Replay the older half, as ordered as it can be. */
 #define PENDING_MAX (16u << 20)
 
-static int push(struct pm_capture *c, const struct pm_event *ev, pm_event_fn fn, void *ctx)
+static int push(struct pm_capture *c, uint32_t queue, const struct pm_event *ev, pm_event_fn fn, void *ctx)
 {
-    if (c->pending_count >= PENDING_MAX) {
-        qsort(c->pending, c->pending_count, sizeof *c->pending, by_seq);
-        if (deliver(c, c->pending[c->pending_count / 2].seq, fn, ctx))
-            return -1;
-    }
-    if (pm_grow(&c->pending, &c->pending_cap, sizeof *c->pending, c->pending_count + 1, 65536))
-        return oom(c);
-    c->pending[c->pending_count++] = *ev;
-    return 0;
+    if (c->merge.held >= PENDING_MAX &&
+        pm_merge_deliver(&c->merge, UINT64_MAX, c->merge.held / 2, fn, ctx))
+        return -1;
+    int rc = pm_merge_push(&c->merge, queue, ev, fn, ctx);
+    return rc == -1 ? oom(c) : rc;
 }
 
 /* Delivers every held event with seq < limit, in order. */
 static int deliver(struct pm_capture *c, uint64_t limit, pm_event_fn fn, void *ctx)
 {
-    bool sorted = true;
-    for (size_t i = 1; i < c->pending_count && sorted; i++)
-        sorted = c->pending[i - 1].seq <= c->pending[i].seq;
-    if (!sorted)
-        qsort(c->pending, c->pending_count, sizeof *c->pending, by_seq);
-    size_t i = 0;
-    for (; i < c->pending_count && c->pending[i].seq < limit; i++)
-        if (fn(ctx, &c->pending[i]))
-            return -1;
-    if (i && i < c->pending_count)
-        memmove(c->pending, c->pending + i, (c->pending_count - i) * sizeof *c->pending);
-    c->pending_count -= i;
-    return 0;
+    return pm_merge_deliver(&c->merge, limit, SIZE_MAX, fn, ctx);
 }
 
 static int snapshot_by_seq(const void *a, const void *b)
@@ -198,7 +175,7 @@ static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
 }
 
 /* Records that may appear in any chunk kind but META. */
-static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stream_state *st,
+static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stream_state *st, uint32_t queue,
                           pm_event_fn fn, void *ctx)
 {
     while (k->p < k->end) {
@@ -232,7 +209,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 ev.size = d;
                 ev.stack = (uint32_t)st->stack;
             }
-            if (push(c, &ev, fn, ctx))
+            if (push(c, queue, &ev, fn, ctx))
                 return -1;
             continue;
         }
@@ -283,14 +260,14 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             break;
         }
         case PM_TAG_SNAPSHOT:
-            if (add_snapshot(c, k, &ev) || push(c, &ev, fn, ctx))
+            if (add_snapshot(c, k, &ev) || push(c, queue, &ev, fn, ctx))
                 return -1;
             break;
         case PM_TAG_TICK:
             if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e))
                 return corrupt(c, "bad tick record");
             ev = (struct pm_event){.seq = a, .time = b, .size = d, .addr = e, .type = PM_EV_TICK};
-            if (push(c, &ev, fn, ctx))
+            if (push(c, queue, &ev, fn, ctx))
                 return -1;
             break;
         case PM_TAG_WATERMARK:
@@ -315,6 +292,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
 int pm_capture_open(struct pm_capture *c, const char *path)
 {
     memset(c, 0, sizeof *c);
+    pm_merge_init(&c->merge);
     c->path = path;
     c->malloc_hooked = true; /* unless the capture says otherwise */
     pm_stacks_init(&c->stacks);
@@ -332,10 +310,9 @@ void pm_capture_close(struct pm_capture *c)
     pm_modules_free(&c->modules);
     free(c->snapshots);
     free(c->streams);
-    free(c->pending);
+    pm_merge_free(&c->merge);
     c->snapshots = NULL;
     c->streams = NULL;
-    c->pending = NULL;
 }
 
 int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
@@ -347,7 +324,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     c->snapshot_count = 0;
     c->threads = 0;
     c->has_end = false;
-    c->pending_count = 0;
+    pm_merge_clear(&c->merge);
     if (c->streams)
         memset(c->streams, 0, c->stream_cap * sizeof *c->streams);
     struct pm_chunk ch;
@@ -365,7 +342,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
             if (!st)
                 return corrupt(c, "bad thread stream number");
         }
-        if (decode_records(c, &k, st, fn, ctx))
+        if (decode_records(c, &k, st, ch.kind == PM_CHUNK_EVENTS ? ch.stream : 0, fn, ctx))
             return -1;
     }
     if (rc < 0) {

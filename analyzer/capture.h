@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "merge.h"
 #include "modules.h"
 #include "reader.h"
 #include "stacks.h"
@@ -76,8 +77,7 @@ struct pm_capture {
     /* decoding */
     struct pm_stream_state *streams;
     uint32_t stream_cap;
-    struct pm_event *pending;
-    size_t pending_count, pending_cap;
+    struct pm_merge merge;
     char error[600];
 };
 

@@ -25,10 +25,22 @@ ROOT = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3"
 
 
+# Workloads run with arguments, one row each: the thread-scaling rows.
+VARIANTS = {"threads_n": [["1"], ["2"], ["4"], ["8"]]}
+
+
 def workloads(only):
+    """(row name, script, arguments) for every workload to run."""
     found = sorted(glob.glob(os.path.join(ROOT, "..", "shared", "bench", "workloads", "*.py")))
     found += sorted(glob.glob(os.path.join(HERE, "workloads", "*.py")))
-    return [w for w in found if not only or only in os.path.basename(w)]
+    rows = []
+    for w in found:
+        name = os.path.basename(w)[:-3]
+        for args in VARIANTS.get(name, [[]]):
+            row = name + ("(%s)" % " ".join(args) if args else "")
+            if not only or only in row:
+                rows.append((row, w, args))
+    return rows
 
 
 def has_numpy():
@@ -44,13 +56,13 @@ def timed(cmd, env=None, cwd=None):
     return t
 
 
-def tool_command(tool, workload, tmp, build):
+def tool_command(tool, workload, tmp, build, args=()):
     env = dict(os.environ)
     for k in list(env):
         if k.startswith("PYMEM_"):
             del env[k]
     if tool == "plain":
-        return [PYTHON, workload], env, None
+        return [PYTHON, workload] + list(args), env, None
     if tool in ("pymem", "pymem-native", "pymem-sample"):
         out = os.path.join(tmp, "capture.pmem")
         if os.path.exists(out):
@@ -60,14 +72,26 @@ def tool_command(tool, workload, tmp, build):
             env["PYMEM_NATIVE"] = "1"
         if tool == "pymem-sample":
             env["PYMEM_SAMPLE"] = str(512 * 1024)
-        return [PYTHON, workload], env, out
+        return [PYTHON, workload] + list(args), env, out
     if tool == "tracemalloc":
-        return [PYTHON, "-X", "tracemalloc=1", workload], env, None
+        return [PYTHON, "-X", "tracemalloc=1", workload] + list(args), env, None
     if tool == "heaptrack":
         for f in glob.glob(os.path.join(tmp, "heaptrack.*")):
             os.unlink(f)
-        return ["heaptrack", "-o", os.path.join(tmp, "heaptrack.out"), PYTHON, workload], env, None
+        return ["heaptrack", "-o", os.path.join(tmp, "heaptrack.out"), PYTHON, workload] + list(args), env, None
     raise ValueError(tool)
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ver = subprocess.run([PYTHON, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                         text=True).stdout.strip()
+    return "%s; %d cores, %s; Python %s (%s)\n" % (time.strftime("%Y-%m-%d"), os.cpu_count(), cpu, ver, PYTHON)
 
 
 def main():
@@ -76,18 +100,20 @@ def main():
     ap.add_argument("--tools", default="pymem,pymem-native,pymem-sample,tracemalloc,heaptrack")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("-k", help="only workloads whose name contains this")
+    ap.add_argument("--synthetic", type=int, default=100_000_000,
+                    help="events in the synthetic capture for the analyzer (0: skip)")
     args = ap.parse_args()
     tools = [t for t in args.tools.split(",") if t]
     if "heaptrack" in tools and not shutil.which("heaptrack"):
         print("heaptrack not installed: column left out", file=sys.stderr)
         tools.remove("heaptrack")
     build = os.path.abspath(args.build)
+    print(machine())
     tmp = tempfile.mkdtemp(prefix="pymem-bench-")
     numpy = has_numpy()
     rows = []
     try:
-        for w in workloads(args.k):
-            name = os.path.basename(w)[:-3]
+        for name, w, wargs in workloads(args.k):
             if "numpy" in name and not numpy:
                 print("skip %s: numpy not installed" % name, file=sys.stderr)
                 continue
@@ -95,9 +121,9 @@ def main():
             for tool in tools:
                 ratios = []
                 for _ in range(args.runs):
-                    cmd, env, _ = tool_command("plain", w, tmp, build)
+                    cmd, env, _ = tool_command("plain", w, tmp, build, wargs)
                     plain = timed(cmd, env, tmp)
-                    cmd, env, capture = tool_command(tool, w, tmp, build)
+                    cmd, env, capture = tool_command(tool, w, tmp, build, wargs)
                     ratios.append(timed(cmd, env, tmp) / plain)
                 row[tool] = statistics.median(ratios)
                 if tool == "pymem":
@@ -110,6 +136,10 @@ def main():
                     row["events"] = events
                     row["bytes_per_event"] = os.path.getsize(capture) / max(events, 1)
                     row["analyzer_meps"] = events / analysis / 1e6
+                    for cmd in ("peak", "leaks"):
+                        t0 = time.perf_counter()
+                        subprocess.run([os.path.join(build, "pymem"), cmd, capture], capture_output=True, check=True)
+                        row[cmd + "_meps"] = events / (time.perf_counter() - t0) / 1e6
                     row["profiler_mib"] = s["profiler_bytes"] / 2**20
             rows.append(row)
             print("done %s" % name, file=sys.stderr)
@@ -121,24 +151,65 @@ def main():
 
     head = ["workload"] + tools
     if "pymem" in tools:
-        head += ["events", "capture B/event", "analyzer Mevents/s", "pymem own memory"]
+        head += ["events", "capture B/event", "analyzer Mevents/s (summary / peak / leaks)", "pymem own memory"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
         cells = [r["workload"]] + [fmt(r.get(t)) for t in tools]
         if "pymem" in tools:
             cells += ["%.1f M" % (r["events"] / 1e6), "%.2f" % r["bytes_per_event"],
-                      "%.1f" % r["analyzer_meps"], "%.1f MiB" % r["profiler_mib"]]
+                      "%.0f / %.0f / %.0f" % (r["analyzer_meps"], r["peak_meps"], r["leaks_meps"]),
+                      "%.1f MiB" % r["profiler_mib"]]
         print("| " + " | ".join(cells) + " |")
-    if rows:
-        geo = ["**geometric mean**"]
+    shared = [r for r in rows if "(" not in r["workload"]]
+    if shared:
+        geo = ["**geometric mean** (%d shared workloads)" % len(shared)]
         for t in tools:
-            geo.append("**%.2f×**" % statistics.geometric_mean([r[t] for r in rows]))
+            geo.append("**%.2f×**" % statistics.geometric_mean([r[t] for r in shared]))
         if "pymem" in tools:
-            geo += ["", "", "", ""]
+            events = sum(r["events"] for r in shared)
+            size = sum(r["bytes_per_event"] * r["events"] for r in shared)
+            geo += ["", "%.2f (all events)" % (size / events), "", ""]
         print("| " + " | ".join(geo) + " |")
-    print("\nRatios: wall time under the tool / plain, median of %d alternating pairs; %s." % (
-        args.runs, PYTHON))
+    print("\nRatios: wall time under the tool / plain, median of %d alternating pairs; %s. "
+          "pymem-native: --native (native frames on C allocations); pymem-sample: --sample (512 KiB)." % (
+              args.runs, PYTHON))
+    if args.synthetic and "pymem" in tools:
+        synthetic(build, args.synthetic)
+
+
+def measured(cmd):
+    """Wall seconds and maximum RSS (MiB) of a command, from /usr/bin/time."""
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), r.stderr[-300:]))
+    wall, rss = r.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(rss) / 1024
+
+
+def synthetic(build, events):
+    """The analyzer on captures bigger than the workloads make: `events`
+    events from 1000 lines (100,000 blocks live at most), and 1,000,000
+    distinct native return addresses in libc to symbolise."""
+    tmp = tempfile.mkdtemp(prefix="pymem-synth-")
+    try:
+        big = os.path.join(tmp, "big.pmem")
+        subprocess.run([os.path.join(build, "synth"), big, str(events)], check=True)
+        print("\nSynthetic capture: %d M events (%.0f MiB):\n" % (events / 1e6, os.path.getsize(big) / 2**20))
+        print("| command | time | Mevents/s | max RSS |")
+        print("|---|---|---|---|")
+        for cmd in ("summary", "peak", "leaks"):
+            wall, rss = measured([os.path.join(build, "pymem"), cmd, big])
+            print("| pymem %s | %.1f s | %.0f | %.0f MiB |" % (cmd, wall, events / wall / 1e6, rss))
+        os.unlink(big)
+        libc = "/lib/x86_64-linux-gnu/libc.so.6"
+        native = os.path.join(tmp, "native.pmem")
+        subprocess.run([os.path.join(build, "synth"), native, "2000000", "1000000", libc], check=True)
+        wall, rss = measured([os.path.join(build, "pymem"), "leaks", native])
+        print("| pymem leaks, 1,000,000 distinct native addresses (libc, DWARF from /usr/lib/debug) | "
+              "%.1f s | | %.0f MiB |" % (wall, rss))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -330,7 +330,7 @@ def test_disk_full(c, tag):
     ENOSPC would): one warning, the program unharmed, the prefix readable."""
     import resource
     out = c.capture("full.pmem")
-    limit = 48 * 1024  # leak.py's capture is about 90 KiB compressed
+    limit = 48 * 1024  # leak.py's capture is about 75 KiB compressed
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
