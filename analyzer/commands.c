@@ -25,19 +25,25 @@ static int error(struct pm_capture *c)
     return 1;
 }
 
-/* Opens `path` and runs the first pass. On failure prints the error. */
-static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *path)
+static void warn_truncated(const struct pm_capture *c, const char *path)
 {
-    memset(r, 0, sizeof *r);
-    if (pm_capture_open(c, path))
-        return error(c);
-    if (pm_replay_run(r, c, NULL, 0, NULL, NULL))
-        return error(c);
     if (!c->has_end)
         fprintf(stderr,
                 "pymem: warning: %s is truncated at offset %llu (the process was killed or is still running); "
                 "reading what was complete\n",
                 path, (unsigned long long)c->reader.offset);
+}
+
+/* Opens `path` and runs the first pass: with `peak` and/or `exit`, one that
+ * also keeps what those points saw (point.h). On failure prints the error. */
+static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *path, bool peak, bool exit)
+{
+    memset(r, 0, sizeof *r);
+    if (pm_capture_open(c, path))
+        return error(c);
+    if (peak || exit ? pm_replay_points(r, c, peak, exit) : pm_replay_run(r, c, NULL, 0, NULL, NULL))
+        return error(c);
+    warn_truncated(c, path);
     return 0;
 }
 
@@ -146,25 +152,26 @@ static int collect_at(struct pm_capture *c, const uint64_t *seqs, const struct t
     return rc ? error(c) : 0;
 }
 
-/* A capture after its first pass, and a sites table for the report. */
+/* A capture after its first pass, and a sites table for the report. The
+ * pass's replay is kept when it tracked points. */
 struct session {
     struct pm_capture c;
     struct pm_totals t;
     struct pm_sites sites;
+    struct pm_replay r;
 };
 
 /* `o` is NULL for reports that show no stacks; otherwise native frames are
- * named before the sites are collected. */
-static int session_open(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o)
+ * named before the sites are collected. `peak`/`exit`: keep those points. */
+static int session_open_points(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o,
+                               bool peak, bool exit)
 {
-    struct pm_replay r;
     pm_sites_init(&s->sites, by);
     if (o)
         pm_sites_filter(&s->sites, o->view, o->domains);
-    int rc = first_pass(&s->c, &r, path);
-    s->t = r.t;
+    int rc = first_pass(&s->c, &s->r, path, peak, exit);
+    s->t = s->r.t;
     s->sites.sample_bytes = s->c.sample_bytes;
-    pm_replay_free(&r);
     if (!rc && o && pm_symbolize(&s->c.stacks, &s->c.modules)) {
         fprintf(stderr, "pymem: %s: out of memory while naming native frames\n", path);
         rc = 1;
@@ -172,8 +179,24 @@ static int session_open(struct session *s, const char *path, enum pm_group by, c
     return rc;
 }
 
+static int session_open(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o)
+{
+    return session_open_points(s, path, by, o, false, false);
+}
+
+/* Sites at a point the first pass kept, into slot 1 of `sites`. */
+static int collect_point(struct session *s, struct pm_sites *sites, const struct pm_point *p)
+{
+    if (pm_sites_collect_point(sites, &s->c.stacks, &s->r.live, p, snapshot_seq(&s->c, PM_SNAP_MAIN, 0), 1)) {
+        fprintf(stderr, "pymem: %s: out of memory\n", s->c.path);
+        return 1;
+    }
+    return 0;
+}
+
 static void session_close(struct session *s)
 {
+    pm_replay_free(&s->r);
     pm_sites_free(&s->sites);
     pm_capture_close(&s->c);
 }
@@ -201,9 +224,9 @@ int pm_cmd_snapshots(FILE *out, const char *path, const struct pm_opts *o)
 int pm_cmd_peak(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
-    int rc = session_open(&s, path, o->by, o);
-    if (!rc)
-        rc = collect_at(&s.c, &s.t.peak_seq, &(struct target){&s.sites, 1}, 1);
+    int rc = session_open_points(&s, path, o->by, o, true, false);
+    if (!rc && s.r.peak.set)
+        rc = collect_point(&s, &s.sites, &s.r.peak);
     if (!rc) {
         pm_sites_sort(&s.sites, PM_ORDER_BYTES);
         struct pm_sites_header h = {.kind = PM_REPORT_PEAK, .by = group_name(o->by), .to_time_ns = s.t.peak_time_ns,
@@ -218,10 +241,19 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
     struct point p;
-    int rc = session_open(&s, path, o->by, o);
+    int rc = session_open_points(&s, path, o->by, o, false, !o->at);
     if (!rc) {
         const char *at = o->at ? o->at : snapshot_seq(&s.c, PM_SNAP_EXIT, 0) ? "exit" : "end";
-        rc = resolve(&s.c, &s.t, at, &p) ? 1 : collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
+        /* The default point was kept by the first pass; another takes a
+         * second pass that stops there. */
+        if (resolve(&s.c, &s.t, at, &p))
+            rc = 1;
+        else if (!o->at && s.r.exit.set && p.seq == s.r.exit.seq)
+            rc = collect_point(&s, &s.sites, &s.r.exit);
+        else if (!o->at && p.seq == UINT64_MAX)
+            rc = collect_point(&s, &s.sites, &(struct pm_point){.seq = UINT64_MAX});
+        else
+            rc = collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
     }
     if (!rc) {
         pm_sites_sort(&s.sites, PM_ORDER_PHASE_BYTES);
@@ -284,14 +316,15 @@ int pm_cmd_brief(FILE *out, const char *path)
     struct pm_sites leaks;
     pm_sites_init(&leaks, PM_BY_LINENO);
     static const struct pm_opts hybrid = {.by = PM_BY_LINENO};
-    int rc = session_open(&s, path, PM_BY_LINENO, &hybrid);
+    int rc = session_open_points(&s, path, PM_BY_LINENO, &hybrid, true, true);
     uint64_t exit_seq = UINT64_MAX;
     if (!rc) {
         leaks.sample_bytes = s.c.sample_bytes;
-        exit_seq = snapshot_seq(&s.c, PM_SNAP_EXIT, UINT64_MAX);
-        uint64_t seqs[2] = {s.t.peak_seq, exit_seq};
-        struct target targets[2] = {{&s.sites, 1}, {&leaks, 1}};
-        rc = collect_at(&s.c, seqs, targets, 2);
+        exit_seq = s.r.exit.set ? s.r.exit.seq : UINT64_MAX;
+        if (s.r.peak.set)
+            rc = collect_point(&s, &s.sites, &s.r.peak);
+        if (!rc)
+            rc = collect_point(&s, &leaks, s.r.exit.set ? &s.r.exit : &(struct pm_point){.seq = UINT64_MAX});
     }
     if (!rc) {
         char b1[32], b2[32];

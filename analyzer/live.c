@@ -14,6 +14,7 @@ static inline size_t slot_of(uint64_t addr, size_t cap)
 
 int pm_live_init(struct pm_live *t)
 {
+    memset(t, 0, sizeof *t);
     t->cap = 1 << 16;
     t->count = 0;
     t->slots = calloc(t->cap, sizeof *t->slots);
@@ -53,6 +54,12 @@ static int grow(struct pm_live *t)
     return 0;
 }
 
+static void tell(struct pm_live *t, const struct pm_live_entry *e, int sign)
+{
+    if (t->observe && t->observe(t->observe_ctx, e, sign))
+        t->observe_failed = true;
+}
+
 int pm_live_put(struct pm_live *t, const struct pm_live_entry *e, struct pm_live_entry *old)
 {
     if ((t->count + 1) * 10 > t->cap * 7 && grow(t))
@@ -61,10 +68,13 @@ int pm_live_put(struct pm_live *t, const struct pm_live_entry *e, struct pm_live
     for (; t->slots[s].addr; s = (s + 1) & (t->cap - 1)) {
         if (t->slots[s].addr == e->addr) {
             *old = t->slots[s];
+            tell(t, old, +1);
+            tell(t, e, -1);
             t->slots[s] = *e;
             return 1;
         }
     }
+    tell(t, e, -1);
     t->slots[s] = *e;
     t->count++;
     return 0;
@@ -78,6 +88,7 @@ bool pm_live_take(struct pm_live *t, uint64_t addr, struct pm_live_entry *out)
         if (t->slots[s].addr != addr)
             continue;
         *out = t->slots[s];
+        tell(t, out, +1);
         /* Backward-shift: pull later members of the cluster into the hole
          * when their home slot does not lie strictly between hole and them. */
         size_t hole = s;

@@ -19,10 +19,16 @@ struct pm_live_entry {
     uint8_t domain;
 };
 
+/* Told of every entry that leaves the table (+1) or enters it (-1). */
+typedef int (*pm_live_observer)(void *ctx, const struct pm_live_entry *e, int sign);
+
 struct pm_live {
     struct pm_live_entry *slots;
     size_t cap;   /* power of two */
     size_t count;
+    pm_live_observer observe; /* NULL: none */
+    void *observe_ctx;
+    bool observe_failed; /* the observer ran out of memory */
 };
 
 int pm_live_init(struct pm_live *t);

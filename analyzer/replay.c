@@ -38,6 +38,24 @@ static uint64_t rate(const struct pm_capture *c, int domain)
     return domain == PM_DOMAIN_MMAP ? 0 : c->sample_bytes;
 }
 
+/* The live table's observer: what leaves it (or comes back) counts for the
+ * points it was allocated before. */
+static int observe(void *ctx, const struct pm_live_entry *e, int sign)
+{
+    struct pm_replay *r = ctx;
+    struct pm_point *points[2] = {r->track_peak ? &r->peak : NULL, r->track_exit ? &r->exit : NULL};
+    uint64_t R = rate(r->cap, e->domain);
+    bool early = !r->main_seen || e->seq < r->main_seq;
+    for (int i = 0; i < 2; i++) {
+        struct pm_point *p = points[i];
+        if (p && p->set && e->seq <= p->seq &&
+            pm_point_add(p, e->stack, e->domain, early, (double)pm_estimate_bytes(R, e->size),
+                         pm_estimate_count(R, e->size), sign))
+            return -1;
+    }
+    return 0;
+}
+
 static int fire_stops(struct pm_replay *r, uint64_t before_seq)
 {
     while (r->next_stop < r->stop_count && r->stops[r->next_stop] < before_seq) {
@@ -84,6 +102,8 @@ static int apply(void *ctx, const struct pm_event *ev)
             t->peak_bytes = t->live_bytes;
             t->peak_seq = ev->seq;
             t->peak_time_ns = t->now_ns;
+            if (r->track_peak)
+                pm_point_reset(&r->peak, ev->seq, t->now_ns);
         }
         break;
     }
@@ -112,10 +132,18 @@ static int apply(void *ctx, const struct pm_event *ev)
         t->frees += whole;
         break;
     }
-    case PM_EV_SNAPSHOT:
+    case PM_EV_SNAPSHOT: {
         t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
-        r->cap->snapshots[ev->stack].live_bytes = t->live_bytes;
+        struct pm_snapshot *snap = &r->cap->snapshots[ev->stack];
+        snap->live_bytes = t->live_bytes;
+        if (snap->kind == PM_SNAP_MAIN && !r->main_seen) {
+            r->main_seen = true;
+            r->main_seq = ev->seq;
+        }
+        if (snap->kind == PM_SNAP_EXIT && r->track_exit && !r->exit.set)
+            pm_point_reset(&r->exit, ev->seq, ev->time);
         break;
+    }
     case PM_EV_TICK:
         t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
         if (ev->size > t->max_rss)
@@ -125,6 +153,18 @@ static int apply(void *ctx, const struct pm_event *ev)
         break;
     }
     return 0;
+}
+
+/* After the pass: the end's time, and a sampled capture's exact totals. */
+static void finish(struct pm_replay *r, const struct pm_capture *cap)
+{
+    if (cap->has_end && cap->end_time_ns > r->t.now_ns)
+        r->t.now_ns = cap->end_time_ns;
+    if (cap->sample_bytes && cap->has_counters) {
+        r->t.allocations = cap->counted_allocations;
+        r->t.total_allocated = cap->counted_bytes;
+        r->t.frees = cap->counted_frees;
+    }
 }
 
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
@@ -142,13 +182,7 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
     }
     if (pm_capture_replay(cap, apply, r))
         return -1;
-    if (cap->has_end && cap->end_time_ns > r->t.now_ns)
-        r->t.now_ns = cap->end_time_ns;
-    if (cap->sample_bytes && cap->has_counters) {
-        r->t.allocations = cap->counted_allocations;
-        r->t.total_allocated = cap->counted_bytes;
-        r->t.frees = cap->counted_frees;
-    }
+    finish(r, cap);
     while (r->next_stop < r->stop_count) {
         if (r->on_stop(r->stop_ctx, r->next_stop, r))
             return -1;
@@ -157,8 +191,32 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
     return 0;
 }
 
+int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit)
+{
+    memset(r, 0, sizeof *r);
+    r->cap = cap;
+    r->track_peak = peak;
+    r->track_exit = exit;
+    if (pm_live_init(&r->live)) {
+        snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
+        return -1;
+    }
+    r->live.observe = observe;
+    r->live.observe_ctx = r;
+    if (pm_capture_replay(cap, apply, r))
+        return -1;
+    if (r->live.observe_failed) {
+        snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
+        return -1;
+    }
+    finish(r, cap);
+    return 0;
+}
+
 void pm_replay_free(struct pm_replay *r)
 {
+    pm_point_free(&r->peak);
+    pm_point_free(&r->exit);
     pm_live_free(&r->live);
     pm_ranges_free(&r->mappings);
 }

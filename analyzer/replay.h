@@ -16,6 +16,7 @@
 
 #include "capture.h"
 #include "live.h"
+#include "point.h"
 #include "pymem/format.h"
 #include "ranges.h"
 
@@ -48,6 +49,11 @@ struct pm_replay {
     size_t stop_count, next_stop;
     pm_stop_fn on_stop;
     void *stop_ctx;
+    /* single-pass points (pm_replay_points) */
+    bool track_peak, track_exit;
+    struct pm_point peak, exit;
+    bool main_seen;
+    uint64_t main_seq;
 };
 
 /* Replays `cap` from the start; calls on_stop at each of `stops` (ascending;
@@ -55,6 +61,10 @@ struct pm_replay {
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
                   size_t stop_count, pm_stop_fn on_stop, void *ctx);
 void pm_replay_free(struct pm_replay *r);
+
+/* One pass that also keeps what the peak and/or the first `exit` snapshot
+ * saw (point.h), so that peak and leaks need no second pass. */
+int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit);
 
 /* What one recorded block of `size` bytes stands for: itself in an exact
  * capture, size / (1 - exp(-size/R)) bytes and 1 / (1 - exp(-size/R))

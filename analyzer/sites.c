@@ -89,11 +89,9 @@ static uint64_t site_hash_at(void *ctx, size_t i)
     return site_hash(&((struct pm_sites *)ctx)->v[i]);
 }
 
-static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t size)
+static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t bytes,
+                           double blocks)
 {
-    uint64_t rate = domain == PM_DOMAIN_MMAP ? 0 : s->sample_bytes; /* mappings: all recorded */
-    uint64_t bytes = pm_estimate_bytes(rate, size);
-    double blocks = pm_estimate_count(rate, size);
     struct stack_total key = {stack, phase, domain, 0, 0};
     if ((s->st_n + 1) * 2 > s->st_index_cap &&
         grow_index(&s->st_index, &s->st_index_cap, s->st_n, st_hash_at, s))
@@ -133,21 +131,38 @@ static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
     return &s->v[s->n - 1];
 }
 
-int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
-                     uint64_t main_seq, int slot)
+static uint8_t phase_of(struct pm_stacks *stacks, uint32_t stack, bool startup)
+{
+    return startup ? PM_PHASE_STARTUP : pm_stacks_in_import(stacks, stack) ? PM_PHASE_IMPORT : PM_PHASE_RUNTIME;
+}
+
+/* The live entries allocated at or before `max_seq`, plus the point's sums
+ * of what was freed since (point.h), into slot `slot`. */
+static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live, uint64_t max_seq,
+                   const struct pm_point *p, uint64_t main_seq, int slot)
 {
     s->st_n = 0;
     if (s->st_index)
         memset(s->st_index, 0, s->st_index_cap * sizeof *s->st_index);
     PM_LIVE_FOREACH(live, e)
     {
-        if (s->domains && !(s->domains & (1u << e->domain)))
+        if (e->seq > max_seq || (s->domains && !(s->domains & (1u << e->domain))))
             continue;
-        uint8_t phase = e->seq < main_seq                         ? PM_PHASE_STARTUP
-                        : pm_stacks_in_import(stacks, e->stack) ? PM_PHASE_IMPORT
-                                                                  : PM_PHASE_RUNTIME;
+        uint8_t domain = e->domain < PM_DOMAIN_COUNT ? e->domain : 0;
+        uint64_t rate = domain == PM_DOMAIN_MMAP ? 0 : s->sample_bytes; /* mappings: all recorded */
         uint32_t stack = pm_stacks_view(stacks, e->stack, s->view);
-        if (add_stack_total(s, stack, phase, e->domain < PM_DOMAIN_COUNT ? e->domain : 0, e->size))
+        if (add_stack_total(s, stack, phase_of(stacks, e->stack, e->seq < main_seq), domain,
+                            pm_estimate_bytes(rate, e->size), pm_estimate_count(rate, e->size)))
+            return -1;
+    }
+    for (size_t i = 0; p && i < p->n; i++) {
+        const struct pm_point_total *t = &p->v[i];
+        uint8_t domain = t->domain < PM_DOMAIN_COUNT ? t->domain : 0;
+        if (s->domains && !(s->domains & (1u << domain)))
+            continue;
+        uint32_t stack = pm_stacks_view(stacks, t->stack, s->view);
+        if (add_stack_total(s, stack, phase_of(stacks, t->stack, t->early && main_seq), domain,
+                            (uint64_t)llround(t->bytes), t->count))
             return -1;
     }
     for (size_t i = 0; i < s->st_n; i++) {
@@ -223,6 +238,18 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order)
     free(s->index);
     s->index = NULL;
     s->index_cap = 0;
+}
+
+int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+                     uint64_t main_seq, int slot)
+{
+    return collect(s, stacks, live, UINT64_MAX, NULL, main_seq, slot);
+}
+
+int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+                           const struct pm_point *p, uint64_t main_seq, int slot)
+{
+    return collect(s, stacks, live, p->seq, p, main_seq, slot);
 }
 
 const char *const pm_domain_names[PM_DOMAIN_COUNT] = {"malloc", "pyraw", "pymem", "pyobj", "mmap"};

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "live.h"
+#include "point.h"
 #include "pymem/format.h"
 #include "stacks.h"
 
@@ -56,6 +57,11 @@ void pm_sites_filter(struct pm_sites *s, enum pm_view view, unsigned domains);
  * `main_seq` are start-up. Returns 0 or -1 (out of memory). */
 int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
                      uint64_t main_seq, int slot);
+
+/* The same for a past point of a single pass: the entries of `live`
+ * allocated by then and what `p` summed of those freed since. */
+int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+                           const struct pm_point *p, uint64_t main_seq, int slot);
 
 enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF };
 void pm_sites_sort(struct pm_sites *s, enum pm_order order);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,17 @@ static int collect(void *ctx, size_t i, struct pm_replay *r)
 {
     struct at_stop *k = ctx;
     return pm_sites_collect(k->sites, &r->cap->stacks, &r->live, 0, k->slots[i]);
+}
+
+struct two_stops {
+    struct pm_sites *s[2];
+    uint64_t main_seq;
+};
+
+static int collect_two(void *ctx, size_t i, struct pm_replay *r)
+{
+    struct two_stops *k = ctx;
+    return pm_sites_collect(k->s[i], &r->cap->stacks, &r->live, k->main_seq, 1);
 }
 
 static const struct pm_site *site_at_line(const struct pm_sites *s, uint32_t line)
@@ -448,6 +460,107 @@ static void sampled_capture_weights_and_counters(void **state)
     pm_capture_close(&c);
 }
 
+/* Sorted sites of two collections must be the same, site by site. */
+static void assert_same_sites(struct pm_sites *a, struct pm_sites *b)
+{
+    pm_sites_sort(a, PM_ORDER_BYTES);
+    pm_sites_sort(b, PM_ORDER_BYTES);
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->v[i].line, b->v[i].line);
+        assert_int_equal(a->v[i].phase, b->v[i].phase);
+        assert_int_equal(a->v[i].bytes[1], b->v[i].bytes[1]);
+        assert_int_equal(a->v[i].count[1], b->v[i].count[1]);
+    }
+}
+
+/* The single pass's points (peak, exit) against a second pass stopping at
+ * them, on a random capture: allocations and frees from 8 lines over two
+ * threads, address reuse, frees of unknown blocks, mappings cut in pieces,
+ * `main` and `exit` snapshots. */
+static void single_pass_points_match_second_pass(void **state)
+{
+    (void)state;
+    srand(7);
+    struct builder b;
+    b_open(&b, path);
+    b_thread(&b, 1, 7);
+    b_string(&b, 1, 1, "r.py");
+    for (uint64_t line = 1; line <= 8; line++)
+        b_node(&b, 1, line, 0, 1, 0, line);
+    uint64_t live[256] = {0}, seq = 1;
+    bool exit_done = false;
+    for (int i = 0; i < 20000; i++) {
+        if (i == 300)
+            b_snapshot(&b, 1, seq++, PM_SNAP_MAIN, 0, "main");
+        if (i == 15000) {
+            b_snapshot(&b, 1, seq++, PM_SNAP_EXIT, 0, "exit");
+            exit_done = true;
+        }
+        int slot = rand() % 256;
+        uint64_t addr = 0x10000 + (uint64_t)slot * 0x1000;
+        int r = rand() % 10;
+        if (r < 5 || !live[slot]) {
+            if (rand() % 50 == 0)
+                b_alloc_in(&b, 1, PM_DOMAIN_MMAP, seq++, 0x10000000 + (uint64_t)slot * 0x100000, 16 * 4096,
+                           1 + (uint64_t)(rand() % 8));
+            else
+                b_alloc(&b, 1, seq++, addr, 1 + (uint64_t)(rand() % 3000), 1 + (uint64_t)(rand() % 8));
+            live[slot] = 1;
+        } else if (r < 9) {
+            b_free(&b, 1, seq++, addr);
+            live[slot] = 0;
+        } else {
+            uint64_t base = 0x10000000 + (uint64_t)slot * 0x100000;
+            b_munmap(&b, 1, seq++, base + (uint64_t)(rand() % 16) * 4096, (uint64_t)(1 + rand() % 4) * 4096);
+        }
+        if (i % 1000 == 999)
+            b_watermark(&b, seq);
+    }
+    assert_true(exit_done);
+    b_watermark(&b, seq);
+    b_end(&b, seq, 100);
+    b_close(&b);
+
+    struct pm_capture c;
+    struct pm_replay one;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    assert_int_equal(pm_replay_points(&one, &c, true, true), 0);
+    assert_true(one.peak.set && one.exit.set);
+    uint64_t main_seq = c.snapshots[0].seq;
+    struct pm_sites at_peak, at_exit;
+    pm_sites_init(&at_peak, PM_BY_LINENO);
+    pm_sites_init(&at_exit, PM_BY_LINENO);
+    assert_int_equal(pm_sites_collect_point(&at_peak, &c.stacks, &one.live, &one.peak, main_seq, 1), 0);
+    assert_int_equal(pm_sites_collect_point(&at_exit, &c.stacks, &one.live, &one.exit, main_seq, 1), 0);
+    uint64_t stops[2] = {one.peak.seq, one.exit.seq};
+    assert_int_equal(one.peak.seq, one.t.peak_seq);
+    pm_replay_free(&one);
+
+    struct pm_sites two_peak, two_exit;
+    pm_sites_init(&two_peak, PM_BY_LINENO);
+    pm_sites_init(&two_exit, PM_BY_LINENO);
+    struct two_stops k2 = {{&two_peak, &two_exit}, main_seq};
+    if (stops[0] > stops[1]) {
+        uint64_t t = stops[0];
+        stops[0] = stops[1];
+        stops[1] = t;
+        k2.s[0] = &two_exit;
+        k2.s[1] = &two_peak;
+    }
+    struct pm_replay two;
+    assert_int_equal(pm_replay_run(&two, &c, stops, 2, collect_two, &k2), 0);
+    assert_same_sites(&at_peak, &two_peak);
+    assert_same_sites(&at_exit, &two_exit);
+    assert_true(at_peak.n >= 8);
+    pm_replay_free(&two);
+    pm_sites_free(&at_peak);
+    pm_sites_free(&at_exit);
+    pm_sites_free(&two_peak);
+    pm_sites_free(&two_exit);
+    pm_capture_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +574,7 @@ int main(void)
         cmocka_unit_test(partial_munmaps_shrink_and_split_mappings),
         cmocka_unit_test(views_of_a_hybrid_stack),
         cmocka_unit_test(sampled_capture_weights_and_counters),
+        cmocka_unit_test(single_pass_points_match_second_pass),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,72 @@
+/*
+ * point: per-(stack, domain) sums of what left the live table since a point
+ * (contract in point.h).
+ */
+#include "point.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "grow.h"
+
+static uint64_t hash(uint32_t stack, uint8_t domain, uint8_t early)
+{
+    uint64_t h = ((uint64_t)stack << 16 | (uint64_t)domain << 8 | early) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 31);
+}
+
+void pm_point_reset(struct pm_point *p, uint64_t seq, uint64_t time_ns)
+{
+    p->set = true;
+    p->seq = seq;
+    p->time_ns = time_ns;
+    p->n = 0;
+    if (p->index)
+        memset(p->index, 0, p->index_cap * sizeof *p->index);
+}
+
+static int rehash(struct pm_point *p)
+{
+    size_t cap = p->index_cap ? p->index_cap * 2 : 1024;
+    uint32_t *idx = calloc(cap, sizeof *idx);
+    if (!idx)
+        return -1;
+    for (size_t i = 0; i < p->n; i++) {
+        size_t s = hash(p->v[i].stack, p->v[i].domain, p->v[i].early) & (cap - 1);
+        while (idx[s])
+            s = (s + 1) & (cap - 1);
+        idx[s] = (uint32_t)i + 1;
+    }
+    free(p->index);
+    p->index = idx;
+    p->index_cap = cap;
+    return 0;
+}
+
+int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
+                 int sign)
+{
+    if ((p->n + 1) * 2 > p->index_cap && rehash(p))
+        return -1;
+    size_t s = hash(stack, domain, early) & (p->index_cap - 1);
+    for (; p->index[s]; s = (s + 1) & (p->index_cap - 1)) {
+        struct pm_point_total *t = &p->v[p->index[s] - 1];
+        if (t->stack == stack && t->domain == domain && t->early == early) {
+            t->bytes += sign * bytes;
+            t->count += sign * count;
+            return 0;
+        }
+    }
+    if (pm_grow(&p->v, &p->cap, sizeof *p->v, p->n + 1, 256))
+        return -1;
+    p->v[p->n] = (struct pm_point_total){stack, domain, early, sign * bytes, sign * count};
+    p->index[s] = (uint32_t)++p->n;
+    return 0;
+}
+
+void pm_point_free(struct pm_point *p)
+{
+    free(p->v);
+    free(p->index);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,44 @@
+/*
+ * point: the live allocations at one past moment of a replay, known in the
+ * same pass that goes on past it. The state at seq P is every entry still in
+ * the live table that was allocated at or before P, plus what was removed
+ * from the table since P among entries allocated by then: that second part
+ * is summed here per (stack, domain) as the replay goes, so a point costs
+ * memory in distinct stacks, not in events. Removal counts +1, putting back
+ * (a mapping shrunk, split or restored) -1.
+ *
+ * The peak is such a point that moves: each new high-water mark starts it
+ * again, and the last one is the peak. The `exit` snapshot is one that
+ * stays.
+ */
+#ifndef PMA_POINT_H
+#define PMA_POINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pm_point_total {
+    uint32_t stack;
+    uint8_t domain;
+    uint8_t early; /* allocated before the `main` snapshot (start-up) */
+    double bytes, count;
+};
+
+struct pm_point {
+    bool set;
+    uint64_t seq, time_ns;
+    struct pm_point_total *v;
+    size_t n, cap;
+    uint32_t *index;
+    size_t index_cap;
+};
+
+/* Moves the point to `seq` and forgets what was summed for the old one. */
+void pm_point_reset(struct pm_point *p, uint64_t seq, uint64_t time_ns);
+/* Adds `sign` times (bytes, count) to the totals of (stack, domain, early). */
+int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
+                 int sign);
+void pm_point_free(struct pm_point *p);
+
+#endif
