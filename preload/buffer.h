@@ -48,6 +48,7 @@ struct pm_buffer {
     char pad_[64];
     /* Written by the consumer. */
     _Atomic uint64_t tail;
+    _Atomic int writing; /* the writer thread holds data taken from it, not yet written */
     /* Fixed after creation, except state and tid. */
     struct pm_buffer *next;
     _Atomic int state;

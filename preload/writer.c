@@ -49,11 +49,13 @@
 static struct {
     pthread_mutex_t lock;
     int fd;
-    /* zstd: one context under the lock (the writer and a producer flushing
-     * its full ring both write under it), and its output buffer */
-    ZSTD_CCtx *zctx;
+    /* zstd, in the writer thread only: other threads (a producer flushing
+     * its full ring, the thread that ends the capture) write plain chunks */
+    ZSTD_CCtx *zctx; /* used by the writer thread only */
     void *zbuf;
     size_t zbuf_cap;
+    void *stage; /* a ring's contents, copied out to be compressed */
+    size_t stage_cap;
     dev_t dev; /* identity of the capture file, checked before each write */
     ino_t ino;
     int statm_fd;
@@ -181,18 +183,15 @@ static size_t compress(const void *p1, size_t n1, const void *p2, size_t n2)
     return out.pos < n1 + n2 ? out.pos : 0;
 }
 
-static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2,
-                        size_t n2)
+/* Writes one chunk; `z` bytes of W.zbuf hold its compressed form, if not 0. */
+static bool write_chunk_z(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2, size_t n2,
+                          size_t z)
 {
     if (W.fd < 0)
         return false;
     if (!still_ours())
         return give_up("write", "the program closed or replaced its file descriptor", false);
     uint8_t h[PM_CHUNK_HEADER_SIZE];
-    int saved = pm_thread.recording;
-    pm_thread.recording = PM_IN_WRITE;
-    size_t z = kind == PM_CHUNK_EVENTS ? compress(p1, n1, p2, n2) : 0;
-    pm_thread.recording = saved;
     if (z) {
         pm_chunk_header(h, kind, PM_CHUNK_ZSTD, stream, (uint32_t)z, pm_crc32c(0, W.zbuf, z));
         struct iovec iov[2] = {{h, sizeof h}, {W.zbuf, z}};
@@ -206,12 +205,18 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
     return err ? give_up("write", strerror(err), true) : true;
 }
 
+static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2, size_t n2)
+{
+    return write_chunk_z(kind, stream, p1, n1, p2, n2, 0);
+}
+
 static bool create_file(void);
 static uint64_t monotonic_ns(void);
 
-/* Writes out what `b` holds. `may_wait`: a periodic pass, which leaves a
- * followed child's data in its ring for the child's first 50 ms, so that a
- * fork that execs at once (subprocess before 3.10) leaves no capture. */
+/* Writes out what `b` holds, as it is. `may_wait`: a periodic pass, which
+ * leaves a followed child's data in its ring for the child's first 50 ms,
+ * so that a fork that execs at once (subprocess before 3.10) leaves no
+ * capture. Called with the lock held. */
 static bool drain(struct pm_buffer *b, bool may_wait)
 {
     const uint8_t *s1, *s2;
@@ -227,6 +232,51 @@ static bool drain(struct pm_buffer *b, bool may_wait)
         return false;
     pm_buffer_consume(b, avail);
     return true;
+}
+
+/* The writer thread's drain: the ring's contents are copied out and
+ * compressed with the lock released, so that a thread whose ring is full
+ * never waits for zstd, then written with the lock held again. While the
+ * ring is marked `writing`, its own thread does not write it (a later chunk
+ * of a stream must not reach the file before an earlier one). Returns false
+ * when the capture ended meanwhile or a write failed. */
+static bool drain_compressed(struct pm_buffer *b)
+{
+    const uint8_t *s1, *s2;
+    size_t n1, n2;
+    size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
+    if (!avail)
+        return true;
+    if (!W.zctx || W.pending || avail < 1024)
+        return drain(b, true);
+    if (avail > W.stage_cap) {
+        void *n = W.stage ? pm_rawmem_grow(W.stage, W.stage_cap, avail) : pm_rawmem_alloc(avail);
+        if (!n)
+            return drain(b, true);
+        W.stage = n;
+        W.stage_cap = avail;
+    }
+    memcpy(W.stage, s1, n1);
+    memcpy((uint8_t *)W.stage + n1, s2, n2);
+    pm_buffer_consume(b, avail);
+    atomic_store(&b->writing, 1);
+    pthread_mutex_unlock(&W.lock);
+    size_t z = compress(W.stage, avail, NULL, 0);
+    pthread_mutex_lock(&W.lock);
+    bool ok = write_chunk_z(PM_CHUNK_EVENTS, b->stream, W.stage, avail, NULL, 0, z);
+    atomic_store(&b->writing, 0);
+    return ok && atomic_load(&pm_state) == PM_STATE_ON;
+}
+
+/* Waits, lock held, until the writer thread has written what it took out of
+ * `b` (it needs the lock to do so). */
+static void wait_written(struct pm_buffer *b)
+{
+    while (atomic_load(&b->writing)) {
+        pthread_mutex_unlock(&W.lock);
+        sched_yield();
+        pthread_mutex_lock(&W.lock);
+    }
 }
 
 static uint64_t monotonic_ns(void)
@@ -303,7 +353,7 @@ static void pass(bool final, int end_reason, int end_detail)
         if (!wait_not_busy(b))
             mark_ok = false;
         bool exited = atomic_load(&b->state) == PM_BUF_EXITED && !final && thread_gone(b->tid);
-        if (!drain(b, !final))
+        if (!(final ? drain(b, false) : drain_compressed(b)))
             return;
         if (exited && !atomic_load(&b->busy) && drain(b, !final))
             atomic_store(&b->state, PM_BUF_FREE);
@@ -539,6 +589,7 @@ bool pm_writer_start(uint64_t snapshot_every_ns)
 bool pm_writer_flush_buffer(struct pm_buffer *b)
 {
     pthread_mutex_lock(&W.lock);
+    wait_written(b);
     bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b, false);
     uint64_t now = monotonic_ns();
     if (ok && now - b->last_flush_ns < 50000000u)
@@ -574,6 +625,8 @@ void pm_writer_finish(int reason, int detail)
     }
     int expected = PM_STATE_ON;
     if (locked && atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
+        for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next)
+            wait_written(b);
         pass(true, reason, detail);
         if (W.fd >= 0)
             close(W.fd);
