@@ -62,7 +62,7 @@ struct pm_buffer {
 /* Rings start small (a pool of mostly idle threads stays cheap) and double
  * each time their thread fills them twice within 50 ms. */
 #define PM_RING_MIN (64u * 1024u)
-#define PM_RING_MAX (1024u * 1024u)
+#define PM_RING_MAX (4096u * 1024u)
 
 /* Takes a free buffer or maps a new one for the calling thread, and writes
  * its THREAD record. NULL when memory is exhausted. */

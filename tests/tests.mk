@@ -42,7 +42,7 @@ NATIVE_DIR := $(BUILD)/tests/native
 NATIVE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-builtin -Wno-use-after-free
 NATIVE_BINS := $(NATIVE_DIR)/chain $(NATIVE_DIR)/recurse $(NATIVE_DIR)/ownmalloc $(NATIVE_DIR)/loader \
 	$(NATIVE_DIR)/libplugin_a.so $(NATIVE_DIR)/libplugin_b.so $(NATIVE_DIR)/libplugin_stripped.so \
-	$(NATIVE_DIR)/plugins/libplugin_a.so $(NATIVE_DIR)/libhybrid.so
+	$(NATIVE_DIR)/plugins/libplugin_a.so $(NATIVE_DIR)/libhybrid.so $(NATIVE_DIR)/cxx
 
 $(NATIVE_DIR)/%: tests/native/%.c
 	@mkdir -p $(dir $@)
@@ -66,6 +66,10 @@ $(NATIVE_DIR)/libplugin_stripped.so: tests/native/plugin.c
 	@mkdir -p $(dir $@)
 	$(CC) $(NATIVE_CFLAGS) -fPIC -shared -DPLUGIN_NAME=stripped -o $@ $<
 	strip --strip-all $@
+
+$(NATIVE_DIR)/cxx: tests/native/cxx.cpp
+	@mkdir -p $(dir $@)
+	g++ -O0 -g -fno-omit-frame-pointer -o $@ $<
 
 $(NATIVE_DIR)/libhybrid.so: tests/native/hybrid.c
 	@mkdir -p $(dir $@)

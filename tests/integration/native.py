@@ -4,6 +4,7 @@ stacks), dlopen/dlclose, stripped libraries, depth limits, the mmap domain,
 RTLD_DEEPBIND and programs that bring their own malloc."""
 import os
 import re
+import shutil
 import subprocess
 
 from harness import PROGRAMS, check, marks
@@ -50,7 +51,7 @@ def test_hybrid_stack(c, tag):
     out = c.capture("hybrid.pmem")
     r = c.preload([os.path.join(PROGRAMS, "hybrid.py"), os.path.join(bins(c), "libhybrid.so")], out,
                   PYMEM_NATIVE=1)
-    check(tag + " hybrid.py runs under --native", r.returncode == 0 and r.stdout == "10\n", r.stderr)
+    check(tag + " hybrid.py runs under --native", r.returncode == 0 and r.stdout == "15\n", r.stderr)
     leaks = c.json("leaks", out, "--top", "0")
     top = leaks["sites"][0]
     check(tag + " hybrid: the site is the Python line that called C", top["file"].endswith("hybrid.py")
@@ -66,10 +67,18 @@ def test_hybrid_stack(c, tag):
     first_py = next(i for i, x in enumerate(f) if x[0] == "python")
     check(tag + " hybrid: the interpreter loop is replaced, not shown", all(
         "EvalFrameDefault" not in x[1] for x in f[:first_py + 3]) and first_py > 2, str(f[:first_py + 3]))
+    nested = next((s for s in leaks["sites"] if s["line"] == m["KEY"]), None)
+    g = frames(nested) if nested else []
+    order = [(x[1].split(".")[-1], x[3]) for x in g if x[0] == "python"][:4]
+    py_at = [i for i, x in enumerate(g) if x[0] == "python"]
+    check(tag + " hybrid: Python -> C (sorted) -> Python -> C keeps each group in its place", nested is not None
+          and nested["domains"]["malloc"] == {"bytes": 5 * 70000, "count": 5} and order == [
+              ("keyfunc", m["KEY"]), ("sort_with_c_in_between", m["SORTED"]), ("<module>", m["MODULE2"])]
+          and len(py_at) >= 3 and py_at[1] - py_at[0] > 1 and g[0][1] == "hybrid_inner", str(g)[:600])
     native_view = c.json("leaks", out, "--native", "--top", "0")
     inner = find(native_view["sites"], "hybrid_inner")
     check(tag + " hybrid --native: the site is the C line", inner is not None and inner["line"] ==
-          cm["hybrid_malloc"] and inner["bytes"] == 500000 and inner["count"] == 10, str(inner)[:300])
+          cm["hybrid_malloc"] and inner["bytes"] == 500000 + 5 * 70000 and inner["count"] == 15, str(inner)[:300])
     out_all = c.capture("hybrid-all.pmem")
     r = c.preload([os.path.join(PROGRAMS, "hybrid.py"), os.path.join(bins(c), "libhybrid.so")], out_all,
                   PYMEM_NATIVE="all")
@@ -116,6 +125,21 @@ def test_native_chain(c, tag):
           "100 1\n" and "chain.c:%d scratch" % cm["scratch"] in run.stderr, run.stderr)
 
 
+def test_cxx_names(c, tag):
+    cm = c_marks("cxx.cpp")
+    out = c.capture("cxx.pmem")
+    r = run_native(c, [os.path.join(bins(c), "cxx")], out)
+    leaks = c.json("leaks", out, "--top", "0", "--native")
+    site = next((s for s in leaks["sites"] if s["bytes"] == 4000), None)
+    f = frames(site) if site else []
+    names = [x[1] for x in f]
+    check(tag + " C++: names demangled, make() under main, at its line", r.returncode == 0 and r.stdout == "1\n"
+          and "shapes::Builder::make(int)" in names and names.index("shapes::Builder::make(int)") + 1 <
+          len(names) and names[names.index("shapes::Builder::make(int)") + 1] == "main"
+          and any(x[1] == "shapes::Builder::make(int)" and x[3] == cm["cxx_new"] for x in f)
+          and any(n.startswith("operator new") for n in names), str(f[:5]))
+
+
 def test_native_depth_limit(c, tag):
     out = c.capture("recurse.pmem")
     r = run_native(c, [os.path.join(bins(c), "recurse")], out, PYMEM_NATIVE_DEPTH=32)
@@ -149,6 +173,16 @@ def test_dlopen_dlclose(c, tag):
     mods = {f.get("module", "").split("/")[-1] for s in sites for f in s["stack"] if f["kind"] == "native"}
     check(tag + " module map names both unloaded libraries", {"libplugin_a.so", "libplugin_b.so",
                                                               "libplugin_stripped.so"} <= mods, str(mods))
+    # A library deleted after the run: its frames fall back to module+offset.
+    gone = os.path.join(c.tmp, "libplugin_gone.so")
+    shutil.copy(os.path.join(d, "libplugin_b.so"), gone)
+    out = c.capture("gone.pmem")
+    r = run_native(c, [os.path.join(d, "loader"), gone, "6666"], out)
+    os.unlink(gone)
+    g = next((s for s in c.json("leaks", out, "--top", "0")["sites"] if s["bytes"] == 6666), None)
+    check(tag + " a library deleted since: module+offset frames, no error", r.returncode == 0 and g is not None
+          and g["function"].startswith("libplugin_gone.so+0x") and frames(g)[1][1].startswith(
+              "libplugin_gone.so+0x"), str(g)[:300])
 
 
 def test_deepbind_and_own_allocator(c, tag):
@@ -203,5 +237,5 @@ def test_numpy_native(c, tag):
 
 
 EVERY = [test_hybrid_stack]
-ONCE = [test_native_chain, test_native_depth_limit, test_dlopen_dlclose, test_deepbind_and_own_allocator,
+ONCE = [test_native_chain, test_cxx_names, test_native_depth_limit, test_dlopen_dlclose, test_deepbind_and_own_allocator,
         test_mmap_domain_python, test_numpy_native]

@@ -15,9 +15,21 @@ def allocate(n):
     return keep
 
 
+def keyfunc(x):
+    kept.append(lib.hybrid_alloc(70000))  # MARK:KEY
+    return -x
+
+
 def main():
     return allocate(10)  # MARK:MAIN
 
 
+def sort_with_c_in_between():
+    # Python -> sorted (C) -> keyfunc (Python) -> ctypes (C): two runs of
+    # the interpreter loop with C frames between them.
+    return sorted(range(5), key=keyfunc)  # MARK:SORTED
+
+
 kept = main()  # MARK:MODULE
+sort_with_c_in_between()  # MARK:MODULE2
 print(len(kept))
