@@ -249,25 +249,27 @@ static void record_mapping(void *p, size_t length, int flags, bool unmapped_firs
     errno = saved;
 }
 
+/* What mmap and mmap64 return, recorded. MAP_FIXED replaces whatever was
+ * mapped there. */
+static void *mapped(void *p, size_t length, int flags)
+{
+    if (p != MAP_FAILED && mmap_should_record() && (flags & (MAP_ANONYMOUS | MAP_FIXED)))
+        record_mapping(p, length, flags, (flags & MAP_FIXED) != 0);
+    return p;
+}
+
 PM_EXPORT void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return (void *)syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
-    void *p = pm_real.mmap(addr, length, prot, flags, fd, offset);
-    /* MAP_FIXED replaces whatever was mapped there. */
-    if (p != MAP_FAILED && mmap_should_record() && (flags & (MAP_ANONYMOUS | MAP_FIXED)))
-        record_mapping(p, length, flags, (flags & MAP_FIXED) != 0);
-    return p;
+    return mapped(pm_real.mmap(addr, length, prot, flags, fd, offset), length, flags);
 }
 
 PM_EXPORT void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t offset)
 {
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return (void *)syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
-    void *p = pm_real.mmap64(addr, length, prot, flags, fd, offset);
-    if (p != MAP_FAILED && mmap_should_record() && (flags & (MAP_ANONYMOUS | MAP_FIXED)))
-        record_mapping(p, length, flags, (flags & MAP_FIXED) != 0);
-    return p;
+    return mapped(pm_real.mmap64(addr, length, prot, flags, fd, offset), length, flags);
 }
 
 /* Recorded before the pages go, as a free is: another thread may map the

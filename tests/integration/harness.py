@@ -15,12 +15,13 @@ passed = 0
 failed = 0
 
 
-def marks(name):
-    """Line numbers of the '# MARK:X' comments in a test program."""
+def marks(name, folder=PROGRAMS):
+    """Line numbers of the 'MARK:X' comments in a test program (Python, or C
+    in another folder)."""
     out = {}
-    with open(os.path.join(PROGRAMS, name)) as f:
+    with open(os.path.join(folder, name)) as f:
         for n, line in enumerate(f, 1):
-            m = re.search(r"# MARK:(\w+)", line)
+            m = re.search(r"MARK:(\w+)", line)
             if m:
                 out[m.group(1)] = n
     return out

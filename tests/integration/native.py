@@ -3,7 +3,6 @@ known call chains profiled on their own, C called from Python (hybrid
 stacks), dlopen/dlclose, stripped libraries, depth limits, the mmap domain,
 RTLD_DEEPBIND and programs that bring their own malloc."""
 import os
-import re
 import shutil
 import subprocess
 
@@ -13,14 +12,7 @@ SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "native
 
 
 def c_marks(name):
-    """Line numbers of the 'MARK:x' comments in tests/native/NAME."""
-    out = {}
-    with open(os.path.join(SOURCES, name)) as f:
-        for n, line in enumerate(f, 1):
-            m = re.search(r"MARK:(\w+)", line)
-            if m:
-                out[m.group(1)] = n
-    return out
+    return marks(name, SOURCES)
 
 
 def bins(c):
