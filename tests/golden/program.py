@@ -1,5 +1,7 @@
-"""The program behind tests/golden/small.pmem (recorded once with Debian's
-python3 3.11 and checked in; the reports of that file must not change)."""
+"""The program behind tests/golden/small.pmem (format 1, recorded once with
+Debian's python3 3.11 and checked in; the reports of that file must not
+change) and tests/golden/sampled.pmem (format 2, compressed, recorded with
+PYMEM_SAMPLE=8192 PYMEM_SAMPLE_SEED=3)."""
 import pymem
 
 held = []

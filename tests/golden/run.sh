@@ -1,6 +1,6 @@
 #!/bin/sh
 # Golden analyzer tests: each line of tests/golden/cases gives the arguments of
-# one pymem command over tests/golden/small.pmem; its output must equal
+# one pymem command over a checked-in capture; its output must equal
 # tests/golden/expected/<n>.out byte for byte. `run.sh PYMEM --update`
 # rewrites the expected files (after a deliberate change of the reports).
 set -u
