@@ -167,22 +167,41 @@ static void finish(struct pm_replay *r, const struct pm_capture *cap)
     }
 }
 
-int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
-                  size_t stop_count, pm_stop_fn on_stop, void *ctx)
+/* The pass itself, once `r` is set up; observer failures are out of memory. */
+static int run(struct pm_replay *r, struct pm_capture *cap)
+{
+    if (pm_capture_replay(cap, apply, r))
+        return -1;
+    if (r->live.observe_failed) {
+        snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
+        return -1;
+    }
+    finish(r, cap);
+    return 0;
+}
+
+static int start(struct pm_replay *r, struct pm_capture *cap)
 {
     memset(r, 0, sizeof *r);
     r->cap = cap;
-    r->stops = stops;
-    r->stop_count = stop_count;
-    r->on_stop = on_stop;
-    r->stop_ctx = ctx;
     if (pm_live_init(&r->live)) {
         snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
         return -1;
     }
-    if (pm_capture_replay(cap, apply, r))
+    return 0;
+}
+
+int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
+                  size_t stop_count, pm_stop_fn on_stop, void *ctx)
+{
+    if (start(r, cap))
         return -1;
-    finish(r, cap);
+    r->stops = stops;
+    r->stop_count = stop_count;
+    r->on_stop = on_stop;
+    r->stop_ctx = ctx;
+    if (run(r, cap))
+        return -1;
     while (r->next_stop < r->stop_count) {
         if (r->on_stop(r->stop_ctx, r->next_stop, r))
             return -1;
@@ -193,24 +212,13 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
 
 int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit)
 {
-    memset(r, 0, sizeof *r);
-    r->cap = cap;
+    if (start(r, cap))
+        return -1;
     r->track_peak = peak;
     r->track_exit = exit;
-    if (pm_live_init(&r->live)) {
-        snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
-        return -1;
-    }
     r->live.observe = observe;
     r->live.observe_ctx = r;
-    if (pm_capture_replay(cap, apply, r))
-        return -1;
-    if (r->live.observe_failed) {
-        snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
-        return -1;
-    }
-    finish(r, cap);
-    return 0;
+    return run(r, cap);
 }
 
 void pm_replay_free(struct pm_replay *r)
