@@ -47,7 +47,8 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-bool pm_unwind_is_own(uintptr_t pc)
+/* True if `pc` lies in libpymem.so itself. */
+static bool is_own(uintptr_t pc)
 {
     return pc >= own_lo && pc < own_hi;
 }
@@ -93,7 +94,7 @@ int pm_unwind_backtrace(uintptr_t *out, int max, bool *truncated)
     int got = backtrace_fn(pcs, want);
     pm_thread.recording = saved;
     int i = 0;
-    while (i < got && pm_unwind_is_own((uintptr_t)pcs[i]))
+    while (i < got && is_own((uintptr_t)pcs[i]))
         i++;
     int n = 0;
     for (; i < got && n < max; i++)

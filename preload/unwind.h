@@ -23,7 +23,4 @@ bool pm_unwind_init(void);
  * deeper than `max`. */
 int pm_unwind_backtrace(uintptr_t *out, int max, bool *truncated);
 
-/* True if `pc` lies in libpymem.so itself. */
-bool pm_unwind_is_own(uintptr_t pc);
-
 #endif

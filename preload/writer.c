@@ -154,38 +154,20 @@ static bool still_ours(void)
     return fstat(W.fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino;
 }
 
-/* Compresses the two pieces of a ring's contents into one zstd frame in
- * W.zbuf. Returns its size, or 0 to write the chunk as it is. */
-static size_t compress(const void *p1, size_t n1, const void *p2, size_t n2)
+/* Compresses `n` staged bytes into one zstd frame (with its content size)
+ * in W.zbuf. Returns its size, or 0 to write the chunk as it is. */
+static size_t compress(const void *p, size_t n)
 {
-    if (!W.zctx || n1 + n2 < 256)
-        return 0;
-    size_t bound = ZSTD_compressBound(n1 + n2);
+    size_t bound = ZSTD_compressBound(n);
     if (bound > W.zbuf_cap) {
-        void *n = W.zbuf ? pm_rawmem_grow(W.zbuf, W.zbuf_cap, bound) : pm_rawmem_alloc(bound);
-        if (!n)
+        void *grown = W.zbuf ? pm_rawmem_grow(W.zbuf, W.zbuf_cap, bound) : pm_rawmem_alloc(bound);
+        if (!grown)
             return 0;
-        W.zbuf = n;
+        W.zbuf = grown;
         W.zbuf_cap = bound;
     }
-    if (ZSTD_isError(ZSTD_CCtx_reset(W.zctx, ZSTD_reset_session_only)) ||
-        ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(W.zctx, n1 + n2)))
-        return 0;
-    ZSTD_outBuffer out = {W.zbuf, bound, 0};
-    ZSTD_inBuffer in1 = {p1, n1, 0}, in2 = {p2, n2, 0};
-    if (n2) {
-        while (in1.pos < in1.size)
-            if (ZSTD_isError(ZSTD_compressStream2(W.zctx, &out, &in1, ZSTD_e_continue)))
-                return 0;
-    }
-    ZSTD_inBuffer *last = n2 ? &in2 : &in1;
-    size_t left;
-    do {
-        left = ZSTD_compressStream2(W.zctx, &out, last, ZSTD_e_end);
-        if (ZSTD_isError(left))
-            return 0;
-    } while (left);
-    return out.pos < n1 + n2 ? out.pos : 0;
+    size_t z = ZSTD_compress2(W.zctx, W.zbuf, bound, p, n);
+    return ZSTD_isError(z) || z >= n ? 0 : z;
 }
 
 /* Writes one chunk; `z` bytes of W.zbuf hold its compressed form, if not 0. */
@@ -267,7 +249,7 @@ static bool drain_compressed(struct pm_buffer *b)
     W.pass_bytes += avail;
     atomic_store(&b->writing, 1);
     pthread_mutex_unlock(&W.lock);
-    size_t z = compress(W.stage, avail, NULL, 0);
+    size_t z = compress(W.stage, avail);
     pthread_mutex_lock(&W.lock);
     bool ok = write_chunk_z(PM_CHUNK_EVENTS, b->stream, W.stage, avail, NULL, 0, z);
     atomic_store(&b->writing, 0);
