@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "hash.h"
 #include "pymem/format.h"
 #include "rawmem.h"
 
@@ -64,14 +65,6 @@ void pm_modules_reset_after_fork(void)
     /* Abandoned, not freed: rawmem's counter was reset for the child. */
     memset(&M, 0, sizeof M);
     changes_seen = atomic_load(&changes) - 1;
-}
-
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
 }
 
 static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
@@ -184,7 +177,7 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *data)
         path = M.exe; /* the first entry is the executable, named "" */
         path_len = M.exe_len;
     }
-    uint64_t h = hash_name(path_len ? path : "");
+    uint64_t h = pm_hash_bytes(path, path_len);
     for (uint32_t i = 0; i < M.count; i++) {
         struct module *m = &M.v[i];
         if (m->loaded && m->base == info->dlpi_addr && m->lo == lo && m->name_hash == h) {

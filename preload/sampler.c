@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "rawmem.h"
 #include "thread.h"
 
@@ -43,19 +44,10 @@ static struct {
     size_t cap, count;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 33);
-}
-
 static uint64_t next_random(void)
 {
     if (!pm_thread.rng)
-        pm_thread.rng = mix(seed_base ^ ((uint64_t)gettid() << 17)) | 1;
+        pm_thread.rng = pm_mix64(seed_base ^ ((uint64_t)gettid() << 17)) | 1;
     /* xorshift64* */
     uint64_t x = pm_thread.rng;
     x ^= x >> 12;
@@ -87,7 +79,7 @@ bool pm_sampler_init(uint64_t mean, uint64_t seed)
         clock_gettime(CLOCK_MONOTONIC, &ts);
         seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)getpid();
     }
-    seed_base = mix(seed);
+    seed_base = pm_mix64(seed);
     pm_sample_mean = mean;
     return true;
 }
@@ -124,7 +116,7 @@ static void filter_grow(void)
 
 static size_t home(uintptr_t a, size_t cap)
 {
-    return (size_t)(mix(a) >> 7) & (cap - 1);
+    return (size_t)(pm_mix64(a) >> 7) & (cap - 1);
 }
 
 static bool grow_set(void)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buffer.h"
+#include "hash.h"
 #include "modules.h"
 #include "pyframes.h"
 #include "pymem/format.h"
@@ -86,29 +87,11 @@ static int max_depth = PM_STACK_DEPTH_DEFAULT;
 static bool native, native_all;
 static int native_depth = PM_NATIVE_DEPTH_DEFAULT;
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 static uint64_t node_hash(uint32_t parent, const void *code, int32_t lasti, const void *filename,
                           const void *name)
 {
-    uint64_t h = mix((uint64_t)(uintptr_t)code ^ ((uint64_t)parent << 32) ^ (uint32_t)lasti);
-    return mix(h ^ (uint64_t)(uintptr_t)filename ^ ((uint64_t)(uintptr_t)name << 1));
-}
-
-static uint64_t text_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return mix(h);
+    uint64_t h = pm_mix64((uint64_t)(uintptr_t)code ^ ((uint64_t)parent << 32) ^ (uint32_t)lasti);
+    return pm_mix64(h ^ (uint64_t)(uintptr_t)filename ^ ((uint64_t)(uintptr_t)name << 1));
 }
 
 static bool grow(void **p, uint32_t *cap, size_t elem, uint32_t want)
@@ -170,7 +153,7 @@ static uint32_t string_intern(struct pm_buffer *b, const char *s, size_t n)
 {
     if (n == 0)
         return 0;
-    uint64_t h = text_hash(s, n);
+    uint64_t h = pm_hash_bytes(s, n);
     if (T.string_index_cap) {
         for (uint32_t i = (uint32_t)h & (T.string_index_cap - 1); T.string_index[i];
              i = (i + 1) & (T.string_index_cap - 1)) {
@@ -317,7 +300,7 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
 static uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint32_t parent,
                               const struct pm_rawframe *f)
 {
-    uint64_t h = mix((uint64_t)(uintptr_t)f->code ^ ((uint64_t)parent << 32) ^ (uint32_t)f->lasti);
+    uint64_t h = pm_mix64((uint64_t)(uintptr_t)f->code ^ ((uint64_t)parent << 32) ^ (uint32_t)f->lasti);
     struct lookup_entry *e = &c->lookup[h & (LOOKUP_SLOTS - 1)];
     if (e->code == f->code && e->parent == parent && e->lasti == f->lasti && e->node)
         return e->node;
