@@ -31,11 +31,14 @@ static uint64_t blocks(uint64_t sample_bytes, uint64_t size)
     return sample_bytes ? (uint64_t)llround(pm_estimate_count(sample_bytes, size)) : 1;
 }
 
-/* Mappings are recorded whole even in a sampled capture (they are few and
- * big, and their ranges are split and shrunk): weight 1. */
+uint64_t pm_sample_rate(uint64_t sample_bytes, int domain)
+{
+    return domain == PM_DOMAIN_MMAP ? 0 : sample_bytes;
+}
+
 static uint64_t rate(const struct pm_capture *c, int domain)
 {
-    return domain == PM_DOMAIN_MMAP ? 0 : c->sample_bytes;
+    return pm_sample_rate(c->sample_bytes, domain);
 }
 
 /* The live table's observer: what leaves it (or comes back) counts for the

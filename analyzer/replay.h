@@ -70,6 +70,10 @@ int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, boo
  * capture, size / (1 - exp(-size/R)) bytes and 1 / (1 - exp(-size/R))
  * blocks in a capture sampled with mean R. */
 uint64_t pm_estimate_bytes(uint64_t sample_bytes, uint64_t size);
+/* The sampling mean that applies to an allocation in `domain`: mappings are
+ * recorded whole even in a sampled capture (few and big, and their ranges
+ * are cut in pieces), so they weigh 1. */
+uint64_t pm_sample_rate(uint64_t sample_bytes, int domain);
 double pm_estimate_count(uint64_t sample_bytes, uint64_t size);
 
 #endif

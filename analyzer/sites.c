@@ -149,7 +149,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         if (e->seq > max_seq || (s->domains && !(s->domains & (1u << e->domain))))
             continue;
         uint8_t domain = e->domain < PM_DOMAIN_COUNT ? e->domain : 0;
-        uint64_t rate = domain == PM_DOMAIN_MMAP ? 0 : s->sample_bytes; /* mappings: all recorded */
+        uint64_t rate = pm_sample_rate(s->sample_bytes, domain);
         uint32_t stack = pm_stacks_view(stacks, e->stack, s->view);
         if (add_stack_total(s, stack, phase_of(stacks, e->stack, e->seq < main_seq), domain,
                             pm_estimate_bytes(rate, e->size), pm_estimate_count(rate, e->size)))
