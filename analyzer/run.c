@@ -25,6 +25,18 @@
 
 static pid_t child_pid;
 
+/* True if `arg` is a whole number from lo to hi; else says so for `option`. */
+static bool whole_number_in(const char *option, const char *arg, long lo, long hi)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || v < lo || v > hi) {
+        fprintf(stderr, "pymem run: %s takes a number from %ld to %ld, not '%s'\n", option, lo, hi, arg);
+        return false;
+    }
+    return true;
+}
+
 /* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). */
 static int pm_parse_size(const char *text, unsigned long long *out)
 {
@@ -145,16 +157,11 @@ int pm_run_main(int argc, char **argv)
         case 'f':
             follow = true;
             break;
-        case 'd': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1024) {
-                fprintf(stderr, "pymem run: --stack-depth takes a number from 1 to 1024, not '%s'\n", optarg);
+        case 'd':
+            if (!whole_number_in("--stack-depth", optarg, 1, 1024))
                 return 2;
-            }
             depth = optarg;
             break;
-        }
         case 'S': {
             unsigned long long bytes = 512 * 1024;
             if (optarg && pm_parse_size(optarg, &bytes)) {
@@ -173,17 +180,12 @@ int pm_run_main(int argc, char **argv)
             native = true;
             native_all = native_all || optarg;
             break;
-        case 'D': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 256) {
-                fprintf(stderr, "pymem run: --native-depth takes a number from 1 to 256, not '%s'\n", optarg);
+        case 'D':
+            if (!whole_number_in("--native-depth", optarg, 1, 256))
                 return 2;
-            }
             native_depth = optarg;
             native = true;
             break;
-        }
         case 's': {
             char *end;
             double v = strtod(optarg, &end);
