@@ -50,9 +50,13 @@ class Ctx:
             os.unlink(p)
         return path
 
-    def preload(self, args, output, timeout=120, **extra):
-        return subprocess.run([self.python] + args, env=self.env(PYMEM_OUTPUT=output, **extra),
+    def run(self, argv, output, timeout=120, **extra):
+        """Any command under the preload, writing its capture to `output`."""
+        return subprocess.run(argv, env=self.env(PYMEM_OUTPUT=output, **extra),
                               capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+
+    def preload(self, args, output, timeout=120, **extra):
+        return self.run([self.python] + args, output, timeout, **extra)
 
     def analyze(self, *args, check=True):
         r = subprocess.run([self.pymem] + list(args), capture_output=True, text=True, timeout=300)

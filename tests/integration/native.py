@@ -20,8 +20,7 @@ def bins(c):
 
 
 def run_native(c, argv, out, **extra):
-    return subprocess.run(argv, env=c.env(PYMEM_OUTPUT=out, PYMEM_NATIVE=1, **extra), capture_output=True,
-                          text=True, timeout=120, cwd=c.tmp)
+    return c.run(argv, out, PYMEM_NATIVE=1, **extra)
 
 
 def frames(site):
