@@ -240,12 +240,11 @@ static bool malloc_reaches_pymem(void)
 
 static void at_fork_child(void);
 
-/* Opens the capture and starts recording. `python`: the process carries an
- * interpreter (mmaps are recorded once its allocator hooks are in).
- * `reexec`: this process already recorded, in the image it replaced with
+/* Opens the capture and starts recording. In a process with Python, mmaps
+ * are recorded once its allocator hooks are in (pyhooks.c). `reexec`: this process already recorded, in the image it replaced with
  * exec (a wrapper script exec'ing the program, as pyenv's shims do): that
  * capture could not be finished and its path is taken over. */
-static void activate(bool child, bool python, bool reexec)
+static void activate(bool child, bool reexec)
 {
     static char argv[8192];
     size_t len = read_cmdline(argv, sizeof argv);
@@ -295,7 +294,7 @@ static void activate(bool child, bool python, bool reexec)
     pm_stacks_set_depth(C.stack_depth);
     if (native_ok)
         pm_stacks_set_native(C.native_depth, C.native_all);
-    if (!python)
+    if (!C.python)
         atomic_store(&pm_mmap_recording, 1);
     atomic_store(&pm_state, PM_STATE_ON);
     if (!C.key_ok)
@@ -327,7 +326,7 @@ static void at_fork_child(void)
     if (was_on && C.follow_fork) {
         int saved = pm_thread.guard;
         pm_thread.guard = 1;
-        activate(true, C.python, false);
+        activate(true, false);
         if (mmap_was_on)
             atomic_store(&pm_mmap_recording, 1);
         pm_thread.guard = saved;
@@ -360,7 +359,7 @@ __attribute__((constructor(101))) static void pm_load(void)
         const char *started = getenv("PYMEM_STARTED");
         bool reexec = started && atoi(started) == (int)getpid();
         if (record)
-            activate(child, C.python, reexec);
+            activate(child, reexec);
         if (C.python)
             pm_pyhooks_register(pm_recorder_on());
     }

@@ -68,12 +68,15 @@ static int64_t draw(void)
 
 bool pm_sampler_init(uint64_t mean, uint64_t seed)
 {
-    struct pm_filter *f = filter_new(FILTER_MIN);
-    S.cap = 1u << 12;
-    S.slots = pm_rawmem_alloc(S.cap * sizeof *S.slots);
-    if (!f || !S.slots)
-        return false;
-    atomic_store_explicit(&pm_sample_filter, f, memory_order_release);
+    /* A forked child keeps the tables pm_sampler_reset_after_fork emptied. */
+    if (!atomic_load(&pm_sample_filter)) {
+        struct pm_filter *f = filter_new(FILTER_MIN);
+        S.cap = 1u << 12;
+        S.slots = pm_rawmem_alloc(S.cap * sizeof *S.slots);
+        if (!f || !S.slots)
+            return false;
+        atomic_store_explicit(&pm_sample_filter, f, memory_order_release);
+    }
     if (!seed) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -55,6 +55,8 @@ static bool is_own(uintptr_t pc)
 
 bool pm_unwind_init(void)
 {
+    if (backtrace_fn)
+        return true; /* a forked child: libunwind is loaded already */
     dl_iterate_phdr(find_own, (void *)(uintptr_t)pm_unwind_init);
     void *h = dlopen(PM_LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
