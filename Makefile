@@ -97,7 +97,9 @@ tsan:
 $(BUILD)/synth: bench/synth.c tests/unit/builder.c tests/unit/builder.h include/pymem/format.h
 	$(CC) $(BASE_CFLAGS) -Itests/unit -o $@ bench/synth.c tests/unit/builder.c
 
+# heaptrack for its column; libc's debug files for the symbolisation row.
 bench: all $(BUILD)/synth
+	@sh scripts/install-deps.sh heaptrack libc6-dbg
 	python3 bench/run.py
 
 clean:
