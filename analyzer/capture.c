@@ -95,6 +95,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->follow_fork = atoi(v) != 0;
     else if (KEY("malloc_hooked"))
         c->malloc_hooked = atoi(v) != 0;
+    else if (KEY("python_allocators"))
+        c->python_allocators = atoi(v) != 0;
 #undef KEY
 }
 
@@ -295,6 +297,7 @@ int pm_capture_open(struct pm_capture *c, const char *path)
     pm_merge_init(&c->merge);
     c->path = path;
     c->malloc_hooked = true; /* unless the capture says otherwise */
+    c->python_allocators = true;
     pm_stacks_init(&c->stacks);
     if (pm_reader_open(&c->reader, path)) {
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);

@@ -63,6 +63,7 @@ struct pm_capture {
     uint64_t sample_bytes; /* sampled capture: mean bytes between samples; 0: exact */
     bool follow_fork;
     bool malloc_hooked; /* false: C allocations bypassed the hooks */
+    bool python_allocators; /* false: Python's domains were not hooked */
     /* filled by a pass */
     struct pm_snapshot *snapshots;
     uint32_t snapshot_count;

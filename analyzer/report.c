@@ -102,9 +102,11 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fprintf(out,
                 ", \"end_detail\": %" PRIu64 ", \"profiler_bytes\": %" PRIu64
                 ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
-                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"native_depth\": %d, ",
+                ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"python_allocators_recorded\": %s, "
+                "\"native_depth\": %d, ",
                 c->end_detail, t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
-                c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false", c->native_depth);
+                c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false",
+                *c->python && c->python_allocators ? "true" : "false", c->native_depth);
         if (c->sample_bytes)
             fprintf(out, "\"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"estimated\": "
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
@@ -145,6 +147,11 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
                 pm_human_bytes(a, sizeof a, (double)t->domain_bytes[d]), d + 1 < PM_DOMAIN_COUNT ? "," : "\n");
     if (c->unrecorded)
         fprintf(out, "Unrecorded:   %" PRIu64 " events made inside signal handlers while pymem was busy\n", c->unrecorded);
+    if (*c->python && !c->python_allocators)
+        fputs("Note:         Python's allocators were not hooked (--no-python-allocators): objects are\n"
+              "              not seen one by one; their memory shows in the malloc and mmap domains\n"
+              "              (blocks over 512 bytes, pymalloc's arenas)\n",
+              out);
     if (!c->malloc_hooked)
         fputs("Note:         malloc was served ahead of pymem (an allocator preloaded first or linked into the\n"
               "              program): allocations made from C are missing\n",

@@ -75,6 +75,10 @@ static void usage_run(FILE *out)
           "                           with =all on Python objects too (much slower);\n"
           "                           profiles programs that are not Python\n"
           "      --native-depth N     native frames kept per stack (1-256, default 64)\n"
+          "      --no-python-allocators  leave Python's allocators alone: objects are not\n"
+          "                           seen one by one, their memory shows where it reaches\n"
+          "                           malloc and mmap (blocks over 512 bytes, pymalloc's\n"
+          "                           arenas), as heaptrack sees it; much cheaper\n"
           "      --sample[=BYTES]     sampled mode for staging: one sample per BYTES\n"
           "                           allocated on average (default 512K; K, M, G suffixes);\n"
           "                           totals stay exact, sites are estimates\n"
@@ -139,12 +143,13 @@ int pm_run_main(int argc, char **argv)
         {"stack-depth", required_argument, NULL, 'd'}, {"snapshot-every", required_argument, NULL, 's'},
         {"python", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
         {"native", optional_argument, NULL, 'n'}, {"sample", optional_argument, NULL, 'S'}, {"native-depth", required_argument, NULL, 'D'},
+        {"no-python-allocators", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
     const char *native_depth = NULL;
     char sample[32] = "";
-    bool follow = false, quiet = false, native = false, native_all = false;
+    bool follow = false, quiet = false, native = false, native_all = false, python_allocators = true;
     int c;
     optind = 1;
     opterr = 0;
@@ -180,6 +185,9 @@ int pm_run_main(int argc, char **argv)
             native = true;
             native_all = native_all || optarg;
             break;
+        case 'P':
+            python_allocators = false;
+            break;
         case 'D':
             if (!whole_number_in("--native-depth", optarg, 1, 256))
                 return 2;
@@ -214,6 +222,11 @@ int pm_run_main(int argc, char **argv)
         }
     }
 operands:
+    if (native_all && !python_allocators) {
+        fprintf(stderr, "pymem run: --native=all takes native frames on Python's objects, which "
+                        "--no-python-allocators does not record\n");
+        return 2;
+    }
     if (optind >= argc && !module) {
         fprintf(stderr, "pymem run: no program given (see 'pymem run --help')\n");
         return 2;
@@ -293,6 +306,10 @@ operands:
             unsetenv("PYMEM_NATIVE");
         if (native_depth)
             setenv("PYMEM_NATIVE_DEPTH", native_depth, 1);
+        if (python_allocators)
+            unsetenv("PYMEM_PYTHON_ALLOCATORS");
+        else
+            setenv("PYMEM_PYTHON_ALLOCATORS", "0", 1);
         if (*sample)
             setenv("PYMEM_SAMPLE", sample, 1);
         else

@@ -7,7 +7,11 @@ capture bytes per event (allocation or free), the analyzer's events per
 second on that capture (`pymem summary`), and pymem's own memory.
 Prints a Markdown table. Not part of `make test`.
 
-    python3 bench/run.py [--runs N] [--tools pymem,pymem-native,pymem-sample,tracemalloc,heaptrack] [-k WORKLOAD]
+    python3 bench/run.py [--runs N] [--tools pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack]
+                         [-k WORKLOAD]
+
+pymem-native-c is `--native --no-python-allocators`: heaptrack's scope (what
+reaches malloc, with native stacks) plus the Python frames.
 """
 import argparse
 import glob
@@ -63,13 +67,15 @@ def tool_command(tool, workload, tmp, build, args=()):
             del env[k]
     if tool == "plain":
         return [PYTHON, workload] + list(args), env, None
-    if tool in ("pymem", "pymem-native", "pymem-sample"):
+    if tool in ("pymem", "pymem-native", "pymem-native-c", "pymem-sample"):
         out = os.path.join(tmp, "capture.pmem")
         if os.path.exists(out):
             os.unlink(out)
         env.update(LD_PRELOAD=os.path.join(build, "libpymem.so"), PYMEM_OUTPUT=out)
-        if tool == "pymem-native":
+        if tool in ("pymem-native", "pymem-native-c"):
             env["PYMEM_NATIVE"] = "1"
+        if tool == "pymem-native-c":
+            env["PYMEM_PYTHON_ALLOCATORS"] = "0"
         if tool == "pymem-sample":
             env["PYMEM_SAMPLE"] = str(512 * 1024)
         return [PYTHON, workload] + list(args), env, out
@@ -97,7 +103,7 @@ def machine():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--tools", default="pymem,pymem-native,pymem-sample,tracemalloc,heaptrack")
+    ap.add_argument("--tools", default="pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("-k", help="only workloads whose name contains this")
     ap.add_argument("--synthetic", type=int, default=100_000_000,
@@ -172,7 +178,8 @@ def main():
             geo += ["", "%.2f (all events)" % (size / events), "", ""]
         print("| " + " | ".join(geo) + " |")
     print("\nRatios: wall time under the tool / plain, median of %d alternating pairs; %s. "
-          "pymem-native: --native (native frames on C allocations); pymem-sample: --sample (512 KiB)." % (
+          "pymem-native: --native (native frames on C allocations); pymem-native-c: --native "
+          "--no-python-allocators (heaptrack's scope plus Python frames); pymem-sample: --sample (512 KiB)." % (
               args.runs, PYTHON))
     if args.synthetic and "pymem" in tools:
         synthetic(build, args.synthetic)

@@ -42,6 +42,7 @@ static struct {
     int native_depth;
     int stack_depth;
     bool python;
+    bool python_allocators; /* record the RAW, MEM and OBJ domains */
     uint64_t sample, sample_seed;
     uint64_t snapshot_every_ns;
     bool handle_sigterm;
@@ -129,6 +130,9 @@ static void read_config(void)
     C.native = env_flag("PYMEM_NATIVE");
     const char *native = getenv("PYMEM_NATIVE");
     C.native_all = native && !strcmp(native, "all");
+    /* PYMEM_PYTHON_ALLOCATORS=0: Python's allocator domains are not hooked. */
+    const char *objects = getenv("PYMEM_PYTHON_ALLOCATORS");
+    C.python_allocators = !objects || strcmp(objects, "0") != 0;
     const char *ndepth = getenv("PYMEM_NATIVE_DEPTH");
     C.native_depth = ndepth ? atoi(ndepth) : PM_NATIVE_DEPTH_DEFAULT;
     if (C.native_depth < 1 || C.native_depth > PM_NATIVE_DEPTH_MAX)
@@ -282,7 +286,8 @@ static void activate(bool child, bool reexec)
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
                         "malloc_hooked", hooked ? "1" : "0", "native_depth", native,
                         "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
-                        "sample_bytes", sample, NULL};
+                        "sample_bytes", sample,
+                        "python_allocators", C.python_allocators ? "1" : "0", NULL};
     if (reexec)
         unlink(path);
     if (pm_writer_open(path, kv, child) != 0)
@@ -361,7 +366,7 @@ __attribute__((constructor(101))) static void pm_load(void)
         if (record)
             activate(child, reexec);
         if (C.python)
-            pm_pyhooks_register(pm_recorder_on());
+            pm_pyhooks_register(pm_recorder_on(), C.python_allocators);
     }
     pm_thread.guard = 0;
 }

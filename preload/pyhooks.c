@@ -78,13 +78,17 @@ static struct {
     void (*ErrClear)(void);
 } api;
 
-static bool installed, installing, main_seen, recording_wanted;
+static bool installed, installing, main_seen, recording_wanted, objects_wanted;
 static int user_snapshots;
 
 struct domain_ctx {
     PyMemAllocatorEx prev;
     int domain;
 };
+/* The RAW wrapper when Python's allocators are not recorded: it only hands
+ * the bootstrap blocks back to free(); everything else goes to the previous
+ * allocator unguarded, so that malloc records it (in the malloc domain). */
+static struct domain_ctx raw_passthrough;
 static struct domain_ctx domains[3];
 
 /* Bootstrap blocks. Before 3.12, PySys_AddAuditHook called before
@@ -274,10 +278,45 @@ static void register_at_exit(void)
     api.DecRef(mod);
 }
 
+static void *raw_malloc(void *ctx, size_t size)
+{
+    struct domain_ctx *d = ctx;
+    return d->prev.malloc(d->prev.ctx, size);
+}
+
+static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    struct domain_ctx *d = ctx;
+    return d->prev.calloc(d->prev.ctx, nelem, elsize);
+}
+
+static void *raw_realloc(void *ctx, void *ptr, size_t size)
+{
+    struct domain_ctx *d = ctx;
+    return d->prev.realloc(d->prev.ctx, ptr, size);
+}
+
+static void raw_free(void *ctx, void *ptr)
+{
+    struct domain_ctx *d = ctx;
+    if (__builtin_expect(bootstrap_count > 0, 0) && take_bootstrap(ptr)) {
+        free(ptr);
+        return;
+    }
+    d->prev.free(d->prev.ctx, ptr);
+}
+
 static void install_allocators(void)
 {
     static const int which[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
     static const int pm_domain[3] = {PM_DOMAIN_PYRAW, PM_DOMAIN_PYMEM, PM_DOMAIN_PYOBJ};
+    if (!objects_wanted) {
+        raw_passthrough.domain = PM_DOMAIN_PYRAW;
+        api.GetAllocator(PYMEM_DOMAIN_RAW, &raw_passthrough.prev);
+        PyMemAllocatorEx mine = {&raw_passthrough, raw_malloc, raw_calloc, raw_realloc, raw_free};
+        api.SetAllocator(PYMEM_DOMAIN_RAW, &mine);
+        return;
+    }
     for (int i = 0; i < 3; i++) {
         domains[i].domain = pm_domain[i];
         api.GetAllocator(which[i], &domains[i].prev);
@@ -376,11 +415,12 @@ bool pm_pyhooks_present(void)
     return dlsym(RTLD_DEFAULT, "PySys_AddAuditHook") != NULL && resolve_api();
 }
 
-void pm_pyhooks_register(bool record)
+void pm_pyhooks_register(bool record, bool python_allocators)
 {
     if (!api.IsInitialized || api.IsInitialized())
         return; /* too late: libpython was loaded into a running program */
     recording_wanted = record;
+    objects_wanted = python_allocators;
     api.AppendInittab("pymem", module_init);
     if (record) {
         pm_thread.recording = PM_IN_BOOTSTRAP;

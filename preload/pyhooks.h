@@ -4,7 +4,8 @@
  *  - an audit hook, registered before the interpreter starts, installs the
  *    rest at the first event after initialisation (GIL held);
  *  - PyMem_SetAllocator wrappers on the RAW, MEM and OBJ domains that
- *    delegate to the previous allocators, so objects are seen one by one;
+ *    delegate to the previous allocators, so objects are seen one by one
+ *    (unless Python's allocators are left alone: see pm_pyhooks_register);
  *  - an atexit callback, registered first so it runs last, that marks the
  *    "exit" snapshot before module teardown and stops stack walking;
  *  - the built-in module `pymem` (snapshot(), capture_path(), recording()).
@@ -18,8 +19,12 @@
 /* True if this process carries a CPython interpreter. */
 bool pm_pyhooks_present(void);
 /* Before Py_Initialize: make `import pymem` work (any process under the
- * preload), and, when `record` is set, register the audit hook. */
-void pm_pyhooks_register(bool record);
+ * preload), and, when `record` is set, register the audit hook. Without
+ * `python_allocators` the RAW, MEM and OBJ domains are not recorded: Python's
+ * memory is then seen where it reaches malloc and mmap (pymalloc's arenas,
+ * blocks over 512 bytes), as heaptrack and memray's default mode see it, for
+ * a fraction of the cost of seeing every object. */
+void pm_pyhooks_register(bool record, bool python_allocators);
 
 /* A block malloc returned while registering (see pyhooks.c). */
 void pm_pyhooks_note_bootstrap(void *p);

@@ -29,7 +29,10 @@
  *
  * META payload: pairs of strings, each string a varint length then bytes:
  *   key, value, key, value... Keys: "pid", "ppid", "command", "start_unix_ns",
- *   "stack_depth", "follow_fork", "python" (added when the interpreter is up).
+ *   "stack_depth", "follow_fork", "python" (added when the interpreter is up),
+ *   "malloc_hooked", "native_depth", "native_domains", "sample_bytes",
+ *   "python_allocators" ("0": the RAW, MEM and OBJ domains were not hooked,
+ *   Python's memory shows in the malloc and mmap domains).
  *   A later META chunk adds keys; readers ignore keys they do not know.
  *
  * Records: a one-byte tag, then varints (LEB128, unsigned) and zigzag svarints.

@@ -85,6 +85,45 @@ def test_hybrid_stack(c, tag):
           all(x["kind"] == "python" for x in py_view["sites"][0]["stack"]), str(py_view["sites"][0])[:300])
 
 
+def test_python_allocators_off(c, tag):
+    """--no-python-allocators: Python's domains are not hooked; the objects'
+    memory shows as pymalloc's arenas and the large buffer as one malloc
+    block, each at its line, with native frames under --native."""
+    m = marks("unhooked.py")
+    out = c.capture("unhooked.pmem")
+    r = subprocess.run([c.pymem, "run", "-q", "--python", c.python, "--native", "--no-python-allocators", "-o", out,
+                        os.path.join(PROGRAMS, "unhooked.py")], capture_output=True, text=True, cwd=c.tmp)
+    check(tag + " --no-python-allocators runs the program unchanged", r.returncode == 0 and r.stdout == "3200000\n",
+          r.stderr)
+    summ = c.json("summary", out)
+    d = summ["domains"]
+    check(tag + " --no-python-allocators: no Python domain recorded, and the summary says so",
+          d["pyraw"]["allocations"] == d["pymem"]["allocations"] == d["pyobj"]["allocations"] == 0
+          and summ["python_allocators_recorded"] is False and d["malloc"]["allocations"] > 0, str(summ)[:400])
+    text = c.analyze("summary", out).stdout
+    check(tag + " --no-python-allocators: the text summary says objects were not seen",
+          "Python's allocators were not hooked" in text, text)
+    leaks = c.json("leaks", out, "--top", "0")["sites"]
+    buf = [s for s in leaks if s["line"] == m["BUFFER"] and s["file"].endswith("unhooked.py")]
+    check(tag + " --no-python-allocators: the buffer is one malloc block of its size at its line", len(buf) == 1
+          and buf[0]["domains"] == {"malloc": {"bytes": 3000001, "count": 1}}, str(buf)[:300])
+    arena = 1 << 20 if c.version >= (3, 10) else 1 << 18
+    objs = [s for s in leaks if s["line"] == m["OBJECTS"] and s["file"].endswith("unhooked.py")]
+    mapped = sum(s["domains"].get("mmap", {}).get("bytes", 0) for s in objs)
+    check(tag + " --no-python-allocators: the objects show as whole arenas at their line", mapped >= 8 << 20
+          and mapped % arena == 0, "%d B in %s" % (mapped, str(objs)[:300]))
+    native = c.json("leaks", out, "--by", "traceback", "--top", "0")["sites"]
+    under = [s for s in native if s["line"] == m["BUFFER"] and s["file"].endswith("unhooked.py")]
+    stack = under[0]["stack"] if under else []
+    first_py = next((i for i, f in enumerate(stack) if f["kind"] == "python"), 0)
+    check(tag + " --no-python-allocators --native: native frames under the Python line", first_py > 0
+          and stack[first_py]["line"] == m["BUFFER"], str(under)[:400])
+    r = subprocess.run([c.pymem, "run", "--native=all", "--no-python-allocators", "x.py"], capture_output=True,
+                       text=True)
+    check(tag + " --native=all with --no-python-allocators is refused", r.returncode == 2
+          and "--no-python-allocators" in r.stderr and r.stderr.count("\n") == 1, r.stderr)
+
+
 # --- once -------------------------------------------------------------------
 
 def test_native_chain(c, tag):
@@ -227,6 +266,6 @@ def test_numpy_native(c, tag):
           py and py[0][1] == "ones", str(f[:first_py + 1]))
 
 
-EVERY = [test_hybrid_stack]
+EVERY = [test_hybrid_stack, test_python_allocators_off]
 ONCE = [test_native_chain, test_cxx_names, test_native_depth_limit, test_dlopen_dlclose, test_deepbind_and_own_allocator,
         test_mmap_domain_python, test_numpy_native]
