@@ -44,6 +44,7 @@ static const struct layout layouts[] = {
 static const struct layout *L;
 static uintptr_t eval_lo, eval_hi;
 static void *(*get_tstate)(void);
+static void *(*running_tstate)(void);
 static int (*code_addr2line)(const void *, int);
 static const void *code_type;
 static const void *unicode_type;
@@ -60,25 +61,28 @@ static inline const void *ob_type(const void *obj)
     return load_ptr(obj, 8);
 }
 
-typedef int (*walk_t)(struct pm_rawframe *, int, bool *);
-static _Atomic(walk_t) walk_fn;
+_Atomic(pm_walk_fn) pm_pyframes_walker;
 
 /* Runs inside malloc: one write(2), then stacks stay empty. */
 static void layout_mismatch(void)
 {
     static const char msg[] = "pymem: this Python's frames do not have the expected layout; "
                               "recording without call stacks\n";
-    if (atomic_exchange(&walk_fn, NULL))
+    if (atomic_exchange(&pm_pyframes_walker, NULL))
         (void)!write(2, msg, sizeof msg - 1);
 }
 
 /* The walk, written once and instantiated per layout below with the layout
  * as a constant, so that every offset folds into the instructions. */
 static inline __attribute__((always_inline)) int walk(const struct layout *l, struct pm_rawframe *out,
-                                                      int max, bool *truncated)
+                                                      int max, bool *truncated, bool gil_held)
 {
     *truncated = false;
-    const void *tstate = get_tstate();
+    /* The thread holding the GIL is the one running: its thread state is one
+     * load away. Without the GIL (malloc, PyMem_Raw*) the current state may
+     * be another thread's (up to 3.11 it is the GIL holder's), so the
+     * thread's own is looked up in thread-specific storage. */
+    const void *tstate = gil_held ? running_tstate() : get_tstate();
     if (!tstate)
         return 0;
     const void *frame = load_ptr(tstate, l->tstate_frame);
@@ -127,9 +131,9 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
 }
 
 #define WALK(i)                                                                                    \
-    static int walk_##i(struct pm_rawframe *out, int max, bool *truncated)                         \
+    static int walk_##i(struct pm_rawframe *out, int max, bool *truncated, bool gil_held)          \
     {                                                                                              \
-        return walk(&layouts[i], out, max, truncated);                                             \
+        return walk(&layouts[i], out, max, truncated, gil_held);                                   \
     }
 WALK(0)
 WALK(1)
@@ -139,19 +143,9 @@ WALK(4)
 WALK(5)
 #undef WALK
 
-static const walk_t walks[] = {walk_0, walk_1, walk_2, walk_3, walk_4, walk_5};
+static const pm_walk_fn walks[] = {walk_0, walk_1, walk_2, walk_3, walk_4, walk_5};
 _Static_assert(sizeof walks / sizeof walks[0] == sizeof layouts / sizeof layouts[0],
                "one walk per layout");
-
-int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated)
-{
-    walk_t walk_now = atomic_load_explicit(&walk_fn, memory_order_relaxed);
-    if (!walk_now) {
-        *truncated = false;
-        return 0;
-    }
-    return walk_now(out, max, truncated);
-}
 
 bool pm_pyframes_init(int minor)
 {
@@ -163,10 +157,13 @@ bool pm_pyframes_init(int minor)
             index = i;
         }
     get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+    running_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyThreadState_GetUnchecked");
+    if (!running_tstate)
+        running_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "_PyThreadState_UncheckedGet");
     code_addr2line = (int (*)(const void *, int))dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
     code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
     unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
-    if (!found || !get_tstate || !code_addr2line || !code_type || !unicode_type)
+    if (!found || !get_tstate || !running_tstate || !code_addr2line || !code_type || !unicode_type)
         return false;
     /* Debug builds (Py_DEBUG) lay their structures out differently. */
     if (dlsym(RTLD_DEFAULT, "_Py_RefTotal") || dlsym(RTLD_DEFAULT, "_Py_GetRefTotal"))
@@ -181,7 +178,7 @@ bool pm_pyframes_init(int minor)
         eval_lo = (uintptr_t)eval;
         eval_hi = eval_lo + sym->st_size;
     }
-    atomic_store(&walk_fn, walks[index]);
+    atomic_store(&pm_pyframes_walker, walks[index]);
     return true;
 }
 

@@ -14,6 +14,7 @@
 #ifndef PM_PYFRAMES_H
 #define PM_PYFRAMES_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,8 +38,23 @@ bool pm_pyframes_init(int minor);
 
 /* Writes up to `max` frames of the calling thread, innermost first. Sets
  * *truncated when more frames lie beyond. Returns 0 when the thread has no
- * Python frames or stacks are off. */
-int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated);
+ * Python frames or stacks are off. `gil_held`: the caller holds the GIL (an
+ * allocation in the MEM or OBJ domain), which makes finding the thread's
+ * state cheaper. */
+typedef int (*pm_walk_fn)(struct pm_rawframe *out, int max, bool *truncated, bool gil_held);
+/* The walk for this interpreter's layout; NULL before pm_pyframes_init and
+ * after a layout mismatch. */
+extern _Atomic(pm_walk_fn) pm_pyframes_walker;
+
+static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *truncated, bool gil_held)
+{
+    pm_walk_fn walk = atomic_load_explicit(&pm_pyframes_walker, memory_order_relaxed);
+    if (!walk) {
+        *truncated = false;
+        return 0;
+    }
+    return walk(out, max, truncated, gil_held);
+}
 
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native
  * frame that runs Python frames (a return address points just past a call,

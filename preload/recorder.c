@@ -38,25 +38,34 @@ uint64_t pm_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - clock_origin;
 }
 
-static struct pm_buffer *thread_buffer(void)
+/* The thread's first event: its buffer. */
+static __attribute__((noinline)) struct pm_buffer *thread_buffer_claim(void)
 {
-    struct pm_buffer *b = pm_thread.buf;
-    if (__builtin_expect(b != NULL, 1))
-        return b;
-    b = pm_buffer_claim((pid_t)gettid());
+    struct pm_buffer *b = pm_buffer_claim((pid_t)gettid());
     pm_thread.buf = b;
     if (b)
         pm_lifecycle_thread_started(b);
     return b;
 }
 
+static inline struct pm_buffer *thread_buffer(void)
+{
+    struct pm_buffer *b = pm_thread.buf;
+    return __builtin_expect(b != NULL, 1) ? b : thread_buffer_claim();
+}
+
+/* What an event record carries; a constant at each call of record_event, so
+ * that each entry point below gets its own straight-line copy. */
+enum event_kind { EVENT_ALLOC, EVENT_FREE, EVENT_MUNMAP };
+
 /* Takes the next sequence number and publishes the record that carries it.
  * `busy` brackets the window (see the watermark argument in writer.c): the
  * fetch-and-add has release semantics, so a writer that reads the counter
  * past this number also sees `busy` set, or cleared after the publication.
  * The caller has ensured PM_EVENT_MAX_BYTES of space. */
-static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_t size,
-                          uint32_t stack)
+static inline __attribute__((always_inline)) void publish_event(struct pm_buffer *b, enum event_kind kind,
+                                                                uint8_t tag, uint64_t addr, size_t size,
+                                                                uint32_t stack)
 {
     uint8_t tmp[PM_EVENT_MAX_BYTES];
     uint8_t *rec = pm_buffer_slot(b, PM_EVENT_MAX_BYTES);
@@ -67,15 +76,15 @@ static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_
     out[n++] = tag;
     n += pm_put_varint(out + n, seq - b->last_seq);
     n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - b->last_addr)));
-    if (tag != PM_TAG_FREE)
+    if (kind != EVENT_FREE)
         n += pm_put_varint(out + n, size);
-    if ((tag & 0xf0) == PM_TAG_ALLOC) {
+    if (kind == EVENT_ALLOC) {
         n += pm_put_varint(out + n, pm_zigzag((int64_t)stack - (int64_t)b->last_stack));
         b->last_stack = stack;
     }
     b->last_seq = seq;
     b->last_addr = addr;
-    if (rec)
+    if (__builtin_expect(rec != NULL, 1))
         pm_buffer_commit(b, n);
     else
         pm_buffer_append(b, tmp, n);
@@ -84,14 +93,15 @@ static void publish_event(struct pm_buffer *b, uint8_t tag, uint64_t addr, size_
 
 /* One event: its stack (allocations only), then the record. A full ring that
  * cannot be flushed any more costs the event, and is counted. */
-static void record_event(uint8_t tag, void *p, size_t size)
+static inline __attribute__((always_inline)) void record_event(enum event_kind kind, uint8_t tag, void *p,
+                                                               size_t size)
 {
     pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
-    if (b) {
-        uint32_t stack = (tag & 0xf0) == PM_TAG_ALLOC ? pm_stacks_current(b, tag & 0x0f) : 0;
-        if (pm_buffer_ensure(b, PM_EVENT_MAX_BYTES))
-            publish_event(b, tag, (uint64_t)(uintptr_t)p, size, stack);
+    if (__builtin_expect(b != NULL, 1)) {
+        uint32_t stack = kind == EVENT_ALLOC ? pm_stacks_current(b, tag & 0x0f) : 0;
+        if (__builtin_expect(pm_buffer_ensure(b, PM_EVENT_MAX_BYTES), 1))
+            publish_event(b, kind, tag, (uint64_t)(uintptr_t)p, size, stack);
         else
             atomic_fetch_add(&pm_unrecorded, 1);
     }
@@ -112,19 +122,19 @@ void pm_record_alloc(void *p, size_t size, int domain)
             return;
         pm_sampler_remember(p);
     }
-    record_event((uint8_t)(PM_TAG_ALLOC | domain), p, size);
+    record_event(EVENT_ALLOC, (uint8_t)(PM_TAG_ALLOC | domain), p, size);
 }
 
 void pm_record_free(void *p)
 {
     if (pm_sample_mean && !pm_sampler_forget(p))
         return; /* counted by the hook (pm_sample_skip_free) */
-    record_event(PM_TAG_FREE, p, 0);
+    record_event(EVENT_FREE, PM_TAG_FREE, p, 0);
 }
 
 void pm_record_munmap(void *p, size_t length)
 {
-    record_event(PM_TAG_MUNMAP, p, length);
+    record_event(EVENT_MUNMAP, PM_TAG_MUNMAP, p, length);
 }
 
 size_t pm_encode_snapshot(uint8_t *rec, uint64_t seq, int kind, const char *label)

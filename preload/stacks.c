@@ -18,7 +18,8 @@
 #include "rawmem.h"
 #include "unwind.h"
 
-#define LOOKUP_SLOTS 1024
+#define LOOKUP_BITS 10
+#define LOOKUP_SLOTS (1u << LOOKUP_BITS)
 
 /* A native frame in a walk: code holds the return address and lasti is
  * NATIVE_LASTI(unload generation), below -1 where Python frames never are:
@@ -297,12 +298,15 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
     return id;
 }
 
-static uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint32_t parent,
-                              const struct pm_rawframe *f)
+/* The per-thread cache in front of node_intern. Its index needs spread, not
+ * quality: one multiply of the three keys folded together. */
+static inline uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint32_t parent,
+                                     const struct pm_rawframe *f)
 {
-    uint64_t h = pm_mix64((uint64_t)(uintptr_t)f->code ^ ((uint64_t)parent << 32) ^ (uint32_t)f->lasti);
-    struct lookup_entry *e = &c->lookup[h & (LOOKUP_SLOTS - 1)];
-    if (e->code == f->code && e->parent == parent && e->lasti == f->lasti && e->node)
+    uint64_t h = ((uint64_t)(uintptr_t)f->code ^ ((uint64_t)parent << 40) ^ (uint32_t)f->lasti) *
+                 0x9e3779b97f4a7c15ULL;
+    struct lookup_entry *e = &c->lookup[h >> (64 - LOOKUP_BITS)];
+    if (__builtin_expect(e->code == f->code && e->parent == parent && e->lasti == f->lasti && e->node, 1))
         return e->node;
     uint32_t node = node_intern(b, parent, f);
     *e = (struct lookup_entry){f->code, parent, f->lasti, node};
@@ -316,9 +320,12 @@ static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, struct
 {
     int common = 0;
     if (truncated == w->truncated) {
-        while (common < n && common < w->depth && w->frames[common].code == c->scratch[n - 1 - common].code &&
-               w->frames[common].lasti == c->scratch[n - 1 - common].lasti)
+        int limit = n < w->depth ? n : w->depth;
+        const struct pm_rawframe *f = &c->scratch[n - 1];
+        while (common < limit && w->frames[common].code == f->code && w->frames[common].lasti == f->lasti) {
             common++;
+            f--;
+        }
     }
     uint32_t parent;
     if (common > 0) {
@@ -364,17 +371,24 @@ static int merge_native(struct pm_stackcache *c, int np, const uintptr_t *pcs, i
     return n;
 }
 
+/* CPython requires the GIL for its MEM and OBJ domains (the debug hooks
+ * check it); RAW and C allocations may come without. */
+static inline bool gil_held(int domain)
+{
+    return domain == PM_DOMAIN_PYMEM || domain == PM_DOMAIN_PYOBJ;
+}
+
 uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
 {
     struct pm_stackcache *c = b->stacks;
     bool python = atomic_load_explicit(&enabled, memory_order_relaxed);
     if (!native || (!native_all && domain != PM_DOMAIN_MALLOC && domain != PM_DOMAIN_MMAP)) {
         bool truncated;
-        int n = python ? pm_pyframes_walk(c->scratch, max_depth, &truncated) : 0;
+        int n = python ? pm_pyframes_walk(c->scratch, max_depth, &truncated, gil_held(domain)) : 0;
         return n ? intern_walk(b, c, &c->python_walk, n, truncated) : 0;
     }
     bool py_truncated = false, native_truncated;
-    int np = python ? pm_pyframes_walk(c->python, max_depth, &py_truncated) : 0;
+    int np = python ? pm_pyframes_walk(c->python, max_depth, &py_truncated, gil_held(domain)) : 0;
     int nn = pm_unwind_backtrace(c->pcs, native_depth, &native_truncated);
     int n = merge_native(c, np, c->pcs, nn);
     return n ? intern_walk(b, c, &c->hybrid_walk, n, py_truncated || native_truncated) : 0;
