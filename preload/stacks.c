@@ -315,8 +315,8 @@ static inline uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *
 
 /* Interns the walk in c->scratch (n frames, innermost first), reusing the
  * nodes of the frames it shares with the previous walk `w` from the outside in. */
-static uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c, struct lastwalk *w, int n,
-                            bool truncated)
+static inline __attribute__((always_inline)) uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c,
+                                                                 struct lastwalk *w, int n, bool truncated)
 {
     int common = 0;
     if (truncated == w->truncated) {
