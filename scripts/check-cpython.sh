@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs a selection of CPython's own regression tests (Debian's
 # libpython3.11-testsuite) with /usr/bin/python3, first plain and then under
-# `pymem run`, once in exact mode and once with --native, in the profiled
+# `pymem run`, in exact mode, with --native, and with --native
+# --no-python-allocators (heaptrack's scope), in the profiled
 # process itself (sequentially: regrtest's -j workers would be children pymem
 # does not follow). Fails if a test fails under pymem that passes without it,
 # or if a profiled run crashes or hangs. Flaky tests get one re-run (-w).
@@ -21,9 +22,11 @@ failed_tests "$work/plain.log" > "$work/plain.failed"
 grep -q "Tests result: .*SUCCESS$" "$work/plain.log" && : > "$work/plain.failed"
 
 bad=0
-for mode in exact native; do
+modes="exact native unhooked"
+for mode in $modes; do
     opts=""
     [ $mode = native ] && opts="--native"
+    [ $mode = unhooked ] && opts="--native --no-python-allocators"
     echo "check-cpython: under pymem ($mode)"
     (cd "$work" && timeout 1500 "$OLDPWD/$pymem" run -q $opts -o "$work/$mode.pmem" -- /usr/bin/python3 -m test -w $tests) \
         > "$work/$mode.log" 2>&1
@@ -48,7 +51,7 @@ for mode in exact native; do
     echo "check-cpython: plain status $plain_rc, $mode status $rc; no test fails only under pymem"
 done
 if [ $bad -ne 0 ]; then
-    echo "check-cpython: $((2 - bad)) passed, $bad failed (each mode runs the $total test modules)"
+    echo "check-cpython: $(($(echo $modes | wc -w) - bad)) passed, $bad failed (each mode runs the $total test modules)"
     exit 1
 fi
-echo "check-cpython: 2 passed, 0 failed (each mode runs the $total test modules)"
+echo "check-cpython: $(echo $modes | wc -w) passed, 0 failed (each mode runs the $total test modules)"
