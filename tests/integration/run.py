@@ -431,6 +431,20 @@ def test_non_python_is_passthrough(c, tag):
           r.returncode == 0 and r.stdout.splitlines() == ["0 None", "1 " + out], repr(r.stdout + r.stderr))
 
 
+def test_heap_untouched(c, tag):
+    """pymem's own memory never comes from malloc: glibc's mmap'd blocks
+    (and so its dynamic mmap and trim thresholds) are the same as without it."""
+    prog = os.path.join(PROGRAMS, "heap_untouched.py")
+    plain = subprocess.run([c.python, prog], capture_output=True, text=True)
+    out = c.capture("heap.pmem")
+    profiled = c.preload([prog], out)
+    native = c.preload([prog], c.capture("heapn.pmem"), PYMEM_NATIVE=1)
+    chunks = c.json("summary", out)["allocations"]
+    check(tag + " glibc serves the same mmap'd blocks with and without pymem (zstd's workspace is pymem's own)",
+          plain.returncode == 0 and plain.stdout == profiled.stdout == native.stdout and chunks > 100000,
+          "plain %r, pymem %r, --native %r" % (plain.stdout, profiled.stdout + profiled.stderr, native.stdout))
+
+
 def test_pymem_run(c, tag):
     m = marks("peak.py")
     out = c.capture("run.pmem")
@@ -506,7 +520,7 @@ def main():
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
-            test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough,
+            test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE
     every += native.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
