@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,15 +29,16 @@ struct layout {
     int str_ascii_size;    /* sizeof(PyASCIIObject) */
     int str_compact_size;  /* sizeof(PyCompactUnicodeObject) */
     int frame_is_entry;    /* 3.11 only: the first frame an eval call runs */
+    int tstate_thread_id;  /* PyThreadState.thread_id (pthread_self of its thread) */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1},
-    {11, 56, 8, 48, 32, 56, 0, -1, 112, 128, 72, 184, 48, 72, 68},
-    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1},
-    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176},
+    {11, 56, 8, 48, 32, 56, 0, -1, 112, 128, 72, 184, 48, 72, 68, 152},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152},
 };
 
 #define FRAME_OWNED_BY_CSTACK 3
@@ -81,8 +83,21 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
     /* The thread holding the GIL is the one running: its thread state is one
      * load away. Without the GIL (malloc, PyMem_Raw*) the current state may
      * be another thread's (up to 3.11 it is the GIL holder's), so the
-     * thread's own is looked up in thread-specific storage. */
-    const void *tstate = gil_held ? running_tstate() : get_tstate();
+     * thread's own is looked up in thread-specific storage; so it is too when
+     * a MEM or OBJ allocation comes from a thread that does not hold the GIL
+     * (a faulty extension), rather than walking another thread's frames. */
+    const void *tstate = NULL;
+    if (gil_held) {
+        tstate = running_tstate();
+        unsigned long owner;
+        if (tstate) {
+            memcpy(&owner, (const char *)tstate + l->tstate_thread_id, sizeof owner);
+            if (owner != (unsigned long)pthread_self())
+                tstate = NULL;
+        }
+    }
+    if (!tstate)
+        tstate = get_tstate();
     if (!tstate)
         return 0;
     const void *frame = load_ptr(tstate, l->tstate_frame);

@@ -38,9 +38,9 @@ bool pm_pyframes_init(int minor);
 
 /* Writes up to `max` frames of the calling thread, innermost first. Sets
  * *truncated when more frames lie beyond. Returns 0 when the thread has no
- * Python frames or stacks are off. `gil_held`: the caller holds the GIL (an
- * allocation in the MEM or OBJ domain), which makes finding the thread's
- * state cheaper. */
+ * Python frames or stacks are off. `gil_held`: an allocation in the MEM or
+ * OBJ domain, which CPython makes only with the GIL held: the thread's state
+ * is then found cheaper (and checked to be the calling thread's). */
 typedef int (*pm_walk_fn)(struct pm_rawframe *out, int max, bool *truncated, bool gil_held);
 /* The walk for this interpreter's layout; NULL before pm_pyframes_init and
  * after a layout mismatch. */

@@ -34,6 +34,7 @@ int main(void)
         printf("3.%d: no layout in pyframes.c\n", PY_MINOR_VERSION);
         return 1;
     }
+    CHECK(tstate_thread_id, offsetof(PyThreadState, thread_id));
 #if PY_VERSION_HEX >= 0x030D0000
     CHECK(tstate_frame, offsetof(PyThreadState, current_frame));
     CHECK(frame_code, offsetof(_PyInterpreterFrame, f_executable));
