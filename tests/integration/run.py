@@ -445,6 +445,20 @@ def test_heap_untouched(c, tag):
           "plain %r, pymem %r, --native %r" % (plain.stdout, profiled.stdout + profiled.stderr, native.stdout))
 
 
+def test_mem_domain_without_gil(c, tag):
+    """A MEM-domain allocation made without the GIL while another thread holds
+    it is attributed to the calling thread's own frames."""
+    m = marks("nogil_alloc.py")
+    out = c.capture("nogil.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "nogil_alloc.py")], out, PYTHONMALLOC="malloc")
+    sites = c.json("leaks", out, "--domain", "pymem", "--top", "0")["sites"]
+    mine = [s for s in sites if s["line"] == m["NOGIL"] and s["file"].endswith("nogil_alloc.py")]
+    spun = [s for s in sites if s["function"] == "spin"]
+    check(tag + " PyMem_Malloc without the GIL: the caller's own line, not the GIL holder's", r.returncode == 0
+          and r.stdout == "200\n" and len(mine) == 1 and mine[0]["count"] == 200
+          and mine[0]["bytes"] == 200 * 1000 + sum(range(200)) and not spun, str(sites)[:400] + r.stderr)
+
+
 def test_pymem_run(c, tag):
     m = marks("peak.py")
     out = c.capture("run.pmem")
@@ -517,7 +531,8 @@ def main():
     ap.add_argument("-k", help="only tests whose name contains this")
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
-             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators]
+             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators,
+             test_mem_domain_without_gil]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
