@@ -311,7 +311,6 @@ static void install_allocators(void)
     static const int which[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
     static const int pm_domain[3] = {PM_DOMAIN_PYRAW, PM_DOMAIN_PYMEM, PM_DOMAIN_PYOBJ};
     if (!objects_wanted) {
-        raw_passthrough.domain = PM_DOMAIN_PYRAW;
         api.GetAllocator(PYMEM_DOMAIN_RAW, &raw_passthrough.prev);
         PyMemAllocatorEx mine = {&raw_passthrough, raw_malloc, raw_calloc, raw_realloc, raw_free};
         api.SetAllocator(PYMEM_DOMAIN_RAW, &mine);
