@@ -81,14 +81,14 @@ static struct {
 static bool installed, installing, main_seen, recording_wanted, objects_wanted;
 static int user_snapshots;
 
+/* `record` is false for the RAW wrapper when Python's allocators are left
+ * alone: it then only hands the bootstrap blocks back to free(), and passes
+ * everything else on unguarded, so that malloc records it (malloc domain). */
 struct domain_ctx {
     PyMemAllocatorEx prev;
     int domain;
+    bool record;
 };
-/* The RAW wrapper when Python's allocators are not recorded: it only hands
- * the bootstrap blocks back to free(); everything else goes to the previous
- * allocator unguarded, so that malloc records it (in the malloc domain). */
-static struct domain_ctx raw_passthrough;
 static struct domain_ctx domains[3];
 
 /* Bootstrap blocks. Before 3.12, PySys_AddAuditHook called before
@@ -121,7 +121,7 @@ static bool take_bootstrap(void *p)
 static void *py_malloc(void *ctx, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!pm_should_record())
+    if (!d->record || !pm_should_record())
         return d->prev.malloc(d->prev.ctx, size);
     pm_thread.guard = 1;
     void *p = d->prev.malloc(d->prev.ctx, size);
@@ -134,7 +134,7 @@ static void *py_malloc(void *ctx, size_t size)
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct domain_ctx *d = ctx;
-    if (!pm_should_record())
+    if (!d->record || !pm_should_record())
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
     pm_thread.guard = 1;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
@@ -151,7 +151,7 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *py_realloc(void *ctx, void *ptr, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!pm_should_record())
+    if (!d->record || !pm_should_record())
         return d->prev.realloc(d->prev.ctx, ptr, size);
     pm_thread.guard = 1;
     if (ptr)
@@ -172,7 +172,7 @@ static void py_free(void *ctx, void *ptr)
         free(ptr);
         return;
     }
-    if (!ptr || !pm_should_record()) {
+    if (!ptr || !d->record || !pm_should_record()) {
         d->prev.free(d->prev.ctx, ptr);
         return;
     }
@@ -278,46 +278,16 @@ static void register_at_exit(void)
     api.DecRef(mod);
 }
 
-static void *raw_malloc(void *ctx, size_t size)
-{
-    struct domain_ctx *d = ctx;
-    return d->prev.malloc(d->prev.ctx, size);
-}
-
-static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
-{
-    struct domain_ctx *d = ctx;
-    return d->prev.calloc(d->prev.ctx, nelem, elsize);
-}
-
-static void *raw_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct domain_ctx *d = ctx;
-    return d->prev.realloc(d->prev.ctx, ptr, size);
-}
-
-static void raw_free(void *ctx, void *ptr)
-{
-    struct domain_ctx *d = ctx;
-    if (__builtin_expect(bootstrap_count > 0, 0) && take_bootstrap(ptr)) {
-        free(ptr);
-        return;
-    }
-    d->prev.free(d->prev.ctx, ptr);
-}
-
 static void install_allocators(void)
 {
     static const int which[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
     static const int pm_domain[3] = {PM_DOMAIN_PYRAW, PM_DOMAIN_PYMEM, PM_DOMAIN_PYOBJ};
-    if (!objects_wanted) {
-        api.GetAllocator(PYMEM_DOMAIN_RAW, &raw_passthrough.prev);
-        PyMemAllocatorEx mine = {&raw_passthrough, raw_malloc, raw_calloc, raw_realloc, raw_free};
-        api.SetAllocator(PYMEM_DOMAIN_RAW, &mine);
-        return;
-    }
-    for (int i = 0; i < 3; i++) {
+    /* With Python's allocators left alone only RAW is wrapped, for the bootstrap
+     * blocks. */
+    int count = objects_wanted ? 3 : 1;
+    for (int i = 0; i < count; i++) {
         domains[i].domain = pm_domain[i];
+        domains[i].record = objects_wanted;
         api.GetAllocator(which[i], &domains[i].prev);
         PyMemAllocatorEx mine = {&domains[i], py_malloc, py_calloc, py_realloc, py_free};
         api.SetAllocator(which[i], &mine);
