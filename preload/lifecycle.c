@@ -245,9 +245,10 @@ static bool malloc_reaches_pymem(void)
 static void at_fork_child(void);
 
 /* Opens the capture and starts recording. In a process with Python, mmaps
- * are recorded once its allocator hooks are in (pyhooks.c). `reexec`: this process already recorded, in the image it replaced with
- * exec (a wrapper script exec'ing the program, as pyenv's shims do): that
- * capture could not be finished and its path is taken over. */
+ * are recorded once its allocator hooks are in (pyhooks.c). `reexec`: this
+ * process already recorded, in the image it replaced with exec (a wrapper
+ * script exec'ing the program, as pyenv's shims do): that capture could not
+ * be finished and its path is taken over. */
 static void activate(bool child, bool reexec)
 {
     static char argv[8192];

@@ -23,6 +23,7 @@ grep -q "Tests result: .*SUCCESS$" "$work/plain.log" && : > "$work/plain.failed"
 
 bad=0
 modes="exact native unhooked"
+nmodes=$(echo $modes | wc -w)
 for mode in $modes; do
     opts=""
     [ $mode = native ] && opts="--native"
@@ -51,7 +52,7 @@ for mode in $modes; do
     echo "check-cpython: plain status $plain_rc, $mode status $rc; no test fails only under pymem"
 done
 if [ $bad -ne 0 ]; then
-    echo "check-cpython: $(($(echo $modes | wc -w) - bad)) passed, $bad failed (each mode runs the $total test modules)"
+    echo "check-cpython: $((nmodes - bad)) passed, $bad failed (each mode runs the $total test modules)"
     exit 1
 fi
-echo "check-cpython: $(echo $modes | wc -w) passed, 0 failed (each mode runs the $total test modules)"
+echo "check-cpython: $nmodes passed, 0 failed (each mode runs the $total test modules)"
