@@ -439,9 +439,9 @@ def test_heap_untouched(c, tag):
     out = c.capture("heap.pmem")
     profiled = c.preload([prog], out)
     native = c.preload([prog], c.capture("heapn.pmem"), PYMEM_NATIVE=1)
-    chunks = c.json("summary", out)["allocations"]
+    recorded = c.json("summary", out)["allocations"]  # enough for the writer to compress
     check(tag + " glibc serves the same mmap'd blocks with and without pymem (zstd's workspace is pymem's own)",
-          plain.returncode == 0 and plain.stdout == profiled.stdout == native.stdout and chunks > 100000,
+          plain.returncode == 0 and plain.stdout == profiled.stdout == native.stdout and recorded > 100000,
           "plain %r, pymem %r, --native %r" % (plain.stdout, profiled.stdout + profiled.stderr, native.stdout))
 
 
