@@ -184,7 +184,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
         uint8_t tag = *k->p++;
         struct pm_event ev = {0};
         uint64_t a, b, d, e, f;
-        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP) {
+        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG) {
             if (!st)
                 return corrupt(c, "event outside a thread stream");
             if ((tag & 0xf0) == PM_TAG_ALLOC && (tag & 0x0f) >= PM_DOMAIN_COUNT)
@@ -197,6 +197,12 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             ev.addr = st->addr;
             if (tag == PM_TAG_FREE) {
                 ev.type = PM_EV_FREE;
+            } else if (tag == PM_TAG_RETAG) {
+                if (get(k, &e))
+                    return corrupt(c, "cut event record");
+                st->stack += (uint64_t)pm_unzigzag(e);
+                ev.type = PM_EV_RETAG;
+                ev.stack = (uint32_t)st->stack;
             } else if (tag == PM_TAG_MUNMAP) {
                 if (get(k, &d))
                     return corrupt(c, "cut event record");

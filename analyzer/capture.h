@@ -24,6 +24,7 @@ enum pm_event_type {
     PM_EV_MUNMAP, /* addr, size: a range of the mmap domain */
     PM_EV_SNAPSHOT,
     PM_EV_TICK,
+    PM_EV_RETAG, /* addr, stack: the live block at addr now belongs to stack */
 };
 
 struct pm_event {
@@ -31,7 +32,7 @@ struct pm_event {
     uint64_t addr;  /* ALLOC, FREE */
     uint64_t size;  /* ALLOC, MUNMAP; TICK: rss bytes */
     uint64_t time;  /* SNAPSHOT, TICK: ns since start */
-    uint32_t stack; /* ALLOC; SNAPSHOT: index in capture.snapshots */
+    uint32_t stack; /* ALLOC, RETAG; SNAPSHOT: index in capture.snapshots */
     uint8_t type;
     uint8_t domain;
 };

@@ -241,14 +241,22 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
     struct point p;
-    int rc = session_open_points(&s, path, o->by, o, false, !o->at);
+    struct point since = {.seq = 0};
+    int rc = session_open_points(&s, path, o->by, o, false, !o->at && !o->since);
     if (!rc) {
         const char *at = o->at ? o->at : snapshot_seq(&s.c, PM_SNAP_EXIT, 0) ? "exit" : "end";
-        /* The default point was kept by the first pass; another takes a
-         * second pass that stops there. */
-        if (resolve(&s.c, &s.t, at, &p))
+        /* The default point was kept by the first pass; another, or one
+         * counting only later allocations, takes a second pass that stops
+         * there (a kept point no longer knows when its blocks were made). */
+        if (resolve(&s.c, &s.t, at, &p) || (o->since && resolve(&s.c, &s.t, o->since, &since)))
             rc = 1;
-        else if (!o->at && s.r.exit.set && p.seq == s.r.exit.seq)
+        else if (o->since && since.seq >= p.seq) {
+            fprintf(stderr, "pymem: %s: --since %s does not come before %s\n", path, since.label, p.label);
+            rc = 1;
+        } else if (o->since) {
+            s.sites.since_seq = since.seq;
+            rc = collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
+        } else if (!o->at && s.r.exit.set && p.seq == s.r.exit.seq)
             rc = collect_point(&s, &s.sites, &s.r.exit);
         else if (!o->at && p.seq == UINT64_MAX)
             rc = collect_point(&s, &s.sites, &(struct pm_point){.seq = UINT64_MAX});
@@ -264,6 +272,7 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
                 runtime += (unsigned long long)s.sites.v[i].bytes[1];
         }
         struct pm_sites_header h = {.kind = PM_REPORT_LEAKS, .by = group_name(o->by), .to_label = p.label,
+                                    .from_label = o->since ? since.label : NULL,
                                     .to_time_ns = p.time_ns, .total_bytes = total, .runtime_bytes = runtime,
                                     .truncated = !s.c.has_end};
         pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);

@@ -17,6 +17,7 @@ struct pm_opts {
     long top;
     bool json;
     const char *at;         /* leaks: the point (default: exit, else end) */
+    const char *since;      /* leaks: only what was allocated after this point */
     const char *from, *to;  /* diff */
     enum pm_view view;      /* peak, leaks, diff */
     unsigned domains;       /* bit per domain listed; 0: all */

@@ -80,6 +80,14 @@ int pm_live_put(struct pm_live *t, const struct pm_live_entry *e, struct pm_live
     return 0;
 }
 
+const struct pm_live_entry *pm_live_get(const struct pm_live *t, uint64_t addr)
+{
+    for (size_t s = slot_of(addr, t->cap); t->slots[s].addr; s = (s + 1) & (t->cap - 1))
+        if (t->slots[s].addr == addr)
+            return &t->slots[s];
+    return NULL;
+}
+
 bool pm_live_take(struct pm_live *t, uint64_t addr, struct pm_live_entry *out)
 {
     size_t mask = t->cap - 1;

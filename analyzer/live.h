@@ -37,6 +37,8 @@ void pm_live_clear(struct pm_live *t);
 /* Inserts or replaces. If `addr` was live, its old entry goes to *old and
  * the function returns 1; 0 if it was new; -1 on out of memory. */
 int pm_live_put(struct pm_live *t, const struct pm_live_entry *e, struct pm_live_entry *old);
+/* The live entry at `addr`, or NULL. */
+const struct pm_live_entry *pm_live_get(const struct pm_live *t, uint64_t addr);
 /* Removes `addr`; false if it was not live. */
 bool pm_live_take(struct pm_live *t, uint64_t addr, struct pm_live_entry *out);
 

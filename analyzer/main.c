@@ -29,8 +29,9 @@ static void usage(FILE *out)
           "Analyse a capture (or a directory of captures):\n"
           "  summary CAPTURE [--json]                       totals, peak, snapshots\n"
           "  peak CAPTURE [--by G] [--top N] [--json]       what was live at the peak\n"
-          "  leaks CAPTURE [--at SNAP] [--by G] [--top N] [--json]\n"
-          "                                                 what was still live at exit\n"
+          "  leaks CAPTURE [--at SNAP] [--since SNAP] [--by G] [--top N] [--json]\n"
+          "                                                 what was still live at exit (or at SNAP),\n"
+          "                                                 of what was allocated after --since\n"
           "  diff CAPTURE A B [--by G] [--top N] [--json]   growth between two snapshots\n"
           "  snapshots CAPTURE [--json]                     list snapshots\n"
           "\n"
@@ -148,6 +149,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"by", required_argument, NULL, 'b'},
         {"top", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},
+        {"since", required_argument, NULL, 's'},
         {"native", no_argument, NULL, 'N'}, {"python-only", no_argument, NULL, 'P'},
         {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -206,6 +208,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.at = optarg;
+            break;
+        case 's':
+            if (fn != pm_cmd_leaks) {
+                fprintf(stderr, "pymem %s: --since is an option of leaks\n", cmd);
+                return 2;
+            }
+            o.since = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -119,6 +119,25 @@ static int apply(void *ctx, const struct pm_event *ev)
             t->unmatched_frees++;
         }
         break;
+    case PM_EV_RETAG: {
+        /* A recycled object: the same block, allocated anew at this point
+         * and this stack as far as every analysis is concerned (points
+         * taken before it still see it at its old stack), with no change to
+         * the totals. Not live: allocated before recording, as tracemalloc
+         * ignores what it did not trace. */
+        const struct pm_live_entry *cur = pm_live_get(&r->live, ev->addr);
+        if (!cur || cur->domain == PM_DOMAIN_MMAP)
+            break;
+        struct pm_live_entry e = *cur;
+        e.seq = ev->seq;
+        e.stack = ev->stack;
+        if (pm_live_put(&r->live, &e, &old) < 0) {
+            snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
+            return -1;
+        }
+        t->retagged++;
+        break;
+    }
     case PM_EV_MUNMAP: {
         /* Ranges never mapped through a recorded mmap (files, stacks, an
          * allocator's own) are not in the table and change nothing. */

@@ -31,6 +31,7 @@ struct pm_totals {
     uint64_t live_bytes, live_count;
     uint64_t peak_bytes, peak_seq, peak_time_ns;
     uint64_t unmatched_frees; /* frees of blocks allocated before tracking */
+    uint64_t retagged;        /* recycled objects re-attributed (RETAG) */
     uint64_t max_rss, max_profiler_bytes;
     uint64_t now_ns;
     uint64_t domain_allocations[PM_DOMAIN_COUNT];

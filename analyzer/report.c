@@ -243,6 +243,10 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             pm_json_str(out, h->to_label);
             fputs(", \"at_time_s\": ", out);
             pm_json_seconds(out, h->to_time_ns);
+            if (h->from_label) {
+                fputs(", \"since\": ", out);
+                pm_json_str(out, h->from_label);
+            }
             fprintf(out, ", \"live_bytes\": %llu, \"leaked_bytes\": %llu", h->total_bytes, h->runtime_bytes);
         } else {
             fputs(", \"from\": ", out);
@@ -288,9 +292,10 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
         fprintf(out, "Peak: %s (%llu B) live at %.3f s in %s\n", pm_human_bytes(b1, sizeof b1, (double)h->total_bytes),
                 h->total_bytes, h->to_time_ns / 1e9, c->path);
     else if (h->kind == PM_REPORT_LEAKS)
-        fprintf(out, "Leak candidates: memory still live at '%s' (%.3f s): %s, of which %s allocated by the program's own code\n",
-                h->to_label, h->to_time_ns / 1e9, pm_human_bytes(b1, sizeof b1, (double)h->total_bytes),
-                pm_human_bytes(b2, sizeof b2, (double)h->runtime_bytes));
+        fprintf(out, "Leak candidates: memory %s%s%sstill live at '%s' (%.3f s): %s, of which %s allocated by the program's own code\n",
+                h->from_label ? "allocated after '" : "", h->from_label ? h->from_label : "",
+                h->from_label ? "' and " : "", h->to_label, h->to_time_ns / 1e9,
+                pm_human_bytes(b1, sizeof b1, (double)h->total_bytes), pm_human_bytes(b2, sizeof b2, (double)h->runtime_bytes));
     else
         fprintf(out, "Growth from '%s' to '%s' in %s\n", h->from_label, h->to_label, c->path);
     if (c->sample_bytes)

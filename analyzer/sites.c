@@ -146,7 +146,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         memset(s->st_index, 0, s->st_index_cap * sizeof *s->st_index);
     PM_LIVE_FOREACH(live, e)
     {
-        if (e->seq > max_seq || (s->domains && !(s->domains & (1u << e->domain))))
+        if (e->seq > max_seq || e->seq <= s->since_seq || (s->domains && !(s->domains & (1u << e->domain))))
             continue;
         uint8_t domain = e->domain < PM_DOMAIN_COUNT ? e->domain : 0;
         uint64_t rate = pm_sample_rate(s->sample_bytes, domain);

@@ -38,6 +38,7 @@ struct pm_sites {
     enum pm_view view;
     unsigned domains; /* bit per enum pm_domain collected; 0: all */
     uint64_t sample_bytes; /* sampled capture: figures are estimates */
+    uint64_t since_seq;    /* only allocations numbered above this (pm_sites_collect) */
     struct pm_site *v;
     size_t n, cap;
     uint32_t *index; /* open addressing over site index + 1 */

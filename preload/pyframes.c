@@ -21,7 +21,7 @@ struct layout {
     int frame_code;
     int frame_instr;       /* f_lasti (int) for 3.8-3.10, instruction pointer after */
     int lasti_scale;       /* 3.8/3.9 count f_lasti in bytes, 3.10 in 2-byte units */
-    int frame_owner;       /* -1 before 3.12; skip frames owned by the C stack (3) */
+    int frame_owner;       /* -1 before 3.11; skip frames owned by the C stack (3, 3.12+) */
     int co_filename;
     int co_name;           /* co_qualname from 3.11 */
     int co_firstlineno;
@@ -30,18 +30,22 @@ struct layout {
     int str_compact_size;  /* sizeof(PyCompactUnicodeObject) */
     int frame_is_entry;    /* 3.11 only: the first frame an eval call runs */
     int tstate_thread_id;  /* PyThreadState.thread_id (pthread_self of its thread) */
+    int co_firsttraceable; /* 3.11+: the first instruction after a frame's prologue */
+    int tracemalloc_tracing; /* tracemalloc's `tracing` flag: in _Py_tracemalloc_config up
+                                to 3.11, in _PyRuntime from 3.12 */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176},
-    {11, 56, 8, 48, 32, 56, 0, -1, 112, 128, 72, 184, 48, 72, 68, 152},
-    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136},
-    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4},
+    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084},
 };
 
-#define FRAME_OWNED_BY_CSTACK 3
+#define PM_OWNER_GENERATOR 1
+#define PM_OWNER_CSTACK 3
 
 static const struct layout *L;
 static uintptr_t eval_lo, eval_hi;
@@ -105,7 +109,8 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
         frame = load_ptr(frame, l->cframe_current);
     int n = 0;
     for (; frame; frame = load_ptr(frame, l->frame_back)) {
-        if (l->frame_owner >= 0 && ((const char *)frame)[l->frame_owner] == FRAME_OWNED_BY_CSTACK) {
+        char owner = l->frame_owner >= 0 ? ((const char *)frame)[l->frame_owner] : 0;
+        if (owner == PM_OWNER_CSTACK) {
             /* 3.12+: the shim frame an eval call pushes under the frames it
              * runs; the frame above it is the first that call ran. */
             if (n > 0)
@@ -135,6 +140,16 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
             int raw;
             memcpy(&raw, (const char *)frame + l->frame_instr, sizeof raw);
             lasti = raw * l->lasti_scale;
+        }
+        /* 3.11+: a frame still in its prologue (making closure cells, or the
+         * generator or coroutine it returns) has not begun to run its first
+         * line; what it allocates is its caller's, as CPython's tracebacks
+         * and tracemalloc say (_PyFrame_IsIncomplete). */
+        if (l->co_firsttraceable >= 0 && owner != PM_OWNER_GENERATOR) {
+            int first;
+            memcpy(&first, (const char *)code + l->co_firsttraceable, sizeof first);
+            if (lasti < first * 2)
+                continue;
         }
         out[n].code = code;
         out[n].lasti = lasti;
@@ -195,6 +210,14 @@ bool pm_pyframes_init(int minor)
     }
     atomic_store(&pm_pyframes_walker, walks[index]);
     return true;
+}
+
+const int *pm_pyframes_tracemalloc_flag(void)
+{
+    if (!L)
+        return NULL;
+    char *base = dlsym(RTLD_DEFAULT, L->minor <= 11 ? "_Py_tracemalloc_config" : "_PyRuntime");
+    return base ? (const int *)(const void *)(base + L->tracemalloc_tracing) : NULL;
 }
 
 bool pm_pyframes_is_eval(uintptr_t pc)

@@ -61,6 +61,10 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  * hence the half-open range shifted by one). */
 bool pm_pyframes_is_eval(uintptr_t pc);
 
+/* tracemalloc's "is tracing" flag in this interpreter (read without the
+ * GIL: a plain int), or NULL. */
+const int *pm_pyframes_tracemalloc_flag(void);
+
 void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out);
 /* Line number of byte offset `lasti` in `code` (CPython's own line table). */
 int pm_pyframes_line(const void *code, int32_t lasti);

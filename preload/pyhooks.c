@@ -16,6 +16,7 @@
 #include "pyframes.h"
 #include "pymem/format.h"
 #include "recorder.h"
+#include "recycled.h"
 #include "stacks.h"
 #include "thread.h"
 #include "writer.h"
@@ -78,18 +79,65 @@ static struct {
     void (*ErrClear)(void);
 } api;
 
-static bool installed, installing, main_seen, recording_wanted, objects_wanted;
+static bool installed, installing, allocators_in, finishing, main_seen, recording_wanted, objects_wanted;
 static int user_snapshots;
 
-/* `record` is false for the RAW wrapper when Python's allocators are left
- * alone: it then only hands the bootstrap blocks back to free(), and passes
- * everything else on unguarded, so that malloc records it (malloc domain). */
+/* One layer of pymem's wrapper on one domain. `record` is false for the RAW
+ * wrapper when Python's allocators are left alone: it then only hands the
+ * bootstrap blocks back to free(), and passes everything else on unguarded,
+ * so that malloc records it (malloc domain).
+ *
+ * Layers: pymem wraps each domain at the interpreter's first audit event,
+ * before tracemalloc can start (-X tracemalloc, PYTHONTRACEMALLOC), so that
+ * tracemalloc wraps pymem and tracemalloc.stop() puts pymem back. Whenever
+ * something else has wrapped the domain since (tracemalloc.start() at run
+ * time), pymem adds a layer on top of it at the next check point. Every
+ * layer records only when it is the outermost of pymem's on the call (the
+ * guard): the top one while it is installed, the one below when the top is
+ * taken off again. So tracemalloc's own tables, allocated inside its hook,
+ * are not counted at the program's lines, and no removal of a wrapper above
+ * pymem's first layer can switch pymem off. */
 struct domain_ctx {
     PyMemAllocatorEx prev;
     int domain;
+    int slot; /* index in `layers` */
     bool record;
 };
-static struct domain_ctx domains[3];
+#define LAYERS_MAX 8
+static struct domain_ctx layers[3][LAYERS_MAX];
+static int layer_count[3];
+static struct domain_ctx *_Atomic top[3]; /* the layer pushed last */
+static const int api_domain[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+static const int pm_domain[3] = {PM_DOMAIN_PYRAW, PM_DOMAIN_PYMEM, PM_DOMAIN_PYOBJ};
+static char lost[40];
+/* tracemalloc's "tracing" flag, and its value at the last check point: when
+ * it changes, tracemalloc has just wrapped (or unwrapped) the domains. */
+static const int *tm_tracing;
+static int tm_seen;
+
+static void check_layers(void);
+
+/* Whether layer `d` records this call (the guard is clear: it is the
+ * outermost of pymem's layers on the call). While tracemalloc traces with
+ * one of pymem's layers above it, a lower layer is reached unguarded only
+ * by tracemalloc's own allocations (its tables, and on 3.8-3.12 the
+ * tracebacks it makes when an object is recycled): those are not the
+ * program's. In a MEM or OBJ hook (GIL held), a change of tracemalloc's
+ * state is a check point: pymem's top layer goes back on top at once, and
+ * the call that noticed is recorded. */
+static inline bool layer_records(struct domain_ctx *d)
+{
+    if (!d->record || !pm_should_record())
+        return false;
+    if (__builtin_expect(tm_tracing == NULL, 0))
+        return true;
+    int tracing = *tm_tracing;
+    if (__builtin_expect(tracing != tm_seen, 0) && d->domain != PM_DOMAIN_PYRAW && !finishing) {
+        check_layers();
+        return true;
+    }
+    return !tracing || d == atomic_load_explicit(&top[d->slot], memory_order_relaxed);
+}
 
 /* Bootstrap blocks. Before 3.12, PySys_AddAuditHook called before
  * Py_Initialize takes its entry from plain malloc, but finalisation frees it
@@ -121,12 +169,16 @@ static bool take_bootstrap(void *p)
 static void *py_malloc(void *ctx, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!d->record || !pm_should_record())
+    if (!layer_records(d)) {
+        if (pm_thread.recording == PM_IN_PYPROBE)
+            pm_thread.recording = PM_PROBE_REACHED;
         return d->prev.malloc(d->prev.ctx, size);
+    }
     pm_thread.guard = 1;
     void *p = d->prev.malloc(d->prev.ctx, size);
     if (p)
         pm_on_alloc(p, size, d->domain);
+    pm_thread.last_py_alloc = p;
     pm_thread.guard = 0;
     return p;
 }
@@ -134,13 +186,14 @@ static void *py_malloc(void *ctx, size_t size)
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct domain_ctx *d = ctx;
-    if (!d->record || !pm_should_record())
+    if (!layer_records(d))
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
     pm_thread.guard = 1;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
         pm_on_alloc(p, total, d->domain);
+    pm_thread.last_py_alloc = p;
     pm_thread.guard = 0;
     return p;
 }
@@ -151,7 +204,7 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *py_realloc(void *ctx, void *ptr, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!d->record || !pm_should_record())
+    if (!layer_records(d))
         return d->prev.realloc(d->prev.ctx, ptr, size);
     pm_thread.guard = 1;
     if (ptr)
@@ -161,6 +214,7 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
         pm_on_alloc(p, size, d->domain);
     else if (ptr)
         pm_on_alloc(ptr, 0, d->domain);
+    pm_thread.last_py_alloc = p;
     pm_thread.guard = 0;
     return p;
 }
@@ -172,7 +226,7 @@ static void py_free(void *ctx, void *ptr)
         free(ptr);
         return;
     }
-    if (!ptr || !d->record || !pm_should_record()) {
+    if (!ptr || !layer_records(d)) {
         d->prev.free(d->prev.ctx, ptr);
         return;
     }
@@ -203,6 +257,8 @@ static PyObject *mod_snapshot(PyObject *self, PyObject *args)
         snprintf(generated, sizeof generated, "snapshot-%d", user_snapshots);
         label = generated;
     }
+    if (objects_wanted && !finishing && pm_recorder_on())
+        check_layers();
     snapshot(PM_SNAP_USER, label);
     return api.BuildValue("");
 }
@@ -227,7 +283,11 @@ static PyObject *at_exit(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
+    if (objects_wanted && pm_recorder_on())
+        check_layers();
     snapshot(PM_SNAP_EXIT, "exit");
+    finishing = true;
+    pm_recycled_stop();
     pm_stacks_enable(false);
     return api.BuildValue("");
 }
@@ -278,23 +338,87 @@ static void register_at_exit(void)
     api.DecRef(mod);
 }
 
+/* Puts a new layer of pymem's wrapper on top of domain `i`. */
+static void push_layer(int i)
+{
+    if (layer_count[i] == LAYERS_MAX)
+        return;
+    struct domain_ctx *d = &layers[i][layer_count[i]++];
+    d->domain = pm_domain[i];
+    d->slot = i;
+    d->record = objects_wanted;
+    api.GetAllocator(api_domain[i], &d->prev);
+    PyMemAllocatorEx mine = {d, py_malloc, py_calloc, py_realloc, py_free};
+    api.SetAllocator(api_domain[i], &mine);
+    atomic_store_explicit(&top[i], d, memory_order_release);
+}
+
 static void install_allocators(void)
 {
-    static const int which[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
-    static const int pm_domain[3] = {PM_DOMAIN_PYRAW, PM_DOMAIN_PYMEM, PM_DOMAIN_PYOBJ};
     /* With Python's allocators left alone only RAW is wrapped, for the bootstrap
      * blocks. */
     int count = objects_wanted ? 3 : 1;
-    for (int i = 0; i < count; i++) {
-        domains[i].domain = pm_domain[i];
-        domains[i].record = objects_wanted;
-        api.GetAllocator(which[i], &domains[i].prev);
-        PyMemAllocatorEx mine = {&domains[i], py_malloc, py_calloc, py_realloc, py_free};
-        api.SetAllocator(which[i], &mine);
-    }
+    for (int i = 0; i < count; i++)
+        push_layer(i);
+    allocators_in = true;
 }
 
-static void install(void)
+/* Whether an allocation through `a` reaches one of pymem's layers. */
+static bool reaches_pymem(const PyMemAllocatorEx *a)
+{
+    int saved_guard = pm_thread.guard, saved = pm_thread.recording;
+    pm_thread.guard = 1;
+    pm_thread.recording = PM_IN_PYPROBE;
+    void *p = a->malloc(a->ctx, 1);
+    bool reached = pm_thread.recording == PM_PROBE_REACHED;
+    pm_thread.recording = saved;
+    if (p)
+        a->free(a->ctx, p);
+    pm_thread.guard = saved_guard;
+    return reached;
+}
+
+/* A check point (GIL held, outside any allocator): a domain whose outermost
+ * allocator is no longer one of pymem's layers gets a new one on top. If
+ * the one in place did not reach pymem at all (replaced rather than
+ * wrapped), what was allocated meanwhile was not seen: the capture says so
+ * (META "python_lost"), once per domain. */
+static void check_layers(void)
+{
+    /* Marked in the capture, so that what tracemalloc saw can be compared
+     * with what pymem saw since (pymem leaks --since tracemalloc-start). */
+    if (tm_tracing && *tm_tracing != tm_seen) {
+        tm_seen = *tm_tracing;
+        snapshot(PM_SNAP_USER, tm_seen ? "tracemalloc-start" : "tracemalloc-stop");
+    }
+    for (int i = 0; i < 3; i++) {
+        PyMemAllocatorEx cur;
+        api.GetAllocator(api_domain[i], &cur);
+        const struct domain_ctx *ctx = cur.ctx;
+        if (ctx >= &layers[i][0] && ctx < &layers[i][LAYERS_MAX])
+            continue;
+        if (!reaches_pymem(&cur)) {
+            static const char *const names[3] = {"pyraw", "pymem", "pyobj"};
+            if (!strstr(lost, names[i])) {
+                snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%s", *lost ? "," : "", names[i]);
+                pm_thread.guard = 1;
+                pm_writer_meta("python_lost", lost);
+                fprintf(stderr,
+                        "pymem: CPython's %s allocator was replaced by one that does not reach pymem; "
+                        "what it allocated meanwhile was not recorded\n",
+                        names[i]);
+                pm_thread.guard = 0;
+            }
+        }
+        push_layer(i);
+    }
+    pm_recycled_check();
+}
+
+/* At the interpreter's first audit event, before tracemalloc can start: the
+ * allocator layers and the frame walk. What runs before is the earliest
+ * start-up, with no Python frame yet. */
+static void install_early(void)
 {
     installing = true;
     const char *version = api.GetVersion();
@@ -306,37 +430,42 @@ static void install(void)
     pm_writer_meta("python", short_version);
     if (major == 3 && pm_pyframes_init(minor)) {
         pm_stacks_enable(true);
+        tm_tracing = pm_pyframes_tracemalloc_flag();
+        if (tm_tracing)
+            tm_seen = *tm_tracing;
+        if (objects_wanted && pm_recycled_init(minor))
+            pm_writer_meta("recycled", "reftracer");
     } else {
         fprintf(stderr, "pymem: Python %s is not supported for call stacks; recording without them\n",
                 short_version);
     }
     install_allocators();
     atomic_store(&pm_mmap_recording, 1);
-    register_at_exit();
-    installed = true;
     installing = false;
-}
-
-/* Installs everything at the first event after initialisation. Returns
- * non-zero while it cannot yet. */
-static int audit_install(const char *event)
-{
-    (void)event;
-    if (installed || installing || !recording_wanted)
-        return 0;
-    if (!api.IsInitialized() || !pm_recorder_on())
-        return 1;
-    install();
-    return 0;
 }
 
 static int audit_hook(const char *event, PyObject *args, void *data)
 {
     (void)args;
     (void)data;
-    if (installing || !recording_wanted || event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
-        return installed ? 0 : audit_install(event);
-    if (!installed && audit_install(event))
+    if (installing || !recording_wanted)
+        return 0;
+    if (!allocators_in) {
+        if (!pm_recorder_on())
+            return 0;
+        install_early();
+    }
+    if (!installed) {
+        if (!api.IsInitialized())
+            return 0;
+        installing = true;
+        register_at_exit();
+        installed = true;
+        installing = false;
+    }
+    if (objects_wanted && !finishing && pm_recorder_on())
+        check_layers();
+    if (event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
         return 0;
     if (!main_seen && strncmp(event + 8, "run_", 4) == 0) {
         main_seen = true;

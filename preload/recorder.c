@@ -56,7 +56,7 @@ static inline struct pm_buffer *thread_buffer(void)
 
 /* What an event record carries; a constant at each call of record_event, so
  * that each entry point below gets its own straight-line copy. */
-enum event_kind { EVENT_ALLOC, EVENT_FREE, EVENT_MUNMAP };
+enum event_kind { EVENT_ALLOC, EVENT_FREE, EVENT_MUNMAP, EVENT_RETAG };
 
 /* Takes the next sequence number and publishes the record that carries it.
  * `busy` brackets the window (see the watermark argument in writer.c): the
@@ -76,9 +76,9 @@ static inline __attribute__((always_inline)) void publish_event(struct pm_buffer
     out[n++] = tag;
     n += pm_put_varint(out + n, seq - b->last_seq);
     n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - b->last_addr)));
-    if (kind != EVENT_FREE)
+    if (kind == EVENT_ALLOC || kind == EVENT_MUNMAP)
         n += pm_put_varint(out + n, size);
-    if (kind == EVENT_ALLOC) {
+    if (kind == EVENT_ALLOC || kind == EVENT_RETAG) {
         n += pm_put_varint(out + n, pm_zigzag((int64_t)stack - (int64_t)b->last_stack));
         b->last_stack = stack;
     }
@@ -99,7 +99,9 @@ static inline __attribute__((always_inline)) void record_event(enum event_kind k
     pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
     if (__builtin_expect(b != NULL, 1)) {
-        uint32_t stack = kind == EVENT_ALLOC ? pm_stacks_current(b, tag & 0x0f) : 0;
+        uint32_t stack = kind == EVENT_ALLOC    ? pm_stacks_current(b, tag & 0x0f)
+                         : kind == EVENT_RETAG ? pm_stacks_current(b, PM_DOMAIN_PYOBJ)
+                                               : 0;
         if (__builtin_expect(pm_buffer_ensure(b, PM_EVENT_MAX_BYTES), 1))
             publish_event(b, kind, tag, (uint64_t)(uintptr_t)p, size, stack);
         else
@@ -130,6 +132,13 @@ void pm_record_free(void *p)
     if (pm_sample_mean && !pm_sampler_forget(p))
         return; /* counted by the hook (pm_sample_skip_free) */
     record_event(EVENT_FREE, PM_TAG_FREE, p, 0);
+}
+
+void pm_record_retag(void *p)
+{
+    if (pm_sample_mean && !pm_sample_may_hold(p))
+        return;
+    record_event(EVENT_RETAG, PM_TAG_RETAG, p, 0);
 }
 
 void pm_record_munmap(void *p, size_t length)

@@ -69,6 +69,9 @@ static inline void pm_on_free(void *p)
         return;
     pm_record_free(p);
 }
+/* The live block at `p` (a Python object recycled from a free list) now
+ * belongs to the calling thread's current stack. */
+void pm_record_retag(void *p);
 /* Pages [p, p + length) are no longer mapped (mmap domain, ranged free). */
 void pm_record_munmap(void *p, size_t length);
 /* A snapshot marker ordered with the calling thread's events. */

@@ -63,14 +63,20 @@ static inline bool pm_sample_skip_alloc(size_t size)
     return true;
 }
 
+/* False when `p` is certainly not a live sampled block (one load). */
+static inline bool pm_sample_may_hold(const void *p)
+{
+    struct pm_filter *f = atomic_load_explicit(&pm_sample_filter, memory_order_acquire);
+    return atomic_load_explicit(&f->counts[pm_filter_slot(f, p)], memory_order_relaxed) != 0;
+}
+
 /* The same for a free: counts it; true unless `p` may be a sampled block. */
 static inline bool pm_sample_skip_free(const void *p)
 {
     struct pm_buffer *b = pm_thread.buf;
     if (b)
         pm_count(&b->frees, 1);
-    struct pm_filter *f = atomic_load_explicit(&pm_sample_filter, memory_order_acquire);
-    return !atomic_load_explicit(&f->counts[pm_filter_slot(f, p)], memory_order_relaxed);
+    return !pm_sample_may_hold(p);
 }
 
 /* Turns sampling on (before recording starts). `seed` 0: from the clock. */

@@ -11,7 +11,7 @@
 struct pm_buffer;
 
 enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHED = 4, PM_IN_UNWIND = 5,
-       PM_IN_WRITE = 6 };
+       PM_IN_WRITE = 6, PM_IN_PYPROBE = 7 };
 
 struct pm_thread {
     /* Non-zero while this thread is inside pymem or inside a hooked Python
@@ -26,8 +26,13 @@ struct pm_thread {
      * bootstrap blocks). PM_IN_PROBE while interpose.c checks that malloc
      * reaches pymem at all. PM_IN_UNWIND while libunwind runs: its first use
      * of thread-local storage on a thread may allocate, which is pymem's own;
-     * PM_IN_WRITE while a thread writes a chunk (zstd's own allocations). */
+     * PM_IN_WRITE while a thread writes a chunk (zstd's own allocations);
+     * PM_IN_PYPROBE while pyhooks.c checks that a Python allocator domain
+     * still reaches pymem (PM_PROBE_REACHED when it did). */
     int recording;
+    /* The last block a Python allocator domain gave this thread: an object
+     * born there is new, not recycled (recycled.c). */
+    void *last_py_alloc;
     /* This thread's event buffer; NULL until its first event. */
     struct pm_buffer *buf;
     /* Sampled mode: bytes left until this thread's next sample (0: not yet

@@ -97,18 +97,31 @@ static void warn_failure(const char *what, const char *why)
         (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
 
-/* Writes all of iov, retrying EINTR and partial writes. 0 or an errno. */
+/* Writes all of iov, retrying EINTR and partial writes. 0 or an errno.
+ * A write past the file size limit raises SIGXFSZ in the writing thread,
+ * which may be the program's own (a thread flushing its full ring): it is
+ * blocked for the write and the signal pymem caused is taken back, so that
+ * the program never dies of pymem's write (Python ignores SIGXFSZ, but only
+ * once it has initialised, and pymem records from before). */
 static int write_all(struct iovec *iov, int cnt)
 {
+    sigset_t xfsz, old;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+    int err = 0;
     while (cnt > 0) {
         ssize_t w = writev(W.fd, iov, cnt);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return errno;
+            err = errno;
+            break;
         }
-        if (w == 0)
-            return EIO;
+        if (w == 0) {
+            err = EIO;
+            break;
+        }
         while (cnt > 0 && (size_t)w >= iov->iov_len) {
             w -= (ssize_t)iov->iov_len;
             iov++;
@@ -119,7 +132,13 @@ static int write_all(struct iovec *iov, int cnt)
             iov->iov_len -= (size_t)w;
         }
     }
-    return 0;
+    if (err == EFBIG) {
+        static const struct timespec now = {0, 0};
+        while (sigtimedwait(&xfsz, NULL, &now) == SIGXFSZ)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err;
 }
 
 /* Writes one chunk from up to two payload segments. Caller holds the lock.

@@ -1,5 +1,5 @@
 /*
- * pymem capture format, version 2: the only contract between preload/ (which
+ * pymem capture format, version 3: the only contract between preload/ (which
  * writes captures) and analyzer/ (which reads them).
  *
  * A capture is a file header followed by self-delimiting chunks. Each chunk
@@ -32,7 +32,11 @@
  *   "stack_depth", "follow_fork", "python" (added when the interpreter is up),
  *   "malloc_hooked", "native_depth", "native_domains", "sample_bytes",
  *   "python_allocators" ("0": the RAW, MEM and OBJ domains were not hooked,
- *   Python's memory shows in the malloc and mmap domains).
+ *   Python's memory shows in the malloc and mmap domains), "python_lost"
+ *   (version 3: the Python domains, e.g. "pyobj,pymem", whose allocator was
+ *   at some point replaced by one that no longer reached pymem, until pymem
+ *   hooked it again: allocations and frees made meanwhile were not seen),
+ *   "recycled" (version 3: "reftracer" when recycled objects are RETAGged).
  *   A later META chunk adds keys; readers ignore keys they do not know.
  *
  * Records: a one-byte tag, then varints (LEB128, unsigned) and zigzag svarints.
@@ -63,6 +67,8 @@
  *   MUNMAP    [0x30]        varint dseq | svarint daddr | varint length
  *   COUNTERS  [0x0c]        varint seq | varint allocations | varint bytes |
  *                           varint frees                      (version 2)
+ *   RETAG     [0x40]        varint dseq | svarint daddr | svarint dstack
+ *                                                             (version 3)
  *
  * Native frames (version 2, `pymem run --native`): a NATIVE node is one
  * native frame, a return address given as (module, offset from the module's
@@ -80,6 +86,14 @@
  * frees of those blocks are. The writer adds COUNTERS records: exact totals
  * of allocation calls, bytes requested and free calls so far (cumulative;
  * the last one counts).
+ *
+ * RETAG (version 3): the live block at `addr` now belongs to `stack`, as if
+ * it had been freed and allocated again there with the same size and domain.
+ * CPython hands out objects recycled from its free lists without calling an
+ * allocator; where the interpreter says so (Python 3.13's reference tracer),
+ * the object is re-attributed to the line that reused it, as tracemalloc
+ * does. It uses the ALLOC/FREE delta bases of its stream. A RETAG of an
+ * address that is not live changes nothing.
  *
  * The mmap domain holds anonymous mappings made with mmap/mremap. MUNMAP
  * frees a byte range, which may cover several mappings or only part of one
@@ -105,7 +119,7 @@
 #include <string.h>
 
 #define PM_FILE_MAGIC "PYMEMCAP"
-#define PM_FORMAT_VERSION 2u
+#define PM_FORMAT_VERSION 3u
 #define PM_FORMAT_VERSION_MIN 1u /* oldest version readers accept */
 #define PM_FILE_HEADER_SIZE 16u
 #define PM_CHUNK_MAGIC 0x4b434d50u /* "PMCK" read as little-endian u32 */
@@ -147,6 +161,7 @@ enum pm_tag {
     PM_TAG_ALLOC = 0x10, /* low nibble: enum pm_domain */
     PM_TAG_FREE = 0x20,
     PM_TAG_MUNMAP = 0x30,
+    PM_TAG_RETAG = 0x40,
 };
 
 enum pm_snapshot_kind {

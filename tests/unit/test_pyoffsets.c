@@ -5,7 +5,12 @@
 #include <Python.h>
 #if PY_VERSION_HEX >= 0x030B0000
 #include <internal/pycore_frame.h>
-#else
+#include <internal/pycore_runtime.h>
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+#include <internal/pycore_pymem.h>
+#endif
+#if PY_VERSION_HEX < 0x030B0000
 #include <frameobject.h>
 #endif
 #include <stddef.h>
@@ -50,19 +55,27 @@ int main(void)
 #if PY_VERSION_HEX < 0x030C0000
     CHECK(frame_is_entry, offsetof(_PyInterpreterFrame, is_entry));
 #endif
-#if PY_VERSION_HEX >= 0x030C0000
     CHECK(frame_owner, offsetof(_PyInterpreterFrame, owner));
-#endif
 #else
     CHECK(tstate_frame, offsetof(PyThreadState, frame));
     CHECK(frame_back, offsetof(PyFrameObject, f_back));
     CHECK(frame_code, offsetof(PyFrameObject, f_code));
     CHECK(frame_instr, offsetof(PyFrameObject, f_lasti));
 #endif
+#if PY_VERSION_HEX >= 0x030C0000
+    CHECK(tracemalloc_tracing, offsetof(_PyRuntimeState, tracemalloc.config.tracing));
+#else
+    CHECK(tracemalloc_tracing, offsetof(struct _PyTraceMalloc_Config, tracing));
+#endif
     CHECK(co_filename, offsetof(PyCodeObject, co_filename));
 #if PY_VERSION_HEX >= 0x030B0000
     CHECK(co_name, offsetof(PyCodeObject, co_qualname));
     CHECK(co_code_adaptive, offsetof(PyCodeObject, co_code_adaptive));
+    CHECK(co_firsttraceable, offsetof(PyCodeObject, _co_firsttraceable));
+    _Static_assert(PM_OWNER_GENERATOR == FRAME_OWNED_BY_GENERATOR, "generator-owned frames");
+#if PY_VERSION_HEX >= 0x030C0000
+    _Static_assert(PM_OWNER_CSTACK == FRAME_OWNED_BY_CSTACK, "frames owned by the C stack");
+#endif
 #else
     CHECK(co_name, offsetof(PyCodeObject, co_name));
 #endif

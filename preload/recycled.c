@@ -1,0 +1,98 @@
+/*
+ * recycled: the reference tracer (contract in recycled.h). The tracer runs
+ * at every object's birth and death, inside CPython's object code: no
+ * allocation, no lock, no Python API call; it records through the recorder
+ * with the guard set, as the allocator hooks do.
+ */
+#define _GNU_SOURCE
+#include "recycled.h"
+
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "recorder.h"
+#include "thread.h"
+
+typedef int (*ref_tracer)(void *obj, int event, void *data);
+
+enum { REFTRACER_CREATE = 0 };
+
+/* PyTypeObject.tp_flags on LP64 builds, and the flags that put a header in
+ * front of an object (_PyType_PreHeaderSize in CPython 3.13): the GC link
+ * (16 bytes), and the managed dict and weakref pointers (16 bytes). */
+#define TP_FLAGS_OFFSET 168
+#define TPFLAGS_HAVE_GC (1ul << 14)
+#define TPFLAGS_PREHEADER ((1ul << 3) | (1ul << 4))
+
+static struct {
+    int (*set)(ref_tracer, void *);
+    ref_tracer (*get)(void **);
+    ref_tracer prev;
+    void *prev_data;
+    _Atomic bool on;
+} R;
+
+static inline uintptr_t block_of(const void *obj)
+{
+    const void *type;
+    unsigned long flags;
+    memcpy(&type, (const char *)obj + 8, sizeof type);
+    memcpy(&flags, (const char *)type + TP_FLAGS_OFFSET, sizeof flags);
+    size_t pre = (flags & TPFLAGS_HAVE_GC ? 16 : 0) + (flags & TPFLAGS_PREHEADER ? 16 : 0);
+    return (uintptr_t)obj - pre;
+}
+
+static int tracer(void *obj, int event, void *data)
+{
+    (void)data;
+    if (event == REFTRACER_CREATE && atomic_load_explicit(&R.on, memory_order_relaxed) && pm_should_record()) {
+        void *block = (void *)block_of(obj);
+        if (block != pm_thread.last_py_alloc) {
+            pm_thread.guard = 1;
+            pm_record_retag(block);
+            pm_thread.guard = 0;
+        }
+    }
+    if (!R.prev)
+        return 0;
+    /* What the chained tracer allocates (tracemalloc's tracebacks) is its
+     * own, not the program's. */
+    int saved = pm_thread.guard;
+    pm_thread.guard = 1;
+    int rc = R.prev(obj, event, R.prev_data);
+    pm_thread.guard = saved;
+    return rc;
+}
+
+bool pm_recycled_init(int minor)
+{
+    if (minor < 13)
+        return false;
+    *(void **)&R.set = dlsym(RTLD_DEFAULT, "PyRefTracer_SetTracer");
+    *(void **)&R.get = dlsym(RTLD_DEFAULT, "PyRefTracer_GetTracer");
+    if (!R.set || !R.get)
+        return false;
+    atomic_store(&R.on, true);
+    pm_recycled_check();
+    return true;
+}
+
+void pm_recycled_check(void)
+{
+    if (!R.set || !atomic_load_explicit(&R.on, memory_order_relaxed))
+        return;
+    void *data = NULL;
+    ref_tracer cur = R.get(&data);
+    if (cur == tracer)
+        return;
+    R.prev = cur;
+    R.prev_data = data;
+    R.set(tracer, NULL);
+}
+
+void pm_recycled_stop(void)
+{
+    atomic_store(&R.on, false);
+}
