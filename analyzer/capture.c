@@ -97,6 +97,14 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->malloc_hooked = atoi(v) != 0;
     else if (KEY("python_allocators"))
         c->python_allocators = atoi(v) != 0;
+    else if (KEY("python_lost"))
+        snprintf(c->python_lost, sizeof c->python_lost, "%.63s", v);
+    else if (KEY("recycled"))
+        c->recycled = !strcmp(v, "reftracer");
+    else if (KEY("blocks_before"))
+        c->blocks_before = strtoull(v, NULL, 10);
+    else if (KEY("exit_status"))
+        c->exit_status = atoi(v);
 #undef KEY
 }
 
@@ -304,6 +312,7 @@ int pm_capture_open(struct pm_capture *c, const char *path)
     c->path = path;
     c->malloc_hooked = true; /* unless the capture says otherwise */
     c->python_allocators = true;
+    c->exit_status = -1;
     pm_stacks_init(&c->stacks);
     if (pm_reader_open(&c->reader, path)) {
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);

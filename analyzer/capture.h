@@ -65,6 +65,10 @@ struct pm_capture {
     bool follow_fork;
     bool malloc_hooked; /* false: C allocations bypassed the hooks */
     bool python_allocators; /* false: Python's domains were not hooked */
+    char python_lost[64];   /* Python domains that were for a time not seen */
+    bool recycled;          /* recycled objects were re-attributed (RETAG) */
+    int exit_status;        /* -1: unknown */
+    uint64_t blocks_before; /* Python blocks live before recording began */
     /* filled by a pass */
     struct pm_snapshot *snapshots;
     uint32_t snapshot_count;

@@ -74,9 +74,20 @@ static void snapshots_json(FILE *out, const struct pm_capture *c)
     fputc(']', out);
 }
 
+/* The status the process passed to exit(), -1 if unknown. */
+static int exit_status(const struct pm_capture *c)
+{
+    if (c->exit_status >= 0)
+        return c->exit_status;
+    if (c->has_end && c->end_reason == PM_END_EXIT && c->end_detail)
+        return (int)c->end_detail;
+    return c->has_end && c->end_reason == PM_END_UEXIT ? (int)c->end_detail : -1;
+}
+
 void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_totals *t, bool json)
 {
     bool truncated = !c->has_end;
+    int status = exit_status(c);
     uint64_t duration = c->has_end ? c->end_time_ns : t->now_ns;
     if (json) {
         fputs("{\"file\": ", out);
@@ -104,9 +115,18 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
                 ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
                 ", \"max_rss_bytes\": %" PRIu64 ", \"malloc_recorded\": %s, \"python_allocators_recorded\": %s, "
                 "\"native_depth\": %d, ",
-                c->end_detail, t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
+                c->has_end && c->end_reason == PM_END_EXIT && status >= 0 ? (uint64_t)status : c->end_detail,
+                t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes,
                 c->unrecorded, t->unmatched_frees, t->max_rss, c->malloc_hooked ? "true" : "false",
                 *c->python && c->python_allocators ? "true" : "false", c->native_depth);
+        if (status >= 0)
+            fprintf(out, "\"exit_status\": %d, ", status);
+        else
+            fputs("\"exit_status\": null, ", out);
+        fputs("\"python_lost\": ", out);
+        pm_json_str(out, c->python_lost);
+        fprintf(out, ", \"recycled_reattributed\": %s, \"retagged\": %" PRIu64 ", \"blocks_before\": %" PRIu64 ", ",
+                c->recycled ? "true" : "false", t->retagged, c->blocks_before);
         if (c->sample_bytes)
             fprintf(out, "\"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"estimated\": "
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
@@ -126,8 +146,10 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
     if (c->native_depth)
         fprintf(out, "Stacks:       Python and native frames (native depth %d)\n", c->native_depth);
     fprintf(out, "Duration:     %.3f s, ended by %s", duration / 1e9, end_reason(c));
-    if (c->has_end && c->end_reason != PM_END_EXIT)
+    if (c->has_end && c->end_reason == PM_END_SIGNAL)
         fprintf(out, " (%" PRIu64 ")", c->end_detail);
+    else if (status >= 0)
+        fprintf(out, " (status %d)", status);
     fputc('\n', out);
     fprintf(out, "Allocations:  %" PRIu64 " (%s in total), frees: %" PRIu64 "\n", t->allocations,
             pm_human_bytes(a, sizeof a, (double)t->total_allocated), t->frees);
@@ -135,6 +157,9 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fprintf(out, "Sampling:     one sample per %s allocated on average (%" PRIu64 " samples): the totals above\n"
                      "              are exact; live, peak, snapshots and domains below are estimates\n",
                 pm_human_bytes(r, sizeof r, (double)c->sample_bytes), t->samples);
+    if (c->sample_bytes && c->blocks_before)
+        fprintf(out, "              frees include those of the %" PRIu64 " blocks Python held before recording began\n",
+                c->blocks_before);
     fprintf(out, "Peak:         %s (%" PRIu64 " B) at %.3f s\n", pm_human_bytes(p, sizeof p, (double)t->peak_bytes),
             t->peak_bytes, t->peak_time_ns / 1e9);
     fprintf(out, "Live at end:  %s in %" PRIu64 " blocks\n", pm_human_bytes(b, sizeof b, (double)t->live_bytes),
@@ -151,6 +176,14 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fputs("Note:         Python's allocators were not hooked (--no-python-allocators): objects are\n"
               "              not seen one by one; their memory shows in the malloc and mmap domains\n"
               "              (blocks over 512 bytes, pymalloc's arenas)\n",
+              out);
+    if (*c->python_lost)
+        fprintf(out, "Note:         CPython's %s allocator was for a time replaced by one that did not reach pymem:\n"
+                     "              what it allocated and freed meanwhile is missing\n",
+                c->python_lost);
+    if (*c->python && c->python_allocators && !c->recycled)
+        fputs("Note:         objects CPython recycles from its free lists keep the line that first allocated\n"
+              "              their memory (re-attributed as tracemalloc does from Python 3.13 on)\n",
               out);
     if (!c->malloc_hooked)
         fputs("Note:         malloc was served ahead of pymem (an allocator preloaded first or linked into the\n"
@@ -179,6 +212,30 @@ void pm_report_snapshots(FILE *out, const struct pm_capture *c, bool json)
 static const char *site_file(const struct pm_capture *c, const struct pm_site *x)
 {
     return x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>";
+}
+
+/* "email.message at app.py:3" for the site's import-time bytes: which
+ * import, and the program's line that triggered it. Empty if none. */
+static void import_text(const struct pm_capture *c, const struct pm_site *x, char *out, size_t cap,
+                        char *module, size_t mcap, const char **file, uint32_t *line)
+{
+    uint32_t mod = 0, trigger = 0;
+    struct pm_frame f;
+    *out = *module = 0;
+    *file = NULL;
+    *line = 0;
+    if (!x->phase_bytes[PM_PHASE_IMPORT] || !pm_stacks_import_of(&c->stacks, x->import_stack, &mod, &trigger))
+        return;
+    if (pm_stacks_frame(&c->stacks, mod, &f))
+        pm_module_name(pm_stacks_string(&c->stacks, f.file), module, mcap);
+    if (pm_stacks_frame(&c->stacks, trigger, &f)) {
+        *file = pm_stacks_string(&c->stacks, f.file);
+        *line = f.line;
+    }
+    snprintf(out, cap, "%s%s%s%s%s:%u", *module ? "of " : "", module, *module ? " " : "", *file ? "at " : "",
+             *file ? *file : "", *line);
+    if (!*file)
+        snprintf(out, cap, "%s%s", *module ? "of " : "", module);
 }
 
 static void stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
@@ -271,6 +328,26 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                         x->bytes[1] - x->bytes[0], x->count[1] - x->count[0]);
             fputs(", \"phase\": ", out);
             pm_json_str(out, pm_phase_name(x->phase));
+            fputs(", \"phases\": {", out);
+            for (int p = 0, first = 1; p < PM_PHASE_COUNT; p++) {
+                if (!x->phase_count[p] && !x->phase_bytes[p])
+                    continue;
+                fprintf(out, "%s\"%s\": {\"bytes\": %" PRId64 ", \"count\": %" PRId64 "}", first ? "" : ", ",
+                        pm_phase_name(p), x->phase_bytes[p], x->phase_count[p]);
+                first = 0;
+            }
+            fputc('}', out);
+            char what[1200], module[512];
+            const char *ifile;
+            uint32_t iline;
+            import_text(c, x, what, sizeof what, module, sizeof module, &ifile, &iline);
+            if (*module || ifile) {
+                fputs(", \"import\": {\"module\": ", out);
+                pm_json_str(out, module);
+                fputs(", \"file\": ", out);
+                pm_json_str(out, ifile ? ifile : "");
+                fprintf(out, ", \"line\": %u}", iline);
+            }
             fputs(", \"domains\": {", out);
             for (int d = 0, first = 1; d < PM_DOMAIN_COUNT; d++) {
                 if (!x->domain_count[d])
@@ -324,8 +401,27 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             fprintf(out, "  %s  [%s]", pm_stacks_string(&c->stacks, x->func), site_file(c, x));
         else
             fprintf(out, "  %s:%u %s", site_file(c, x), x->line, pm_stacks_string(&c->stacks, x->func));
-        if (x->phase != PM_PHASE_RUNTIME)
-            fprintf(out, "  [%s]", pm_phase_name(x->phase));
+        char what[1200], module[512];
+        const char *ifile;
+        uint32_t iline;
+        import_text(c, x, what, sizeof what, module, sizeof module, &ifile, &iline);
+        int phases = 0;
+        for (int p = 0; p < PM_PHASE_COUNT; p++)
+            phases += x->phase_bytes[p] != 0;
+        if (phases > 1) {
+            fputs("  [", out);
+            for (int p = 0, first = 1; p < PM_PHASE_COUNT; p++) {
+                if (!x->phase_bytes[p])
+                    continue;
+                fprintf(out, "%s%s %s%s%s", first ? "" : ", ", pm_phase_name(p),
+                        pm_human_bytes(b1, sizeof b1, (double)x->phase_bytes[p]),
+                        p == PM_PHASE_IMPORT && *what ? " " : "", p == PM_PHASE_IMPORT ? what : "");
+                first = 0;
+            }
+            fputc(']', out);
+        } else if (x->phase != PM_PHASE_RUNTIME) {
+            fprintf(out, "  [%s%s%s]", pm_phase_name(x->phase), *what ? " " : "", what);
+        }
         fputc('\n', out);
         if (s->by != PM_BY_FILENAME)
             stack_text(out, c, x->stack, s->by == PM_BY_TRACEBACK ? 64 : 6);

@@ -81,7 +81,7 @@ static uint64_t st_hash_at(void *ctx, size_t i)
 
 static uint64_t site_hash(const struct pm_site *x)
 {
-    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->key << 8 | x->phase));
+    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->key));
 }
 
 static uint64_t site_hash_at(void *ctx, size_t i)
@@ -121,7 +121,7 @@ static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
     size_t slot = site_hash(key) & (s->index_cap - 1);
     for (; s->index[slot]; slot = (slot + 1) & (s->index_cap - 1)) {
         struct pm_site *x = &s->v[s->index[slot] - 1];
-        if (x->file == key->file && x->line == key->line && x->key == key->key && x->phase == key->phase)
+        if (x->file == key->file && x->line == key->line && x->key == key->key)
             return x;
     }
     if (pm_grow(&s->v, &s->cap, sizeof *s->v, s->n + 1, 256))
@@ -168,7 +168,6 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
     for (size_t i = 0; i < s->st_n; i++) {
         const struct stack_total *t = &s->st[i];
         struct pm_site key = {0};
-        key.phase = t->phase;
         /* lineno is (file, line), as in tracemalloc: a comprehension and the
          * function around it share a line and a site; the function shown is
          * that of the stack holding the most bytes. */
@@ -193,6 +192,12 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         if (slot == 1) {
             x->domain_bytes[t->domain] += (int64_t)t->bytes;
             x->domain_count[t->domain] += llround(t->count);
+            x->phase_bytes[t->phase] += (int64_t)t->bytes;
+            x->phase_count[t->phase] += llround(t->count);
+            if (t->phase == PM_PHASE_IMPORT && (t->bytes > x->import_stack_bytes || !x->import_stack)) {
+                x->import_stack = t->stack;
+                x->import_stack_bytes = t->bytes;
+            }
         }
         if (t->bytes > x->stack_bytes || !x->stack) {
             x->stack = t->stack;
@@ -229,6 +234,16 @@ static int cmp_diff(const void *a, const void *b)
 
 void pm_sites_sort(struct pm_sites *s, enum pm_order order)
 {
+    /* One line is one site; the phase it ranks under is the one that holds
+     * most of its bytes (the program's own code on a tie). */
+    for (size_t i = 0; i < s->n; i++) {
+        struct pm_site *x = &s->v[i];
+        x->phase = PM_PHASE_RUNTIME;
+        for (int p = 1; p < PM_PHASE_COUNT; p++)
+            if (x->phase_bytes[p] > x->phase_bytes[x->phase] ||
+                (x->phase_bytes[p] == x->phase_bytes[x->phase] && x->phase_count[p] > x->phase_count[x->phase]))
+                x->phase = (uint8_t)p;
+    }
     int (*cmp)(const void *, const void *) = order == PM_ORDER_BYTES         ? cmp_bytes
                                              : order == PM_ORDER_PHASE_BYTES ? cmp_phase_bytes
                                                                              : cmp_diff;

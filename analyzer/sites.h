@@ -20,17 +20,20 @@
 enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK };
 
 /* Ranked in this order in leak reports. */
-enum pm_phase { PM_PHASE_RUNTIME = 0, PM_PHASE_IMPORT = 1, PM_PHASE_STARTUP = 2 };
+enum pm_phase { PM_PHASE_RUNTIME = 0, PM_PHASE_IMPORT = 1, PM_PHASE_STARTUP = 2, PM_PHASE_COUNT = 3 };
 
 struct pm_site {
     uint32_t file, line;       /* the key: innermost frame's file and line */
     uint32_t func;             /* its function, from the representative stack */
     uint32_t key;              /* traceback: canonical node; otherwise 0 */
-    uint8_t phase;
+    uint8_t phase;             /* the phase holding most of its bytes (slot 1) */
     uint32_t stack;            /* a representative stack: the one holding most bytes */
     uint64_t stack_bytes;
     int64_t bytes[2], count[2];
     int64_t domain_bytes[PM_DOMAIN_COUNT], domain_count[PM_DOMAIN_COUNT]; /* slot 1 */
+    int64_t phase_bytes[PM_PHASE_COUNT], phase_count[PM_PHASE_COUNT];     /* slot 1 */
+    uint32_t import_stack;     /* the stack holding most of its import-time bytes */
+    uint64_t import_stack_bytes;
 };
 
 struct pm_sites {
@@ -65,6 +68,8 @@ int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const s
                            const struct pm_point *p, uint64_t main_seq, int slot);
 
 enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF };
+/* Ends collection: each site's phase is set from its breakdown, and the
+ * sites are sorted. */
 void pm_sites_sort(struct pm_sites *s, enum pm_order order);
 
 const char *pm_phase_name(int phase);

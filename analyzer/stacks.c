@@ -387,14 +387,100 @@ uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id)
     return c;
 }
 
+static bool is_importlib(const struct pm_stacks *s, const struct pm_frame *f)
+{
+    return strncmp(pm_stacks_string(s, f->file), "<frozen importlib", 17) == 0;
+}
+
+/* The frame where the import system loads a module: every import of a
+ * module not yet in sys.modules goes through it, from an import statement,
+ * __import__ or importlib.import_module. */
+static bool is_find_and_load(const struct pm_stacks *s, const struct pm_frame *f)
+{
+    return strcmp(pm_stacks_string(s, f->file), "<frozen importlib._bootstrap>") == 0 &&
+           strcmp(pm_stacks_string(s, f->func), "_find_and_load") == 0;
+}
+
 bool pm_stacks_in_import(struct pm_stacks *s, uint32_t id)
 {
-    if (id == 0 || id >= s->node_cap || !s->defined[id])
-        return false;
-    if (s->import_memo[id] >= 0)
-        return s->import_memo[id];
-    const char *file = pm_stacks_string(s, s->nodes[id].file);
-    bool in = strncmp(file, "<frozen importlib", 17) == 0 || pm_stacks_in_import(s, s->nodes[id].parent);
-    s->import_memo[id] = in;
+    /* Iterative: a hostile capture may chain any number of nodes. The memo
+     * is filled on the way back down. */
+    uint32_t at = id;
+    int8_t in = 0;
+    while (at && at < s->node_cap && s->defined[at]) {
+        if (s->import_memo[at] >= 0) {
+            in = s->import_memo[at];
+            break;
+        }
+        if (is_find_and_load(s, &s->nodes[at])) {
+            in = 1;
+            break;
+        }
+        at = s->nodes[at].parent;
+    }
+    for (uint32_t n = id; n != at && n < s->node_cap && s->defined[n] && s->import_memo[n] < 0; n = s->nodes[n].parent)
+        s->import_memo[n] = in;
     return in;
+}
+
+bool pm_stacks_import_of(const struct pm_stacks *s, uint32_t id, uint32_t *module, uint32_t *trigger)
+{
+    uint32_t candidate = 0, outer_module = 0, outer_trigger = 0;
+    bool found = false, after = false;
+    for (uint32_t at = id, steps = 0; at && at < s->node_cap && s->defined[at] && steps < s->node_cap;
+         at = s->nodes[at].parent, steps++) {
+        const struct pm_frame *f = &s->nodes[at];
+        if (is_find_and_load(s, f)) {
+            found = true;
+            after = true;
+            outer_module = candidate;
+            outer_trigger = 0;
+            candidate = 0;
+            continue;
+        }
+        if (is_importlib(s, f) || pm_stacks_native(s, at).native)
+            continue;
+        if (after) {
+            outer_trigger = at;
+            after = false;
+        }
+        if (!strcmp(pm_stacks_string(s, f->func), "<module>"))
+            candidate = at;
+    }
+    *module = outer_module;
+    *trigger = outer_trigger;
+    return found;
+}
+
+size_t pm_module_name(const char *path, char *out, size_t cap)
+{
+    static const char *const roots[] = {"/site-packages/", "/dist-packages/", "/lib-dynload/"};
+    const char *start = NULL;
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0] && !start; i++) {
+        const char *r = strstr(path, roots[i]);
+        if (r)
+            start = r + strlen(roots[i]);
+    }
+    /* The standard library: .../lib/python3.X/name.py */
+    const char *lib = strstr(path, "/lib/python3");
+    if (!start && lib && (lib = strchr(lib + 12, '/')))
+        start = lib + 1;
+    if (!start) {
+        const char *slash = strrchr(path, '/');
+        start = slash ? slash + 1 : path;
+    }
+    size_t n = 0;
+    for (const char *p = start; *p && n + 1 < cap; p++)
+        out[n++] = *p == '/' ? '.' : *p;
+    out[n] = 0;
+    static const char *const tails[] = {".__init__.py", ".py"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t t = strlen(tails[i]);
+        if (n > t && !strcmp(out + n - t, tails[i])) {
+            n -= t;
+            out[n] = 0;
+            break;
+        }
+    }
+    return n;
 }

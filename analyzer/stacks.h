@@ -87,7 +87,17 @@ bool pm_stacks_frame(const struct pm_stacks *s, uint32_t id, struct pm_frame *ou
 const char *pm_stacks_string(const struct pm_stacks *s, uint32_t id);
 /* Canonical id of node `id` (0 stays 0). */
 uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id);
-/* True if a frame of the stack runs Python's import machinery. */
+/* True if the stack was made while a module was being imported: it runs
+ * through the import system's _find_and_load (not merely through importlib
+ * code, which compileall or a loader may call at run time). */
 bool pm_stacks_in_import(struct pm_stacks *s, uint32_t id);
+/* For a stack in an import: the outermost import's module (the node of its
+ * `<module>` frame, 0 while its code has not started) and the line that
+ * triggered it (the first frame outside the import system, 0 if none).
+ * False if the stack is in no import. */
+bool pm_stacks_import_of(const struct pm_stacks *s, uint32_t id, uint32_t *module, uint32_t *trigger);
+/* A module's dotted name from its file's path (site-packages/a/b.py -> a.b,
+ * lib/python3.11/email/__init__.py -> email). Returns its length. */
+size_t pm_module_name(const char *path, char *out, size_t cap);
 
 #endif

@@ -52,6 +52,7 @@ static struct {
     pthread_key_t exit_key;
     bool key_ok;
     bool at_fork_registered;
+    bool on_exit_registered;
 } C;
 
 static void on_thread_exit(void *value)
@@ -244,6 +245,24 @@ static bool malloc_reaches_pymem(void)
 
 static void at_fork_child(void);
 
+/* exit(status), from the program or from main's return: the capture ends
+ * here if nothing ended it before (a program without Python), with the
+ * status; a Python capture, ended when the interpreter finished
+ * finalising, gets the status appended. */
+static void at_process_exit(int status, void *unused)
+{
+    (void)unused;
+    if (getpid() != C.pid)
+        return;
+    int saved = pm_thread.guard;
+    pm_thread.guard = 1;
+    if (atomic_load(&pm_state) == PM_STATE_ON)
+        pm_writer_finish(PM_END_EXIT, status);
+    else
+        pm_writer_exit_status(status);
+    pm_thread.guard = saved;
+}
+
 /* Opens the capture and starts recording. In a process with Python, mmaps
  * are recorded once its allocator hooks are in (pyhooks.c). `reexec`: this
  * process already recorded, in the image it replaced with exec (a wrapper
@@ -313,6 +332,8 @@ static void activate(bool child, bool reexec)
     }
     if (!C.at_fork_registered)
         C.at_fork_registered = pthread_atfork(NULL, NULL, at_fork_child) == 0;
+    if (!C.on_exit_registered)
+        C.on_exit_registered = on_exit(at_process_exit, NULL) == 0;
 }
 
 static void at_fork_child(void)

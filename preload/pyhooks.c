@@ -79,7 +79,7 @@ static struct {
     void (*ErrClear)(void);
 } api;
 
-static bool installed, installing, allocators_in, finishing, main_seen, recording_wanted, objects_wanted;
+static bool installed, installing, allocators_in, finishing, main_seen, main_next, recording_wanted, objects_wanted;
 static int user_snapshots;
 
 /* One layer of pymem's wrapper on one domain. `record` is false for the RAW
@@ -439,6 +439,15 @@ static void install_early(void)
         fprintf(stderr, "pymem: Python %s is not supported for call stacks; recording without them\n",
                 short_version);
     }
+    /* Blocks Python's allocator holds before pymem sees its domains: what
+     * can be freed without having been recorded (frees of a sampled capture
+     * count them; an exact capture reports them as unmatched). */
+    ssize_t (*allocated_blocks)(void) = (ssize_t(*)(void))dlsym(RTLD_DEFAULT, "_Py_GetAllocatedBlocks");
+    if (allocated_blocks && objects_wanted) {
+        char before[24];
+        snprintf(before, sizeof before, "%zd", allocated_blocks());
+        pm_writer_meta("blocks_before", before);
+    }
     install_allocators();
     atomic_store(&pm_mmap_recording, 1);
     installing = false;
@@ -465,11 +474,23 @@ static int audit_hook(const char *event, PyObject *args, void *data)
     }
     if (objects_wanted && !finishing && pm_recorder_on())
         check_layers();
-    if (event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
-        return 0;
-    if (!main_seen && strncmp(event + 8, "run_", 4) == 0) {
+    /* Start-up ends when the program's own code starts: at the first code
+     * executed after the interpreter was told what to run (for a script,
+     * once it is compiled), or at once for an interactive session. */
+    if (!main_seen && main_next && !strcmp(event, "exec")) {
         main_seen = true;
         snapshot(PM_SNAP_MAIN, "main");
+        return 0;
+    }
+    if (event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
+        return 0;
+    if (!main_seen && !main_next && strncmp(event + 8, "run_", 4) == 0) {
+        main_next = !strcmp(event + 8, "run_file") || !strcmp(event + 8, "run_command") ||
+                    !strcmp(event + 8, "run_module");
+        if (!main_next) {
+            main_seen = true;
+            snapshot(PM_SNAP_MAIN, "main");
+        }
     } else if (!strcmp(event + 8, "_PySys_ClearAuditHooks")) {
         /* The interpreter is finalised: end the capture now. A program that
          * dies of an unhandled KeyboardInterrupt re-raises SIGINT after this

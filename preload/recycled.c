@@ -49,7 +49,11 @@ static int tracer(void *obj, int event, void *data)
     (void)data;
     if (event == REFTRACER_CREATE && atomic_load_explicit(&R.on, memory_order_relaxed) && pm_should_record()) {
         void *block = (void *)block_of(obj);
-        if (block != pm_thread.last_py_alloc) {
+        /* A block is new once: born again without an allocation in between,
+         * it was recycled. */
+        if (block == pm_thread.last_py_alloc) {
+            pm_thread.last_py_alloc = NULL;
+        } else {
             pm_thread.guard = 1;
             pm_record_retag(block);
             pm_thread.guard = 0;

@@ -67,6 +67,7 @@ static struct {
     int statm_fd;
     char path[4096];
     bool warned;
+    bool ended_by_exit;  /* the capture ended at exit: its status may follow */
     bool pending;        /* a child's capture, created at its first event */
     uint64_t create_after_ns; /* ... but not by a periodic pass before this */
     uint8_t meta[65536]; /* META payload kept until the file exists */
@@ -670,10 +671,38 @@ void pm_writer_finish(int reason, int detail)
         if (W.fd >= 0)
             close(W.fd);
         W.fd = -1;
+        W.ended_by_exit = reason == PM_END_EXIT;
     }
     if (locked)
         pthread_mutex_unlock(&W.lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void pm_writer_exit_status(int status)
+{
+    if (atomic_load(&pm_state) != PM_STATE_CLOSED || !W.ended_by_exit || !W.path[0])
+        return;
+    W.ended_by_exit = false;
+    /* The descriptor was closed with the capture (the program may close or
+     * reuse any descriptor while it finalises): the file is opened again,
+     * and written only if it is still the capture (the program may have
+     * changed directory since, and the path be relative). */
+    int fd = open(W.path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    struct stat st;
+    pthread_mutex_lock(&W.lock);
+    if (fstat(fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino) {
+        char value[16];
+        snprintf(value, sizeof value, "%d", status);
+        const char *kv[] = {"exit_status", value, NULL};
+        size_t start = add_meta(kv);
+        W.fd = fd;
+        write_chunk(PM_CHUNK_META, 0, W.meta + start, W.meta_len - start, NULL, 0);
+        W.fd = -1;
+    }
+    pthread_mutex_unlock(&W.lock);
+    close(fd);
 }
 
 void pm_writer_reset_after_fork(void)

@@ -39,6 +39,9 @@ void pm_writer_request_snapshot(void);
 /* Ends the capture: final drain, WATERMARK, END. Safe to call more than once
  * and from a signal handler (it waits a bounded time for the file lock). */
 void pm_writer_finish(int reason, int detail);
+/* At exit(status), after the capture ended at the end of finalisation:
+ * appends the status (META "exit_status"). */
+void pm_writer_exit_status(int status);
 
 /* In a forked child: forget the parent's file and thread. */
 void pm_writer_reset_after_fork(void);

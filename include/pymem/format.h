@@ -173,7 +173,9 @@ enum pm_snapshot_kind {
 };
 
 enum pm_end_reason {
-    PM_END_EXIT = 0,   /* exit() or return from main; detail: 0 */
+    PM_END_EXIT = 0,   /* exit() or return from main; detail: the exit status when
+                          the capture ended in exit(), else 0 (then META
+                          "exit_status", version 3, may follow the END) */
     PM_END_UEXIT = 1,  /* _exit()/os._exit(); detail: status */
     PM_END_SIGNAL = 2, /* fatal signal; detail: signal number */
 };

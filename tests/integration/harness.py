@@ -78,6 +78,19 @@ def check(label, cond, detail=""):
         print("FAIL  %s %s" % (label, detail))
 
 
+def blocks_at(c, s, n, size, recycled=1):
+    """Whether site `s` holds exactly `n` blocks of `size` bytes. From Python
+    3.13 on, an object CPython recycles from a free list belongs to the line
+    that reuses it (as tracemalloc says): up to `recycled` small objects
+    (under 64 bytes each) of the line's own may come with them."""
+    if s is None:
+        return False
+    extra = s["count"] - n
+    rest = s["bytes"] - n * size
+    allowed = recycled if c.version >= (3, 13) else 0
+    return 0 <= extra <= allowed and 0 <= rest <= 64 * extra
+
+
 def site(sites, line, file_suffix):
     for s in sites:
         if s["line"] == line and s["file"].endswith(file_suffix):
