@@ -433,7 +433,10 @@ bool pm_stacks_import_of(const struct pm_stacks *s, uint32_t id, uint32_t *modul
         if (is_find_and_load(s, f)) {
             found = true;
             after = true;
-            outer_module = candidate;
+            /* An import whose module has not started yet (importing its
+             * package first) is named after the inner one that has. */
+            if (candidate)
+                outer_module = candidate;
             outer_trigger = 0;
             candidate = 0;
             continue;

@@ -92,7 +92,8 @@ uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id);
  * code, which compileall or a loader may call at run time). */
 bool pm_stacks_in_import(struct pm_stacks *s, uint32_t id);
 /* For a stack in an import: the outermost import's module (the node of its
- * `<module>` frame, 0 while its code has not started) and the line that
+ * `<module>` frame; while its code has not started, that of the import it
+ * made first, as a package before its submodule; else 0) and the line that
  * triggered it (the first frame outside the import system, 0 if none).
  * False if the stack is in no import. */
 bool pm_stacks_import_of(const struct pm_stacks *s, uint32_t id, uint32_t *module, uint32_t *trigger);

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import sysconfig
 
-from harness import PROGRAMS, check, marks, site
+from harness import BYTES_HEADER, PROGRAMS, check, marks, site
 
 # Python 3.13 tells a profiler of every recycled object (its reference
 # tracer); before, CPython tells only tracemalloc, and objects reused from a
@@ -120,7 +120,49 @@ def test_attribution_reproductions(c, tag):
               % (keep, tm.get(m["KEEP"], 0), drop), 2000 <= misplaced <= 2080 and drop >= misplaced)
 
 
-EVERY = [test_tracemalloc_oracle, test_attribution_reproductions]
+def test_tracemalloc_start_stop(c, tag):
+    """pymem's hooks survive tracemalloc.start()/stop() in any order, and
+    tracemalloc keeps its own numbers."""
+    m = marks("tracemalloc_startstop.py")
+    out = c.capture("startstop.pmem")
+    r = c.preload(["-X", "tracemalloc", os.path.join(PROGRAMS, "tracemalloc_startstop.py")], out)
+    got = json.loads(r.stdout) if r.returncode == 0 else {}
+    # tracemalloc's 1001: the 1000 bytes objects, and the list's array last
+    # grown at that line.
+    check(tag + " tracemalloc started at start-up, stopped, restarted: the program runs, tracemalloc counts its "
+          "1000 blocks", got == {"was_tracing": True, "traced": 1001} and not r.stderr, r.stderr[-300:] + r.stdout)
+    sites = c.json("leaks", out, "--top", "0")["sites"]
+    for mark, size, n in (("AFTERSTOP", 1000, 1000), ("RESTART", 2000, 1000), ("END", 3000, 500)):
+        s = site(sites, m[mark], "tracemalloc_startstop.py")
+        objects = s["domains"].get("pyobj") if s else None
+        check(tag + " pymem records through tracemalloc's stop and start (%s: %d blocks)" % (mark, n),
+              objects == {"bytes": n * (size + BYTES_HEADER), "count": n}, json.dumps(s)[:300])
+    summ = c.json("summary", out)
+    check(tag + " no domain lost, objects recorded", summ["python_lost"] == "" and summ["python_allocators_recorded"]
+          and summ["domains"]["pyobj"]["allocations"] > 10000, json.dumps(summ)[:300])
+    labels = [s["label"] for s in summ["snapshots"]]
+    # A start and a stop with no allocation between them pass unseen.
+    check(tag + " tracemalloc's starts and stops are marked", labels == [
+        "tracemalloc-start", "main", "tracemalloc-stop", "tracemalloc-start", "tracemalloc-stop", "exit"], str(labels))
+
+
+def test_lost_domain_is_reported(c, tag):
+    m = marks("lost_domain.py")
+    out = c.capture("lost.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "lost_domain.py"), os.path.join(c.build, "tests", "libpmtest.so")], out)
+    warnings = [l for l in r.stderr.splitlines() if l.startswith("pymem:")]
+    check(tag + " a replaced allocator domain: one warning", r.returncode == 0 and r.stdout == "done\n"
+          and len(warnings) == 1 and "pyraw" in warnings[0], r.stderr[-300:])
+    summ = c.json("summary", out)
+    check(tag + " the capture says which domain was lost", summ["python_lost"] == "pyraw", summ["python_lost"])
+    s = site(c.json("leaks", out, "--at", "after", "--top", "0", "--domain", "pyraw")["sites"], m["RAW"],
+             "lost_domain.py")
+    check(tag + " the domain is hooked again: 300 raw blocks at their line", s is not None and s["count"] == 300
+          and s["bytes"] == 300 * 4321, json.dumps(s)[:200])
+
+
+EVERY = [test_tracemalloc_oracle, test_attribution_reproductions, test_tracemalloc_start_stop,
+         test_lost_domain_is_reported]
 
 if __name__ == "__main__":
     import argparse

@@ -105,7 +105,7 @@ def test_c_threads_and_daemon_at_exit(c, tag):
     check(tag + " C threads and an allocating daemon thread at exit", r.returncode == 0 and r.stdout == "bye\n",
           r.stderr[-300:])
     native = None
-    for s in c.json("leaks", out, "--at", "joined", "--top", "0")["sites"]:
+    for s in c.json("leaks", out, "--at", "joined", "--since", "main", "--top", "0")["sites"]:
         if s["file"] == "<native>" and s["phase"] == "runtime":
             native = s["domains"].get("malloc")
     check(tag + " C threads' blocks exact, under <native>", native == {"bytes": 6000 * 4099, "count": 6000},
@@ -133,6 +133,31 @@ def test_exit_paths(c, tag):
         check(tag + " exit %s: capture complete (%s) with the leak" % (mode, end),
               summ["end"] == end and not summ["truncated"] and s is not None and s["count"] == 1000,
               "end=%s truncated=%s" % (summ["end"], summ["truncated"]))
+
+
+def test_phases_and_exit_status(c, tag):
+    m = marks("phases.py")
+    out = c.capture("phases.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "phases.py")], out)
+    check(tag + " phases.py exits with its status", r.returncode == 3, r.stderr[-300:])
+    sites = c.json("leaks", out, "--top", "0")["sites"]
+    email = [s for s in sites if "/email/" in s["file"] and s["phase"] == "import"]
+    ours = [s for s in email if s.get("import", {}).get("module", "").startswith("email")
+            and s["import"]["file"].endswith("phases.py") and s["import"]["line"] == m["IMPORT"]]
+    check(tag + " import phase names the module and the line that imported it (%d of %d sites)"
+          % (len(ours), len(email)), email and len(ours) == len(email),
+          json.dumps([s for s in email if s not in ours][:1])[:1500])
+    by_stack = c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]
+    loader = [s for s in by_stack if any(f["file"].endswith("phases.py") and f["line"] == m["LOADER"]
+                                         for f in s["stack"])]
+    check(tag + " the import system's code called at run time is the program's own",
+          loader and all(s["phase"] == "runtime" for s in loader)
+          and sum(s["bytes"] for s in loader) > 10000, json.dumps(loader[:1])[:400])
+    lines = [(s["file"], s["line"]) for s in sites]
+    check(tag + " one line is one site", len(lines) == len(set(lines)))
+    summ = c.json("summary", out)
+    check(tag + " the summary gives the exit status", summ["exit_status"] == 3 and summ["end"] == "exit"
+          and summ["end_detail"] == 3 and not summ["truncated"], json.dumps(summ)[:300])
 
 
 def test_fork_and_children(c, tag):
@@ -532,7 +557,7 @@ def main():
     ap.add_argument("-k", help="only tests whose name contains this")
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
-             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_fork_and_children, test_stack_depth_and_generators,
+             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
