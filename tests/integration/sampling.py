@@ -72,6 +72,12 @@ def test_sampled_totals_are_exact(c, tag):
           "exact %d/%d sampled %d/%d (%d samples)" % (exact["allocations"], exact["total_allocated_bytes"],
                                                      sampled["allocations"], sampled["total_allocated_bytes"],
                                                      sampled.get("samples", -1)))
+    # Frees: none is of a block Python did not hold before recording began
+    # (blocks_before) or allocate since.
+    check(tag + " sampled: frees add up (%d <= %d allocations + %d before; exact run: %d unmatched)"
+          % (sampled["frees"], sampled["allocations"], sampled["blocks_before"], exact["unmatched_frees"]),
+          0 < exact["unmatched_frees"] <= exact["blocks_before"]
+          and sampled["frees"] <= sampled["allocations"] + sampled["blocks_before"])
     run_out = c.capture("sampled-run.pmem")
     run = subprocess.run([c.pymem, "run", "--sample=64K", "-o", run_out, "--", c.python,
                           os.path.join(PROGRAMS, "leak.py")], capture_output=True, text=True, cwd=c.tmp)
