@@ -354,6 +354,8 @@ static void at_fork_child(void)
         int saved = pm_thread.guard;
         pm_thread.guard = 1;
         activate(true, false);
+        if (pm_recorder_on())
+            pm_pyhooks_after_fork_child();
         if (mmap_was_on)
             atomic_store(&pm_mmap_recording, 1);
         pm_thread.guard = saved;

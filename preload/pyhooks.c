@@ -75,6 +75,10 @@ static struct {
     PyObject *(*GetAttrString)(PyObject *, const char *);
     PyObject *(*CFunctionNewEx)(PyMethodDef *, PyObject *, PyObject *);
     PyObject *(*CallFunctionObjArgs)(PyObject *, ...);
+    PyObject *(*Call)(PyObject *, PyObject *, PyObject *);
+    PyObject *(*DictNew)(void);
+    int (*DictSetItemString)(PyObject *, const char *, PyObject *);
+    PyObject *(*TupleNew)(Py_ssize_t);
     void (*DecRef)(PyObject *);
     void (*ErrClear)(void);
 } api;
@@ -110,12 +114,18 @@ static struct domain_ctx *_Atomic top[3]; /* the layer pushed last */
 static const int api_domain[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
 static const int pm_domain[3] = {PM_DOMAIN_PYRAW, PM_DOMAIN_PYMEM, PM_DOMAIN_PYOBJ};
 static char lost[40];
+static char python_version[32];
+static int python_minor;
+static bool forks_watched, fork_paused;
+static bool recycled_on;
 /* tracemalloc's "tracing" flag, and its value at the last check point: when
  * it changes, tracemalloc has just wrapped (or unwrapped) the domains. */
 static const int *tm_tracing;
 static int tm_seen;
 
 static void check_layers(void);
+static int resume_countdown; /* see after_fork_parent() */
+static void resume_writer(void);
 
 /* Whether layer `d` records this call (the guard is clear: it is the
  * outermost of pymem's layers on the call). While tracemalloc traces with
@@ -129,6 +139,8 @@ static inline bool layer_records(struct domain_ctx *d)
 {
     if (!d->record || !pm_should_record())
         return false;
+    if (__builtin_expect(resume_countdown != 0, 0) && d->domain != PM_DOMAIN_PYRAW && --resume_countdown == 0)
+        resume_writer();
     if (__builtin_expect(tm_tracing == NULL, 0))
         return true;
     int tracing = *tm_tracing;
@@ -315,18 +327,57 @@ static PyObject *module_init(void)
     return api.ModuleCreate2(&module_def, PYTHON_API_VERSION);
 }
 
-static PyMethodDef at_exit_def = {"_pymem_at_exit", at_exit, METH_NOARGS, NULL};
+/* os.fork on Python 3.12+ warns (DeprecationWarning) when it sees more than
+ * one thread in the process, which would count pymem's writer: the writer
+ * stops at the "os.fork" audit event, and starts again once the parent has
+ * counted. Python 3.13.0 counts after it runs the after-fork callbacks
+ * (3.12 before), so the callback only arms the restart: it happens at the
+ * next audit event or RESUME_EVENTS object allocations later, whichever
+ * comes first (counting and warning take a few dozen). */
+#define RESUME_EVENTS 4096
 
-static void register_at_exit(void)
+static void resume_writer(void)
 {
-    PyObject *mod = api.ImportModule("atexit");
+    resume_countdown = 0;
+    fork_paused = false;
+    pm_writer_resume();
+}
+
+static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (fork_paused)
+        resume_countdown = RESUME_EVENTS;
+    return api.BuildValue("");
+}
+
+static PyMethodDef at_exit_def = {"_pymem_at_exit", at_exit, METH_NOARGS, NULL};
+static PyMethodDef after_fork_def = {"_pymem_after_fork_parent", after_fork_parent, METH_NOARGS, NULL};
+
+/* module.attr(fn), or module.attr(keyword=fn), with `def` as fn. Failures
+ * are cleared: pymem then goes without the callback. */
+static void register_callback(const char *module, const char *attr, PyMethodDef *def, const char *keyword)
+{
+    PyObject *mod = api.ImportModule(module);
     if (!mod) {
         api.ErrClear();
         return;
     }
-    PyObject *reg = api.GetAttrString(mod, "register");
-    PyObject *fn = api.CFunctionNewEx(&at_exit_def, NULL, NULL);
-    PyObject *res = reg && fn ? api.CallFunctionObjArgs(reg, fn, NULL) : NULL;
+    PyObject *reg = api.GetAttrString(mod, attr);
+    PyObject *fn = api.CFunctionNewEx(def, NULL, NULL);
+    PyObject *res = NULL;
+    if (reg && fn && !keyword) {
+        res = api.CallFunctionObjArgs(reg, fn, NULL);
+    } else if (reg && fn) {
+        PyObject *args = api.TupleNew(0), *kwargs = api.DictNew();
+        if (args && kwargs && api.DictSetItemString(kwargs, keyword, fn) == 0)
+            res = api.Call(reg, args, kwargs);
+        if (args)
+            api.DecRef(args);
+        if (kwargs)
+            api.DecRef(kwargs);
+    }
     if (!res)
         api.ErrClear();
     if (res)
@@ -427,13 +478,16 @@ static void install_early(void)
     snprintf(short_version, sizeof short_version, "%.*s", (int)n, version);
     int major = 0, minor = 0;
     sscanf(short_version, "%d.%d", &major, &minor);
+    memcpy(python_version, short_version, sizeof python_version);
+    python_minor = major == 3 ? minor : 0;
     pm_writer_meta("python", short_version);
     if (major == 3 && pm_pyframes_init(minor)) {
         pm_stacks_enable(true);
         tm_tracing = pm_pyframes_tracemalloc_flag();
         if (tm_tracing)
             tm_seen = *tm_tracing;
-        if (objects_wanted && pm_recycled_init(minor))
+        recycled_on = objects_wanted && pm_recycled_init(minor);
+        if (recycled_on)
             pm_writer_meta("recycled", "reftracer");
     } else {
         fprintf(stderr, "pymem: Python %s is not supported for call stacks; recording without them\n",
@@ -468,7 +522,11 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         if (!api.IsInitialized())
             return 0;
         installing = true;
-        register_at_exit();
+        register_callback("atexit", "register", &at_exit_def, NULL);
+        if (python_minor >= 12)
+            forks_watched = true;
+        if (forks_watched)
+            register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
         installed = true;
         installing = false;
     }
@@ -482,6 +540,16 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         snapshot(PM_SNAP_MAIN, "main");
         return 0;
     }
+    if (forks_watched && event[0] == 'o' && (!strcmp(event, "os.fork") || !strcmp(event, "os.forkpty"))) {
+        if (!fork_paused) {
+            fork_paused = true;
+            pm_writer_pause();
+        }
+        resume_countdown = 0;
+        return 0;
+    }
+    if (resume_countdown)
+        resume_writer();
     if (event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
         return 0;
     if (!main_seen && !main_next && strncmp(event + 8, "run_", 4) == 0) {
@@ -500,6 +568,15 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         pm_thread.guard = 0;
     }
     return 0;
+}
+
+void pm_pyhooks_after_fork_child(void)
+{
+    if (!allocators_in)
+        return;
+    pm_writer_meta("python", python_version);
+    if (recycled_on)
+        pm_writer_meta("recycled", "reftracer");
 }
 
 #define LOOKUP(field, name)                                                                        \
@@ -526,6 +603,10 @@ static bool resolve_api(void)
     LOOKUP(CallFunctionObjArgs, "PyObject_CallFunctionObjArgs");
     LOOKUP(DecRef, "Py_DecRef");
     LOOKUP(ErrClear, "PyErr_Clear");
+    LOOKUP(Call, "PyObject_Call");
+    LOOKUP(DictNew, "PyDict_New");
+    LOOKUP(DictSetItemString, "PyDict_SetItemString");
+    LOOKUP(TupleNew, "PyTuple_New");
     return true;
 }
 

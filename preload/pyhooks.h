@@ -26,6 +26,9 @@ bool pm_pyhooks_present(void);
  * a fraction of the cost of seeing every object. */
 void pm_pyhooks_register(bool record, bool python_allocators);
 
+/* In a followed child's new capture: what the parent's says of Python. */
+void pm_pyhooks_after_fork_child(void);
+
 /* A block malloc returned while registering (see pyhooks.c). */
 void pm_pyhooks_note_bootstrap(void *p);
 

@@ -449,6 +449,45 @@ static void pass(bool final, int end_reason, int end_detail)
         write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0);
 }
 
+/* The writer thread's control. It sleeps on `wake` between passes, so that
+ * pausing it (around os.fork) costs no wait for the end of a sleep. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+    bool cond_ready;
+    pthread_t thread;
+    bool running, stop;
+    int pauses;
+} T = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* True when the writer is the process's last thread: the program's threads
+ * have all exited (pthread_exit from main, or a child forked from a thread
+ * that has ended since), and without pymem the process would have exited
+ * with status 0. procfs counts a process's tasks in the link count of
+ * /proc/self/task (two more than the tasks); a leader that has exited stays
+ * there as a zombie ('Z' in /proc/self/stat) until the last thread does. */
+static bool last_thread(void)
+{
+    struct stat st;
+    if (stat("/proc/self/task", &st) != 0 || st.st_nlink > 4)
+        return false;
+    if (st.st_nlink == 3)
+        return true;
+    if (gettid() == getpid())
+        return false;
+    char buf[512];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
@@ -457,10 +496,23 @@ static void *writer_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
-        struct timespec ts = {0, W.pass_bytes >= BUSY_PASS_BYTES ? 0 : PASS_INTERVAL_NS};
+        bool busy = W.pass_bytes >= BUSY_PASS_BYTES;
         W.pass_bytes = 0;
-        if (ts.tv_nsec)
-            nanosleep(&ts, NULL);
+        pthread_mutex_lock(&T.lock);
+        if (!busy && !T.stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += PASS_INTERVAL_NS;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&T.wake, &T.lock, &until);
+        }
+        bool stop = T.stop;
+        pthread_mutex_unlock(&T.lock);
+        if (stop)
+            return NULL;
         pthread_mutex_lock(&W.lock);
         if (atomic_load(&pm_state) != PM_STATE_ON) {
             pthread_mutex_unlock(&W.lock);
@@ -468,7 +520,66 @@ static void *writer_main(void *arg)
         }
         pass(false, 0, 0);
         pthread_mutex_unlock(&W.lock);
+        if (last_thread()) {
+            pm_writer_finish(PM_END_EXIT, 0);
+            exit(0);
+        }
     }
+}
+
+static bool start_thread(void)
+{
+    if (!T.cond_ready) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&T.wake, &ca);
+        pthread_condattr_destroy(&ca);
+        T.cond_ready = true;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    T.stop = false;
+    T.running = pthread_create(&T.thread, &attr, writer_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    return T.running;
+}
+
+bool pm_writer_start(uint64_t snapshot_every_ns)
+{
+    W.snapshot_every_ns = snapshot_every_ns;
+    W.next_periodic_ns = snapshot_every_ns;
+    pthread_mutex_lock(&T.lock);
+    bool ok = start_thread();
+    pthread_mutex_unlock(&T.lock);
+    return ok;
+}
+
+void pm_writer_pause(void)
+{
+    pthread_mutex_lock(&T.lock);
+    bool join = T.running;
+    if (join) {
+        T.stop = true;
+        pthread_cond_signal(&T.wake);
+    }
+    T.pauses++;
+    pthread_mutex_unlock(&T.lock);
+    if (join) {
+        pthread_join(T.thread, NULL);
+        pthread_mutex_lock(&T.lock);
+        T.running = false;
+        pthread_mutex_unlock(&T.lock);
+    }
+}
+
+void pm_writer_resume(void)
+{
+    pthread_mutex_lock(&T.lock);
+    if (T.pauses > 0 && --T.pauses == 0 && !T.running && atomic_load(&pm_state) == PM_STATE_ON)
+        start_thread();
+    pthread_mutex_unlock(&T.lock);
 }
 
 static int put_string(uint8_t *p, size_t cap, size_t *at, const char *s)
@@ -612,20 +723,6 @@ void pm_writer_meta(const char *key, const char *value)
     pthread_mutex_unlock(&W.lock);
 }
 
-bool pm_writer_start(uint64_t snapshot_every_ns)
-{
-    W.snapshot_every_ns = snapshot_every_ns;
-    W.next_periodic_ns = snapshot_every_ns;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    int rc = pthread_create(&t, &attr, writer_main, NULL);
-    pthread_attr_destroy(&attr);
-    return rc == 0;
-}
-
 bool pm_writer_flush_buffer(struct pm_buffer *b)
 {
     pthread_mutex_lock(&W.lock);
@@ -708,6 +805,12 @@ void pm_writer_exit_status(int status)
 void pm_writer_reset_after_fork(void)
 {
     pthread_mutex_init(&W.lock, NULL);
+    /* The parent's writer thread is not in the child. */
+    pthread_mutex_init(&T.lock, NULL);
+    T.running = false;
+    T.stop = false;
+    T.pauses = 0;
+    T.cond_ready = false;
     if (W.fd >= 0)
         close(W.fd);
     if (W.statm_fd >= 0)

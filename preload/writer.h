@@ -1,6 +1,8 @@
 /*
  * writer: owns the capture file. One background thread drains every thread's
- * ring into self-delimiting chunks every 10 ms, stamps the stream with TICK
+ * ring into self-delimiting chunks every 10 ms (and, when it finds itself the
+ * process's last thread, ends the capture and exits as the last thread
+ * would have), stamps the stream with TICK
  * (time, RSS, profiler footprint) and WATERMARK records, and takes the
  * snapshots asked for by signal or timer. Every write(2) to the capture goes
  * through here, under one file lock.
@@ -28,6 +30,12 @@ void pm_writer_meta(const char *key, const char *value);
 /* Starts the background thread; false if it cannot (then rings are flushed
  * only when full and at the end). */
 bool pm_writer_start(uint64_t snapshot_every_ns);
+
+/* Stops the background thread until as many pm_writer_resume() calls (os.fork
+ * on Python 3.12+, which warns when it sees more than one thread). While it
+ * is stopped, full rings are written by their threads. */
+void pm_writer_pause(void);
+void pm_writer_resume(void);
 
 /* Producer side: drains `b` now because it is full. False when the capture
  * is no longer being written. */

@@ -193,6 +193,37 @@ def test_fork_and_children(c, tag):
     check(tag + " fork and pool children attribute to CHILD line", with_child_line >= 2, str(with_child_line))
 
 
+def test_fork_from_a_thread(c, tag):
+    m = marks("fork_thread.py")
+    out = c.capture("forkthread.pmem")
+    try:
+        r = c.preload([os.path.join(PROGRAMS, "fork_thread.py")], out, timeout=60, PYMEM_FOLLOW_FORK=1)
+    except subprocess.TimeoutExpired:
+        check(tag + " fork from a thread under --follow-fork: no hang", False, "timed out")
+        return
+    check(tag + " fork from a thread under --follow-fork: no hang, same output",
+          r.returncode == 0 and r.stdout == "child status 0\ndone\n", r.stderr[-300:])
+    children = [p for p in glob.glob(out[:-5] + ".*.pmem")]
+    summ = c.json("summary", children[0]) if len(children) == 1 else {}
+    check(tag + " the child's capture is complete and knows its Python", summ.get("end") == "exit"
+          and summ.get("truncated") is False and summ.get("python", "").startswith("%d.%d" % c.version),
+          "%s %s" % (children, json.dumps(summ)[:300]))
+    s = site(c.json("leaks", children[0], "--top", "0")["sites"], m["CHILD"], "fork_thread.py") if children else None
+    check(tag + " the child's blocks at their line", s is not None and s["domains"].get("pyobj") ==
+          {"bytes": 100 * (1000 + BYTES_HEADER), "count": 100}, json.dumps(s)[:300])
+
+
+def test_fork_leaves_output_alone(c, tag):
+    """Python 3.12+ warns at os.fork() when the process has other threads:
+    pymem's own must not count."""
+    for follow in ("0", "1"):
+        out = c.capture("forkquiet-%s.pmem" % follow)
+        r = c.preload(["-W", "error", os.path.join(PROGRAMS, "fork_quiet.py")], out, PYMEM_FOLLOW_FORK=follow)
+        check(tag + " os.fork under -W error%s: no warning, same output" % (" and --follow-fork" if follow == "1"
+                                                                          else ""),
+              r.returncode == 0 and r.stdout == "child 7\n" and r.stderr == "", r.stderr[-300:])
+
+
 def test_stack_depth_and_generators(c, tag):
     m = marks("deep.py")
     out = c.capture("deep.pmem")
@@ -557,7 +588,8 @@ def main():
     ap.add_argument("-k", help="only tests whose name contains this")
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
-             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_stack_depth_and_generators,
+             test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
