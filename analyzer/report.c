@@ -35,6 +35,8 @@ static const char *end_reason(const struct pm_capture *c)
         return "_exit";
     case PM_END_SIGNAL:
         return "signal";
+    case PM_END_EXEC:
+        return "exec";
     default:
         return "unknown";
     }

@@ -188,6 +188,45 @@ PM_EXPORT void _exit(int status)
     __builtin_unreachable();
 }
 
+/* exec: what was recorded reaches the capture, which ends (END "exec")
+ * before the program is replaced; if the exec fails, recording goes on. */
+#define EXEC_HOOK(call)                                                                            \
+    do {                                                                                           \
+        bool ended = pm_lifecycle_before_exec();                                                   \
+        pm_real_resolve();                                                                         \
+        int rc = call;                                                                             \
+        int saved = errno;                                                                         \
+        if (ended)                                                                                 \
+            pm_lifecycle_exec_failed();                                                            \
+        errno = saved;                                                                             \
+        return rc;                                                                                 \
+    } while (0)
+
+PM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    EXEC_HOOK(pm_real.execve(path, argv, envp));
+}
+
+PM_EXPORT int execv(const char *path, char *const argv[])
+{
+    EXEC_HOOK(pm_real.execv(path, argv));
+}
+
+PM_EXPORT int execvp(const char *file, char *const argv[])
+{
+    EXEC_HOOK(pm_real.execvp(file, argv));
+}
+
+PM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    EXEC_HOOK(pm_real.execvpe(file, argv, envp));
+}
+
+PM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    EXEC_HOOK(pm_real.fexecve(fd, argv, envp));
+}
+
 PM_EXPORT void _Exit(int status)
 {
     pm_lifecycle_exit_now(status);

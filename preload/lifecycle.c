@@ -308,9 +308,10 @@ static void activate(bool child, bool reexec)
                         "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
                         "sample_bytes", sample,
                         "python_allocators", C.python_allocators ? "1" : "0", NULL};
-    if (reexec)
-        unlink(path);
-    if (pm_writer_open(path, kv, child) != 0)
+    /* An image that replaced a recording one with exec: that capture ended
+     * complete (END "exec"), and this one takes the next free variant of
+     * its name, as a followed child does. */
+    if (pm_writer_open(path, kv, child || reexec) != 0)
         return; /* warned; stay dormant */
     char self[24];
     snprintf(self, sizeof self, "%d", (int)getpid());
@@ -360,6 +361,32 @@ static void at_fork_child(void)
             atomic_store(&pm_mmap_recording, 1);
         pm_thread.guard = saved;
     }
+}
+
+bool pm_lifecycle_before_exec(void)
+{
+    /* A vfork child shares the parent's memory and has its own pid: it
+     * touches nothing. A followed child whose capture is not created yet
+     * (a fork that execs at once) leaves none. */
+    if (atomic_load(&pm_state) != PM_STATE_ON || getpid() != C.pid || pm_writer_pending())
+        return false;
+    int saved = pm_thread.guard;
+    pm_thread.guard = 1;
+    /* The writer thread is stopped first: if the exec fails, one writer,
+     * not two, goes on. */
+    pm_writer_pause();
+    pm_writer_finish(PM_END_EXEC, 0);
+    pm_thread.guard = saved;
+    return true;
+}
+
+void pm_lifecycle_exec_failed(void)
+{
+    int saved = pm_thread.guard;
+    pm_thread.guard = 1;
+    pm_writer_reopen();
+    pm_writer_resume();
+    pm_thread.guard = saved;
 }
 
 void pm_lifecycle_exit_now(int status)

@@ -12,6 +12,12 @@ struct pm_buffer;
 /* _exit()/_Exit() hook: end the capture before the process goes. */
 void pm_lifecycle_exit_now(int status);
 
+/* exec hooks: before the call, ends the capture (END "exec") and returns
+ * true if it did; after an exec that failed, recording goes on. */
+#include <stdbool.h>
+bool pm_lifecycle_before_exec(void);
+void pm_lifecycle_exec_failed(void);
+
 /* True if `handler` is one pymem installed (SIGTERM, SIGUSR2) where the
  * program had left the default: the program is told it is still SIG_DFL. */
 int pm_lifecycle_owns_handler(void (*handler)(int));

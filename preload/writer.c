@@ -66,6 +66,7 @@ static struct {
     ino_t ino;
     int statm_fd;
     char path[4096];
+    char abs_path[4096 + 4096]; /* the capture by absolute path, to open it again */
     bool warned;
     bool ended_by_exit;  /* the capture ended at exit: its status may follow */
     bool pending;        /* a child's capture, created at its first event */
@@ -168,11 +169,26 @@ static int out_of_the_way(int fd)
 }
 
 /* The program may close our descriptor (closerange) and reuse its number
- * for a file of its own: never write into that. */
+ * for a file of its own: never write into that. A descriptor the program
+ * closed is replaced by the capture opened again, by its absolute path, if
+ * that is still the same file: nothing recorded before the close is lost.
+ * The old number is the program's now, and is left alone. */
 static bool still_ours(void)
 {
     struct stat st;
-    return fstat(W.fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino;
+    if (fstat(W.fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino)
+        return true;
+    if (!W.abs_path[0])
+        return false;
+    int fd = open(W.abs_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (fstat(fd, &st) != 0 || st.st_dev != W.dev || st.st_ino != W.ino) {
+        close(fd);
+        return false;
+    }
+    W.fd = out_of_the_way(fd);
+    return true;
 }
 
 /* zstd's memory comes from rawmem, not from malloc. Its workspace is large
@@ -604,6 +620,19 @@ static size_t add_meta(const char *const *kv)
     return start;
 }
 
+/* The capture's absolute path, for still_ours(): the program may change
+ * directory before it closes pymem's descriptor. */
+static void remember_path(void)
+{
+    char cwd[4096];
+    if (W.path[0] == '/')
+        snprintf(W.abs_path, sizeof W.abs_path, "%s", W.path);
+    else if (getcwd(cwd, sizeof cwd))
+        snprintf(W.abs_path, sizeof W.abs_path, "%s/%s", cwd, W.path);
+    else
+        W.abs_path[0] = 0;
+}
+
 /* Header and META kept so far, into W.fd. */
 static bool write_start(void)
 {
@@ -613,6 +642,7 @@ static bool write_start(void)
         W.dev = st.st_dev;
         W.ino = st.st_ino;
     }
+    remember_path();
     if (W.statm_fd < 0) {
         int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         W.statm_fd = fd >= 0 ? out_of_the_way(fd) : -1;
@@ -654,6 +684,7 @@ static int create_linked(void)
     for (int i = 2; i < 100; i++) {
         if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) {
             memcpy(W.path, name, sizeof name);
+            remember_path();
             return 1;
         }
         if (errno != EEXIST)
@@ -773,6 +804,33 @@ void pm_writer_finish(int reason, int detail)
     if (locked)
         pthread_mutex_unlock(&W.lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+bool pm_writer_pending(void)
+{
+    return W.pending;
+}
+
+bool pm_writer_reopen(void)
+{
+    pthread_mutex_lock(&W.lock);
+    bool ok = false;
+    if (atomic_load(&pm_state) == PM_STATE_CLOSED && W.fd < 0 && W.abs_path[0]) {
+        W.fd = open(W.abs_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (W.fd >= 0 && (fstat(W.fd, &st) != 0 || st.st_dev != W.dev || st.st_ino != W.ino)) {
+            close(W.fd);
+            W.fd = -1;
+        }
+        if (W.fd >= 0) {
+            W.fd = out_of_the_way(W.fd);
+            W.ended_by_exit = false;
+            atomic_store(&pm_state, PM_STATE_ON);
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&W.lock);
+    return ok;
 }
 
 void pm_writer_exit_status(int status)

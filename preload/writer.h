@@ -51,6 +51,12 @@ void pm_writer_finish(int reason, int detail);
  * appends the status (META "exit_status"). */
 void pm_writer_exit_status(int status);
 
+/* True while a followed child's capture is not created yet. */
+bool pm_writer_pending(void);
+/* After an END "exec" whose exec failed: the capture is opened again (if it
+ * is still the same file) and recording goes on. True if it does. */
+bool pm_writer_reopen(void);
+
 /* In a forked child: forget the parent's file and thread. */
 void pm_writer_reset_after_fork(void);
 

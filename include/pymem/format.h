@@ -178,6 +178,9 @@ enum pm_end_reason {
                           "exit_status", version 3, may follow the END) */
     PM_END_UEXIT = 1,  /* _exit()/os._exit(); detail: status */
     PM_END_SIGNAL = 2, /* fatal signal; detail: signal number */
+    PM_END_EXEC = 3,   /* exec() of another program (version 3); if the exec
+                          failed, recording goes on after this END and a
+                          later END ends the capture: the last one counts */
 };
 
 /* Largest encoded event record: tag + 4 varints of at most 10 bytes. */

@@ -78,11 +78,14 @@ def check(label, cond, detail=""):
         print("FAIL  %s %s" % (label, detail))
 
 
-def blocks_at(c, s, n, size, recycled=1):
-    """Whether site `s` holds exactly `n` blocks of `size` bytes. From Python
-    3.13 on, an object CPython recycles from a free list belongs to the line
-    that reuses it (as tracemalloc says): up to `recycled` small objects
-    (under 64 bytes each) of the line's own may come with them."""
+def blocks_at(c, s, n, size, recycled=1, domain=None):
+    """Whether site `s` (its `domain` only, if given) holds exactly `n` blocks
+    of `size` bytes. From Python 3.13 on, an object CPython recycles from a
+    free list belongs to the line that reuses it (as tracemalloc says): up to
+    `recycled` small objects (under 64 bytes each) of the line's own may come
+    with them."""
+    if s is not None and domain:
+        s = s["domains"].get(domain)
     if s is None:
         return False
     extra = s["count"] - n
