@@ -206,7 +206,7 @@ def test_exec_keeps_what_was_recorded(c, tag):
     for mark, n, size in (("BEFORE", 1000, 2000), ("AFTER", 500, 3000)):
         s = site(sites, m[mark], "execs.py")
         check(tag + " exec: blocks recorded %s the failed exec, exact" % mark.lower(),
-              blocks_at(c, s, n, size + BYTES_HEADER, domain="pyobj"), json.dumps(s)[:300])
+              blocks_at(c, s, n, size + BYTES_HEADER, recycled=2, domain="pyobj"), json.dumps(s)[:300])
     out = c.capture("execpy.pmem")
     r = c.preload([os.path.join(PROGRAMS, "execs.py"), "python"], out)
     second = out[:-5] + "-2.pmem"
@@ -505,7 +505,7 @@ def test_program_descriptors(c, tag):
     for mark, n, size in (("BEFORE", 1000, 3000), ("AFTER", 2000, 5000)):
         s = site(sites, m[mark], "fds.py")
         check(tag + " blocks recorded %s the sweep, exact" % mark.lower(),
-              blocks_at(c, s, n, size + BYTES_HEADER, domain="pyobj"), json.dumps(s)[:300])
+              blocks_at(c, s, n, size + BYTES_HEADER, recycled=2, domain="pyobj"), json.dumps(s)[:300])
 
 
 def test_non_python_is_passthrough(c, tag):
