@@ -101,6 +101,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         snprintf(c->python_lost, sizeof c->python_lost, "%.63s", v);
     else if (KEY("recycled"))
         c->recycled = !strcmp(v, "reftracer");
+    else if (KEY("after_end"))
+        c->after_end = strtoull(v, NULL, 10);
     else if (KEY("blocks_before"))
         c->blocks_before = strtoull(v, NULL, 10);
     else if (KEY("exit_status"))

@@ -69,6 +69,7 @@ struct pm_capture {
     bool recycled;          /* recycled objects were re-attributed (RETAG) */
     int exit_status;        /* -1: unknown */
     uint64_t blocks_before; /* Python blocks live before recording began */
+    uint64_t after_end;     /* Python objects allocated after the capture ended */
     /* filled by a pass */
     struct pm_snapshot *snapshots;
     uint32_t snapshot_count;

@@ -127,8 +127,9 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
             fputs("\"exit_status\": null, ", out);
         fputs("\"python_lost\": ", out);
         pm_json_str(out, c->python_lost);
-        fprintf(out, ", \"recycled_reattributed\": %s, \"retagged\": %" PRIu64 ", \"blocks_before\": %" PRIu64 ", ",
-                c->recycled ? "true" : "false", t->retagged, c->blocks_before);
+        fprintf(out, ", \"recycled_reattributed\": %s, \"retagged\": %" PRIu64 ", \"blocks_before\": %" PRIu64 ", "
+                     "\"after_end\": %" PRIu64 ", ",
+                c->recycled ? "true" : "false", t->retagged, c->blocks_before, c->after_end);
         if (c->sample_bytes)
             fprintf(out, "\"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"estimated\": "
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
@@ -179,6 +180,10 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
               "              not seen one by one; their memory shows in the malloc and mmap domains\n"
               "              (blocks over 512 bytes, pymalloc's arenas)\n",
               out);
+    if (c->after_end)
+        fprintf(out, "Note:         %" PRIu64 " allocations were made after the interpreter had finalised, by another\n"
+                     "              interpreter started in this process: they are not in the capture\n",
+                c->after_end);
     if (*c->python_lost)
         fprintf(out, "Note:         CPython's %s allocator was for a time replaced by one that did not reach pymem:\n"
                      "              what it allocated and freed meanwhile is missing\n",

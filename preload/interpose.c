@@ -42,6 +42,8 @@ static inline void record_alloc(void *p, size_t size)
             pm_pyhooks_note_bootstrap(p);
         else if (pm_thread.recording == PM_IN_PROBE)
             pm_thread.recording = PM_PROBE_REACHED;
+    } else if (unlikely(pm_pyhooks_finalised) && p && !pm_thread.guard) {
+        pm_pyhooks_count_after_end();
     }
 }
 

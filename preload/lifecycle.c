@@ -259,7 +259,7 @@ static void at_process_exit(int status, void *unused)
     if (atomic_load(&pm_state) == PM_STATE_ON)
         pm_writer_finish(PM_END_EXIT, status);
     else
-        pm_writer_exit_status(status);
+        pm_writer_exit_status(status, C.python ? pm_pyhooks_after_end() : 0);
     pm_thread.guard = saved;
 }
 

@@ -124,6 +124,8 @@ static const int *tm_tracing;
 static int tm_seen;
 
 static void check_layers(void);
+bool pm_pyhooks_finalised;
+static _Atomic uint64_t after_end;
 static int resume_countdown; /* see after_fork_parent() */
 static void resume_writer(void);
 
@@ -566,8 +568,26 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         pm_thread.guard = 1;
         pm_writer_finish(PM_END_EXIT, 0);
         pm_thread.guard = 0;
+        pm_pyhooks_finalised = true;
     }
     return 0;
+}
+
+/* An allocation after the capture ended with the interpreter, while an
+ * interpreter is up again: the program started another (an embedding
+ * program running Py_Initialize and Py_FinalizeEx more than once). pymem
+ * cannot hook it (the interpreter cleared its audit hooks and reset its
+ * allocators, and its start runs no code of pymem's): the capture says how
+ * much it missed. */
+void pm_pyhooks_count_after_end(void)
+{
+    if (api.IsInitialized && api.IsInitialized())
+        atomic_fetch_add_explicit(&after_end, 1, memory_order_relaxed);
+}
+
+uint64_t pm_pyhooks_after_end(void)
+{
+    return atomic_load(&after_end);
 }
 
 void pm_pyhooks_after_fork_child(void)

@@ -15,6 +15,7 @@
 #define PM_PYHOOKS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* True if this process carries a CPython interpreter. */
 bool pm_pyhooks_present(void);
@@ -25,6 +26,14 @@ bool pm_pyhooks_present(void);
  * blocks over 512 bytes), as heaptrack and memray's default mode see it, for
  * a fraction of the cost of seeing every object. */
 void pm_pyhooks_register(bool record, bool python_allocators);
+
+/* Set when the capture ended with the interpreter's finalisation: the malloc
+ * hooks then count what another interpreter lifetime allocates (not
+ * recorded) with pm_pyhooks_count_after_end(); pm_pyhooks_after_end() says
+ * how many. */
+extern bool pm_pyhooks_finalised;
+void pm_pyhooks_count_after_end(void);
+uint64_t pm_pyhooks_after_end(void);
 
 /* In a followed child's new capture: what the parent's says of Python. */
 void pm_pyhooks_after_fork_child(void);

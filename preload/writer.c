@@ -833,7 +833,7 @@ bool pm_writer_reopen(void)
     return ok;
 }
 
-void pm_writer_exit_status(int status)
+void pm_writer_exit_status(int status, uint64_t after_end)
 {
     if (atomic_load(&pm_state) != PM_STATE_CLOSED || !W.ended_by_exit || !W.path[0])
         return;
@@ -848,9 +848,10 @@ void pm_writer_exit_status(int status)
     struct stat st;
     pthread_mutex_lock(&W.lock);
     if (fstat(fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino) {
-        char value[16];
+        char value[16], missed[24];
         snprintf(value, sizeof value, "%d", status);
-        const char *kv[] = {"exit_status", value, NULL};
+        snprintf(missed, sizeof missed, "%llu", (unsigned long long)after_end);
+        const char *kv[] = {"exit_status", value, after_end ? "after_end" : NULL, missed, NULL};
         size_t start = add_meta(kv);
         W.fd = fd;
         write_chunk(PM_CHUNK_META, 0, W.meta + start, W.meta_len - start, NULL, 0);

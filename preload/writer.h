@@ -48,8 +48,9 @@ void pm_writer_request_snapshot(void);
  * and from a signal handler (it waits a bounded time for the file lock). */
 void pm_writer_finish(int reason, int detail);
 /* At exit(status), after the capture ended at the end of finalisation:
- * appends the status (META "exit_status"). */
-void pm_writer_exit_status(int status);
+ * appends the status (META "exit_status"), and how many Python objects were
+ * allocated after that end (META "after_end", when not 0). */
+void pm_writer_exit_status(int status, uint64_t after_end);
 
 /* True while a followed child's capture is not created yet. */
 bool pm_writer_pending(void);

@@ -16,6 +16,7 @@ import tempfile
 import time
 
 import harness
+HERE_NATIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
 from harness import BYTES_HEADER, PROGRAMS, Ctx, blocks_at, check, marks, site
 import native
 import oracle
@@ -217,6 +218,36 @@ def test_exec_keeps_what_was_recorded(c, tag):
         if os.path.exists(second) else None
     check(tag + " the second image's blocks in its own capture",
           blocks_at(c, s, 50, 4000 + BYTES_HEADER, domain="pyobj"), json.dumps(s)[:300])
+
+
+def test_embedding_twice(c, tag):
+    """An embedding program that runs the interpreter twice: the first
+    lifetime is recorded, and the capture says what the second allocated
+    that it could not record."""
+    cfg = subprocess.run([c.python, "-c", "import sysconfig as s; print(s.get_config_var('Py_ENABLE_SHARED'), "
+                          "s.get_paths()['include'], s.get_config_var('LIBDIR'), s.get_config_var('LDVERSION'))"],
+                         capture_output=True, text=True).stdout.split()
+    if len(cfg) != 4 or cfg[0] != "1":
+        print("skip  %s embedding: this Python has no shared libpython" % tag)
+        return
+    exe = os.path.join(c.tmp, "embed%d%d" % c.version)
+    cc = subprocess.run(["cc", "-I" + cfg[1], os.path.join(HERE_NATIVE, "embed.c"), "-L" + cfg[2],
+                         "-lpython" + cfg[3], "-Wl,-rpath," + cfg[2], "-o", exe], capture_output=True, text=True)
+    if cc.returncode != 0:
+        check(tag + " embedding program builds", False, cc.stderr[-300:])
+        return
+    out = c.capture("embed.pmem")
+    r = c.run([exe], out)
+    check(tag + " embedding twice runs unchanged", r.returncode == 0 and r.stdout == "round 500\nround 500\n",
+          r.stderr[-300:])
+    summ = c.json("summary", out)
+    # The line also made the code's own objects (a dozen, by version).
+    s = [x for x in c.json("leaks", out, "--top", "0")["sites"] if x["file"] == "<string>" and x["line"] == 1]
+    objects = s[0]["domains"].get("pyobj", {}) if s else {}
+    check(tag + " the first lifetime is recorded, the second is counted as missed (%d allocations)"
+          % summ["after_end"], summ["end"] == "exit" and summ["after_end"] >= 500
+          and 500 <= objects.get("count", 0) < 520 and objects.get("bytes", 0) >= 500 * (1000 + BYTES_HEADER),
+          json.dumps(summ)[:300] + json.dumps(s)[:300])
 
 
 def test_fork_from_a_thread(c, tag):
@@ -622,7 +653,7 @@ def main():
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
-             test_exec_keeps_what_was_recorded,
+             test_exec_keeps_what_was_recorded, test_embedding_twice,
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
