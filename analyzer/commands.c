@@ -170,6 +170,8 @@ static int session_open_points(struct session *s, const char *path, enum pm_grou
     if (o)
         pm_sites_filter(&s->sites, o->view, o->domains);
     int rc = first_pass(&s->c, &s->r, path, peak, exit);
+    if (o && o->wrappers)
+        pm_stacks_set_wrappers(&s->c.stacks, o->wrappers);
     s->t = s->r.t;
     s->sites.sample_bytes = s->c.sample_bytes;
     if (!rc && o && pm_symbolize(&s->c.stacks, &s->c.modules)) {

@@ -21,6 +21,7 @@ struct pm_opts {
     const char *from, *to;  /* diff */
     enum pm_view view;      /* peak, leaks, diff */
     unsigned domains;       /* bit per domain listed; 0: all */
+    const char *wrappers;   /* allocator wrappers that name no site; NULL: the default list */
 };
 
 int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o);

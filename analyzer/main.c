@@ -41,6 +41,8 @@ static void usage(FILE *out)
           "    --native        sites by the innermost frame, native frames included\n"
           "    --python-only   native frames left out (captures made with --native)\n"
           "    --domain D,...  only malloc, pyraw, pymem, pyobj and/or mmap allocations\n"
+          "    --wrappers F,...  functions that name no native site (default: operator new,\n"
+          "                    std::allocator, the malloc family...; '' for none)\n"
           "  pymem run --help for the options of run.\n",
           out);
 }
@@ -149,7 +151,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"by", required_argument, NULL, 'b'},
         {"top", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},
-        {"since", required_argument, NULL, 's'},
+        {"since", required_argument, NULL, 's'}, {"wrappers", required_argument, NULL, 'w'},
         {"native", no_argument, NULL, 'N'}, {"python-only", no_argument, NULL, 'P'},
         {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -161,7 +163,7 @@ int main(int argc, char **argv)
     opterr = 0; /* one line of our own instead of getopt's */
     /* Options may come before or after the operands. */
     while ((c = getopt_long(argc - 1, argv + 1, "jb:t:a:h", opts, NULL)) != -1) {
-        if ((c == 'N' || c == 'P' || c == 'd') && !sites_command) {
+        if ((c == 'N' || c == 'P' || c == 'd' || c == 'w') && !sites_command) {
             fprintf(stderr, "pymem %s: %s is an option of peak, leaks and diff\n", cmd, argv[optind]);
             return 2;
         }
@@ -182,6 +184,9 @@ int main(int argc, char **argv)
                         cmd, optarg);
                 return 2;
             }
+            break;
+        case 'w':
+            o.wrappers = optarg;
             break;
         case 'j':
             o.json = true;

@@ -260,12 +260,49 @@ uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view)
     return result;
 }
 
+/* The allocator's own wrappers, which name no site: C++'s operator new,
+ * the standard allocators that call it and the standard containers' code
+ * that calls those (a site is the program's line that asked), and the
+ * malloc family itself.
+ * A name matches an entry that it starts with, followed by the end, '(' or
+ * '<' (so "operator new" covers new[], and the nothrow and aligned forms). */
+static const char *const default_wrappers =
+    "operator new,std::allocator,std::__new_allocator,__gnu_cxx::new_allocator,std::allocator_traits,"
+    "__gnu_cxx::__alloc_traits,std::_Vector_base,std::vector,std::__cxx11::basic_string,std::basic_string,malloc,calloc,realloc,reallocarray,posix_memalign,aligned_alloc,memalign,"
+    "valloc,pvalloc,__libc_malloc,__libc_calloc,__libc_realloc,__libc_memalign";
+
+void pm_stacks_set_wrappers(struct pm_stacks *s, const char *list)
+{
+    s->wrappers = list;
+}
+
+static bool is_wrapper(const struct pm_stacks *s, uint32_t id)
+{
+    const char *list = s->wrappers ? s->wrappers : default_wrappers;
+    const char *name = pm_stacks_string(s, s->nodes[id].func);
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        if (n && !strncmp(name, list, n)) {
+            char next = name[n];
+            if (!next || next == '(' || next == '<' || (next == '[' && !strncmp(list, "operator new", n)))
+                return true;
+        }
+        list += n + (list[n] == ',');
+    }
+    return false;
+}
+
 uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_view view)
 {
-    if (view != PM_VIEW_HYBRID || !s->native)
+    if (view == PM_VIEW_PYTHON || !s->native)
         return id;
+    if (view == PM_VIEW_HYBRID)
+        for (uint32_t x = id; x && x < s->node_cap && s->defined[x]; x = s->nodes[x].parent)
+            if (!is_native(s, x))
+                return x;
+    /* Native sites: the first frame outside the allocator's wrappers. */
     for (uint32_t x = id; x && x < s->node_cap && s->defined[x]; x = s->nodes[x].parent)
-        if (!is_native(s, x))
+        if (!is_native(s, x) || !is_wrapper(s, x))
             return x;
     return id;
 }

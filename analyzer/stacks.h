@@ -55,6 +55,7 @@ struct pm_stacks {
     uint32_t string_end;      /* one past the highest defined string id */
     bool sealed;              /* symbolised: records read again change nothing */
     struct string_index *added; /* strings the analyzer made (symbol names) */
+    const char *wrappers;       /* allocator wrappers (pm_stacks_set_wrappers) */
 };
 
 void pm_stacks_init(struct pm_stacks *s);
@@ -77,9 +78,17 @@ void pm_stacks_set_frame(struct pm_stacks *s, uint32_t id, const struct pm_frame
 /* The stack a report groups `id` under in `view`: the Python-only
  * projection for PM_VIEW_PYTHON, `id` itself otherwise. */
 uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view);
-/* The frame that names a site: in the hybrid view the innermost Python frame
- * (the innermost frame if there is none), in the others the innermost. */
+/* The frame that names a site: in the hybrid view the innermost Python frame,
+ * in the Python view the innermost frame; otherwise (the native view, or a
+ * stack without Python frames) the innermost native frame that is not one of
+ * the allocator's wrappers (operator new, std::allocator, the malloc
+ * family...), as heaptrack names its sites. */
 uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_view view);
+
+/* Replaces the list of allocator wrappers: function names (or prefixes
+ * followed by '(' or '<'), comma-separated; "" for none. `list` must outlive
+ * `s`. */
+void pm_stacks_set_wrappers(struct pm_stacks *s, const char *list);
 
 /* Frame of node `id`; false for the root (0) and undefined ids. */
 bool pm_stacks_frame(const struct pm_stacks *s, uint32_t id, struct pm_frame *out);

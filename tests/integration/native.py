@@ -2,6 +2,7 @@
 known call chains profiled on their own, C called from Python (hybrid
 stacks), dlopen/dlclose, stripped libraries, depth limits, the mmap domain,
 RTLD_DEEPBIND and programs that bring their own malloc."""
+import json
 import os
 import shutil
 import subprocess
@@ -168,6 +169,20 @@ def test_cxx_names(c, tag):
           len(names) and names[names.index("shapes::Builder::make(int)") + 1] == "main"
           and any(x[1] == "shapes::Builder::make(int)" and x[3] == cm["cxx_new"] for x in f)
           and any(n.startswith("operator new") for n in names), str(f[:5]))
+    # Sites are named after the first frame outside the allocator's wrappers
+    # (operator new, std::allocator, std::vector's and std::string's code).
+    want = {(cm["cxx_new"], "shapes::Builder::make(int)"): (4000, 1), (cm["agg_node"], "one_node()"): (32, 1),
+            (cm["agg_array"], "nodes_array()"): (96, 1), (cm["agg_vector_object"], "a_vector()"): (24, 1),
+            (cm["agg_vector_data"], "a_vector()"): (800, 1), (cm["agg_string"], "a_string()"): (233, 2)}
+    got = {(s["line"], s["function"]): (s["bytes"], s["count"]) for s in leaks["sites"]
+           if s["file"].endswith("cxx.cpp")}
+    check(tag + " C++: each new site named after its own function, none after operator new",
+          got == want and not [s for s in leaks["sites"] if s["function"].startswith("operator new")],
+          "%s vs %s" % (got, want))
+    plain = c.json("leaks", out, "--top", "0", "--native", "--wrappers", "")
+    check(tag + " --wrappers '' names sites after the innermost frame again",
+          plain["sites"][0]["function"].startswith("operator new") and plain["sites"][0]["count"] == 7,
+          json.dumps(plain["sites"][0])[:200])
 
 
 def test_native_depth_limit(c, tag):
