@@ -29,8 +29,25 @@
 #define PM_EXPORT __attribute__((visibility("default")))
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* pymem setting itself up (pm_thread.own), or libunwind taking its
+ * per-thread block: the block comes from the bootstrap pool, so that the
+ * program's heap looks as it would without pymem. NULL when the pool is
+ * spent: the C library's allocator serves (and a block of libunwind's is
+ * remembered as pymem's, see unwind_block). */
+static inline void *own_alloc(size_t size, size_t align)
+{
+    void *p = pm_pool_alloc(size, align);
+    if (p && pm_thread.recording == PM_IN_BOOTSTRAP)
+        pm_pyhooks_note_bootstrap(p);
+    else if (p && pm_thread.recording == PM_IN_PROBE)
+        pm_thread.recording = PM_PROBE_REACHED;
+    return p;
+}
+
 static inline void record_alloc(void *p, size_t size)
 {
+    if (unlikely(!pm_lifecycle_loaded) && p && !pm_thread.guard)
+        pm_lifecycle_load();
     if (p && pm_should_record()) {
         int saved = errno;
         pm_thread.guard = 1;
@@ -42,14 +59,27 @@ static inline void record_alloc(void *p, size_t size)
             pm_pyhooks_note_bootstrap(p);
         else if (pm_thread.recording == PM_IN_PROBE)
             pm_thread.recording = PM_PROBE_REACHED;
+        else if (pm_thread.recording == PM_IN_UNWIND)
+            pm_thread.unwind_blocks[pm_thread.unwind_blocks[0] != NULL] = p;
     } else if (unlikely(pm_pyhooks_finalised) && p && !pm_thread.guard) {
         pm_pyhooks_count_after_end();
     }
 }
 
+/* True (and forgotten) if `p` is a block libunwind took for itself. */
+static inline bool unwind_block(void *p)
+{
+    for (int i = 0; i < 2; i++)
+        if (unlikely(pm_thread.unwind_blocks[i] == p)) {
+            pm_thread.unwind_blocks[i] = NULL;
+            return true;
+        }
+    return false;
+}
+
 static inline void record_free(void *p)
 {
-    if (p && pm_should_record()) {
+    if (p && pm_should_record() && !unwind_block(p)) {
         int saved = errno;
         pm_thread.guard = 1;
         pm_on_free(p);
@@ -62,7 +92,10 @@ PM_EXPORT void *malloc(size_t size)
 {
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return pm_pool_alloc(size, 16);
-    void *p = pm_real.malloc(size);
+    void *p;
+    if (unlikely(pm_thread.own || pm_thread.recording == PM_IN_UNWIND) && (p = own_alloc(size, 16)))
+        return p;
+    p = pm_real.malloc(size);
     record_alloc(p, size);
     return p;
 }
@@ -87,7 +120,11 @@ PM_EXPORT void *calloc(size_t n, size_t size)
             return NULL;
         return pm_pool_alloc(total, 16); /* static memory is already zero */
     }
-    void *p = pm_real.calloc(n, size);
+    void *p;
+    if (unlikely(pm_thread.own || pm_thread.recording == PM_IN_UNWIND) && !__builtin_mul_overflow(n, size, &total) &&
+        (p = own_alloc(total, 16)))
+        return p;
+    p = pm_real.calloc(n, size);
     if (p && !__builtin_mul_overflow(n, size, &total))
         record_alloc(p, total);
     return p;
@@ -111,6 +148,14 @@ PM_EXPORT void *realloc(void *p, size_t size)
         if (q && p && pm_pool_owns(p))
             copy_pool_block(q, p, size);
         return q;
+    }
+    if (unlikely(pm_thread.own) && (!p || pm_pool_owns(p))) {
+        void *q = own_alloc(size, 16);
+        if (q) {
+            if (p)
+                copy_pool_block(q, p, size);
+            return q;
+        }
     }
     if (unlikely(p && pm_pool_owns(p))) {
         void *q = pm_real.malloc(size);
@@ -150,6 +195,11 @@ PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
         *out = p;
         return 0;
     }
+    void *own;
+    if (unlikely(pm_thread.own) && (own = own_alloc(size, alignment))) {
+        *out = own;
+        return 0;
+    }
     int rc = pm_real.posix_memalign(out, alignment, size);
     if (rc == 0)
         record_alloc(*out, size);
@@ -161,7 +211,10 @@ PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
     {                                                                                              \
         if (unlikely(!pm_real_ready()) && !pm_real_resolve())                                      \
             return pm_pool_alloc(size_expr, align_expr);                                           \
-        void *p = pm_real.name args;                                                               \
+        void *p;                                                                                   \
+        if (unlikely(pm_thread.own) && (p = own_alloc(size_expr, align_expr)))                     \
+            return p;                                                                              \
+        p = pm_real.name args;                                                                     \
         record_alloc(p, size_expr);                                                                \
         return p;                                                                                  \
     }

@@ -354,11 +354,13 @@ static void at_fork_child(void)
     if (was_on && C.follow_fork) {
         int saved = pm_thread.guard;
         pm_thread.guard = 1;
+        pm_thread.own++;
         activate(true, false);
         if (pm_recorder_on())
             pm_pyhooks_after_fork_child();
         if (mmap_was_on)
             atomic_store(&pm_mmap_recording, 1);
+        pm_thread.own--;
         pm_thread.guard = saved;
     }
 }
@@ -397,10 +399,21 @@ void pm_lifecycle_exit_now(int status)
     }
 }
 
-__attribute__((constructor(101))) static void pm_load(void)
+bool pm_lifecycle_loaded;
+
+/* Load time: at pymem's constructor, or earlier, at the first malloc a
+ * library's constructor makes (as heaptrack starts at the first call), so
+ * that what those constructors allocate is recorded too. What pymem itself
+ * allocates here comes from the bootstrap pool (pm_thread.own). */
+void pm_lifecycle_load(void)
 {
+    if (pm_lifecycle_loaded)
+        return;
+    pm_lifecycle_loaded = true;
     pm_real_resolve();
+    int saved = pm_thread.guard;
     pm_thread.guard = 1;
+    pm_thread.own++;
     read_config();
     C.python = pm_pyhooks_present();
     if (C.python || C.native) {
@@ -419,7 +432,13 @@ __attribute__((constructor(101))) static void pm_load(void)
         if (C.python)
             pm_pyhooks_register(pm_recorder_on(), C.python_allocators);
     }
-    pm_thread.guard = 0;
+    pm_thread.own--;
+    pm_thread.guard = saved;
+}
+
+__attribute__((constructor(101))) static void pm_load(void)
+{
+    pm_lifecycle_load();
 }
 
 __attribute__((destructor(101))) static void pm_unload(void)

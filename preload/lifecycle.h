@@ -7,14 +7,20 @@
 #ifndef PM_LIFECYCLE_H
 #define PM_LIFECYCLE_H
 
+#include <stdbool.h>
+
 struct pm_buffer;
+
+/* Load-time decisions and the start of the capture: run by pymem's
+ * constructor, or by the first malloc hook called before it. */
+extern bool pm_lifecycle_loaded;
+void pm_lifecycle_load(void);
 
 /* _exit()/_Exit() hook: end the capture before the process goes. */
 void pm_lifecycle_exit_now(int status);
 
 /* exec hooks: before the call, ends the capture (END "exec") and returns
  * true if it did; after an exec that failed, recording goes on. */
-#include <stdbool.h>
 bool pm_lifecycle_before_exec(void);
 void pm_lifecycle_exec_failed(void);
 

@@ -33,6 +33,14 @@ struct pm_thread {
     /* The last block a Python allocator domain gave this thread: an object
      * born there is new, not recycled (recycled.c). */
     void *last_py_alloc;
+    /* Non-zero while pymem sets itself up (load, a followed child's start):
+     * what the C library, the dynamic linker or libunwind allocate for it
+     * then comes from the bootstrap pool, out of the program's heap. */
+    int own;
+    /* Blocks libunwind allocated on this thread for itself (its per-thread
+     * cache): glibc frees them through free() when the thread exits, and
+     * that free is pymem's, not an unmatched one of the program's. */
+    void *unwind_blocks[2];
     /* This thread's event buffer; NULL until its first event. */
     struct pm_buffer *buf;
     /* Sampled mode: bytes left until this thread's next sample (0: not yet

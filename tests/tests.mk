@@ -42,7 +42,7 @@ NATIVE_DIR := $(BUILD)/tests/native
 NATIVE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-builtin -Wno-use-after-free
 NATIVE_BINS := $(NATIVE_DIR)/chain $(NATIVE_DIR)/recurse $(NATIVE_DIR)/ownmalloc $(NATIVE_DIR)/loader \
 	$(NATIVE_DIR)/libplugin_a.so $(NATIVE_DIR)/libplugin_b.so $(NATIVE_DIR)/libplugin_stripped.so \
-	$(NATIVE_DIR)/plugins/libplugin_a.so $(NATIVE_DIR)/libhybrid.so $(NATIVE_DIR)/cxx
+	$(NATIVE_DIR)/plugins/libplugin_a.so $(NATIVE_DIR)/libhybrid.so $(NATIVE_DIR)/cxx $(NATIVE_DIR)/ctor_main
 
 $(NATIVE_DIR)/%: tests/native/%.c
 	@mkdir -p $(dir $@)
@@ -66,6 +66,16 @@ $(NATIVE_DIR)/libplugin_stripped.so: tests/native/plugin.c
 	@mkdir -p $(dir $@)
 	$(CC) $(NATIVE_CFLAGS) -fPIC -shared -DPLUGIN_NAME=stripped -o $@ $<
 	strip --strip-all $@
+
+# A library with a constructor that allocates, linked into its program: its
+# constructor runs before pymem's.
+$(NATIVE_DIR)/libctor.so: tests/native/ctor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -fPIC -shared -DCTOR_LIB -o $@ $<
+
+$(NATIVE_DIR)/ctor_main: tests/native/ctor.c $(NATIVE_DIR)/libctor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -pthread -o $@ $< -L$(NATIVE_DIR) -lctor -Wl,-rpath,'$$ORIGIN'
 
 $(NATIVE_DIR)/cxx: tests/native/cxx.cpp
 	@mkdir -p $(dir $@)

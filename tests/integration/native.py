@@ -281,6 +281,35 @@ def test_numpy_native(c, tag):
           py and py[0][1] == "ones", str(f[:first_py + 1]))
 
 
+def test_library_constructors_and_footprint(c, tag):
+    """Recorded from the first malloc on, as heaptrack does: a library
+    constructor's blocks; libunwind's per-thread blocks are not the
+    program's; and pymem leaves the program's heap as it finds it."""
+    cm = c_marks("ctor.c")
+    exe = os.path.join(bins(c), "ctor_main")
+    out = c.capture("ctor.pmem")
+    r = run_native(c, [exe], out)
+    summ = c.json("summary", out)
+    check(tag + " library constructor's allocations recorded, no unmatched free from 8 threads' unwinding",
+          r.returncode == 0 and summ["unmatched_frees"] == 0 and summ["peak_bytes"] >= 12345 + 54321,
+          "rc %d, %s" % (r.returncode, json.dumps(summ)[:300]))
+    leaks = c.json("leaks", out, "--top", "0", "--native")
+    s = next((x for x in leaks["sites"] if x["line"] == cm["ctor_malloc"]), None)
+    check(tag + " the constructor's block at its line", s is not None and s["bytes"] == 12345 and s["count"] == 1
+          and s["function"] == "ctor_allocate", json.dumps(leaks["sites"][:3])[:300])
+    plain = subprocess.run(["setarch", "-R", exe], capture_output=True, text=True)
+    same = []
+    for native in ("", "1"):
+        out = c.capture("ctor-heap-%s.pmem" % (native or "0"))
+        env = dict(c.env(PYMEM_OUTPUT=out))
+        if native:
+            env["PYMEM_NATIVE"] = native
+        r = subprocess.run(["setarch", "-R", exe], env=env, capture_output=True, text=True, cwd=c.tmp)
+        same.append(r.stdout == plain.stdout and plain.returncode == 0)
+    check(tag + " the program's first malloc lands where it does without pymem (passthrough, recording)",
+          same == [True, True], "%s plain %r" % (same, plain.stdout))
+
+
 EVERY = [test_hybrid_stack, test_python_allocators_off]
-ONCE = [test_native_chain, test_cxx_names, test_native_depth_limit, test_dlopen_dlclose, test_deepbind_and_own_allocator,
+ONCE = [test_native_chain, test_cxx_names, test_library_constructors_and_footprint, test_native_depth_limit, test_dlopen_dlclose, test_deepbind_and_own_allocator,
         test_mmap_domain_python, test_numpy_native]
