@@ -7,6 +7,7 @@
 #   make tsan       the concurrent recorder test under ThreadSanitizer
 #   make check-cpython   CPython's own regression tests under pymem (long)
 #   make bench      overhead against plain runs and other tools (not in make test)
+#   make check-peers  native test programs under pymem --native and heaptrack, compared
 #   SANITIZE=address,undefined   instrument the analyzer and unit tests
 #
 # Debian packages the build and the tests need are installed on first use
@@ -43,7 +44,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit pyoffsets golden integration demo asan tsan check-cpython bench clean
+.PHONY: all deps test unit pyoffsets golden integration demo asan tsan check-cpython check-peers bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)
@@ -101,6 +102,12 @@ $(BUILD)/synth: bench/synth.c tests/unit/builder.c tests/unit/builder.h include/
 bench: all $(BUILD)/synth
 	@sh scripts/install-deps.sh heaptrack libc6-dbg
 	python3 bench/run.py
+
+# The native test programs under pymem --native and under heaptrack (installed
+# here if missing): leaks, peaks and leak sites compared.
+check-peers: all $(NATIVE_BINS)
+	@sh scripts/install-deps.sh heaptrack
+	python3 scripts/check-peers.py --build $(BUILD)
 
 clean:
 	rm -rf build

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "lifecycle.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -53,6 +54,7 @@ static struct {
     bool key_ok;
     bool at_fork_registered;
     bool on_exit_registered;
+    int exit_status; /* what the program passed to exit() */
 } C;
 
 static void on_thread_exit(void *value)
@@ -245,20 +247,29 @@ static bool malloc_reaches_pymem(void)
 
 static void at_fork_child(void);
 
-/* exit(status), from the program or from main's return: the capture ends
- * here if nothing ended it before (a program without Python), with the
- * status; a Python capture, ended when the interpreter finished
- * finalising, gets the status appended. */
+/* exit(status), from the program or from main's return. A Python capture
+ * ended when the interpreter finished finalising: the status is appended.
+ * Otherwise the status is kept for the END that pymem's destructor writes,
+ * late in exit (after the other libraries' destructors have freed what they
+ * free then, as heaptrack sees it). */
 static void at_process_exit(int status, void *unused)
 {
     (void)unused;
     if (getpid() != C.pid)
         return;
+    /* libstdc++ keeps a 72 KiB pool for exceptions thrown out of memory
+     * for the life of the process: given back now, as valgrind and
+     * heaptrack have it given back, so that it is no leak of the program's.
+     * (Not in a Python process, whose capture ended with the interpreter.) */
+    if (atomic_load(&pm_state) == PM_STATE_ON && !C.python) {
+        void (*freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+        if (freeres)
+            freeres();
+    }
+    C.exit_status = status;
     int saved = pm_thread.guard;
     pm_thread.guard = 1;
-    if (atomic_load(&pm_state) == PM_STATE_ON)
-        pm_writer_finish(PM_END_EXIT, status);
-    else
+    if (atomic_load(&pm_state) != PM_STATE_ON)
         pm_writer_exit_status(status, C.python ? pm_pyhooks_after_end() : 0);
     pm_thread.guard = saved;
 }
@@ -445,6 +456,6 @@ __attribute__((destructor(101))) static void pm_unload(void)
 {
     if (atomic_load(&pm_state) == PM_STATE_ON && getpid() == C.pid) {
         pm_thread.guard = 1;
-        pm_writer_finish(PM_END_EXIT, 0);
+        pm_writer_finish(PM_END_EXIT, C.exit_status);
     }
 }

@@ -100,4 +100,4 @@ integration: all $(BUILD)/tests/libpmtest.so $(NATIVE_BINS)
 check-cpython: all
 	@sh scripts/check-cpython.sh $(BUILD)/pymem
 
-test: all unit tsan pyoffsets golden integration check-cpython
+test: all unit tsan pyoffsets golden integration check-peers check-cpython
