@@ -171,11 +171,13 @@ static int decode_module(struct pm_capture *c, struct cursor *k)
 static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
 {
     if (id >= c->stream_cap) {
+        /* Checked before the doubling, which a stream number of 2^31 or more
+         * would wrap to 0. */
+        if (id >= (1u << 16))
+            return NULL; /* no process has 65536 threads alive at once */
         uint32_t cap = c->stream_cap ? c->stream_cap : 64;
         while (cap <= id)
             cap *= 2;
-        if (cap > (1u << 16))
-            return NULL; /* no process has 65536 threads alive at once */
         struct pm_stream_state *n = realloc(c->streams, cap * sizeof *n);
         if (!n)
             return NULL;
@@ -350,6 +352,8 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     struct pm_chunk ch;
     int rc;
     while ((rc = pm_reader_next(&c->reader, &ch)) == 1) {
+        if (ch.len == 0)
+            continue; /* nothing in it (and no buffer behind it yet) */
         struct cursor k = {ch.data, ch.data + ch.len};
         if (ch.kind == PM_CHUNK_META) {
             if (decode_meta(c, &k))

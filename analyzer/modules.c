@@ -19,8 +19,12 @@ void pm_modules_free(struct pm_modules *m)
 
 struct pm_module *pm_modules_slot(struct pm_modules *m, uint64_t id)
 {
-    if (id == 0 || id >= MAX_MODULES)
+    /* Module ids are dense (one per library, numbered from 1): an id far
+     * beyond the records read so far is a damaged or hostile file, which
+     * must not size the table. */
+    if (id == 0 || id >= MAX_MODULES || id > 2 * (uint64_t)m->slots_asked + 1024)
         return NULL;
+    m->slots_asked++;
     if (id >= m->cap) {
         uint32_t cap = m->cap ? m->cap : 64;
         while (cap <= id)

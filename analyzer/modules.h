@@ -29,6 +29,7 @@ struct pm_module {
 struct pm_modules {
     struct pm_module *v; /* indexed by module id */
     uint32_t cap;
+    uint32_t slots_asked; /* records that named a module: bounds the ids */
 };
 
 void pm_modules_free(struct pm_modules *m);

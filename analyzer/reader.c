@@ -98,6 +98,10 @@ int pm_reader_next(struct pm_reader *r, struct pm_chunk *c)
         unsigned long long size = ZSTD_getFrameContentSize(r->payload, len);
         if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > PM_CHUNK_MAX_PAYLOAD)
             return fail(r, r->offset, "corrupted capture (bad compressed chunk)");
+        /* A chunk may not inflate more than PM_CHUNK_MAX_RATIO times: the
+         * work and memory of a read stay in proportion to the file. */
+        if (size > (unsigned long long)len * PM_CHUNK_MAX_RATIO + 4096)
+            return fail(r, r->offset, "corrupted capture (compressed chunk claims more than the format allows)");
         if (size > r->plain_cap) {
             uint8_t *p = realloc(r->plain, size);
             if (!p)

@@ -10,7 +10,13 @@
  * out of order. An id far past all others is damage, not a reason to grow a
  * table to gigabytes. */
 #define MAX_ID (1u << 30)
-#define MAX_GAP (1u << 20)
+/* Ids are dense (the preload numbers nodes and strings from 1, and another
+ * thread's stream may define lower ones a little later): an id may exceed
+ * twice the definitions read so far by at most this much. Beyond is a
+ * damaged or hostile file, which must not size the tables: memory stays in
+ * proportion to the records the file really holds (a full 4 MiB ring of
+ * node records is about 2^18 of them). */
+#define MAX_AHEAD (1u << 20)
 
 /* Analyzer-made strings, deduplicated by content. */
 struct string_index {
@@ -90,9 +96,10 @@ int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_fram
 {
     /* A parent is always announced before its children: this also keeps a
      * damaged capture from making the tree a cycle. */
-    if (id == 0 || id >= MAX_ID || id > (uint64_t)s->node_cap + MAX_GAP || f->parent >= id ||
+    if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->nodes_read + MAX_AHEAD || f->parent >= id ||
         grow_nodes(s, (uint32_t)id + 1))
         return -1;
+    s->nodes_read++;
     if (s->sealed)
         return 0;
     s->nodes[id] = *f;
@@ -309,8 +316,9 @@ uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_vie
 
 int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len)
 {
-    if (id == 0 || id >= MAX_ID || id > (uint64_t)s->string_cap + MAX_GAP)
+    if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->strings_read + MAX_AHEAD)
         return -1;
+    s->strings_read++;
     if (id >= s->string_cap) {
         uint32_t cap = s->string_cap ? s->string_cap : 256;
         while (cap <= id)

@@ -56,6 +56,7 @@ struct pm_stacks {
     bool sealed;              /* symbolised: records read again change nothing */
     struct string_index *added; /* strings the analyzer made (symbol names) */
     const char *wrappers;       /* allocator wrappers (pm_stacks_set_wrappers) */
+    uint32_t nodes_read, strings_read; /* definitions read: they bound the ids */
 };
 
 void pm_stacks_init(struct pm_stacks *s);

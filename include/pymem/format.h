@@ -24,7 +24,8 @@
  *   content size, holding the records; each chunk is compressed on its own,
  *   so a capture cut anywhere still reads up to its last complete chunk. The
  *   CRC covers the bytes as stored. A decompressed payload is at most
- *   PM_CHUNK_MAX_PAYLOAD bytes too.
+ *   PM_CHUNK_MAX_PAYLOAD bytes too, and at most PM_CHUNK_MAX_RATIO times its
+ *   stored size (plus 4 KiB).
  *   stream: for EVENTS, the thread stream number (>= 1); 0 otherwise.
  *
  * META payload: pairs of strings, each string a varint length then bytes:
@@ -125,6 +126,10 @@
 #define PM_CHUNK_MAGIC 0x4b434d50u /* "PMCK" read as little-endian u32 */
 #define PM_CHUNK_HEADER_SIZE 20u
 #define PM_CHUNK_MAX_PAYLOAD (64u << 20) /* a reader rejects larger chunks */
+/* A compressed chunk inflates to at most this many times its stored size
+ * (plus 4 KiB): zstd makes about 3 to 20 of event records; a reader rejects
+ * more, so that a small file cannot make it decode gigabytes. */
+#define PM_CHUNK_MAX_RATIO 1024u
 #define PM_STRING_MAX 1024u              /* longer names are cut */
 #define PM_TRUNCATED_FILE "<truncated>"
 
