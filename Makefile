@@ -8,6 +8,7 @@
 #   make check-cpython   CPython's own regression tests under pymem (long)
 #   make bench      overhead against plain runs and other tools (not in make test)
 #   make check-peers  native test programs under pymem --native and heaptrack, compared
+#   make fuzz       libFuzzer over the capture reader and every analysis (FUZZ_RUNS, FUZZ_TIME)
 #   SANITIZE=address,undefined   instrument the analyzer and unit tests
 #
 # Debian packages the build and the tests need are installed on first use
@@ -44,7 +45,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit pyoffsets golden integration demo asan tsan check-cpython check-peers bench clean
+.PHONY: all deps test unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)
@@ -102,6 +103,25 @@ $(BUILD)/synth: bench/synth.c tests/unit/builder.c tests/unit/builder.h include/
 bench: all $(BUILD)/synth
 	@sh scripts/install-deps.sh heaptrack libc6-dbg
 	python3 bench/run.py
+
+# libFuzzer (clang's, from Debian) over the reader and every analysis, with
+# ASan and UBSan and the checksum check off (PM_FUZZING). The corpus starts
+# from tests/fuzz/seeds; what it finds goes to build/fuzz/findings, to be
+# kept in tests/hostile (replayed by make test).
+FUZZ_RUNS ?= 1000000
+FUZZ_TIME ?= 0
+FUZZ_DIR := build/fuzz
+$(FUZZ_DIR)/fuzz_capture: tests/fuzz/fuzz_capture.c $(ANALYZER_LIB_SRCS) $(wildcard analyzer/*.h include/pymem/*.h)
+	@sh scripts/install-deps.sh clang libclang-rt-14-dev
+	@mkdir -p $(dir $@)
+	clang -std=c11 -O1 -g -Iinclude -Ianalyzer -DPM_FUZZING -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_capture.c $(ANALYZER_LIB_SRCS) $(ANALYZER_LIBS)
+
+fuzz: $(FUZZ_DIR)/fuzz_capture
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/findings
+	cp -n tests/fuzz/seeds/*.pmem $(FUZZ_DIR)/corpus/ 2>/dev/null || true
+	$(FUZZ_DIR)/fuzz_capture -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+		-max_len=65536 -close_fd_mask=3 -artifact_prefix=$(FUZZ_DIR)/findings/ $(FUZZ_DIR)/corpus
 
 # The native test programs under pymem --native and under heaptrack (installed
 # here if missing): leaks, peaks and leak sites compared.

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 /* Ids are handed out in order in the process; threads announce them a little
  * out of order. An id far past all others is damage, not a reason to grow a
  * table to gigabytes. */
@@ -37,6 +39,7 @@ void pm_stacks_free(struct pm_stacks *s)
     free(s->nodes);
     free(s->defined);
     free(s->canon);
+    free(s->chain);
     free(s->canon_nodes);
     free(s->canon_index);
     free(s->import_memo);
@@ -71,6 +74,7 @@ static int grow_nodes(struct pm_stacks *s, uint32_t need)
     if (!m)
         return -1;
     s->import_memo = m;
+    memset(n + s->node_cap, 0, (size_t)(cap - s->node_cap) * sizeof *n);
     memset(d + s->node_cap, 0, cap - s->node_cap);
     memset(c + s->node_cap, 0, (size_t)(cap - s->node_cap) * sizeof *c);
     memset(m + s->node_cap, -1, cap - s->node_cap);
@@ -230,7 +234,7 @@ uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view)
     for (;;) {
         int n = 0;
         uint32_t base = 0;
-        for (uint32_t x = cur; x; x = s->nodes[x].parent) {
+        for (uint32_t x = cur; x && x < s->node_cap && s->defined[x]; x = s->nodes[x].parent) {
             if (s->python_only[x]) {
                 base = s->python_only[x] - 1;
                 break;
@@ -397,14 +401,12 @@ static int canon_rehash(struct pm_stacks *s)
     return 0;
 }
 
-uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id)
+/* The canonical id of `id`, whose parent's is known (0 for the root). */
+static uint32_t canon_one(struct pm_stacks *s, uint32_t id)
 {
-    if (id == 0 || id >= s->node_cap || !s->defined[id])
-        return 0;
-    if (s->canon[id])
-        return s->canon[id] - 1;
     const struct pm_frame f = s->nodes[id];
-    uint32_t cparent = pm_stacks_canon(s, f.parent);
+    uint32_t p = f.parent;
+    uint32_t cparent = p && p < s->node_cap && s->defined[p] && s->canon[p] ? s->canon[p] - 1 : 0;
     if (s->canon_count == 0)
         s->canon_count = 1; /* canonical id 0 is the root */
     if ((s->canon_count + 1) * 2 > s->canon_index_cap && canon_rehash(s))
@@ -429,6 +431,26 @@ uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id)
     s->canon_nodes[c] = id;
     s->canon_index[slot] = c + 1;
     s->canon[id] = c + 1;
+    return c;
+}
+
+uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id)
+{
+    if (id == 0 || id >= s->node_cap || !s->defined[id])
+        return 0;
+    if (s->canon[id])
+        return s->canon[id] - 1;
+    /* Iterative: a capture may chain any number of nodes. The ancestors
+     * without a canonical id yet are taken outermost first. */
+    size_t n = 0;
+    for (uint32_t x = id; x && x < s->node_cap && s->defined[x] && !s->canon[x]; x = s->nodes[x].parent) {
+        if (pm_grow(&s->chain, &s->chain_cap, sizeof *s->chain, n + 1, 256))
+            return id;
+        s->chain[n++] = x;
+    }
+    uint32_t c = 0;
+    while (n-- > 0)
+        c = canon_one(s, s->chain[n]);
     return c;
 }
 

@@ -57,6 +57,8 @@ struct pm_stacks {
     struct string_index *added; /* strings the analyzer made (symbol names) */
     const char *wrappers;       /* allocator wrappers (pm_stacks_set_wrappers) */
     uint32_t nodes_read, strings_read; /* definitions read: they bound the ids */
+    uint32_t *chain;            /* scratch for pm_stacks_canon's walk */
+    size_t chain_cap;
 };
 
 void pm_stacks_init(struct pm_stacks *s);

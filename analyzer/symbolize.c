@@ -9,10 +9,12 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "grow.h"
@@ -123,13 +125,24 @@ static Dwfl_Module *report(struct modstate *st, const char *path, const struct p
         .section_address = dwfl_offline_section_address,
         .debuginfo_path = &debuginfo_path,
     };
-    if (access(path, R_OK) != 0)
+    /* The path comes from the capture: only a regular file is read (a FIFO
+     * or a device named there must not block or stream forever). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st_file;
+    if (fd < 0)
         return NULL;
+    if (fstat(fd, &st_file) != 0 || !S_ISREG(st_file.st_mode)) {
+        close(fd);
+        return NULL;
+    }
     Dwfl *d = dwfl_begin(&callbacks);
-    if (!d)
+    if (!d) {
+        close(fd);
         return NULL;
+    }
     dwfl_report_begin(d);
-    Dwfl_Module *mod = dwfl_report_elf(d, pm_module_basename(info), path, -1, info->base, true);
+    /* libdwfl takes the descriptor over. */
+    Dwfl_Module *mod = dwfl_report_elf(d, pm_module_basename(info), path, fd, info->base, true);
     dwfl_report_end(d, NULL, NULL);
     if (!mod || !same_build_id(mod, info)) {
         dwfl_end(d);
@@ -191,6 +204,10 @@ static const struct symbol *find_symbol(const struct modstate *st, GElf_Addr pc)
  * build id when the file is gone or was replaced since. */
 static Dwfl_Module *open_module(struct ctx *c, uint32_t id)
 {
+    /* Only modules the capture defines: a native frame may name any id. */
+    const struct pm_module *info = pm_modules_get(c->m, id);
+    if (!info || !info->path || !*info->path)
+        return NULL;
     if (id >= c->nmods) {
         uint32_t n = c->nmods ? c->nmods : 64;
         while (n <= id)
@@ -206,9 +223,6 @@ static Dwfl_Module *open_module(struct ctx *c, uint32_t id)
     if (st->tried)
         return st->mod;
     st->tried = true;
-    const struct pm_module *info = pm_modules_get(c->m, id);
-    if (!info || !info->path || !*info->path)
-        return NULL;
     if (report(st, info->path, info))
         return st->mod;
     if (info->build_id_len < 2)

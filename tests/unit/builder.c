@@ -175,6 +175,18 @@ void b_free(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr)
     b->last_addr[stream] = addr;
 }
 
+void b_retag(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t stack)
+{
+    to(b, stream);
+    byte(b, PM_TAG_RETAG);
+    varint(b, seq - b->last_seq[stream]);
+    varint(b, pm_zigzag((int64_t)(addr - b->last_addr[stream])));
+    varint(b, pm_zigzag((int64_t)stack - (int64_t)b->last_stack[stream]));
+    b->last_seq[stream] = seq;
+    b->last_addr[stream] = addr;
+    b->last_stack[stream] = stack;
+}
+
 void b_snapshot(struct builder *b, uint32_t stream, uint64_t seq, int kind, uint64_t time_ns, const char *label)
 {
     to(b, stream);

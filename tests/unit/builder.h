@@ -32,6 +32,7 @@ void b_munmap(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, u
 void b_module(struct builder *b, uint32_t stream, uint64_t id, const char *path, uint64_t base);
 void b_native(struct builder *b, uint32_t stream, uint64_t id, uint64_t parent, uint64_t module, uint64_t offset);
 void b_free(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr);
+void b_retag(struct builder *b, uint32_t stream, uint64_t seq, uint64_t addr, uint64_t stack);
 void b_snapshot(struct builder *b, uint32_t stream, uint64_t seq, int kind, uint64_t time_ns, const char *label);
 void b_counters(struct builder *b, uint64_t seq, uint64_t allocations, uint64_t bytes, uint64_t frees);
 void b_tick(struct builder *b, uint64_t seq, uint64_t time_ns);

@@ -105,6 +105,84 @@ static const struct pm_site *site_at_line(const struct pm_sites *s, uint32_t lin
     return NULL;
 }
 
+/* A recycled object (RETAG): seq 1 alloc A 100 @f, 2 alloc B 400 @f,
+ * 3 free B (the peak, 500, was at 2), 4 snapshot s1, 5 A recycled at g,
+ * 6 a retag of an address that is not live, 7 alloc C 50 @f, 8 snapshot
+ * s2, end. */
+static void write_recycled(void)
+{
+    struct builder b;
+    b_open(&b, path);
+    b_meta(&b, "python", "3.13.0");
+    b_meta(&b, "recycled", "reftracer");
+    b_thread(&b, 1, 42);
+    b_string(&b, 1, 1, "app.py");
+    b_string(&b, 1, 2, "f");
+    b_string(&b, 1, 3, "g");
+    b_node(&b, 1, 1, 0, 1, 2, 10);
+    b_node(&b, 1, 2, 0, 1, 3, 20);
+    b_alloc(&b, 1, 1, 0xA000, 100, 1);
+    b_alloc(&b, 1, 2, 0xB000, 400, 1);
+    b_free(&b, 1, 3, 0xB000);
+    b_snapshot(&b, 1, 4, PM_SNAP_USER, 1000, "s1");
+    b_retag(&b, 1, 5, 0xA000, 2);
+    b_retag(&b, 1, 6, 0xF000, 2);
+    b_alloc(&b, 1, 7, 0xC000, 50, 1);
+    b_snapshot(&b, 1, 8, PM_SNAP_USER, 2000, "s2");
+    b_watermark(&b, 9);
+    b_end(&b, 9, 3000);
+    b_close(&b);
+}
+
+static void recycled_objects_move_to_the_line_that_reused_them(void **state)
+{
+    (void)state;
+    write_recycled();
+    struct pm_capture c;
+    struct pm_replay r;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    assert_int_equal(pm_replay_points(&r, &c, true, false), 0);
+    /* The totals do not change: a retag is no allocation. */
+    assert_int_equal(r.t.allocations, 3);
+    assert_int_equal(r.t.frees, 1);
+    assert_int_equal(r.t.live_bytes, 150);
+    assert_int_equal(r.t.retagged, 1);
+    assert_int_equal(r.t.peak_bytes, 500);
+    assert_true(c.recycled);
+    /* The peak came before the retag: it still sees A at f. */
+    struct pm_sites peak;
+    pm_sites_init(&peak, PM_BY_LINENO);
+    assert_int_equal(pm_sites_collect_point(&peak, &c.stacks, &r.live, &r.peak, 0, 1), 0);
+    assert_int_equal(site_at_line(&peak, 10)->bytes[1], 500);
+    assert_null(site_at_line(&peak, 20));
+    pm_sites_free(&peak);
+    pm_replay_free(&r);
+    /* At s1 A is f's, at s2 g's; since s1, only A (reborn) and C. */
+    struct pm_sites s1, s2, since;
+    pm_sites_init(&s1, PM_BY_LINENO);
+    pm_sites_init(&s2, PM_BY_LINENO);
+    pm_sites_init(&since, PM_BY_LINENO);
+    since.since_seq = 4;
+    struct two_stops k = {{&s1, &s2}, 0};
+    uint64_t stops[2] = {4, 8};
+    assert_int_equal(pm_replay_run(&r, &c, stops, 2, collect_two, &k), 0);
+    pm_replay_free(&r);
+    assert_int_equal(site_at_line(&s1, 10)->bytes[1], 100);
+    assert_null(site_at_line(&s1, 20));
+    assert_int_equal(site_at_line(&s2, 10)->bytes[1], 50);
+    assert_int_equal(site_at_line(&s2, 20)->bytes[1], 100);
+    k = (struct two_stops){{&since, &since}, 0};
+    uint64_t one[1] = {8};
+    assert_int_equal(pm_replay_run(&r, &c, one, 1, collect_two, &k), 0);
+    pm_replay_free(&r);
+    assert_int_equal(site_at_line(&since, 10)->bytes[1], 50);
+    assert_int_equal(site_at_line(&since, 20)->bytes[1], 100);
+    pm_sites_free(&s1);
+    pm_sites_free(&s2);
+    pm_sites_free(&since);
+    pm_capture_close(&c);
+}
+
 static void totals_and_peak_are_exact(void **state)
 {
     (void)state;
@@ -565,6 +643,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(totals_and_peak_are_exact),
+        cmocka_unit_test(recycled_objects_move_to_the_line_that_reused_them),
         cmocka_unit_test(diff_between_snapshots),
         cmocka_unit_test(commands_print_the_same_numbers),
         cmocka_unit_test(streams_are_merged_by_sequence),

@@ -1,0 +1,50 @@
+/*
+ * libFuzzer target: one input is one capture file, read by every analysis
+ * command (summary, snapshots, peak, leaks at exit and since start, diff
+ * start..end, the run-end report), as a user's pymem would read a file from
+ * elsewhere. Built with the checksum check off (PM_FUZZING) so that the
+ * fuzzer reaches the decoders. `make fuzz` runs it; inputs it ever found
+ * crashing or hanging are kept in tests/hostile and replayed by make test.
+ */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "commands.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static FILE *null;
+    if (!null)
+        null = fopen("/dev/null", "w");
+    int fd = memfd_create("capture", MFD_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    if (write(fd, data, size) == (ssize_t)size) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        struct pm_opts o = {.by = PM_BY_LINENO, .top = 0};
+        pm_cmd_summary(null, path, &o);
+        pm_cmd_snapshots(null, path, &o);
+        pm_cmd_peak(null, path, &o);
+        o.by = PM_BY_TRACEBACK;
+        o.view = PM_VIEW_NATIVE;
+        pm_cmd_leaks(null, path, &o);
+        o.by = PM_BY_FILENAME;
+        o.view = PM_VIEW_PYTHON;
+        o.since = "start";
+        o.at = "end";
+        pm_cmd_leaks(null, path, &o);
+        o.from = "start";
+        o.to = "end";
+        pm_cmd_diff(null, path, &o);
+        pm_cmd_brief(null, path);
+    }
+    close(fd);
+    return 0;
+}
