@@ -322,6 +322,7 @@ int pm_capture_open(struct pm_capture *c, const char *path)
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);
         return -1;
     }
+    c->stacks.file_size = c->reader.file_size;
     return 0;
 }
 

@@ -1,11 +1,13 @@
 /*
  * cli: what the subcommands' command lines share: the one-line message for
- * an option getopt_long refused.
+ * an option getopt_long refused, and sizes with units.
  */
 #include "cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void pm_option_error(const char *cmd, const struct option *opts, int bad, const char *arg, const char *help)
 {
@@ -19,4 +21,28 @@ void pm_option_error(const char *cmd, const struct option *opts, int bad, const 
         fprintf(stderr, "pymem %s: unknown option '-%c' (see '%s')\n", cmd, bad, help);
     else
         fprintf(stderr, "pymem %s: unknown option '%s' (see '%s')\n", cmd, arg, help);
+}
+
+/* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). */
+int pm_parse_size(const char *text, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *text == '-')
+        return -1;
+    unsigned long long unit = 1;
+    if (*end == 'K' || *end == 'k')
+        unit = 1024;
+    else if (*end == 'M' || *end == 'm')
+        unit = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        unit = 1024ull * 1024 * 1024;
+    if (unit > 1)
+        end++;
+    if (unit > 1 && (!strcmp(end, "iB") || !strcmp(end, "B")))
+        end += strlen(end);
+    if (*end || v == 0 || v > (1ull << 50) / unit || v * unit < 2)
+        return -1;
+    *out = v * unit;
+    return 0;
 }

@@ -11,4 +11,8 @@ struct option;
  * then `arg`; `help` names the command that explains the options. */
 void pm_option_error(const char *cmd, const struct option *opts, int bad, const char *arg, const char *help);
 
+/* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). Returns 0, or
+ * -1 for anything else. */
+int pm_parse_size(const char *text, unsigned long long *out);
+
 #endif

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "cli.h"
@@ -43,11 +45,36 @@ static void usage(FILE *out)
           "    --domain D,...  only malloc, pyraw, pymem, pyobj and/or mmap allocations\n"
           "    --wrappers F,...  functions that name no native site (default: operator new,\n"
           "                    std::allocator, the malloc family...; '' for none)\n"
+          "  Every analysis also takes --max-memory SIZE (K, M, G; default half the\n"
+          "  machine's memory): a capture that would need more is an error.\n"
           "  pymem run --help for the options of run.\n",
           out);
 }
 
 typedef int (*command_fn)(FILE *, const char *, const struct pm_opts *);
+
+/* A capture is input from elsewhere: what reading it may take is bounded
+ * (the data segment, which malloc's mappings count in), so that a file that
+ * needs more ends in "out of memory" rather than in swapping the machine.
+ * Default: half the physical memory. */
+static void limit_memory(unsigned long long bytes)
+{
+    if (!bytes) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (pages <= 0 || page <= 0)
+            return;
+        bytes = (unsigned long long)pages * (unsigned long long)page / 2;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_DATA, &rl) != 0)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && bytes > rl.rlim_max)
+        bytes = rl.rlim_max;
+    if (rl.rlim_cur == RLIM_INFINITY || bytes < rl.rlim_cur) {
+        rl.rlim_cur = bytes;
+        setrlimit(RLIMIT_DATA, &rl);
+    }
+}
 
 static int compare_names(const void *a, const void *b)
 {
@@ -152,12 +179,14 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'j'}, {"by", required_argument, NULL, 'b'},
         {"top", required_argument, NULL, 't'}, {"at", required_argument, NULL, 'a'},
         {"since", required_argument, NULL, 's'}, {"wrappers", required_argument, NULL, 'w'},
+        {"max-memory", required_argument, NULL, 'M'},
         {"native", no_argument, NULL, 'N'}, {"python-only", no_argument, NULL, 'P'},
         {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff;
     struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
+    unsigned long long max_memory = 0;
     int c;
     optind = 1;
     opterr = 0; /* one line of our own instead of getopt's */
@@ -187,6 +216,12 @@ int main(int argc, char **argv)
             break;
         case 'w':
             o.wrappers = optarg;
+            break;
+        case 'M':
+            if (pm_parse_size(optarg, &max_memory)) {
+                fprintf(stderr, "pymem %s: --max-memory takes a size such as 4G or 512M, not '%s'\n", cmd, optarg);
+                return 2;
+            }
             break;
         case 'j':
             o.json = true;
@@ -240,5 +275,6 @@ int main(int argc, char **argv)
         o.from = rest[1];
         o.to = rest[2];
     }
+    limit_memory(max_memory);
     return run_on(fn, rest[0], &o);
 }

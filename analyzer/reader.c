@@ -35,6 +35,7 @@ int pm_reader_open(struct pm_reader *r, const char *path)
         snprintf(r->error, sizeof r->error, "%s: is a directory", path);
         return -1;
     }
+    r->file_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     uint8_t h[PM_FILE_HEADER_SIZE];
     size_t got = fread(h, 1, sizeof h, r->f);
     if (got < 8 || memcmp(h, PM_FILE_MAGIC, 8) != 0)

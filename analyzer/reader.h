@@ -23,6 +23,7 @@ struct pm_reader {
     uint32_t plain_cap;
     struct ZSTD_DCtx_s *zctx;
     uint64_t compressed_bytes;
+    uint64_t file_size; /* when opened, if a regular file; else 0 */
     bool truncated;
     char error[512];
 };

@@ -37,29 +37,6 @@ static bool whole_number_in(const char *option, const char *arg, long lo, long h
     return true;
 }
 
-/* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). */
-static int pm_parse_size(const char *text, unsigned long long *out)
-{
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || *text == '-')
-        return -1;
-    unsigned long long unit = 1;
-    if (*end == 'K' || *end == 'k')
-        unit = 1024;
-    else if (*end == 'M' || *end == 'm')
-        unit = 1024 * 1024;
-    else if (*end == 'G' || *end == 'g')
-        unit = 1024ull * 1024 * 1024;
-    if (unit > 1)
-        end++;
-    if (unit > 1 && (!strcmp(end, "iB") || !strcmp(end, "B")))
-        end += strlen(end);
-    if (*end || v == 0 || v > (1ull << 50) / unit || v * unit < 2)
-        return -1;
-    *out = v * unit;
-    return 0;
-}
 
 static void usage_run(FILE *out)
 {

@@ -20,6 +20,14 @@
  * node records is about 2^18 of them). */
 #define MAX_AHEAD (1u << 20)
 
+/* How far ahead an id may be: MAX_AHEAD, or less for a small file (a
+ * definition takes at least 4 bytes of it), but never under 2^16. */
+static uint64_t ahead(const struct pm_stacks *s)
+{
+    uint64_t by_size = s->file_size ? s->file_size / 4 : MAX_AHEAD;
+    return by_size < (1u << 16) ? 1u << 16 : by_size > MAX_AHEAD ? MAX_AHEAD : by_size;
+}
+
 /* Analyzer-made strings, deduplicated by content. */
 struct string_index {
     uint32_t *slots; /* string id + 1 */
@@ -100,7 +108,7 @@ int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_fram
 {
     /* A parent is always announced before its children: this also keeps a
      * damaged capture from making the tree a cycle. */
-    if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->nodes_read + MAX_AHEAD || f->parent >= id ||
+    if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->nodes_read + ahead(s) || f->parent >= id ||
         grow_nodes(s, (uint32_t)id + 1))
         return -1;
     s->nodes_read++;
@@ -320,7 +328,7 @@ uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_vie
 
 int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len)
 {
-    if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->strings_read + MAX_AHEAD)
+    if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->strings_read + ahead(s))
         return -1;
     s->strings_read++;
     if (id >= s->string_cap) {

@@ -57,6 +57,7 @@ struct pm_stacks {
     struct string_index *added; /* strings the analyzer made (symbol names) */
     const char *wrappers;       /* allocator wrappers (pm_stacks_set_wrappers) */
     uint32_t nodes_read, strings_read; /* definitions read: they bound the ids */
+    uint64_t file_size;         /* of the capture, when known: it bounds them too */
     uint32_t *chain;            /* scratch for pm_stacks_canon's walk */
     size_t chain_cap;
 };

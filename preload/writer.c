@@ -532,6 +532,14 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&W.lock);
         if (atomic_load(&pm_state) != PM_STATE_ON) {
             pthread_mutex_unlock(&W.lock);
+            /* The capture ended: nobody joins this thread unless a pause
+             * is under way, so it leaves nothing behind. */
+            pthread_mutex_lock(&T.lock);
+            if (!T.stop) {
+                T.running = false;
+                pthread_detach(pthread_self());
+            }
+            pthread_mutex_unlock(&T.lock);
             return NULL;
         }
         pass(false, 0, 0);

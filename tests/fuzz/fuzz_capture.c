@@ -1,8 +1,8 @@
 /*
- * libFuzzer target: one input is one capture file, read by every analysis
- * command (summary, snapshots, peak, leaks at exit and since start, diff
- * start..end, the run-end report), as a user's pymem would read a file from
- * elsewhere. Built with the checksum check off (PM_FUZZING) so that the
+ * libFuzzer target: one input is one capture file, read by one of the
+ * analysis commands (summary, snapshots, peak, leaks at exit and since start,
+ * diff start..end, the run-end report), as a user's pymem would read a file
+ * from elsewhere. Built with the checksum check off (PM_FUZZING) so that the
  * fuzzer reaches the decoders. `make fuzz` runs it; inputs it ever found
  * crashing or hanging are kept in tests/hostile and replayed by make test.
  */
@@ -28,22 +28,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (write(fd, data, size) == (ssize_t)size) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        /* One analysis per input, chosen by its length, so that every
+         * command is run and the fuzzer keeps its pace. */
         struct pm_opts o = {.by = PM_BY_LINENO, .top = 0};
-        pm_cmd_summary(null, path, &o);
-        pm_cmd_snapshots(null, path, &o);
-        pm_cmd_peak(null, path, &o);
-        o.by = PM_BY_TRACEBACK;
-        o.view = PM_VIEW_NATIVE;
-        pm_cmd_leaks(null, path, &o);
-        o.by = PM_BY_FILENAME;
-        o.view = PM_VIEW_PYTHON;
-        o.since = "start";
-        o.at = "end";
-        pm_cmd_leaks(null, path, &o);
-        o.from = "start";
-        o.to = "end";
-        pm_cmd_diff(null, path, &o);
-        pm_cmd_brief(null, path);
+        switch (size % 7) {
+        case 0:
+            pm_cmd_summary(null, path, &o);
+            break;
+        case 1:
+            pm_cmd_snapshots(null, path, &o);
+            break;
+        case 2:
+            pm_cmd_peak(null, path, &o);
+            break;
+        case 3:
+            o.by = PM_BY_TRACEBACK;
+            o.view = PM_VIEW_NATIVE;
+            pm_cmd_leaks(null, path, &o);
+            break;
+        case 4:
+            o.by = PM_BY_FILENAME;
+            o.view = PM_VIEW_PYTHON;
+            o.since = "start";
+            o.at = "end";
+            pm_cmd_leaks(null, path, &o);
+            break;
+        case 5:
+            o.from = "start";
+            o.to = "end";
+            pm_cmd_diff(null, path, &o);
+            break;
+        default:
+            pm_cmd_brief(null, path);
+        }
     }
     close(fd);
     return 0;

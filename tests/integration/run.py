@@ -16,6 +16,7 @@ import tempfile
 import time
 
 import harness
+import hostile
 HERE_NATIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
 from harness import BYTES_HEADER, PROGRAMS, Ctx, blocks_at, check, marks, site
 import native
@@ -659,7 +660,7 @@ def main():
     once = [test_snapshots_by_signal, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
-            test_pymem_run] + native.ONCE + sampling.ONCE
+            test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE
     every += native.EVERY + oracle.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:

@@ -1,0 +1,163 @@
+"""Hostile captures: the inputs fuzzing ever found (tests/hostile) and
+generated variants of each class of attack, read by every analysis command
+under a time and memory limit. Each must end in at most 20 s, within 1 GiB
+of address space, with exit 0, or 1 and a one-line error: never a crash, a
+hang or a memory bomb.
+
+Classes: table sizes taken from the file (stream numbers near 2^32, node,
+string and module ids that jump ahead, a native frame naming any module),
+decompression bombs (zstd chunks that inflate far more than their size),
+deep chains of nodes, empty chunks, and module paths that name a FIFO."""
+import glob
+import os
+import resource
+import struct
+import subprocess
+
+import zstd_frames
+from harness import check
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEPT = os.path.join(HERE, "..", "hostile")
+LIMIT_AS = 1 << 30
+COMMANDS = (["summary"], ["snapshots"], ["peak", "--native", "--top", "0"], ["leaks", "--by", "traceback"],
+            ["leaks", "--since", "start", "--at", "end", "--python-only"], ["diff", "start", "end"])
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def zz(v):
+    return (v << 1) ^ (v >> 63) if v >= 0 else ((-v) << 1) - 1
+
+
+def string(s):
+    s = s.encode() if isinstance(s, str) else s
+    return varint(len(s)) + s
+
+
+def chunk(kind, payload, stream=0, flags=0):
+    return struct.pack("<IBBHIII", 0x4B434D50, kind, flags, 0, stream, len(payload), crc32c(payload)) + payload
+
+
+def header(version=3):
+    return b"PYMEMCAP" + struct.pack("<II", version, 0)
+
+
+META, EVENTS, CONTROL = 1, 2, 3
+
+
+def meta(**kv):
+    return chunk(META, b"".join(string(k) + string(v) for k, v in kv.items()))
+
+
+def thread(stream):
+    return b"\x01" + varint(stream) + string("t")
+
+
+def node(i, parent, file=1, func=1, line=1):
+    return b"\x03" + varint(i) + varint(parent) + varint(file) + varint(func) + varint(line)
+
+
+def alloc(dseq, daddr, size, dstack, domain=3):
+    return bytes([0x10 | domain]) + varint(dseq) + varint(zz(daddr)) + varint(size) + varint(zz(dstack))
+
+
+def end(seq):
+    return b"\x07" + varint(seq) + b"\x08" + varint(seq) + varint(1) + varint(0) * 4
+
+
+def capture(*chunks):
+    return header() + meta(pid="1", python="3.11.2") + b"".join(chunks)
+
+
+def variants(fifo):
+    """(name, bytes) of each generated attack; `fifo` is a FIFO's path."""
+    out = []
+    for stream in (1 << 16, (1 << 31) + 5, 0xFFFFFFFF):
+        out.append(("stream-%d" % stream, capture(chunk(EVENTS, thread(1), stream))))
+    # Ids that double the tables each time, for nodes, strings and modules.
+    recs = b"".join(node((1 << 20) * (2 ** i) + 1, 0) for i in range(11))
+    out.append(("node-ids-jump", capture(chunk(EVENTS, thread(1) + recs, 1))))
+    recs = b"".join(b"\x04" + varint((1 << 18) * (3 ** i)) + string("s") for i in range(12))
+    out.append(("string-ids-jump", capture(chunk(EVENTS, thread(1) + recs, 1))))
+    recs = b"\x0a" + varint((1 << 20) - 1) + string("/lib/x") + string("") + varint(0) + varint(0)
+    out.append(("module-id-high", capture(chunk(EVENTS, thread(1) + recs, 1))))
+    # A native frame naming a module id of 2^31 and one of a module defined
+    # at a FIFO: neither may hang the symboliser.
+    recs = (b"\x0a" + varint(1) + string(os.path.abspath(fifo)) + string(b"\x01\x02") + varint(0) + varint(0)
+            + b"\x09" + varint(1) + varint(0) + varint(1 << 31) + varint(0x10)
+            + b"\x09" + varint(2) + varint(0) + varint(1) + varint(0x10)
+            + alloc(1, 0x1000, 10, 1) + alloc(1, 0x100, 10, 1))
+    out.append(("native-modules", header() + meta(pid="1", native_depth="8") + chunk(EVENTS, thread(1) + recs, 1)
+                + chunk(CONTROL, end(5))))
+    # A chain of 300,000 nodes, each the parent of the next.
+    recs = b"".join(node(i, i - 1) for i in range(1, 300001)) + alloc(1, 0x1000, 8, 300000)
+    out.append(("deep-chain", capture(chunk(EVENTS, thread(1) + recs, 1), chunk(CONTROL, end(3)))))
+    # zstd chunks that inflate 4096 and 65536 times.
+    for ratio in (4096, 65536):
+        plain = b"\x00" * (ratio * 16)
+        out.append(("zstd-ratio-%d" % ratio, capture(*[chunk(EVENTS, zstd_frames.rle(plain), 1, 1)] * 20)))
+    out.append(("empty-chunks", capture(chunk(EVENTS, b"", 1), chunk(CONTROL, b""), chunk(EVENTS, thread(1), 1))))
+    # A million events with no watermark, in a small file (held for ordering).
+    recs = thread(1) + alloc(1, 0x1000, 8, 0) * 2000
+    out.append(("no-watermark", capture(*[chunk(EVENTS, recs, 1)] * 50)))
+    return out
+
+
+def limited():
+    resource.setrlimit(resource.RLIMIT_AS, (LIMIT_AS, LIMIT_AS))
+
+
+def test_hostile_captures(c, tag):
+    fifo = os.path.join(c.tmp, "hostile.fifo")
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    files = [(os.path.basename(p), open(p, "rb").read()) for p in sorted(glob.glob(os.path.join(KEPT, "*.pmem")))]
+    files += variants(fifo)
+    bad = []
+    for name, data in files:
+        path = os.path.join(c.tmp, "hostile-" + name + ".pmem")
+        with open(path, "wb") as f:
+            f.write(data)
+        for args in COMMANDS:
+            try:
+                r = subprocess.run([c.pymem, args[0], path] + args[1:], capture_output=True, text=True, timeout=20,
+                                   preexec_fn=limited)
+            except subprocess.TimeoutExpired:
+                bad.append((name, args[0], "hang"))
+                continue
+            lines = [l for l in r.stderr.splitlines() if "warning:" not in l]
+            if not (r.returncode == 0 or (r.returncode == 1 and len(lines) == 1)):
+                bad.append((name, args[0], r.returncode, r.stderr[-200:]))
+    check(tag + " %d hostile captures (kept findings and generated attacks) x %d commands: no crash, hang or "
+          "memory bomb" % (len(files), len(COMMANDS)), not bad, str(bad[:4]))
+
+
+ONCE = [test_hostile_captures]
