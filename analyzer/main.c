@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "grow.h"
 #include "run.h"
+#include "snapshot.h"
 
 #define PYMEM_VERSION "0.1.0"
 

@@ -34,7 +34,7 @@ static const char *end_reason(const struct pm_capture *c)
     case PM_END_UEXIT:
         return "_exit";
     case PM_END_SIGNAL:
-        return "signal";
+        return "request";
     case PM_END_EXEC:
         return "exec";
     default:
@@ -48,7 +48,7 @@ static const char *snapshot_kind(int kind)
     case PM_SNAP_USER:
         return "user";
     case PM_SNAP_SIGNAL:
-        return "signal";
+        return "request";
     case PM_SNAP_PERIODIC:
         return "periodic";
     case PM_SNAP_MAIN:

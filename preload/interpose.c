@@ -290,7 +290,7 @@ PM_EXPORT void _Exit(int status)
     __builtin_unreachable();
 }
 
-/* pymem's SIGTERM and SIGUSR2 handlers stand in for the default action:
+/* pymem's SIGTERM and SIGHUP handlers stand in for the default action:
  * asked for the current handler, the program (Python's signal module, at
  * start-up and in signal.getsignal) is told SIG_DFL, as without pymem. A
  * handler the program installs replaces pymem's for good. */

@@ -72,12 +72,6 @@ void pm_lifecycle_thread_started(struct pm_buffer *b)
         pthread_setspecific(C.exit_key, b);
 }
 
-static void on_signal_snapshot(int sig)
-{
-    (void)sig;
-    pm_writer_request_snapshot();
-}
-
 static void on_terminate(int sig)
 {
     int saved = errno;
@@ -90,7 +84,7 @@ static void on_terminate(int sig)
 
 int pm_lifecycle_owns_handler(void (*handler)(int))
 {
-    return handler == on_terminate || handler == on_signal_snapshot;
+    return handler == on_terminate;
 }
 
 /* Installs `handler` for `sig` only where the program left the default. */
@@ -337,7 +331,6 @@ static void activate(bool child, bool reexec)
     if (!C.key_ok)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
     pm_writer_start(C.snapshot_every_ns);
-    take_signal_if_default(SIGUSR2, on_signal_snapshot);
     if (C.handle_sigterm) {
         take_signal_if_default(SIGTERM, on_terminate);
         take_signal_if_default(SIGHUP, on_terminate);

@@ -24,7 +24,7 @@ void pm_lifecycle_exit_now(int status);
 bool pm_lifecycle_before_exec(void);
 void pm_lifecycle_exec_failed(void);
 
-/* True if `handler` is one pymem installed (SIGTERM, SIGUSR2) where the
+/* True if `handler` is one pymem installed (SIGTERM, SIGHUP) where the
  * program had left the default: the program is told it is still SIG_DFL. */
 int pm_lifecycle_owns_handler(void (*handler)(int));
 

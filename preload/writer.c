@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "control.h"
 #include "pymem/format.h"
 #include "rawmem.h"
 #include "sampler.h"
@@ -72,9 +73,8 @@ static struct {
     bool pending;        /* a child's capture, created at its first event */
     uint64_t create_after_ns; /* ... but not by a periodic pass before this */
     uint8_t meta[65536]; /* META payload kept until the file exists */
-    char label_path[512]; /* where `pymem snapshot --label` leaves a label */
+    char tmpdir[4096];    /* $TMPDIR, read at open: where the control channel lives */
     size_t meta_len;
-    _Atomic int snapshot_requests;
     int snapshots_taken;
     uint64_t snapshot_every_ns;
     uint64_t next_periodic_ns;
@@ -371,24 +371,6 @@ static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
     return pm_encode_snapshot(rec, atomic_fetch_add(&pm_seq, 1), kind, label);
 }
 
-/* The label `pymem snapshot PID --label L` left for us, if any. */
-static void take_label_file(char *label, size_t cap)
-{
-    int fd = open(W.label_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_uid == getuid() && S_ISREG(st.st_mode)) {
-        ssize_t n = read(fd, label, cap - 1);
-        if (n > 0) {
-            label[n] = 0;
-            label[strcspn(label, "\n")] = 0;
-        }
-    }
-    close(fd);
-    unlink(W.label_path);
-}
-
 static bool thread_gone(pid_t tid)
 {
     return syscall(SYS_tgkill, getpid(), tid, 0) < 0 && errno == ESRCH;
@@ -413,19 +395,22 @@ static void pass(bool final, int end_reason, int end_detail)
 
     uint8_t rec[2048];
     size_t n = 0;
+    char token[64], label[256];
+    bool requested = false;
     if (!final) {
         uint64_t now = pm_now_ns();
-        while (atomic_load(&W.snapshot_requests) > 0 && n < 1024) {
-            atomic_fetch_sub(&W.snapshot_requests, 1);
-            char label[256];
-            snprintf(label, sizeof label, "signal-%d", ++W.snapshots_taken);
-            take_label_file(label, sizeof label);
+        /* A snapshot `pymem snapshot` asked for (control.h): answered once
+         * the chunk that holds it is written. */
+        requested = pm_control_take(token, sizeof token, label, sizeof label);
+        if (requested) {
+            if (!*label)
+                snprintf(label, sizeof label, "request-%d", ++W.snapshots_taken);
             n += put_snapshot(rec + n, PM_SNAP_SIGNAL, label);
         }
         if (W.snapshot_every_ns && now >= W.next_periodic_ns) {
-            char label[64];
-            snprintf(label, sizeof label, "periodic-%d", ++W.periodic_taken);
-            n += put_snapshot(rec + n, PM_SNAP_PERIODIC, label);
+            char periodic[64];
+            snprintf(periodic, sizeof periodic, "periodic-%d", ++W.periodic_taken);
+            n += put_snapshot(rec + n, PM_SNAP_PERIODIC, periodic);
             W.next_periodic_ns = now + W.snapshot_every_ns;
         }
     }
@@ -461,8 +446,8 @@ static void pass(bool final, int end_reason, int end_detail)
         n += pm_put_varint(rec + n, pm_rawmem_bytes());
         n += pm_put_varint(rec + n, atomic_load(&pm_unrecorded));
     }
-    if (W.fd >= 0)
-        write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0);
+    if (W.fd >= 0 && write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0) && requested)
+        pm_control_answer(token, label);
 }
 
 /* The writer thread's control. It sleeps on `wake` between passes, so that
@@ -651,6 +636,7 @@ static bool write_start(void)
         W.ino = st.st_ino;
     }
     remember_path();
+    pm_control_open(W.tmpdir, W.abs_path);
     if (W.statm_fd < 0) {
         int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         W.statm_fd = fd >= 0 ? out_of_the_way(fd) : -1;
@@ -729,8 +715,7 @@ int pm_writer_open(const char *path, const char *const *kv, bool child)
     /* Read here, while no other thread runs (load time, or a fork's child):
      * getenv races with a program changing its environment. */
     const char *dir = getenv("TMPDIR");
-    snprintf(W.label_path, sizeof W.label_path, "%s/pymem-snapshot-%d.label", dir && *dir ? dir : "/tmp",
-             (int)getpid());
+    snprintf(W.tmpdir, sizeof W.tmpdir, "%s", dir && *dir ? dir : "/tmp");
     W.meta_len = 0;
     add_meta(kv);
     /* PYMEM_COMPRESS: zstd level of event chunks, 0 for none (default 1:
@@ -775,11 +760,6 @@ bool pm_writer_flush_buffer(struct pm_buffer *b)
     return ok;
 }
 
-void pm_writer_request_snapshot(void)
-{
-    atomic_fetch_add(&W.snapshot_requests, 1);
-}
-
 void pm_writer_finish(int reason, int detail)
 {
     if (atomic_load(&pm_state) != PM_STATE_ON)
@@ -808,6 +788,7 @@ void pm_writer_finish(int reason, int detail)
             close(W.fd);
         W.fd = -1;
         W.ended_by_exit = reason == PM_END_EXIT;
+        pm_control_close(true);
     }
     if (locked)
         pthread_mutex_unlock(&W.lock);
@@ -871,6 +852,7 @@ void pm_writer_exit_status(int status, uint64_t after_end)
 
 void pm_writer_reset_after_fork(void)
 {
+    pm_control_close(false);
     pthread_mutex_init(&W.lock, NULL);
     /* The parent's writer thread is not in the child. */
     pthread_mutex_init(&T.lock, NULL);
@@ -888,7 +870,6 @@ void pm_writer_reset_after_fork(void)
     W.warned = false;
     W.pending = false;
     W.meta_len = 0;
-    atomic_store(&W.snapshot_requests, 0);
     W.snapshots_taken = 0;
     W.periodic_taken = 0;
 }

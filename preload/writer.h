@@ -4,7 +4,7 @@
  * process's last thread, ends the capture and exits as the last thread
  * would have), stamps the stream with TICK
  * (time, RSS, profiler footprint) and WATERMARK records, and takes the
- * snapshots asked for by signal or timer. Every write(2) to the capture goes
+ * snapshots asked for by `pymem snapshot` (control.h) or by the timer. Every write(2) to the capture goes
  * through here, under one file lock.
  * Failure policy: a failed write (disk full, I/O error) prints one warning and
  * turns profiling off; the program carries on untouched.
@@ -40,9 +40,6 @@ void pm_writer_resume(void);
 /* Producer side: drains `b` now because it is full. False when the capture
  * is no longer being written. */
 bool pm_writer_flush_buffer(struct pm_buffer *b);
-
-/* Async-signal-safe: ask the writer thread for a snapshot (SIGUSR2). */
-void pm_writer_request_snapshot(void);
 
 /* Ends the capture: final drain, WATERMARK, END. Safe to call more than once
  * and from a signal handler (it waits a bounded time for the file lock). */

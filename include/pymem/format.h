@@ -171,7 +171,7 @@ enum pm_tag {
 
 enum pm_snapshot_kind {
     PM_SNAP_USER = 0,     /* pymem.snapshot("label") */
-    PM_SNAP_SIGNAL = 1,   /* SIGUSR2 or `pymem snapshot PID` */
+    PM_SNAP_SIGNAL = 1,   /* `pymem snapshot PID` (SIGUSR2 before version 3) */
     PM_SNAP_PERIODIC = 2, /* PYMEM_SNAPSHOT_EVERY */
     PM_SNAP_MAIN = 3,     /* the program's own code starts (startup ends) */
     PM_SNAP_EXIT = 4,     /* interpreter finalisation begins */

@@ -1,7 +1,11 @@
 """Allocates 200 bytes(5000) at the HELD line, says ready, then waits to be
-snapshotted or killed; on stdin EOF it allocates 300 more at the LATER line."""
+snapshotted or killed; on a line on stdin it allocates 300 more at the LATER
+line. It leaves SIGUSR2 at its default action, which kills it, as
+gunicorn's workers do."""
+import signal
 import sys
-import time
+
+signal.signal(signal.SIGUSR2, signal.SIG_DFL)
 
 held = []
 for _ in range(200):

@@ -1,0 +1,44 @@
+/*
+ * pymem control channel: how `pymem snapshot PID` asks a recording process
+ * for a snapshot without any signal (a program may reset or use every
+ * signal: gunicorn's workers reset SIGUSR2 to its default action, which
+ * kills them, and its master takes SIGUSR2 for a binary upgrade).
+ *
+ * A private directory per user, PM_CONTROL_DIR under $TMPDIR (or /tmp),
+ * mode 0700, holds per recording process:
+ *   <pid>.capture   written by the process when its capture opens, removed
+ *                   when it ends: the capture's absolute path, a newline,
+ *                   and the process's start time (field 22 of
+ *                   /proc/<pid>/stat), which tells a live recording process
+ *                   from a reused pid;
+ *   <pid>.request   written by `pymem snapshot` (atomically, by rename):
+ *                   "<token> <label>"; the process's writer thread, which
+ *                   wakes every 10 ms, takes it, records the snapshot and
+ *                   writes it to the capture, then answers with
+ *   <pid>.done      "<token> <label>": the snapshot is in the file.
+ * Both sides refuse a directory or file that is not the user's own.
+ */
+#ifndef PYMEM_CONTROL_H
+#define PYMEM_CONTROL_H
+
+#include <stdio.h>
+
+#define PM_CONTROL_DIR "pymem-%u" /* uid */
+#define PM_CONTROL_LABEL_MAX 200u /* labels are cut there, as in the capture */
+
+/* The control directory's path for `uid`, from $TMPDIR as `tmpdir` gives it
+ * (NULL or "" for /tmp). */
+static inline void pm_control_dir(char *out, size_t cap, const char *tmpdir, unsigned uid)
+{
+    char name[32];
+    snprintf(name, sizeof name, PM_CONTROL_DIR, uid);
+    snprintf(out, cap, "%s/%s", tmpdir && *tmpdir ? tmpdir : "/tmp", name);
+}
+
+/* `dir`/<pid>.<kind>, kind "capture", "request" or "done". */
+static inline void pm_control_file(char *out, size_t cap, const char *dir, int pid, const char *kind)
+{
+    snprintf(out, cap, "%s/%d.%s", dir, pid, kind);
+}
+
+#endif
