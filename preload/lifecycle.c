@@ -47,8 +47,9 @@ static struct {
     uint64_t sample, sample_seed;
     uint64_t snapshot_every_ns;
     bool handle_sigterm;
-    const char *output; /* NULL, or `output_copy` */
-    char output_copy[PATH_MAX];
+    const char *output; /* NULL, or `output_copy` (absolute) */
+    char output_copy[PATH_MAX + 256];
+    char dir[PATH_MAX]; /* where the run started: captures go there */
     pid_t pid; /* the process whose capture is open */
     pthread_key_t exit_key;
     bool key_ok;
@@ -111,12 +112,26 @@ static bool env_flag(const char *name)
 static void read_config(void)
 {
     C.follow_fork = env_flag("PYMEM_FOLLOW_FORK");
-    /* Copied: the program may change its environment before it forks. */
+    /* Copied: the program may change its environment before it forks.
+     * Made absolute now, in the directory the run started in: a child that
+     * changes directory first (a server's --chdir) still writes beside its
+     * parent. The run's directory is handed down (PYMEM_DIR) for the default
+     * names too. */
+    char cwd[PATH_MAX];
+    const char *dir = getenv("PYMEM_DIR");
+    if (!dir || *dir != '/') {
+        dir = getcwd(cwd, sizeof cwd) ? cwd : NULL;
+        if (dir)
+            setenv("PYMEM_DIR", dir, 1);
+    }
+    snprintf(C.dir, sizeof C.dir, "%s", dir ? dir : ".");
     const char *output = getenv("PYMEM_OUTPUT");
     C.output = NULL;
-    if (output && *output && strlen(output) < sizeof C.output_copy) {
-        memcpy(C.output_copy, output, strlen(output) + 1);
-        C.output = C.output_copy;
+    if (output && *output) {
+        int n = output[0] == '/' ? snprintf(C.output_copy, sizeof C.output_copy, "%s", output)
+                                 : snprintf(C.output_copy, sizeof C.output_copy, "%s/%s", C.dir, output);
+        if (n > 0 && (size_t)n < sizeof C.output_copy)
+            C.output = C.output_copy;
     }
     const char *depth = getenv("PYMEM_STACK_DEPTH");
     C.stack_depth = depth ? atoi(depth) : PM_STACK_DEPTH_DEFAULT;
@@ -220,7 +235,7 @@ static void capture_path(bool child, const char *argv, size_t len, char *out, si
     }
     char prog[256];
     program_name(argv, len, prog, sizeof prog);
-    snprintf(out, cap, "pymem-%s.%d.pmem", prog, (int)getpid());
+    snprintf(out, cap, "%.3800s/pymem-%s.%d.pmem", C.dir, prog, (int)getpid());
 }
 
 /* Calls malloc as the program does (through the dynamic linker's binding)

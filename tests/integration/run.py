@@ -251,6 +251,20 @@ def test_embedding_twice(c, tag):
           json.dumps(summ)[:300] + json.dumps(s)[:300])
 
 
+def test_children_write_beside_the_root(c, tag):
+    """A relative -o, and a child that changes directory before its first
+    allocation: its capture is still beside its parent's."""
+    sub = os.path.join(c.tmp, "elsewhere")
+    os.makedirs(sub, exist_ok=True)
+    out = c.capture("chdir.pmem")
+    r = c.preload(["-c", "import os\nos.chdir(%r)\npid = os.fork()\nif pid == 0:\n"
+                   "    x = [bytes(100) for _ in range(10)]\n    os._exit(0)\nos.waitpid(pid, 0)\n" % sub],
+                  os.path.basename(out), PYMEM_FOLLOW_FORK=1)
+    beside = glob.glob(out[:-5] + ".*.pmem")
+    check(tag + " a child that changed directory writes beside its parent", r.returncode == 0 and len(beside) == 1
+          and not glob.glob(os.path.join(sub, "*.pmem")), "%s %s" % (beside, r.stderr[-200:]))
+
+
 def test_fork_from_a_thread(c, tag):
     m = marks("fork_thread.py")
     out = c.capture("forkthread.pmem")
@@ -676,7 +690,7 @@ def main():
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
-             test_exec_keeps_what_was_recorded, test_embedding_twice,
+             test_exec_keeps_what_was_recorded, test_embedding_twice, test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
