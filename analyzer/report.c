@@ -34,7 +34,7 @@ static const char *end_reason(const struct pm_capture *c)
     case PM_END_UEXIT:
         return "_exit";
     case PM_END_SIGNAL:
-        return "request";
+        return "signal";
     case PM_END_EXEC:
         return "exec";
     default:

@@ -55,7 +55,6 @@ static struct {
     bool key_ok;
     bool at_fork_registered;
     bool on_exit_registered;
-    int exit_status; /* what the program passed to exit() */
 } C;
 
 static void on_thread_exit(void *value)
@@ -256,29 +255,22 @@ static bool malloc_reaches_pymem(void)
 
 static void at_fork_child(void);
 
-/* exit(status), from the program or from main's return. A Python capture
- * ended when the interpreter finished finalising: the status is appended.
- * Otherwise the status is kept for the END that pymem's destructor writes,
- * late in exit (after the other libraries' destructors have freed what they
- * free then, as heaptrack sees it). */
+/* exit(status), from the program or from main's return. This handler is
+ * registered before the C library registers the dynamic linker's
+ * finalisation (pymem loads before main), so it runs after every library's
+ * destructor, pymem's own included, which has ended the capture by then:
+ * the status is appended (a Python capture ended even earlier, when the
+ * interpreter finished finalising). */
 static void at_process_exit(int status, void *unused)
 {
     (void)unused;
     if (getpid() != C.pid)
         return;
-    /* libstdc++ keeps a 72 KiB pool for exceptions thrown out of memory
-     * for the life of the process: given back now, as valgrind and
-     * heaptrack have it given back, so that it is no leak of the program's.
-     * (Not in a Python process, whose capture ended with the interpreter.) */
-    if (atomic_load(&pm_state) == PM_STATE_ON && !C.python) {
-        void (*freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
-        if (freeres)
-            freeres();
-    }
-    C.exit_status = status;
     int saved = pm_thread.guard;
     pm_thread.guard = 1;
-    if (atomic_load(&pm_state) != PM_STATE_ON)
+    if (atomic_load(&pm_state) == PM_STATE_ON)
+        pm_writer_finish(PM_END_EXIT, status);
+    else
         pm_writer_exit_status(status, C.python ? pm_pyhooks_after_end() : 0);
     pm_thread.guard = saved;
 }
@@ -460,10 +452,23 @@ __attribute__((constructor(101))) static void pm_load(void)
     pm_lifecycle_load();
 }
 
+/* Late in exit, after the libraries loaded after pymem have run their
+ * destructors (what they free then is recorded, as heaptrack records it). */
 __attribute__((destructor(101))) static void pm_unload(void)
 {
     if (atomic_load(&pm_state) == PM_STATE_ON && getpid() == C.pid) {
+        /* libstdc++ keeps a 72 KiB pool for exceptions thrown out of memory
+         * for the life of the process: given back now, as valgrind and
+         * heaptrack have it given back, so that it is no leak of the
+         * program's. (A Python capture has ended before.) */
         pm_thread.guard = 1;
-        pm_writer_finish(PM_END_EXIT, C.exit_status);
+        pm_thread.own++; /* a failed dlsym allocates its message: pymem's */
+        void (*freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+        pm_thread.own--;
+        pm_thread.guard = 0;
+        if (freeres && !C.python)
+            freeres();
+        pm_thread.guard = 1;
+        pm_writer_finish(PM_END_EXIT, 0);
     }
 }

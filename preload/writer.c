@@ -231,7 +231,11 @@ static size_t compress(const void *p, size_t n)
         W.zbuf_cap = bound;
     }
     size_t z = ZSTD_compress2(W.zctx, W.zbuf, bound, p, n);
-    return ZSTD_isError(z) || z >= n ? 0 : z;
+    /* Beyond the format's ratio a reader refuses the chunk (a decompression
+     * bomb looks like that): stored as it is instead. */
+    if (ZSTD_isError(z) || z >= n || n > z * (size_t)PM_CHUNK_MAX_RATIO + 4096)
+        return 0;
+    return z;
 }
 
 /* Writes one chunk; `z` bytes of W.zbuf hold its compressed form, if not 0. */

@@ -120,10 +120,11 @@ def variants(fifo):
     # A chain of 300,000 nodes, each the parent of the next.
     recs = b"".join(node(i, i - 1) for i in range(1, 300001)) + alloc(1, 0x1000, 8, 300000)
     out.append(("deep-chain", capture(chunk(EVENTS, thread(1) + recs, 1), chunk(CONTROL, end(3)))))
-    # zstd chunks that inflate 4096 and 65536 times.
-    for ratio in (4096, 65536):
-        plain = b"\x00" * (ratio * 16)
+    # zstd chunks that inflate 4096 and 32768 times (64 MiB from 2 KiB).
+    for ratio, size in ((4096, 1 << 16), (32768, 64 << 20)):
+        plain = b"\x00" * size
         out.append(("zstd-ratio-%d" % ratio, capture(*[chunk(EVENTS, zstd_frames.rle(plain), 1, 1)] * 20)))
+        del plain
     out.append(("empty-chunks", capture(chunk(EVENTS, b"", 1), chunk(CONTROL, b""), chunk(EVENTS, thread(1), 1))))
     # A million events with no watermark, in a small file (held for ordering).
     recs = thread(1) + alloc(1, 0x1000, 8, 0) * 2000
