@@ -37,18 +37,11 @@ static bool proc_stat(long pid, char *start, size_t cap, long *ppid)
     if (n <= 0)
         return false;
     buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    if (!p)
+    const char *parent = pm_proc_stat_field(buf, 4), *started = pm_proc_stat_field(buf, 22);
+    if (!parent || !started)
         return false;
-    const char *fields[23] = {0};
-    int field = 2;
-    for (const char *q = p + 1; *q && field < 23; q++)
-        if (*q == ' ')
-            fields[++field] = q + 1;
-    if (!fields[4] || !fields[22])
-        return false;
-    *ppid = strtol(fields[4], NULL, 10);
-    snprintf(start, cap, "%.*s", (int)strcspn(fields[22], " \n"), fields[22]);
+    *ppid = strtol(parent, NULL, 10);
+    snprintf(start, cap, "%.*s", (int)strcspn(started, " \n"), started);
     return true;
 }
 

@@ -53,11 +53,9 @@ static void start_time(char *out, size_t cap)
     if (n <= 0)
         return;
     buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    for (int field = 2; p && field < 22; field++)
-        p = strchr(p + 1, ' ');
+    const char *p = pm_proc_stat_field(buf, 22);
     if (p)
-        snprintf(out, cap, "%.*s", (int)strcspn(p + 1, " "), p + 1);
+        snprintf(out, cap, "%.*s", (int)strcspn(p, " "), p);
 }
 
 void pm_control_open(const char *tmpdir, const char *capture_path)

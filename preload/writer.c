@@ -37,6 +37,7 @@
 
 #include "buffer.h"
 #include "control.h"
+#include "pymem/control.h"
 #include "pymem/format.h"
 #include "rawmem.h"
 #include "sampler.h"
@@ -489,8 +490,8 @@ static bool last_thread(void)
     if (n <= 0)
         return false;
     buf[n] = 0;
-    const char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' && paren[2] == 'Z';
+    const char *state = pm_proc_stat_field(buf, 3);
+    return state && *state == 'Z';
 }
 
 static void *writer_main(void *arg)

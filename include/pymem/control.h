@@ -9,7 +9,8 @@
  *   <pid>.capture   written by the process when its capture opens, removed
  *                   when it ends: the capture's absolute path, a newline,
  *                   and the process's start time (field 22 of
- *                   /proc/<pid>/stat), which tells a live recording process
+ *                   /proc/<pid>/stat, pm_proc_stat_field), which tells a
+ *                   live recording process
  *                   from a reused pid;
  *   <pid>.request   written by `pymem snapshot` (atomically, by rename):
  *                   "<token> <label>"; the process's writer thread, which
@@ -22,6 +23,7 @@
 #define PYMEM_CONTROL_H
 
 #include <stdio.h>
+#include <string.h>
 
 #define PM_CONTROL_DIR "pymem-%u" /* uid */
 #define PM_CONTROL_LABEL_MAX 200u /* labels are cut there, as in the capture */
@@ -33,6 +35,22 @@ static inline void pm_control_dir(char *out, size_t cap, const char *tmpdir, uns
     char name[32];
     snprintf(name, sizeof name, PM_CONTROL_DIR, uid);
     snprintf(out, cap, "%s/%s", tmpdir && *tmpdir ? tmpdir : "/tmp", name);
+}
+
+/* Field `n` (from 1, as proc(5) counts them) of the text of a
+ * /proc/<pid>/stat file, NULL if it has fewer. The command (field 2) may
+ * hold spaces and parentheses: fields are counted from its last ')'. */
+static inline const char *pm_proc_stat_field(const char *text, int n)
+{
+    const char *p = strrchr(text, ')');
+    if (!p || n < 3)
+        return NULL;
+    for (int field = 2; field < n; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p)
+            return NULL;
+    }
+    return p + 1;
 }
 
 /* `dir`/<pid>.<kind>, kind "capture", "request" or "done". */
