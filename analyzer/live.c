@@ -15,7 +15,7 @@ static inline size_t slot_of(uint64_t addr, size_t cap)
 int pm_live_init(struct pm_live *t)
 {
     memset(t, 0, sizeof *t);
-    t->cap = 1 << 16;
+    t->cap = 1 << 12; /* grows by doubling: small captures stay small */
     t->count = 0;
     t->slots = calloc(t->cap, sizeof *t->slots);
     return t->slots ? 0 : -1;
