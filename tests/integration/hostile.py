@@ -161,4 +161,16 @@ def test_hostile_captures(c, tag):
           "memory bomb" % (len(files), len(COMMANDS)), not bad, str(bad[:4]))
 
 
-ONCE = [test_hostile_captures]
+def test_max_memory(c, tag):
+    """--max-memory turns a capture that needs more into a one-line error."""
+    seed = os.path.join(HERE, "..", "golden", "small.pmem")
+    r = subprocess.run([c.pymem, "peak", seed, "--max-memory", "256K"], capture_output=True, text=True, timeout=60)
+    check(tag + " --max-memory 256K: out of memory, one line, status 1", r.returncode == 1
+          and "memory" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr)
+    r = subprocess.run([c.pymem, "peak", seed, "--max-memory", "256M"], capture_output=True, text=True, timeout=60)
+    check(tag + " --max-memory 256M: enough for a small capture", r.returncode == 0, r.stderr)
+    r = subprocess.run([c.pymem, "summary", seed, "--max-memory", "lots"], capture_output=True, text=True)
+    check(tag + " --max-memory lots: refused as bad usage", r.returncode == 2 and "--max-memory" in r.stderr, r.stderr)
+
+
+ONCE = [test_hostile_captures, test_max_memory]
