@@ -27,16 +27,9 @@
 /* Field 22 (start time) and field 4 (parent) of /proc/PID/stat. */
 static bool proc_stat(long pid, char *start, size_t cap, long *ppid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[1024];
+    if (!pm_proc_stat_read(pid, buf, sizeof buf))
         return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = 0;
     const char *parent = pm_proc_stat_field(buf, 4), *started = pm_proc_stat_field(buf, 22);
     if (!parent || !started)
         return false;

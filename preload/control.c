@@ -45,15 +45,7 @@ static void start_time(char *out, size_t cap)
 {
     out[0] = 0;
     char buf[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = 0;
-    const char *p = pm_proc_stat_field(buf, 22);
+    const char *p = pm_proc_stat_read(0, buf, sizeof buf) ? pm_proc_stat_field(buf, 22) : NULL;
     if (p)
         snprintf(out, cap, "%.*s", (int)strcspn(p, " "), p);
 }

@@ -271,8 +271,7 @@ static PyObject *mod_snapshot(PyObject *self, PyObject *args)
         snprintf(generated, sizeof generated, "snapshot-%d", user_snapshots);
         label = generated;
     }
-    if (objects_wanted && !finishing && pm_recorder_on())
-        check_layers();
+    check_layers();
     snapshot(PM_SNAP_USER, label);
     return api.BuildValue("");
 }
@@ -297,8 +296,7 @@ static PyObject *at_exit(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    if (objects_wanted && pm_recorder_on())
-        check_layers();
+    check_layers();
     snapshot(PM_SNAP_EXIT, "exit");
     finishing = true;
     pm_recycled_stop();
@@ -435,9 +433,13 @@ static bool reaches_pymem(const PyMemAllocatorEx *a)
  * allocator is no longer one of pymem's layers gets a new one on top. If
  * the one in place did not reach pymem at all (replaced rather than
  * wrapped), what was allocated meanwhile was not seen: the capture says so
- * (META "python_lost"), once per domain. */
+ * (META "python_lost"), once per domain. Nothing to do while Python's
+ * allocators are left alone, once finalisation has begun, or when not
+ * recording. */
 static void check_layers(void)
 {
+    if (!objects_wanted || finishing || !pm_recorder_on())
+        return;
     /* Marked in the capture, so that what tracemalloc saw can be compared
      * with what pymem saw since (pymem leaks --since tracemalloc-start). */
     if (tm_tracing && *tm_tracing != tm_seen) {
@@ -525,15 +527,13 @@ static int audit_hook(const char *event, PyObject *args, void *data)
             return 0;
         installing = true;
         register_callback("atexit", "register", &at_exit_def, NULL);
-        if (python_minor >= 12)
-            forks_watched = true;
+        forks_watched = python_minor >= 12;
         if (forks_watched)
             register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
         installed = true;
         installing = false;
     }
-    if (objects_wanted && !finishing && pm_recorder_on())
-        check_layers();
+    check_layers();
     /* Start-up ends when the program's own code starts: at the first code
      * executed after the interpreter was told what to run (for a script,
      * once it is compiled), or at once for an interactive session. */

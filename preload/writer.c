@@ -482,15 +482,7 @@ static bool last_thread(void)
     if (gettid() == getpid())
         return false;
     char buf[512];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = 0;
-    const char *state = pm_proc_stat_field(buf, 3);
+    const char *state = pm_proc_stat_read(0, buf, sizeof buf) ? pm_proc_stat_field(buf, 3) : NULL;
     return state && *state == 'Z';
 }
 

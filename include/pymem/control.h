@@ -22,8 +22,11 @@
 #ifndef PYMEM_CONTROL_H
 #define PYMEM_CONTROL_H
 
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PM_CONTROL_DIR "pymem-%u" /* uid */
 #define PM_CONTROL_LABEL_MAX 200u /* labels are cut there, as in the capture */
@@ -35,6 +38,26 @@ static inline void pm_control_dir(char *out, size_t cap, const char *tmpdir, uns
     char name[32];
     snprintf(name, sizeof name, PM_CONTROL_DIR, uid);
     snprintf(out, cap, "%s/%s", tmpdir && *tmpdir ? tmpdir : "/tmp", name);
+}
+
+/* The text of /proc/<pid>/stat (pid 0: this process's) into `buf`; false
+ * if there is none. No allocation: callable by the preload's writer. */
+static inline bool pm_proc_stat_read(long pid, char *buf, size_t cap)
+{
+    char path[64];
+    if (pid)
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    return true;
 }
 
 /* Field `n` (from 1, as proc(5) counts them) of the text of a
