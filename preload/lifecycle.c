@@ -461,13 +461,15 @@ __attribute__((destructor(101))) static void pm_unload(void)
          * for the life of the process: given back now, as valgrind and
          * heaptrack have it given back, so that it is no leak of the
          * program's. (A Python capture has ended before.) */
-        pm_thread.guard = 1;
-        pm_thread.own++; /* a failed dlsym allocates its message: pymem's */
-        void (*freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
-        pm_thread.own--;
-        pm_thread.guard = 0;
-        if (freeres && !C.python)
-            freeres();
+        if (!C.python) {
+            pm_thread.guard = 1;
+            pm_thread.own++; /* a failed dlsym allocates its message: pymem's */
+            void (*freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+            pm_thread.own--;
+            pm_thread.guard = 0;
+            if (freeres)
+                freeres();
+        }
         pm_thread.guard = 1;
         pm_writer_finish(PM_END_EXIT, 0);
     }
