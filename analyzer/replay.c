@@ -162,7 +162,7 @@ static int apply(void *ctx, const struct pm_event *ev)
             r->main_seen = true;
             r->main_seq = ev->seq;
         }
-        if (snap->kind == PM_SNAP_EXIT && r->track_exit && !r->exit.set)
+        if (snap->kind == PM_SNAP_EXIT && r->track_exit)
             pm_point_reset(&r->exit, ev->seq, ev->time);
         break;
     }

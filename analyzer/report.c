@@ -182,7 +182,7 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
               out);
     if (c->after_end)
         fprintf(out, "Note:         %" PRIu64 " allocations were made after the interpreter had finalised, by another\n"
-                     "              interpreter started in this process: they are not in the capture\n",
+                     "              interpreter pymem could not hook: they are not in the capture\n",
                 c->after_end);
     if (*c->python_lost)
         fprintf(out, "Note:         CPython's %s allocator was for a time replaced by one that did not reach pymem:\n"

@@ -259,8 +259,7 @@ static void at_fork_child(void);
  * registered before the C library registers the dynamic linker's
  * finalisation (pymem loads before main), so it runs after every library's
  * destructor, pymem's own included, which has ended the capture by then:
- * the status is appended (a Python capture ended even earlier, when the
- * interpreter finished finalising). */
+ * the status is appended. */
 static void at_process_exit(int status, void *unused)
 {
     (void)unused;

@@ -81,6 +81,7 @@ static struct {
     PyObject *(*TupleNew)(Py_ssize_t);
     void (*DecRef)(PyObject *);
     void (*ErrClear)(void);
+    int (*AtExit)(void (*)(void));
 } api;
 
 static bool installed, installing, allocators_in, finishing, main_seen, main_next, recording_wanted, objects_wanted;
@@ -117,7 +118,13 @@ static char lost[40];
 static char python_version[32];
 static int python_minor;
 static bool forks_watched, fork_paused;
-static bool recycled_on;
+static bool recycled_on, frames_on;
+/* Interpreter lifetimes (an embedding program may run Py_Initialize and
+ * Py_FinalizeEx more than once): `relay` when pymem's Py_AtExit function is
+ * registered for the end of this one; `between` from its end to the next
+ * one's first audit event. */
+static bool relay, between;
+static int lifetimes = 1;
 /* tracemalloc's "tracing" flag, and its value at the last check point: when
  * it changes, tracemalloc has just wrapped (or unwrapped) the domains. */
 static const int *tm_tracing;
@@ -486,6 +493,7 @@ static void install_early(void)
     python_minor = major == 3 ? minor : 0;
     pm_writer_meta("python", short_version);
     if (major == 3 && pm_pyframes_init(minor)) {
+        frames_on = true;
         pm_stacks_enable(true);
         tm_tracing = pm_pyframes_tracemalloc_flag();
         if (tm_tracing)
@@ -511,12 +519,88 @@ static void install_early(void)
     installing = false;
 }
 
+/* The capture ends with the interpreter, and what a later interpreter of
+ * the process allocates is only counted (pm_pyhooks_count_after_end). */
+static void end_with_interpreter(void)
+{
+    int saved = pm_thread.guard;
+    pm_thread.guard = 1;
+    pm_writer_finish(PM_END_EXIT, 0);
+    pm_thread.guard = saved;
+    pm_pyhooks_finalised = true;
+}
+
+static int audit_hook(const char *event, PyObject *args, void *data);
+
+/* Py_AtExit: the last step of Py_FinalizeEx, after the audit hooks were
+ * cleared. What was recorded is written with an END (Python re-raises an
+ * unhandled SIGINT right after this), and the audit hook is added again:
+ * CPython keeps its hook list across Py_Initialize, so that the next
+ * interpreter of an embedding program is recorded in the same capture.
+ * Recording goes on in between (C allocations, without Python frames). The
+ * hook's entry is the program's block from here on (freed by the next
+ * finalisation): recorded as such. */
+static void after_finalize(void)
+{
+    relay = false;
+    int saved = pm_thread.guard;
+    pm_thread.guard = 1;
+    pm_writer_checkpoint(PM_END_EXIT);
+    pm_thread.guard = saved;
+    if (api.AddAuditHook(audit_hook, NULL) == 0)
+        between = true;
+    else
+        end_with_interpreter();
+}
+
+/* A domain at the start of a later interpreter: still pymem's layers (3.8-3.11
+ * keep the allocators across Py_Initialize), or allocators set afresh (3.12+
+ * keeps them in the runtime state it resets; PYTHONMALLOC=debug sets them
+ * again), in which case no layer of the first interpreter is in use. */
+static void relayer(int i)
+{
+    PyMemAllocatorEx cur;
+    api.GetAllocator(api_domain[i], &cur);
+    const struct domain_ctx *ctx = cur.ctx;
+    if (ctx >= &layers[i][0] && ctx < &layers[i][LAYERS_MAX])
+        return;
+    if (!reaches_pymem(&cur))
+        layer_count[i] = 0;
+    push_layer(i);
+}
+
+/* The first audit event of a later interpreter (see after_finalize): the
+ * hooks its start reset go back in, and the capture marks where it begins
+ * (snapshot "interpreter-N"). */
+static void new_lifetime(void)
+{
+    between = false;
+    installing = true;
+    lifetimes++;
+    finishing = false;
+    installed = false;
+    if (frames_on)
+        pm_stacks_enable(true);
+    if (recycled_on)
+        pm_recycled_init(python_minor);
+    if (tm_tracing)
+        tm_seen = *tm_tracing;
+    for (int i = 0; i < (objects_wanted ? 3 : 1); i++)
+        relayer(i);
+    installing = false;
+    char label[32];
+    snprintf(label, sizeof label, "interpreter-%d", lifetimes);
+    snapshot(PM_SNAP_USER, label);
+}
+
 static int audit_hook(const char *event, PyObject *args, void *data)
 {
     (void)args;
     (void)data;
     if (installing || !recording_wanted)
         return 0;
+    if (between)
+        new_lifetime();
     if (!allocators_in) {
         if (!pm_recorder_on())
             return 0;
@@ -527,6 +611,8 @@ static int audit_hook(const char *event, PyObject *args, void *data)
             return 0;
         installing = true;
         register_callback("atexit", "register", &at_exit_def, NULL);
+        if (!relay)
+            relay = api.AtExit(after_finalize) == 0;
         forks_watched = python_minor >= 12;
         if (forks_watched)
             register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
@@ -562,23 +648,26 @@ static int audit_hook(const char *event, PyObject *args, void *data)
             snapshot(PM_SNAP_MAIN, "main");
         }
     } else if (!strcmp(event + 8, "_PySys_ClearAuditHooks")) {
-        /* The interpreter is finalised: end the capture now. A program that
-         * dies of an unhandled KeyboardInterrupt re-raises SIGINT after this
-         * point and would otherwise leave a capture without its end. */
-        pm_thread.guard = 1;
-        pm_writer_finish(PM_END_EXIT, 0);
-        pm_thread.guard = 0;
-        pm_pyhooks_finalised = true;
+        /* The interpreter is finalised: its thread states go now, and
+         * Python frames are no longer walked. The capture is written whole
+         * at the end of Py_FinalizeEx (after_finalize), or, without that
+         * function, ends now: a program that dies of an unhandled
+         * KeyboardInterrupt re-raises SIGINT after finalising and would
+         * otherwise leave a capture without its end. */
+        finishing = true;
+        pm_recycled_stop();
+        pm_stacks_enable(false);
+        if (!relay)
+            end_with_interpreter();
     }
     return 0;
 }
 
 /* An allocation after the capture ended with the interpreter, while an
  * interpreter is up again: the program started another (an embedding
- * program running Py_Initialize and Py_FinalizeEx more than once). pymem
- * cannot hook it (the interpreter cleared its audit hooks and reset its
- * allocators, and its start runs no code of pymem's): the capture says how
- * much it missed. */
+ * program running Py_Initialize and Py_FinalizeEx more than once) and pymem
+ * could not hook it (Py_AtExit's table was full, or the audit hook could not
+ * be added again): the capture says how much it missed. */
 void pm_pyhooks_count_after_end(void)
 {
     if (api.IsInitialized && api.IsInitialized())
@@ -627,6 +716,7 @@ static bool resolve_api(void)
     LOOKUP(DictNew, "PyDict_New");
     LOOKUP(DictSetItemString, "PyDict_SetItemString");
     LOOKUP(TupleNew, "PyTuple_New");
+    LOOKUP(AtExit, "Py_AtExit");
     return true;
 }
 

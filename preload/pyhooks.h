@@ -27,10 +27,11 @@ bool pm_pyhooks_present(void);
  * a fraction of the cost of seeing every object. */
 void pm_pyhooks_register(bool record, bool python_allocators);
 
-/* Set when the capture ended with the interpreter's finalisation: the malloc
- * hooks then count what another interpreter lifetime allocates (not
- * recorded) with pm_pyhooks_count_after_end(); pm_pyhooks_after_end() says
- * how many. */
+/* Set when the capture ended with the interpreter's finalisation because
+ * pymem could not arrange to hook the next interpreter of the process (see
+ * after_finalize in pyhooks.c): the malloc hooks then count what a later
+ * interpreter allocates (not recorded) with pm_pyhooks_count_after_end();
+ * pm_pyhooks_after_end() says how many. */
 extern bool pm_pyhooks_finalised;
 void pm_pyhooks_count_after_end(void);
 uint64_t pm_pyhooks_after_end(void);

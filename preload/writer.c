@@ -792,6 +792,17 @@ void pm_writer_finish(int reason, int detail)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+void pm_writer_checkpoint(int reason)
+{
+    pthread_mutex_lock(&W.lock);
+    if (atomic_load(&pm_state) == PM_STATE_ON) {
+        for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next)
+            wait_written(b);
+        pass(true, reason, 0);
+    }
+    pthread_mutex_unlock(&W.lock);
+}
+
 bool pm_writer_pending(void)
 {
     return W.pending;

@@ -44,6 +44,11 @@ bool pm_writer_flush_buffer(struct pm_buffer *b);
 /* Ends the capture: final drain, WATERMARK, END. Safe to call more than once
  * and from a signal handler (it waits a bounded time for the file lock). */
 void pm_writer_finish(int reason, int detail);
+/* Writes everything recorded so far and an END, and goes on recording: a
+ * capture that ends here, the process killed at once (Python re-raising an
+ * unhandled SIGINT after finalising), reads as complete; a later END (the
+ * process's exit) replaces this one. */
+void pm_writer_checkpoint(int reason);
 /* At exit(status), after the capture ended at the end of finalisation:
  * appends the status (META "exit_status"), and how many Python objects were
  * allocated after that end (META "after_end", when not 0). */

@@ -1,13 +1,18 @@
 /* An embedding program that runs the interpreter twice (Py_Initialize,
- * some Python, Py_FinalizeEx, and again). Built by the integration tests
- * against a shared libpython. */
+ * some Python, Py_FinalizeEx, and again); round N keeps 500 blocks of
+ * N x 1000 bytes at line 1. Built by the integration tests against a shared
+ * libpython. */
 #include <Python.h>
+#include <stdio.h>
 
 int main(void)
 {
     for (int round = 1; round <= 2; round++) {
+        char code[128];
+        snprintf(code, sizeof code, "keep = [bytes(%d) for _ in range(500)]\nprint('round', len(keep))\n",
+                 round * 1000);
         Py_Initialize();
-        PyRun_SimpleString("keep = [bytes(1000) for _ in range(500)]\nprint('round', len(keep))\n");
+        PyRun_SimpleString(code);
         if (Py_FinalizeEx() < 0)
             return 1;
     }
