@@ -83,6 +83,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         snprintf(c->python, sizeof c->python, "%.31s", v);
     else if (KEY("command"))
         snprintf(c->command, sizeof c->command, "%s", v);
+    else if (KEY("role"))
+        snprintf(c->role, sizeof c->role, "%.15s", v);
     else if (KEY("start_unix_ns"))
         c->start_unix_ns = strtoull(v, NULL, 10);
     else if (KEY("stack_depth"))

@@ -58,6 +58,7 @@ struct pm_capture {
     long long pid, ppid;
     char python[32];
     char command[1024];
+    char role[16]; /* root, fork, spawn, exec; empty before format 3 */
     unsigned long long start_unix_ns;
     int stack_depth;
     int native_depth; /* 0: no native frames recorded */

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "capture.h"
+#include "combine.h"
 #include "replay.h"
+#include "runfiles.h"
 #include "report.h"
 #include "symbolize.h"
 
@@ -64,9 +66,11 @@ struct point {
 
 /* Resolves a point name: an index or a label from the snapshot list, or one
  * of the built-in names start, peak, end. Labels win over built-ins, so a
- * user snapshot called "end" is found by its name. */
-static int resolve(const struct pm_capture *c, const struct pm_totals *t, const char *name,
-                   struct point *p)
+ * user snapshot called "end" is found by its name. A capture without it is
+ * an error (1), or, among the captures of a directory or a run, PM_SKIPPED
+ * (the caller notes it). */
+static int resolve(const struct pm_capture *c, const struct pm_totals *t, const char *name, struct point *p,
+                   const struct pm_opts *o)
 {
     snprintf(p->label, sizeof p->label, "%s", name);
     for (uint32_t i = c->snapshot_count; i-- > 0;) {
@@ -82,9 +86,11 @@ static int resolve(const struct pm_capture *c, const struct pm_totals *t, const 
     if (digits) {
         unsigned long i = strtoul(name, NULL, 10);
         if (i >= c->snapshot_count) {
+            if (o->one_of_many)
+                return PM_SKIPPED;
             fprintf(stderr, "pymem: %s: no snapshot with index %lu (there are %u)\n", c->path, i,
                     c->snapshot_count);
-            return -1;
+            return 1;
         }
         p->seq = c->snapshots[i].seq;
         p->time_ns = c->snapshots[i].time_ns;
@@ -100,6 +106,8 @@ static int resolve(const struct pm_capture *c, const struct pm_totals *t, const 
     } else if (!strcmp(name, "end")) {
         p->seq = UINT64_MAX;
         p->time_ns = c->has_end ? c->end_time_ns : t->now_ns;
+    } else if (o->one_of_many) {
+        return PM_SKIPPED;
     } else {
         if (!strcmp(name, "exit"))
             fprintf(stderr,
@@ -109,7 +117,7 @@ static int resolve(const struct pm_capture *c, const struct pm_totals *t, const 
         else
             fprintf(stderr, "pymem: %s: no snapshot named '%s' (see 'pymem snapshots %s')\n", c->path, name,
                     c->path);
-        return -1;
+        return 1;
     }
     return 0;
 }
@@ -196,6 +204,20 @@ static int collect_point(struct session *s, struct pm_sites *sites, const struct
     return 0;
 }
 
+/* The report of one capture, or its part of a merged one (--merge). */
+static int emit_sites(FILE *out, struct session *s, const struct pm_sites_header *h, const struct pm_opts *o)
+{
+    if (!o->combined) {
+        pm_report_sites(out, &s->c, h, &s->sites, o->top, o->json);
+        return 0;
+    }
+    if (pm_combined_add(o->combined, &s->c, &s->t, h, &s->sites)) {
+        fprintf(stderr, "pymem: %s: out of memory\n", s->c.path);
+        return 1;
+    }
+    return 0;
+}
+
 static void session_close(struct session *s)
 {
     pm_replay_free(&s->r);
@@ -207,8 +229,12 @@ int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
     int rc = session_open(&s, path, o->by, NULL);
-    if (!rc)
+    if (!rc && o->combined && pm_combined_add(o->combined, &s.c, &s.t, &(struct pm_sites_header){0}, NULL)) {
+        fprintf(stderr, "pymem: %s: out of memory\n", path);
+        rc = 1;
+    } else if (!rc && !o->combined) {
         pm_report_summary(out, &s.c, &s.t, o->json);
+    }
     session_close(&s);
     return rc;
 }
@@ -233,7 +259,7 @@ int pm_cmd_peak(FILE *out, const char *path, const struct pm_opts *o)
         pm_sites_sort(&s.sites, PM_ORDER_BYTES);
         struct pm_sites_header h = {.kind = PM_REPORT_PEAK, .by = group_name(o->by), .to_time_ns = s.t.peak_time_ns,
                                     .total_bytes = s.t.peak_bytes, .truncated = !s.c.has_end};
-        pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);
+        rc = emit_sites(out, &s, &h, o);
     }
     session_close(&s);
     return rc;
@@ -250,9 +276,12 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
         /* The default point was kept by the first pass; another, or one
          * counting only later allocations, takes a second pass that stops
          * there (a kept point no longer knows when its blocks were made). */
-        if (resolve(&s.c, &s.t, at, &p) || (o->since && resolve(&s.c, &s.t, o->since, &since)))
-            rc = 1;
-        else if (o->since && since.seq >= p.seq) {
+        rc = resolve(&s.c, &s.t, at, &p, o);
+        if (!rc && o->since)
+            rc = resolve(&s.c, &s.t, o->since, &since, o);
+    }
+    if (!rc) {
+        if (o->since && since.seq >= p.seq) {
             fprintf(stderr, "pymem: %s: --since %s does not come before %s\n", path, since.label, p.label);
             rc = 1;
         } else if (o->since) {
@@ -277,7 +306,7 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
                                     .from_label = o->since ? since.label : NULL,
                                     .to_time_ns = p.time_ns, .total_bytes = total, .runtime_bytes = runtime,
                                     .truncated = !s.c.has_end};
-        pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);
+        rc = emit_sites(out, &s, &h, o);
     }
     session_close(&s);
     return rc;
@@ -289,7 +318,9 @@ int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
     struct point a, b;
     int rc = session_open(&s, path, o->by, o);
     if (!rc)
-        rc = resolve(&s.c, &s.t, o->from, &a) || resolve(&s.c, &s.t, o->to, &b);
+        rc = resolve(&s.c, &s.t, o->from, &a, o);
+    if (!rc)
+        rc = resolve(&s.c, &s.t, o->to, &b, o);
     if (!rc) {
         uint64_t seqs[2] = {a.seq, b.seq};
         struct target targets[2] = {{&s.sites, 0}, {&s.sites, 1}};
@@ -305,7 +336,7 @@ int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
         pm_sites_sort(&s.sites, PM_ORDER_DIFF);
         struct pm_sites_header h = {.kind = PM_REPORT_DIFF, .by = group_name(o->by), .from_label = a.label,
                                     .to_label = b.label, .to_time_ns = b.time_ns, .truncated = !s.c.has_end};
-        pm_report_sites(out, &s.c, &h, &s.sites, o->top, o->json);
+        rc = emit_sites(out, &s, &h, o);
     }
     session_close(&s);
     return rc;
@@ -364,5 +395,76 @@ int pm_cmd_brief(FILE *out, const char *path)
     }
     pm_sites_free(&leaks);
     session_close(&s);
+    return rc;
+}
+
+/* The end-of-run lines of a run with followed children: each process in
+ * one line, then the leak candidates summed over all of them. */
+static int run_brief(FILE *out, char **paths, size_t n)
+{
+    struct pm_combined m;
+    pm_combined_init(&m, PM_REPORT_LEAKS, PM_BY_LINENO);
+    static const struct pm_opts hybrid = {.by = PM_BY_LINENO};
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct session s;
+        rc = session_open_points(&s, paths[i], PM_BY_LINENO, &hybrid, false, true);
+        if (!rc)
+            rc = collect_point(&s, &s.sites, s.r.exit.set ? &s.r.exit : &(struct pm_point){.seq = UINT64_MAX});
+        if (!rc) {
+            pm_sites_sort(&s.sites, PM_ORDER_PHASE_BYTES);
+            uint64_t total = 0;
+            for (size_t k = 0; k < s.sites.n; k++)
+                total += (uint64_t)s.sites.v[k].bytes[1];
+            struct pm_sites_header h = {.kind = PM_REPORT_LEAKS, .total_bytes = total};
+            if (pm_combined_add(&m, &s.c, &s.t, &h, &s.sites)) {
+                fprintf(stderr, "pymem: %s: out of memory\n", paths[i]);
+                rc = 1;
+            }
+        }
+        session_close(&s);
+    }
+    if (!rc) {
+        pm_combined_sort(&m, PM_ORDER_PHASE_BYTES);
+        char b1[32], b2[32];
+        fprintf(out, "pymem: run of %zu processes:\n", m.nprocs);
+        for (size_t i = 0; i < m.nprocs; i++) {
+            const struct pm_combined_proc *p = &m.procs[i];
+            if (i == 20) {
+                fprintf(out, "pymem:   ... and %zu more\n", m.nprocs - i);
+                break;
+            }
+            fprintf(out, "pymem:   %-5s pid %-7lld peak %s%-10s live at exit %-10s %-9s %s\n", p->role, p->pid,
+                    p->sample_bytes ? "~" : "", pm_human_bytes(b1, sizeof b1, (double)p->peak_bytes),
+                    pm_human_bytes(b2, sizeof b2, (double)p->total), p->end, p->path);
+        }
+        int shown = 0;
+        for (size_t i = 0; i < m.n && shown < 3; i++) {
+            const struct pm_combined_site *x = &m.v[i];
+            if (x->phase != PM_PHASE_RUNTIME || !x->file)
+                continue;
+            if (!shown++)
+                fputs("pymem: leak candidates across the run (live at each process's exit):\n", out);
+            fprintf(out, "pymem:   %s in %lld blocks at %s:%u %s (%zu process%s)\n",
+                    pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]), (long long)x->count[1], x->file, x->line,
+                    x->func, x->nshares, x->nshares == 1 ? "" : "es");
+        }
+        fprintf(out, "pymem: captures: %s and %zu beside it (pymem summary|peak|leaks|diff --merge %s)\n", paths[0],
+                n - 1, paths[0]);
+    }
+    pm_combined_free(&m);
+    return rc;
+}
+
+int pm_cmd_run_brief(FILE *out, const char *root)
+{
+    char **paths;
+    size_t n;
+    if (pm_run_captures(root, &paths, &n)) {
+        fprintf(stderr, "pymem: out of memory\n");
+        return 1;
+    }
+    int rc = n > 1 ? run_brief(out, paths, n) : pm_cmd_brief(out, root);
+    pm_run_captures_free(paths, n);
     return rc;
 }

@@ -12,6 +12,8 @@
 
 #include "sites.h"
 
+struct pm_combined;
+
 struct pm_opts {
     enum pm_group by;
     long top;
@@ -22,7 +24,13 @@ struct pm_opts {
     enum pm_view view;      /* peak, leaks, diff */
     unsigned domains;       /* bit per domain listed; 0: all */
     const char *wrappers;   /* allocator wrappers that name no site; NULL: the default list */
+    bool one_of_many;       /* one of a directory's or a run's captures: skipped without the points */
+    struct pm_combined *combined; /* --merge: sites go there instead of to a report */
 };
+
+/* Returned by a command for one of many captures that lacks the points asked
+ * for. */
+#define PM_SKIPPED 3
 
 int pm_cmd_summary(FILE *out, const char *path, const struct pm_opts *o);
 int pm_cmd_snapshots(FILE *out, const char *path, const struct pm_opts *o);
@@ -31,5 +39,8 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o);
 int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o);
 /* The short report `pymem run` prints at the end. */
 int pm_cmd_brief(FILE *out, const char *path);
+/* pm_cmd_brief, or, for a run with followed children, a line per process
+ * and the leak candidates summed over the run. */
+int pm_cmd_run_brief(FILE *out, const char *root);
 
 #endif

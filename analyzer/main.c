@@ -13,10 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "combine.h"
 #include "commands.h"
 #include "cli.h"
 #include "grow.h"
+#include "json.h"
 #include "run.h"
+#include "runfiles.h"
 #include "snapshot.h"
 
 #define PYMEM_VERSION "0.1.0"
@@ -37,6 +40,13 @@ static void usage(FILE *out)
           "                                                 of what was allocated after --since\n"
           "  diff CAPTURE A B [--by G] [--top N] [--json]   growth between two snapshots\n"
           "  snapshots CAPTURE [--json]                     list snapshots\n"
+          "\n"
+          "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
+          "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
+          "  reported together: a table of the processes, and sites summed over them\n"
+          "  (each process at its own peak, exit or snapshots). A run's root capture\n"
+          "  with --merge stands for the run (its children's captures beside it).\n"
+          "  Captures without the snapshots asked for are skipped with a note.\n"
           "\n"
           "  G: lineno (default), filename or traceback. Snapshots are named by index or\n"
           "  label; start, peak, exit and end are always there.\n"
@@ -82,55 +92,124 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Runs `fn` on `path`, or on each capture in it if it is a directory. */
-static int run_on(command_fn fn, const char *path, const struct pm_opts *o)
+/* The .pmem files of directory `path`, sorted by name, into *names. */
+static int list_captures(const char *path, char ***names, size_t *count)
 {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fn(stdout, path, o);
     DIR *d = opendir(path);
     if (!d) {
         fprintf(stderr, "pymem: %s: cannot open directory\n", path);
         return 1;
     }
-    char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
+    int rc = 0;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len <= 5 || strcmp(e->d_name + len - 5, ".pmem"))
             continue;
-        if (pm_grow(&names, &cap, sizeof *names, n + 1, 16))
-            break;
         size_t plen = strlen(path) + len + 2;
-        names[n] = malloc(plen);
-        if (!names[n])
+        char *name = malloc(plen);
+        if (!name || pm_grow(names, &cap, sizeof **names, n + 1, 16)) {
+            free(name);
+            fprintf(stderr, "pymem: %s: out of memory\n", path);
+            rc = 1;
             break;
-        snprintf(names[n], plen, "%s/%s", path, e->d_name);
-        n++;
+        }
+        snprintf(name, plen, "%s/%s", path, e->d_name);
+        (*names)[n++] = name;
     }
     closedir(d);
-    if (n == 0) {
+    if (!rc && n == 0) {
         fprintf(stderr, "pymem: %s: no .pmem captures in this directory\n", path);
-        free(names);
-        return 1;
+        rc = 1;
     }
-    qsort(names, n, sizeof *names, compare_names);
+    if (n)
+        qsort(*names, n, sizeof **names, compare_names);
+    *count = n;
+    return rc;
+}
+
+static void note_skipped(const char *name, const struct pm_opts *o)
+{
+    if (o->from)
+        fprintf(stderr, "pymem: note: %s has no snapshot '%s' or '%s': skipped\n", name, o->from, o->to);
+    else
+        fprintf(stderr, "pymem: note: %s has no point '%s'%s%s%s: skipped\n", name, o->at ? o->at : "exit",
+                o->since ? " or '" : "", o->since ? o->since : "", o->since ? "'" : "");
+}
+
+static enum pm_sites_kind kind_of(command_fn fn)
+{
+    return fn == pm_cmd_peak ? PM_REPORT_PEAK : fn == pm_cmd_diff ? PM_REPORT_DIFF : PM_REPORT_LEAKS;
+}
+
+/* Runs `fn` on `path`, or on each capture in it if it is a directory; with
+ * `merge`, the captures' sites are summed into one report. */
+static int run_on(command_fn fn, const char *path, struct pm_opts *o, bool merge)
+{
+    struct stat st;
+    bool dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!dir && !merge)
+        return fn(stdout, path, o);
+    char **names = NULL;
+    size_t n = 0;
     int rc = 0;
-    if (o->json)
+    if (dir) {
+        rc = list_captures(path, &names, &n);
+    } else if (pm_run_captures(path, &names, &n) == 0) {
+        /* A root capture stands for its run. */
+    } else {
+        fprintf(stderr, "pymem: out of memory\n");
+        rc = 1;
+    }
+    o->one_of_many = dir || n > 1;
+    struct pm_combined m;
+    pm_combined_init(&m, kind_of(fn), o->by);
+    m.summary = fn == pm_cmd_summary;
+    m.from_label = o->from;
+    m.to_label = o->to ? o->to : o->at ? o->at : "exit";
+    if (merge)
+        o->combined = &m;
+    if (!rc && o->json && !merge)
         fputs("[\n", stdout);
-    for (size_t i = 0; i < n; i++) {
-        if (!o->json)
+    size_t reported = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (!merge && !o->json)
             printf("%s== %s\n", i ? "\n" : "", names[i]);
-        else if (i)
+        else if (!merge && i)
             fputs(",\n", stdout);
         fflush(stdout);
-        rc |= fn(stdout, names[i], o);
-        free(names[i]);
+        int r = fn(stdout, names[i], o);
+        if (r == PM_SKIPPED) {
+            note_skipped(names[i], o);
+            m.skipped++;
+            if (o->json && !merge) {
+                fputs("{\"file\": ", stdout);
+                pm_json_str(stdout, names[i]);
+                fputs(", \"skipped\": true}\n", stdout);
+            }
+        } else {
+            rc |= r;
+            reported++;
+        }
     }
-    if (o->json)
+    if (!rc && o->json && !merge)
         fputs("]\n", stdout);
-    free(names);
+    if (!rc && reported == 0) {
+        fprintf(stderr, "pymem: %s: no capture has the points asked for\n", path);
+        rc = 1;
+    }
+    if (!rc && merge) {
+        if (m.summary) {
+            pm_report_combined_summary(stdout, &m, o->json);
+        } else {
+            pm_combined_sort(&m, m.kind == PM_REPORT_DIFF ? PM_ORDER_DIFF
+                                 : m.kind == PM_REPORT_LEAKS ? PM_ORDER_PHASE_BYTES : PM_ORDER_BYTES);
+            pm_report_combined(stdout, &m, o->top, o->json);
+        }
+    }
+    pm_combined_free(&m);
+    pm_run_captures_free(names, n);
     return rc;
 }
 
@@ -183,11 +262,13 @@ int main(int argc, char **argv)
         {"max-memory", required_argument, NULL, 'M'},
         {"native", no_argument, NULL, 'N'}, {"python-only", no_argument, NULL, 'P'},
         {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+        {"merge", no_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff;
     struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
     unsigned long long max_memory = 0;
+    bool merge = false;
     int c;
     optind = 1;
     opterr = 0; /* one line of our own instead of getopt's */
@@ -226,6 +307,13 @@ int main(int argc, char **argv)
             break;
         case 'j':
             o.json = true;
+            break;
+        case 'm':
+            if (fn == pm_cmd_snapshots) {
+                fprintf(stderr, "pymem %s: --merge is an option of summary, peak, leaks and diff\n", cmd);
+                return 2;
+            }
+            merge = true;
             break;
         case 'b':
             if (pm_group_parse(optarg, &o.by)) {
@@ -277,5 +365,5 @@ int main(int argc, char **argv)
         o.to = rest[2];
     }
     limit_memory(max_memory);
-    return run_on(fn, rest[0], &o);
+    return run_on(fn, rest[0], &o, merge);
 }

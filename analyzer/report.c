@@ -24,7 +24,7 @@ const char *pm_human_bytes(char *buf, size_t cap, double bytes)
     return buf;
 }
 
-static const char *end_reason(const struct pm_capture *c)
+const char *pm_report_end_reason(const struct pm_capture *c)
 {
     if (!c->has_end)
         return "truncated";
@@ -111,7 +111,7 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
                 t->live_bytes, t->live_count, c->threads);
         snapshots_json(out, c);
         fprintf(out, ", \"truncated\": %s, \"end\": ", truncated ? "true" : "false");
-        pm_json_str(out, end_reason(c));
+        pm_json_str(out, pm_report_end_reason(c));
         fprintf(out,
                 ", \"end_detail\": %" PRIu64 ", \"profiler_bytes\": %" PRIu64
                 ", \"unrecorded_events\": %" PRIu64 ", \"unmatched_frees\": %" PRIu64
@@ -148,7 +148,7 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
             *c->python ? c->python : "not Python", c->threads);
     if (c->native_depth)
         fprintf(out, "Stacks:       Python and native frames (native depth %d)\n", c->native_depth);
-    fprintf(out, "Duration:     %.3f s, ended by %s", duration / 1e9, end_reason(c));
+    fprintf(out, "Duration:     %.3f s, ended by %s", duration / 1e9, pm_report_end_reason(c));
     if (c->has_end && c->end_reason == PM_END_SIGNAL)
         fprintf(out, " (%" PRIu64 ")", c->end_detail);
     else if (status >= 0)
@@ -245,7 +245,7 @@ static void import_text(const struct pm_capture *c, const struct pm_site *x, cha
         snprintf(out, cap, "%s%s", *module ? "of " : "", module);
 }
 
-static void stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
+void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
 {
     fputc('[', out);
     struct pm_frame f;
@@ -271,7 +271,7 @@ static void stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
     fputc(']', out);
 }
 
-static void stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames)
+void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames)
 {
     struct pm_frame f;
     int n = 0;
@@ -365,7 +365,7 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             }
             fputc('}', out);
             fputs(", \"stack\": ", out);
-            stack_json(out, c, x->stack);
+            pm_report_stack_json(out, c, x->stack);
             fputc('}', out);
         }
         fputs("]}\n", out);
@@ -431,6 +431,6 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
         }
         fputc('\n', out);
         if (s->by != PM_BY_FILENAME)
-            stack_text(out, c, x->stack, s->by == PM_BY_TRACEBACK ? 64 : 6);
+            pm_report_stack_text(out, c, x->stack, s->by == PM_BY_TRACEBACK ? 64 : 6);
     }
 }

@@ -30,6 +30,13 @@ struct pm_sites_header {
 void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
                      const struct pm_sites *s, long top, bool json);
 
+/* How the capture ended: "exit", "_exit", "signal", "exec", or "truncated". */
+const char *pm_report_end_reason(const struct pm_capture *c);
+/* A stack, innermost frame first: indented lines (at most `max_frames`), or
+ * a JSON array of frames. */
+void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames);
+void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node);
+
 /* "12.3 MiB" style, into `buf`. */
 const char *pm_human_bytes(char *buf, size_t cap, double bytes);
 

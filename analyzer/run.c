@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -319,22 +318,10 @@ operands:
     }
     if (!quiet) {
         if (stat(path, &st) == 0) {
-            pm_cmd_brief(stderr, path);
+            pm_cmd_run_brief(stderr, path);
         } else {
             fprintf(stderr, "pymem: no capture was written to %s (%s)\n", path,
                     native ? "the program ended before pymem started" : "was the program a Python process? --native profiles any program");
-        }
-        if (follow) {
-            char pattern[PATH_MAX + 16];
-            size_t n = strlen(path);
-            int stem = (int)n - (n > 5 && !strcmp(path + n - 5, ".pmem") ? 5 : 0);
-            snprintf(pattern, sizeof pattern, "%.*s.*.pmem", stem, path);
-            glob_t g;
-            if (glob(pattern, 0, NULL, &g) == 0) {
-                fprintf(stderr, "pymem: %zu child capture(s): %s%s\n", g.gl_pathc, g.gl_pathv[0],
-                        g.gl_pathc > 1 ? " ..." : "");
-                globfree(&g);
-            }
         }
     }
     if (WIFEXITED(status))

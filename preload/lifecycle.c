@@ -278,8 +278,10 @@ static void at_process_exit(int status, void *unused)
  * are recorded once its allocator hooks are in (pyhooks.c). `reexec`: this
  * process already recorded, in the image it replaced with exec (a wrapper
  * script exec'ing the program, as pyenv's shims do): that capture could not
- * be finished and its path is taken over. */
-static void activate(bool child, bool reexec)
+ * be finished and its path is taken over. `forked`: a child made by fork,
+ * as opposed to one that started a new image (a subprocess). The capture
+ * says which (META "role": root, fork, spawn, exec). */
+static void activate(bool child, bool reexec, bool forked)
 {
     static char argv[8192];
     size_t len = read_cmdline(argv, sizeof argv);
@@ -318,15 +320,22 @@ static void activate(bool child, bool reexec)
                         "malloc_hooked", hooked ? "1" : "0", "native_depth", native,
                         "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
                         "sample_bytes", sample,
-                        "python_allocators", C.python_allocators ? "1" : "0", NULL};
+                        "python_allocators", C.python_allocators ? "1" : "0",
+                        "role", reexec ? "exec" : forked ? "fork" : child ? "spawn" : "root", NULL};
     /* An image that replaced a recording one with exec: that capture ended
      * complete (END "exec"), and this one takes the next free variant of
      * its name, as a followed child does. */
     if (pm_writer_open(path, kv, child || reexec) != 0)
         return; /* warned; stay dormant */
-    char self[24];
-    snprintf(self, sizeof self, "%d", (int)getpid());
-    setenv("PYMEM_STARTED", self, 1);
+    /* Tells a later image of this process that it replaces a recording one.
+     * Not in a forked child: setenv there could wait forever on a lock
+     * another thread of the parent held at the fork, and a child that execs
+     * is a new program of the run (role "spawn"), not the same one. */
+    if (!forked) {
+        char self[24];
+        snprintf(self, sizeof self, "%d", (int)getpid());
+        setenv("PYMEM_STARTED", self, 1);
+    }
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);
     if (native_ok)
@@ -365,7 +374,7 @@ static void at_fork_child(void)
         int saved = pm_thread.guard;
         pm_thread.guard = 1;
         pm_thread.own++;
-        activate(true, false);
+        activate(true, false, true);
         if (pm_recorder_on())
             pm_pyhooks_after_fork_child();
         if (mmap_was_on)
@@ -438,7 +447,7 @@ void pm_lifecycle_load(void)
         const char *started = getenv("PYMEM_STARTED");
         bool reexec = started && atoi(started) == (int)getpid();
         if (record)
-            activate(child, reexec);
+            activate(child, reexec, false);
         if (C.python)
             pm_pyhooks_register(pm_recorder_on(), C.python_allocators);
     }

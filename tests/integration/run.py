@@ -258,6 +258,52 @@ def test_embedding_twice(c, tag):
               < 500 * (size + BYTES_HEADER) + 20000, json.dumps(o))
 
 
+def test_run_of_many_processes(c, tag):
+    """A pre-fork run: the end-of-run report covers every process, and
+    --merge sums the sites over them with each one's share."""
+    m = marks("run_workers.py")
+    folder = os.path.join(c.tmp, "runmany")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    root = os.path.join(folder, "srv.pmem")
+    r = subprocess.run([c.pymem, "run", "--python", c.python, "--follow-fork", "-o", root,
+                        os.path.join(PROGRAMS, "run_workers.py")], capture_output=True, text=True, timeout=120)
+    check(tag + " a pre-fork run under pymem run", r.returncode == 0 and r.stdout == "served\n", r.stderr[-400:])
+    roles = [l.split()[1] for l in r.stderr.splitlines() if re.match(r"pymem:   (root|fork|spawn|exec) +pid", l)]
+    check(tag + " the end-of-run report has one line per process",
+          "pymem: run of 4 processes:" in r.stderr and sorted(roles) == ["fork", "fork", "root", "spawn"],
+          r.stderr[-800:])
+    check(tag + " ... and the leak summed over the run",
+          re.search(r"in 10\d\d blocks at \S*run_workers.py:%d serve \(3 processes\)" % m["LEAK"], r.stderr)
+          is not None, r.stderr[-800:])
+    summ = c.json("summary", root, "--merge")
+    procs = summ["processes"]
+    check(tag + " summary --merge: root first, then its children",
+          [p["role"] for p in procs][0] == "root" and sorted(p["role"] for p in procs) == ["fork", "fork", "root", "spawn"]
+          and all(p["ppid"] == procs[0]["pid"] for p in procs[1:]) and all(p["python"] for p in procs),
+          json.dumps(procs)[:600])
+    leaks = c.json("leaks", root, "--merge", "--top", "0")
+    s = site(leaks["sites"], m["LEAK"], "run_workers.py")
+    shares = sorted(p["count"] for p in s["processes"]) if s else []
+    objects = s["domains"].get("pyobj", {}) if s else {}
+    check(tag + " leaks --merge: 1000 blocks at the line, 100 + 300 + 600 by process",
+          objects.get("count") == 1000 and 1000 * (1000 + BYTES_HEADER) <= objects.get("bytes", 0)
+          < 1000 * (1000 + BYTES_HEADER) + 4096 and len(shares) == 3 and shares[0] >= 100 and shares[1] >= 300
+          and shares[2] >= 600 and sum(shares) < 1000 + 3 * 40, json.dumps(s)[:600])
+    spawned = [x for x in leaks["sites"] if x["file"] == "<string>" and x["line"] == 1]
+    check(tag + " ... and the subprocess's 50 blocks", bool(spawned) and
+          spawned[0]["domains"].get("pyobj", {}).get("count", 0) >= 50, json.dumps(spawned)[:300])
+    d = c.analyze("diff", root, "main", "exit", "--merge", "--json")
+    dj = json.loads(d.stdout)
+    check(tag + " diff --merge skips, with a note, the forked workers (no 'main' in them)",
+          d.returncode == 0 and d.stderr.count("skipped") == 2 and len(dj["processes"]) == 2 and dj["skipped"] == 2,
+          d.stderr + d.stdout[:300])
+    d = c.analyze("diff", folder, "nosuch", "exit", check=False)
+    check(tag + " diff over a directory where no capture has the point: one error, status 1",
+          d.returncode == 1 and d.stderr.strip().splitlines()[-1].endswith("no capture has the points asked for"),
+          d.stderr)
+
+
 def test_children_write_beside_the_root(c, tag):
     """A relative -o, and a child that changes directory before its first
     allocation: its capture is still beside its parent's."""
@@ -697,7 +743,8 @@ def main():
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
-             test_exec_keeps_what_was_recorded, test_embedding_twice, test_children_write_beside_the_root,
+             test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes,
+             test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
