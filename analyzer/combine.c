@@ -67,8 +67,7 @@ static int rehash(struct pm_combined *m)
     return 0;
 }
 
-/* Renders with a FILE-writing function into a new string. */
-static char *render(const struct pm_capture *c, uint32_t stack, int max_frames, bool json)
+char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames, bool json)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -86,16 +85,15 @@ static char *render(const struct pm_capture *c, uint32_t stack, int max_frames, 
     return buf;
 }
 
-/* The key a site is matched by across captures. */
-static char *site_key(const struct pm_combined *m, const struct pm_capture *c, const struct pm_site *x)
+char *pm_site_key(enum pm_group by, const struct pm_capture *c, const struct pm_site *x)
 {
     const char *file = x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>";
     const char *func = pm_stacks_string(&c->stacks, x->func);
     char *key = NULL;
-    if (m->by == PM_BY_FILENAME) {
+    if (by == PM_BY_FILENAME) {
         key = strdup(file);
-    } else if (m->by == PM_BY_TRACEBACK) {
-        key = render(c, x->stack, 1 << 20, false);
+    } else if (by == PM_BY_TRACEBACK) {
+        key = pm_render_stack(c, x->stack, 1 << 20, false);
     } else if (asprintf(&key, "%s\n%u\n%s", file, x->line, x->line ? "" : func) < 0) {
         key = NULL;
     }
@@ -163,7 +161,7 @@ int pm_combined_add(struct pm_combined *m, const struct pm_capture *c, const str
     uint32_t proc = (uint32_t)m->nprocs - 1;
     for (size_t i = 0; s && i < s->n; i++) {
         const struct pm_site *y = &s->v[i];
-        char *key = site_key(m, c, y);
+        char *key = pm_site_key(m->by, c, y);
         bool added;
         struct pm_combined_site *x = key ? find_or_add(m, key, &added) : NULL;
         if (!x) {
@@ -196,8 +194,8 @@ int pm_combined_add(struct pm_combined *m, const struct pm_capture *c, const str
          * weighs most (grows most, in a diff). */
         int64_t weight = m->kind == PM_REPORT_DIFF ? y->bytes[1] - y->bytes[0] : y->bytes[1];
         if (weight > x->stack_bytes) {
-            char *text = render(c, y->stack, s->by == PM_BY_TRACEBACK ? 64 : 6, false);
-            char *json = render(c, y->stack, 0, true);
+            char *text = pm_render_stack(c, y->stack, s->by == PM_BY_TRACEBACK ? 64 : 6, false);
+            char *json = pm_render_stack(c, y->stack, 0, true);
             if (!text || !json) {
                 free(text);
                 free(json);

@@ -21,6 +21,7 @@
 #include "run.h"
 #include "runfiles.h"
 #include "snapshot.h"
+#include "trend.h"
 
 #define PYMEM_VERSION "0.1.0"
 
@@ -40,6 +41,8 @@ static void usage(FILE *out)
           "                                                 of what was allocated after --since\n"
           "  diff CAPTURE A B [--by G] [--top N] [--json]   growth between two snapshots\n"
           "  snapshots CAPTURE [--json]                     list snapshots\n"
+          "  trend CAPTURE [--by G] [--top N] [--json]      which sites grow steadily over the\n"
+          "                                                 snapshots (at least 3: --snapshot-every)\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
           "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
@@ -143,25 +146,37 @@ static enum pm_sites_kind kind_of(command_fn fn)
     return fn == pm_cmd_peak ? PM_REPORT_PEAK : fn == pm_cmd_diff ? PM_REPORT_DIFF : PM_REPORT_LEAKS;
 }
 
+/* The captures `path` names: those of a directory; with `merge`, a root
+ * capture and the others of its run; or itself. 0, or 1 after an error. */
+static int gather(const char *path, bool merge, char ***names, size_t *n, bool *dir)
+{
+    struct stat st;
+    *names = NULL;
+    *n = 0;
+    *dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (*dir)
+        return list_captures(path, names, n);
+    if (merge && pm_run_captures(path, names, n) == 0)
+        return 0;
+    if (!merge && (*names = malloc(sizeof **names)) && ((*names)[0] = strdup(path))) {
+        *n = 1;
+        return 0;
+    }
+    fprintf(stderr, "pymem: out of memory\n");
+    return 1;
+}
+
 /* Runs `fn` on `path`, or on each capture in it if it is a directory; with
  * `merge`, the captures' sites are summed into one report. */
 static int run_on(command_fn fn, const char *path, struct pm_opts *o, bool merge)
 {
     struct stat st;
-    bool dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!dir && !merge)
+    if ((stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) && !merge)
         return fn(stdout, path, o);
-    char **names = NULL;
-    size_t n = 0;
-    int rc = 0;
-    if (dir) {
-        rc = list_captures(path, &names, &n);
-    } else if (pm_run_captures(path, &names, &n) == 0) {
-        /* A root capture stands for its run. */
-    } else {
-        fprintf(stderr, "pymem: out of memory\n");
-        rc = 1;
-    }
+    char **names;
+    size_t n;
+    bool dir;
+    int rc = gather(path, merge, &names, &n, &dir);
     o->one_of_many = dir || n > 1;
     struct pm_combined m;
     pm_combined_init(&m, kind_of(fn), o->by);
@@ -250,6 +265,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "diff")) {
         fn = pm_cmd_diff;
         operands = 3;
+    } else if (!strcmp(cmd, "trend")) {
+        fn = NULL;
+        operands = 1;
     } else {
         fprintf(stderr, "pymem: unknown command '%s' (see 'pymem help')\n", cmd);
         return 2;
@@ -265,7 +283,7 @@ int main(int argc, char **argv)
         {"merge", no_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
-    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff;
+    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff || !fn;
     struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
     unsigned long long max_memory = 0;
     bool merge = false;
@@ -275,7 +293,7 @@ int main(int argc, char **argv)
     /* Options may come before or after the operands. */
     while ((c = getopt_long(argc - 1, argv + 1, "jb:t:a:h", opts, NULL)) != -1) {
         if ((c == 'N' || c == 'P' || c == 'd' || c == 'w') && !sites_command) {
-            fprintf(stderr, "pymem %s: %s is an option of peak, leaks and diff\n", cmd, argv[optind]);
+            fprintf(stderr, "pymem %s: %s is an option of peak, leaks, diff and trend\n", cmd, argv[optind]);
             return 2;
         }
         switch (c) {
@@ -310,7 +328,7 @@ int main(int argc, char **argv)
             break;
         case 'm':
             if (fn == pm_cmd_snapshots) {
-                fprintf(stderr, "pymem %s: --merge is an option of summary, peak, leaks and diff\n", cmd);
+                fprintf(stderr, "pymem %s: --merge is an option of summary, peak, leaks, diff and trend\n", cmd);
                 return 2;
             }
             merge = true;
@@ -365,5 +383,15 @@ int main(int argc, char **argv)
         o.to = rest[2];
     }
     limit_memory(max_memory);
+    if (!fn) {
+        char **names;
+        size_t n;
+        bool dir;
+        int rc = gather(rest[0], merge, &names, &n, &dir);
+        if (!rc)
+            rc = pm_cmd_trend(stdout, names, n, merge, &o);
+        pm_run_captures_free(names, n);
+        return rc;
+    }
     return run_on(fn, rest[0], &o, merge);
 }

@@ -63,8 +63,9 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
                   size_t stop_count, pm_stop_fn on_stop, void *ctx);
 void pm_replay_free(struct pm_replay *r);
 
-/* One pass that also keeps what the peak and/or the first `exit` snapshot
- * saw (point.h), so that peak and leaks need no second pass. */
+/* One pass that also keeps what the peak and/or the last `exit` snapshot
+ * saw (point.h; an embedding program may run several interpreters, each
+ * with its exit), so that peak and leaks need no second pass. */
 int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit);
 
 /* What one recorded block of `size` bytes stands for: itself in an exact

@@ -337,11 +337,14 @@ static PyObject *module_init(void)
 /* os.fork on Python 3.12+ warns (DeprecationWarning) when it sees more than
  * one thread in the process, which would count pymem's writer: the writer
  * stops at the "os.fork" audit event, and starts again once the parent has
- * counted. Python 3.13.0 counts after it runs the after-fork callbacks
- * (3.12 before), so the callback only arms the restart: it happens at the
- * next audit event or RESUME_EVENTS object allocations later, whichever
- * comes first (counting and warning take a few dozen). */
-#define RESUME_EVENTS 4096
+ * counted. Python 3.12 counts before it runs the after-fork callbacks: the
+ * callback restarts the writer. 3.13 counts after them, so the callback only
+ * arms the restart: it happens at the next audit event or RESUME_EVENTS
+ * object allocations later, whichever comes first (the callbacks registered
+ * after pymem's and the count take a few dozen; a program that then goes
+ * quiet must not keep its writer, periodic snapshots and snapshot requests
+ * waiting long). */
+#define RESUME_EVENTS 256
 
 static void resume_writer(void)
 {
@@ -354,7 +357,9 @@ static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    if (fork_paused)
+    if (fork_paused && python_minor == 12)
+        resume_writer();
+    else if (fork_paused)
         resume_countdown = RESUME_EVENTS;
     return api.BuildValue("");
 }

@@ -304,6 +304,53 @@ def test_run_of_many_processes(c, tag):
           d.stderr)
 
 
+def test_trend(c, tag):
+    """pymem trend over periodic snapshots: the true leak is the one steady
+    site, at the rate the program measured itself; the cache plateaus and
+    the batch buffer fluctuates."""
+    m = marks("trend.py")
+    out = c.capture("trend.pmem")
+    r = subprocess.run([c.pymem, "run", "--python", c.python, "-q", "--snapshot-every", "0.05", "-o", out,
+                        os.path.join(PROGRAMS, "trend.py")], capture_output=True, text=True, timeout=120)
+    per_s = float(r.stdout.split()[1]) if r.returncode == 0 and r.stdout.startswith("leak ") else 0
+    check(tag + " trend program runs", per_s > 0, r.stderr[-300:])
+    t = c.json("trend", out, "--domain", "pyobj", "--top", "0")
+    by_line = {s["line"]: s for s in t["sites"] if s["file"].endswith("trend.py")}
+    steady = [s for s in t["sites"] if s["class"] == "steady"]
+    leak = by_line.get(m["LEAK"], {})
+    expected = per_s * (500 + BYTES_HEADER) * 60
+    rate = leak.get("rate_bytes_per_min", 0)
+    check(tag + " the leak is the only steady site, at %.0f B/min (program: %.0f)" % (rate, expected),
+          len(steady) == 1 and steady[0] is leak and abs(rate - expected) <= 0.05 * expected,
+          json.dumps([(s["file"], s["line"], s["class"]) for s in steady])[:300])
+    check(tag + " the cache plateaus, the batch buffer fluctuates",
+          by_line.get(m["CACHE"], {}).get("class") == "plateau"
+          and by_line.get(m["BATCH"], {}).get("class") == "fluctuating",
+          json.dumps({k: v["class"] for k, v in by_line.items()}))
+    if c.version == (3, 12):
+        folder = os.path.join(c.tmp, "trendrun")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        root = os.path.join(folder, "w.pmem")
+        r = subprocess.run([c.pymem, "run", "--python", c.python, "-q", "--follow-fork", "--snapshot-every", "0.05",
+                            "-o", root, os.path.join(PROGRAMS, "trend_workers.py")],
+                           capture_output=True, text=True, timeout=120)
+        rates = [float(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("leak ")]
+        t = c.json("trend", root, "--merge", "--domain", "pyobj", "--top", "0")
+        steady = [s for s in t["sites"] if s["class"] == "steady"]
+        expected = sum(rates) * (500 + BYTES_HEADER) * 60
+        rate = steady[0]["rate_bytes_per_min"] if len(steady) == 1 else 0
+        check(tag + " trend --merge over a master and 2 workers: %.0f B/min (programs: %.0f)" % (rate, expected),
+              len(rates) == 3 and len(t["files"]) == 3 and len(steady) == 1 and steady[0]["line"] == m["LEAK"]
+              and abs(rate - expected) <= 0.05 * expected, r.stderr[-300:] + json.dumps(steady)[:300])
+    few = c.capture("trend-few.pmem")
+    c.preload(["-c", "import pymem\nx = [bytes(100)]\npymem.snapshot('a')\npymem.snapshot('b')"], few)
+    r = c.analyze("trend", few, check=False)
+    check(tag + " trend with 2 snapshots: one error line, status 1",
+          r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "at least 3 snapshots" in r.stderr,
+          r.stderr)
+
+
 def test_children_write_beside_the_root(c, tag):
     """A relative -o, and a child that changes directory before its first
     allocation: its capture is still beside its parent's."""
@@ -743,7 +790,7 @@ def main():
     args = ap.parse_args()
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
-             test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes,
+             test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]

@@ -1,0 +1,38 @@
+"""Three shapes of memory over time, for 'pymem trend': a true leak (LEAK,
+500-byte objects at a steady pace), an LRU cache that fills up in the first
+third and then stays full (CACHE), and a batch buffer rebuilt every 40
+items (BATCH). Prints the leak's own rate: iterations per second."""
+import collections
+import sys
+import time
+
+DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 2.4
+LEAK = []
+CACHE = collections.OrderedDict()
+CACHE_SIZE = 120
+
+
+def main():
+    batch = []
+    start = time.monotonic()
+    first = last = None
+    i = 0
+    while time.monotonic() < start + DURATION:
+        LEAK.append(bytes(500))  # MARK:LEAK
+        now = time.monotonic()
+        first = now if first is None else first
+        last = now
+        if i < 3 * CACHE_SIZE:
+            CACHE[i % (2 * CACHE_SIZE)] = bytes(2000)  # MARK:CACHE
+            while len(CACHE) > CACHE_SIZE:
+                CACHE.popitem(last=False)
+        batch.append(bytes(300))  # MARK:BATCH
+        if len(batch) == 40:
+            batch = []
+        i += 1
+        time.sleep(0.004)
+    print("leak %.3f per s" % ((len(LEAK) - 1) / (last - first)))
+
+
+if __name__ == "__main__":
+    main()
