@@ -55,6 +55,8 @@ static const char *snapshot_kind(int kind)
         return "main";
     case PM_SNAP_EXIT:
         return "exit";
+    case PM_SNAP_OOM:
+        return "oom";
     default:
         return "unknown";
     }

@@ -59,6 +59,11 @@ static void usage_run(FILE *out)
           "                           allocated on average (default 512K; K, M, G suffixes);\n"
           "                           totals stay exact, sites are estimates\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
+          "      --oom-snapshot[=PCT] take the snapshot 'oom' and write the capture out when\n"
+          "                           PCT%% of the memory limit is in use (default 90; the\n"
+          "                           cgroup's limit, or the machine's memory); on by default\n"
+          "      --no-oom-snapshot    no such snapshot\n"
+          "      --memory-limit SIZE  the limit, for the process's RSS (K, M, G suffixes)\n"
           "      --python PATH        interpreter for script.py and -m (default python3)\n"
           "  -q, --quiet              no report at the end\n",
           out);
@@ -119,12 +124,13 @@ int pm_run_main(int argc, char **argv)
         {"stack-depth", required_argument, NULL, 'd'}, {"snapshot-every", required_argument, NULL, 's'},
         {"python", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
         {"native", optional_argument, NULL, 'n'}, {"sample", optional_argument, NULL, 'S'}, {"native-depth", required_argument, NULL, 'D'},
-        {"no-python-allocators", no_argument, NULL, 'P'},
+        {"no-python-allocators", no_argument, NULL, 'P'}, {"oom-snapshot", optional_argument, NULL, 'O'},
+        {"no-oom-snapshot", no_argument, NULL, 'N'}, {"memory-limit", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
     const char *native_depth = NULL;
-    char sample[32] = "";
+    char sample[32] = "", oom[8] = "", memory_limit[32] = "";
     bool follow = false, quiet = false, native = false, native_all = false, python_allocators = true;
     int c;
     optind = 1;
@@ -164,6 +170,23 @@ int pm_run_main(int argc, char **argv)
         case 'P':
             python_allocators = false;
             break;
+        case 'O':
+            if (optarg && !whole_number_in("--oom-snapshot", optarg, 1, 99))
+                return 2;
+            snprintf(oom, sizeof oom, "%s", optarg ? optarg : "90");
+            break;
+        case 'N':
+            snprintf(oom, sizeof oom, "0");
+            break;
+        case 'L': {
+            unsigned long long bytes;
+            if (pm_parse_size(optarg, &bytes)) {
+                fprintf(stderr, "pymem run: --memory-limit takes a size (such as 512M, 2G), not '%s'\n", optarg);
+                return 2;
+            }
+            snprintf(memory_limit, sizeof memory_limit, "%llu", bytes);
+            break;
+        }
         case 'D':
             if (!whole_number_in("--native-depth", optarg, 1, 256))
                 return 2;
@@ -290,6 +313,10 @@ operands:
             setenv("PYMEM_SAMPLE", sample, 1);
         else
             unsetenv("PYMEM_SAMPLE");
+        if (*oom)
+            setenv("PYMEM_OOM_SNAPSHOT", oom, 1);
+        if (*memory_limit)
+            setenv("PYMEM_MEMORY_LIMIT", memory_limit, 1);
         execvp(cmd[0], cmd);
         int err = errno;
         (void)!write(sync[1], &err, sizeof err);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "pressure.h"
 #include "pyhooks.h"
 #include "pymem/format.h"
 #include "rawmem.h"
@@ -46,6 +47,8 @@ static struct {
     bool python_allocators; /* record the RAW, MEM and OBJ domains */
     uint64_t sample, sample_seed;
     uint64_t snapshot_every_ns;
+    int oom_percent;       /* 0: no oom snapshot */
+    uint64_t memory_limit; /* 0: the cgroup's or the machine's */
     bool handle_sigterm;
     const char *output; /* NULL, or `output_copy` (absolute) */
     char output_copy[PATH_MAX + 256];
@@ -162,6 +165,15 @@ static void read_config(void)
     const char *every = getenv("PYMEM_SNAPSHOT_EVERY");
     double secs = every ? strtod(every, NULL) : 0;
     C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
+    /* PYMEM_OOM_SNAPSHOT=PERCENT of the memory limit in use that takes the
+     * "oom" snapshot (default 90; 0: none); PYMEM_MEMORY_LIMIT=BYTES: the
+     * limit, for the process's RSS, where pymem cannot see it. */
+    const char *oom = getenv("PYMEM_OOM_SNAPSHOT");
+    C.oom_percent = oom && *oom ? atoi(oom) : 90;
+    if (C.oom_percent < 0 || C.oom_percent > 99)
+        C.oom_percent = 90;
+    const char *limit = getenv("PYMEM_MEMORY_LIMIT");
+    C.memory_limit = limit ? strtoull(limit, NULL, 10) : 0;
     const char *sig = getenv("PYMEM_SIGNALS");
     C.handle_sigterm = !sig || strcmp(sig, "0") != 0;
 }
@@ -345,6 +357,7 @@ static void activate(bool child, bool reexec, bool forked)
     atomic_store(&pm_state, PM_STATE_ON);
     if (!C.key_ok)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
+    pm_pressure_init(C.oom_percent, C.memory_limit);
     pm_writer_start(C.snapshot_every_ns);
     if (C.handle_sigterm) {
         take_signal_if_default(SIGTERM, on_terminate);

@@ -39,6 +39,7 @@
 #include "control.h"
 #include "pymem/control.h"
 #include "pymem/format.h"
+#include "pressure.h"
 #include "rawmem.h"
 #include "sampler.h"
 #include "recorder.h"
@@ -80,6 +81,7 @@ static struct {
     uint64_t snapshot_every_ns;
     uint64_t next_periodic_ns;
     int periodic_taken;
+    int oom_taken;
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .statm_fd = -1};
 
 const char *pm_writer_path(void)
@@ -402,8 +404,17 @@ static void pass(bool final, int end_reason, int end_detail)
     size_t n = 0;
     char token[64], label[256];
     bool requested = false;
+    uint64_t rss = rss_bytes();
     if (!final) {
         uint64_t now = pm_now_ns();
+        /* Near the memory limit: a snapshot, written with everything before
+         * it in this pass, so that it is on disk before an OOM kill. */
+        if (pm_pressure_crossed(monotonic_ns(), rss)) {
+            char oom[32];
+            W.oom_taken++;
+            snprintf(oom, sizeof oom, W.oom_taken > 1 ? "oom-%d" : "oom", W.oom_taken);
+            n += put_snapshot(rec + n, PM_SNAP_OOM, oom);
+        }
         /* A snapshot `pymem snapshot` asked for (control.h): answered once
          * the chunk that holds it is written. */
         requested = pm_control_take(token, sizeof token, label, sizeof label);
@@ -436,7 +447,7 @@ static void pass(bool final, int end_reason, int end_detail)
     rec[n++] = PM_TAG_TICK;
     n += pm_put_varint(rec + n, mark);
     n += pm_put_varint(rec + n, now);
-    n += pm_put_varint(rec + n, rss_bytes());
+    n += pm_put_varint(rec + n, rss);
     n += pm_put_varint(rec + n, pm_rawmem_bytes());
     if (mark_ok) {
         rec[n++] = PM_TAG_WATERMARK;
@@ -880,4 +891,5 @@ void pm_writer_reset_after_fork(void)
     W.meta_len = 0;
     W.snapshots_taken = 0;
     W.periodic_taken = 0;
+    W.oom_taken = 0;
 }

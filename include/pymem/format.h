@@ -177,6 +177,7 @@ enum pm_snapshot_kind {
     PM_SNAP_PERIODIC = 2, /* PYMEM_SNAPSHOT_EVERY */
     PM_SNAP_MAIN = 3,     /* the program's own code starts (startup ends) */
     PM_SNAP_EXIT = 4,     /* interpreter finalisation begins */
+    PM_SNAP_OOM = 5,      /* memory use reached the threshold of its limit (version 3) */
 };
 
 enum pm_end_reason {

@@ -351,6 +351,82 @@ def test_trend(c, tag):
           r.stderr)
 
 
+def memory_cgroup():
+    """A new memory cgroup under this process's own, as (directory, name of
+    its limit file), or None where none can be made (no cgroup write access)."""
+    try:
+        lines = open("/proc/self/cgroup").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        rel = rel.strip("/")
+        if controllers == "" and line.startswith("0:"):
+            base, limit = os.path.join("/sys/fs/cgroup", rel), "memory.max"
+        elif "memory" in controllers.split(","):
+            base, limit = os.path.join("/sys/fs/cgroup/memory", rel), "memory.limit_in_bytes"
+        else:
+            continue
+        d = os.path.join(base, "pymem-test-%d" % os.getpid())
+        try:
+            os.mkdir(d)
+            if not os.path.exists(os.path.join(d, limit)):
+                os.rmdir(d)
+                continue
+            return d, limit
+        except OSError:
+            continue
+    return None
+
+
+def test_oom_snapshot(c, tag):
+    """Near its memory limit the process gets an 'oom' snapshot, on disk
+    before the SIGKILL: what filled memory is found at it."""
+    m = marks("oom.py")
+    out = c.capture("oom.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "oom.py"), "230"], out, PYMEM_MEMORY_LIMIT=200 * 1024 * 1024)
+    kinds = [x["kind"] for x in c.json("snapshots", out)]
+    check(tag + " killed near a given limit: an 'oom' snapshot", r.returncode == -9 and kinds.count("oom") == 1,
+          "%s %s" % (r.returncode, kinds))
+    s = site(c.json("leaks", out, "--at", "oom", "--top", "0")["sites"], m["FILL"], "oom.py")
+    check(tag + " what filled memory is at the 'oom' snapshot: 1 MiB blocks past 90% of 200 MiB",
+          s is not None and s["count"] >= 150 and s["bytes"] >= 150 * 1024 * 1024, json.dumps(s)[:300])
+    out2 = c.capture("oom-off.pmem")
+    c.preload([os.path.join(PROGRAMS, "oom.py"), "100"], out2, PYMEM_MEMORY_LIMIT=50 * 1024 * 1024,
+              PYMEM_OOM_SNAPSHOT=0)
+    snaps = c.json("snapshots", out2)
+    check(tag + " PYMEM_OOM_SNAPSHOT=0: none", all(x["kind"] != "oom" for x in snaps), json.dumps(snaps)[:300])
+    cg = memory_cgroup()
+    if not cg:
+        print("skip  %s oom snapshot in a real cgroup: cannot create one here" % tag)
+        return
+    d, limit = cg
+    try:
+        with open(os.path.join(d, limit), "w") as f:
+            f.write(str(256 * 1024 * 1024))
+        for extra, value in (("memory.memsw.limit_in_bytes", 256 * 1024 * 1024), ("memory.swap.max", 0)):
+            if os.path.exists(os.path.join(d, extra)):
+                with open(os.path.join(d, extra), "w") as f:
+                    f.write(str(value))
+        procs = os.path.join(d, "cgroup.procs")
+        out3 = c.capture("oom-cgroup.pmem")
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        r = subprocess.run([c.python, os.path.join(PROGRAMS, "oom.py"), "2000"], env=c.env(PYMEM_OUTPUT=out3),
+                           capture_output=True, text=True, timeout=120, cwd=c.tmp, preexec_fn=enter)
+        s = site(c.json("leaks", out3, "--at", "oom", "--top", "0")["sites"], m["FILL"], "oom.py")
+        check(tag + " OOM-killed in a cgroup of 256 MiB: the 'oom' snapshot holds the fill (%s blocks)"
+              % (s["count"] if s else 0), r.returncode == -9 and s is not None and s["count"] >= 150,
+              "%s %s" % (r.returncode, json.dumps(s)[:200]))
+    finally:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def test_children_write_beside_the_root(c, tag):
     """A relative -o, and a child that changes directory before its first
     allocation: its capture is still beside its parent's."""
@@ -795,7 +871,7 @@ def main():
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
-            test_unwritable_output,
+            test_unwritable_output, test_oom_snapshot,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE
     every += native.EVERY + oracle.EVERY
