@@ -560,6 +560,83 @@ def test_snapshots_on_request(c, tag):
           and r.stdout.count("snapshot 'all' taken") == 4, r.stdout + r.stderr)
 
 
+def test_gunicorn_staging(c, tag):
+    """gunicorn (Debian's) with 2 sync workers serving a leaky Flask app under
+    pymem run --follow-fork, with load from the test: snapshots of every
+    process by --tree while gunicorn keeps SIGUSR2 for itself, no worker
+    restarted, and the leak found to the request in the merged report."""
+    import socket
+    import urllib.request
+    if not os.path.exists("/usr/bin/gunicorn"):
+        print("skip  %s gunicorn staging test: gunicorn is not installed" % tag)
+        return
+    m = marks("flask_app.py")
+    folder = os.path.join(c.tmp, "gunicorn")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    root = os.path.join(folder, "gunicorn.pmem")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = os.path.join(folder, "gunicorn.log")
+    run = subprocess.Popen([c.pymem, "run", "--python", "/usr/bin/python3", "-q", "--follow-fork", "-o", root,
+                            "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:%d" % port, "--chdir", PROGRAMS,
+                            "--error-logfile", log, "--log-level", "info", "flask_app:app"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def get(path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+            return r.read()
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                get("/ok")
+                break
+            except OSError:
+                if time.time() > deadline or run.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        master = int(subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout.split()[0])
+        for _ in range(300):
+            get("/leak")
+        r1 = c.analyze("snapshot", "--tree", str(master), "--label", "mid", check=False)
+        for _ in range(200):
+            get("/leak")
+            get("/ok")
+        r2 = c.analyze("snapshot", "--tree", str(master), "--label", "late", check=False)
+        get("/ok")
+    finally:
+        run.send_signal(signal.SIGTERM)
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+    check(tag + " gunicorn: snapshot --tree takes the master and its 2 workers, twice",
+          r1.returncode == 0 and r1.stdout.count("snapshot 'mid' taken") == 3 and r2.returncode == 0
+          and r2.stdout.count("snapshot 'late' taken") == 3, r1.stdout + r1.stderr + r2.stdout + r2.stderr)
+    text = open(log).read()
+    check(tag + " gunicorn: no worker restarted or killed, SIGUSR2 left to gunicorn",
+          text.count("Booting worker") == 2 and "WORKER TIMEOUT" not in text and "exited with code" not in text
+          and "Handling signal: usr2" not in text, text[-800:])
+    summ = c.json("summary", root, "--merge")
+    roles = sorted(p["role"] for p in summ["processes"])
+    check(tag + " gunicorn: a capture for the master and each worker, all Python, all ended",
+          roles == ["fork", "fork", "root"] and all(p["python"] and p["end"] == "exit" for p in summ["processes"]),
+          json.dumps(summ["processes"])[:600])
+    leaks = c.json("leaks", root, "--merge", "--top", "0")
+    s = site(leaks["sites"], m["LEAK"], "flask_app.py")
+    objects = s["domains"].get("pyobj", {}) if s else {}
+    check(tag + " gunicorn: the leak to the request, 500 blocks of 1000 bytes over the workers",
+          objects.get("count") == 500 and objects.get("bytes") == 500 * (1000 + BYTES_HEADER)
+          and len(s["processes"]) == 2, json.dumps(s)[:500])
+    d = c.json("diff", root, "mid", "late", "--merge", "--top", "0", "--domain", "pyobj")
+    g = site(d["sites"], m["LEAK"], "flask_app.py")
+    grown = sum(p["bytes_diff"] for p in g["processes"]) if g else 0
+    check(tag + " gunicorn: growth between the two snapshots: 200 requests' worth",
+          grown == 200 * (1000 + BYTES_HEADER) and d["skipped"] == 0, json.dumps(g)[:400])
+
+
 def test_sigkill_leaves_readable_prefix(c, tag):
     m = marks("sleeper.py")
     out = c.capture("killed.pmem")
@@ -871,7 +948,7 @@ def main():
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
-            test_unwritable_output, test_oom_snapshot,
+            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE
     every += native.EVERY + oracle.EVERY
