@@ -190,6 +190,8 @@ int pm_combined_add(struct pm_combined *m, const struct pm_capture *c, const str
             x->phase_bytes[p] += y->phase_bytes[p];
             x->phase_count[p] += y->phase_count[p];
         }
+        x->var += y->var;
+        x->samples += y->samples;
         /* The representative stack is the one of the process where the site
          * weighs most (grows most, in a diff). */
         int64_t weight = m->kind == PM_REPORT_DIFF ? y->bytes[1] - y->bytes[0] : y->bytes[1];
@@ -320,6 +322,11 @@ static void report_json(FILE *out, const struct pm_combined *m, size_t n)
         if (m->kind == PM_REPORT_DIFF)
             fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64, x->bytes[1] - x->bytes[0],
                     x->count[1] - x->count[0]);
+        else if (x->var > 0) {
+            double lo, hi;
+            pm_interval(x->bytes[1], x->var, &lo, &hi);
+            fprintf(out, ", \"samples\": %" PRId64 ", \"bytes_low\": %.0f, \"bytes_high\": %.0f", x->samples, lo, hi);
+        }
         fputs(", \"phase\": ", out);
         pm_json_str(out, pm_phase_name(x->phase));
         fputs(", \"domains\": {", out);

@@ -47,6 +47,8 @@ struct pm_combined_site {
     int64_t bytes[2], count[2];
     int64_t domain_bytes[PM_DOMAIN_COUNT], domain_count[PM_DOMAIN_COUNT];
     int64_t phase_bytes[PM_PHASE_COUNT], phase_count[PM_PHASE_COUNT];
+    double var;      /* sampled captures: the processes' variances summed */
+    int64_t samples;
     char *stack_text, *stack_json; /* from the process with most bytes there */
     int64_t stack_bytes;
     struct pm_share *shares;

@@ -44,7 +44,7 @@ static int rehash(struct pm_point *p)
 }
 
 int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
-                 int sign)
+                 double var, int sign)
 {
     if ((p->n + 1) * 2 > p->index_cap && rehash(p))
         return -1;
@@ -54,12 +54,14 @@ int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early,
         if (t->stack == stack && t->domain == domain && t->early == early) {
             t->bytes += sign * bytes;
             t->count += sign * count;
+            t->var += sign * var;
+            t->samples += sign;
             return 0;
         }
     }
     if (pm_grow(&p->v, &p->cap, sizeof *p->v, p->n + 1, 256))
         return -1;
-    p->v[p->n] = (struct pm_point_total){stack, domain, early, sign * bytes, sign * count};
+    p->v[p->n] = (struct pm_point_total){stack, domain, early, sign * bytes, sign * count, sign * var, sign};
     p->index[s] = (uint32_t)++p->n;
     return 0;
 }

@@ -23,6 +23,8 @@ struct pm_point_total {
     uint8_t domain;
     uint8_t early; /* allocated before the `main` snapshot (start-up) */
     double bytes, count;
+    double var;      /* sampled capture: variance of the bytes' estimate */
+    int64_t samples; /* recorded blocks behind the estimate */
 };
 
 struct pm_point {
@@ -36,9 +38,10 @@ struct pm_point {
 
 /* Moves the point to `seq` and forgets what was summed for the old one. */
 void pm_point_reset(struct pm_point *p, uint64_t seq, uint64_t time_ns);
-/* Adds `sign` times (bytes, count) to the totals of (stack, domain, early). */
+/* Adds `sign` times (bytes, count, var, one sample) to the totals of
+ * (stack, domain, early). */
 int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
-                 int sign);
+                 double var, int sign);
 void pm_point_free(struct pm_point *p);
 
 #endif

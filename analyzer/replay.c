@@ -17,6 +17,17 @@ double pm_estimate_count(uint64_t sample_bytes, uint64_t size)
     return 1 / -expm1(-(double)size / (double)sample_bytes);
 }
 
+double pm_estimate_var(uint64_t sample_bytes, uint64_t size)
+{
+    if (!sample_bytes || !size)
+        return 0;
+    /* Horvitz-Thompson: a block kept with probability q stands for size/q;
+     * the variance of that term, estimated from the sample, is
+     * (size/q)^2 (1 - q). */
+    double est = (double)size * pm_estimate_count(sample_bytes, size);
+    return est * est * exp(-(double)size / (double)sample_bytes);
+}
+
 uint64_t pm_estimate_bytes(uint64_t sample_bytes, uint64_t size)
 {
     if (!sample_bytes)
@@ -53,7 +64,7 @@ static int observe(void *ctx, const struct pm_live_entry *e, int sign)
         struct pm_point *p = points[i];
         if (p && p->set && e->seq <= p->seq &&
             pm_point_add(p, e->stack, e->domain, early, (double)pm_estimate_bytes(R, e->size),
-                         pm_estimate_count(R, e->size), sign))
+                         pm_estimate_count(R, e->size), pm_estimate_var(R, e->size), sign))
             return -1;
     }
     return 0;

@@ -77,5 +77,9 @@ uint64_t pm_estimate_bytes(uint64_t sample_bytes, uint64_t size);
  * are cut in pieces), so they weigh 1. */
 uint64_t pm_sample_rate(uint64_t sample_bytes, int domain);
 double pm_estimate_count(uint64_t sample_bytes, uint64_t size);
+/* The variance of pm_estimate_bytes's figure for one recorded block (0 in
+ * an exact capture): summed over a site's blocks, it gives the site's 95%
+ * interval, +/- 1.96 standard deviations. */
+double pm_estimate_var(uint64_t sample_bytes, uint64_t size);
 
 #endif

@@ -11,6 +11,13 @@
 
 #define domain_names pm_domain_names
 
+void pm_interval(int64_t bytes, double var, double *lo, double *hi)
+{
+    double half = 1.96 * sqrt(var > 0 ? var : 0);
+    *lo = (double)bytes - half > 0 ? (double)bytes - half : 0;
+    *hi = (double)bytes + half;
+}
+
 const char *pm_human_bytes(char *buf, size_t cap, double bytes)
 {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -332,6 +339,12 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             fprintf(out, ", \"line\": %u, \"function\": ", x->line);
             pm_json_str(out, pm_stacks_string(&c->stacks, x->func));
             fprintf(out, ", \"bytes\": %" PRId64 ", \"count\": %" PRId64, x->bytes[1], x->count[1]);
+            if (c->sample_bytes && h->kind != PM_REPORT_DIFF) {
+                double lo, hi;
+                pm_interval(x->bytes[1], x->var, &lo, &hi);
+                fprintf(out, ", \"samples\": %" PRId64 ", \"bytes_low\": %.0f, \"bytes_high\": %.0f, \"few_samples\": %s",
+                        x->samples, lo, hi, x->samples < PM_FEW_SAMPLES ? "true" : "false");
+            }
             if (h->kind == PM_REPORT_DIFF)
                 fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64,
                         x->bytes[1] - x->bytes[0], x->count[1] - x->count[0]);
@@ -401,7 +414,14 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             fprintf(out, "%4zu. %12s (%+" PRId64 " blocks), now %s in %" PRId64 " blocks", i + 1, signed_diff,
                     x->count[1] - x->count[0], pm_human_bytes(b2, sizeof b2, (double)x->bytes[1]), x->count[1]);
         }
-        else
+        else if (c->sample_bytes) {
+            double lo, hi;
+            pm_interval(x->bytes[1], x->var, &lo, &hi);
+            fprintf(out, "%4zu. %12s (+/- %s, %" PRId64 " sample%s%s) in %" PRId64 " blocks", i + 1,
+                    pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]), pm_human_bytes(b2, sizeof b2, hi - x->bytes[1]),
+                    x->samples, x->samples == 1 ? "" : "s", x->samples < PM_FEW_SAMPLES ? ": too few to trust" : "",
+                    x->count[1]);
+        } else
             fprintf(out, "%4zu. %12s in %" PRId64 " blocks", i + 1, pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]),
                     x->count[1]);
         if (s->by == PM_BY_FILENAME || !x->file)

@@ -37,6 +37,12 @@ const char *pm_report_end_reason(const struct pm_capture *c);
 void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames);
 void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node);
 
+/* A sampled site's 95% interval, from its estimate and the estimate's
+ * variance (normal approximation, clipped at 0). Fewer recorded blocks than
+ * PM_FEW_SAMPLES make it too rough to trust (relative error over ~30%). */
+#define PM_FEW_SAMPLES 10
+void pm_interval(int64_t bytes, double var, double *lo, double *hi);
+
 /* "12.3 MiB" style, into `buf`. */
 const char *pm_human_bytes(char *buf, size_t cap, double bytes);
 

@@ -18,6 +18,8 @@ struct stack_total {
     uint8_t domain;
     uint64_t bytes;
     double count; /* blocks: estimated in a sampled capture */
+    double var;   /* sampled capture: variance of `bytes` */
+    int64_t samples;
 };
 
 void pm_sites_init(struct pm_sites *s, enum pm_group by)
@@ -90,9 +92,9 @@ static uint64_t site_hash_at(void *ctx, size_t i)
 }
 
 static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t bytes,
-                           double blocks)
+                           double blocks, double var, int64_t samples)
 {
-    struct stack_total key = {stack, phase, domain, 0, 0};
+    struct stack_total key = {stack, phase, domain, 0, 0, 0, 0};
     if ((s->st_n + 1) * 2 > s->st_index_cap &&
         grow_index(&s->st_index, &s->st_index_cap, s->st_n, st_hash_at, s))
         return -1;
@@ -102,6 +104,8 @@ static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, ui
         if (t->stack == stack && t->phase == phase && t->domain == domain) {
             t->bytes += bytes;
             t->count += blocks;
+            t->var += var;
+            t->samples += samples;
             return 0;
         }
     }
@@ -109,6 +113,8 @@ static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, ui
         return -1;
     key.bytes = bytes;
     key.count = blocks;
+    key.var = var;
+    key.samples = samples;
     s->st[s->st_n++] = key;
     s->st_index[slot] = (uint32_t)s->st_n;
     return 0;
@@ -152,7 +158,8 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         uint64_t rate = pm_sample_rate(s->sample_bytes, domain);
         uint32_t stack = pm_stacks_view(stacks, e->stack, s->view);
         if (add_stack_total(s, stack, phase_of(stacks, e->stack, e->seq < main_seq), domain,
-                            pm_estimate_bytes(rate, e->size), pm_estimate_count(rate, e->size)))
+                            pm_estimate_bytes(rate, e->size), pm_estimate_count(rate, e->size),
+                            pm_estimate_var(rate, e->size), 1))
             return -1;
     }
     for (size_t i = 0; p && i < p->n; i++) {
@@ -162,7 +169,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
             continue;
         uint32_t stack = pm_stacks_view(stacks, t->stack, s->view);
         if (add_stack_total(s, stack, phase_of(stacks, t->stack, t->early && main_seq), domain,
-                            (uint64_t)llround(t->bytes), t->count))
+                            (uint64_t)llround(t->bytes), t->count, t->var, t->samples))
             return -1;
     }
     for (size_t i = 0; i < s->st_n; i++) {
@@ -193,6 +200,8 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
             x->domain_bytes[t->domain] += (int64_t)t->bytes;
             x->domain_count[t->domain] += llround(t->count);
             x->phase_bytes[t->phase] += (int64_t)t->bytes;
+            x->var += t->var;
+            x->samples += t->samples;
             x->phase_count[t->phase] += llround(t->count);
             if (t->phase == PM_PHASE_IMPORT && (t->bytes > x->import_stack_bytes || !x->import_stack)) {
                 x->import_stack = t->stack;

@@ -32,6 +32,8 @@ struct pm_site {
     int64_t bytes[2], count[2];
     int64_t domain_bytes[PM_DOMAIN_COUNT], domain_count[PM_DOMAIN_COUNT]; /* slot 1 */
     int64_t phase_bytes[PM_PHASE_COUNT], phase_count[PM_PHASE_COUNT];     /* slot 1 */
+    double var;      /* slot 1, sampled capture: variance of bytes[1] */
+    int64_t samples; /* slot 1: recorded blocks behind it */
     uint32_t import_stack;     /* the stack holding most of its import-time bytes */
     uint64_t import_stack_bytes;
 };

@@ -22,6 +22,7 @@ def test_sampled_leak_estimate(c, tag):
     # size^2 * n * (1 - p) / p.
     sd = size * math.sqrt(n * (1 - p) / p)
     estimates = []
+    covered = 0
     worst = 0.0
     for seed in range(1, SEEDS + 1):
         out = c.capture("sampled-%d.pmem" % seed)
@@ -31,8 +32,11 @@ def test_sampled_leak_estimate(c, tag):
             check(tag + " sampled leak.py runs", False, r.stderr)
             return
         leaks = c.json("leaks", out, "--top", "0")
-        est = sum(s["bytes"] for s in leaks["sites"] if s["line"] == m["LEAK"] and s["file"].endswith("leak.py"))
+        here = [s for s in leaks["sites"] if s["line"] == m["LEAK"] and s["file"].endswith("leak.py")]
+        est = sum(s["bytes"] for s in here)
         estimates.append(est)
+        if len(here) == 1 and here[0]["bytes_low"] <= truth <= here[0]["bytes_high"]:
+            covered += 1
         worst = max(worst, abs(est - truth) / sd)
     mean = sum(estimates) / len(estimates)
     se = sd / math.sqrt(len(estimates))
@@ -40,6 +44,10 @@ def test_sampled_leak_estimate(c, tag):
           "(%d vs %d B, se %d)" % (SEEDS, mean, truth, se), abs(mean - truth) < 4 * se, str(estimates))
     check(tag + " sampled: every run within 5 standard deviations (worst %.2f)" % worst, worst < 5,
           str(estimates))
+    # 95% intervals: at least 33 of 40 hold the truth unless something is
+    # wrong (binomial, 1% below that), and not all of 40 by width alone.
+    check(tag + " sampled: the site's 95%% interval holds the truth in %d of %d runs" % (covered, SEEDS),
+          covered >= SEEDS - 7, str(estimates))
     spread = math.sqrt(sum((e - mean) ** 2 for e in estimates) / (len(estimates) - 1))
     check(tag + " sampled: the spread of the estimates matches the variance (%.0f vs %.0f)" % (spread, sd),
           0.5 * sd < spread < 1.6 * sd, str(estimates))
