@@ -29,6 +29,7 @@ struct pm_point_total {
 
 struct pm_point {
     bool set;
+    bool halved; /* a sampled capture's peak: weights of pm_estimate_halved */
     uint64_t seq, time_ns;
     struct pm_point_total *v;
     size_t n, cap;

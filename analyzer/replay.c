@@ -17,6 +17,26 @@ double pm_estimate_count(uint64_t sample_bytes, uint64_t size)
     return 1 / -expm1(-(double)size / (double)sample_bytes);
 }
 
+void pm_estimate_halved(uint64_t sample_bytes, uint64_t addr, uint64_t size, double *bytes, double *count,
+                        double *var)
+{
+    if (!pm_halves_split(sample_bytes, size)) {
+        *bytes = (double)pm_estimate_bytes(sample_bytes, size);
+        *count = pm_estimate_count(sample_bytes, size);
+        *var = pm_estimate_var(sample_bytes, size);
+        return;
+    }
+    if (!pm_half(addr)) {
+        *bytes = *count = *var = 0;
+        return;
+    }
+    /* kept with probability q/2: stands for 2 size/q, variance (2 size/q)^2 (1 - q/2) */
+    double n = 2 * pm_estimate_count(sample_bytes, size);
+    *bytes = (double)size * n;
+    *count = n;
+    *var = *bytes * *bytes * (1 - 0.5 * -expm1(-(double)size / (double)sample_bytes));
+}
+
 double pm_estimate_var(uint64_t sample_bytes, uint64_t size)
 {
     if (!sample_bytes || !size)
@@ -62,12 +82,53 @@ static int observe(void *ctx, const struct pm_live_entry *e, int sign)
     bool early = !r->main_seen || e->seq < r->main_seq;
     for (int i = 0; i < 2; i++) {
         struct pm_point *p = points[i];
-        if (p && p->set && e->seq <= p->seq &&
-            pm_point_add(p, e->stack, e->domain, early, (double)pm_estimate_bytes(R, e->size),
-                         pm_estimate_count(R, e->size), pm_estimate_var(R, e->size), sign))
+        if (!p || !p->set || e->seq > p->seq)
+            continue;
+        double bytes = (double)pm_estimate_bytes(R, e->size), count = pm_estimate_count(R, e->size),
+               var = pm_estimate_var(R, e->size);
+        if (p->halved)
+            pm_estimate_halved(R, e->addr, e->size, &bytes, &count, &var);
+        if (count > 0 && pm_point_add(p, e->stack, e->domain, early, bytes, count, var, sign))
             return -1;
     }
     return 0;
+}
+
+/* A sampled capture's running sums by half (pm_half); `sign` +1 or -1. */
+static void track_halves(struct pm_replay *r, uint64_t addr, uint64_t size, int domain, int sign)
+{
+    uint64_t R = rate(r->cap, domain);
+    if (!r->cap->sample_bytes)
+        return;
+    if (!pm_halves_split(R, size))
+        r->t.live_whole += sign * (double)pm_estimate_bytes(R, size);
+    else
+        r->t.live_half[pm_half(addr)] += sign * (double)pm_estimate_bytes(R, size);
+}
+
+/* A new high-water mark. Sampled: of half 0's estimate, measured by half 1's
+ * (pm_half). */
+static void check_peak(struct pm_replay *r, uint64_t seq)
+{
+    struct pm_totals *t = &r->t;
+    if (r->cap->sample_bytes) {
+        double a = t->live_whole + 2 * t->live_half[0];
+        if (a <= t->peak_half0)
+            return;
+        t->peak_half0 = a;
+        double b = t->live_whole + 2 * t->live_half[1];
+        t->peak_bytes = b > 0 ? (uint64_t)llround(b) : 0;
+    } else if (t->live_bytes > t->peak_bytes) {
+        t->peak_bytes = t->live_bytes;
+    } else {
+        return;
+    }
+    t->peak_seq = seq;
+    t->peak_time_ns = t->now_ns;
+    if (r->track_peak) {
+        pm_point_reset(&r->peak, seq, t->now_ns);
+        r->peak.halved = r->cap->sample_bytes != 0; /* known once META is read */
+    }
 }
 
 static int fire_stops(struct pm_replay *r, uint64_t before_seq)
@@ -100,6 +161,7 @@ static int apply(void *ctx, const struct pm_event *ev)
             /* Its free was never seen (made where pymem cannot record). */
             t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
             t->live_count -= blocks(rate(r->cap, old.domain), old.size);
+            track_halves(r, old.addr, old.size, old.domain, -1);
         }
         if (ev->domain == PM_DOMAIN_MMAP && pm_ranges_add(&r->mappings, ev->addr, ev->size)) {
             snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
@@ -112,13 +174,8 @@ static int apply(void *ctx, const struct pm_event *ev)
         t->domain_bytes[ev->domain] += pm_estimate_bytes(R, ev->size);
         t->live_bytes += pm_estimate_bytes(R, ev->size);
         t->live_count += blocks(R, ev->size);
-        if (t->live_bytes > t->peak_bytes) {
-            t->peak_bytes = t->live_bytes;
-            t->peak_seq = ev->seq;
-            t->peak_time_ns = t->now_ns;
-            if (r->track_peak)
-                pm_point_reset(&r->peak, ev->seq, t->now_ns);
-        }
+        track_halves(r, ev->addr, ev->size, ev->domain, 1);
+        check_peak(r, ev->seq);
         break;
     }
     case PM_EV_FREE:
@@ -126,6 +183,7 @@ static int apply(void *ctx, const struct pm_event *ev)
             t->frees++;
             t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
             t->live_count -= blocks(rate(r->cap, old.domain), old.size);
+            track_halves(r, old.addr, old.size, old.domain, -1);
         } else {
             t->unmatched_frees++;
         }
@@ -159,6 +217,8 @@ static int apply(void *ctx, const struct pm_event *ev)
             return -1;
         }
         t->live_bytes -= bytes;
+        if (r->cap->sample_bytes)
+            t->live_whole -= (double)bytes;
         /* Mappings weigh 1 even in sampled captures: the table's change in
          * size is the change in live blocks (a hole makes one mapping two). */
         t->live_count += (uint64_t)r->live.count - (uint64_t)live_before;

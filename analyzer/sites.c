@@ -157,9 +157,12 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         uint8_t domain = e->domain < PM_DOMAIN_COUNT ? e->domain : 0;
         uint64_t rate = pm_sample_rate(s->sample_bytes, domain);
         uint32_t stack = pm_stacks_view(stacks, e->stack, s->view);
-        if (add_stack_total(s, stack, phase_of(stacks, e->stack, e->seq < main_seq), domain,
-                            pm_estimate_bytes(rate, e->size), pm_estimate_count(rate, e->size),
-                            pm_estimate_var(rate, e->size), 1))
+        double bytes = (double)pm_estimate_bytes(rate, e->size), count = pm_estimate_count(rate, e->size),
+               var = pm_estimate_var(rate, e->size);
+        if (p && p->halved)
+            pm_estimate_halved(rate, e->addr, e->size, &bytes, &count, &var);
+        if (count > 0 && add_stack_total(s, stack, phase_of(stacks, e->stack, e->seq < main_seq), domain,
+                                         (uint64_t)llround(bytes), count, var, 1))
             return -1;
     }
     for (size_t i = 0; p && i < p->n; i++) {
