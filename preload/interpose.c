@@ -293,10 +293,14 @@ PM_EXPORT void _Exit(int status)
 /* pymem's SIGTERM and SIGHUP handlers stand in for the default action:
  * asked for the current handler, the program (Python's signal module, at
  * start-up and in signal.getsignal) is told SIG_DFL, as without pymem. A
- * handler the program installs replaces pymem's for good. */
+ * handler the program installs replaces pymem's, until the program sets the
+ * default again. */
 PM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     pm_real_resolve();
+    struct sigaction stand_in;
+    if (pm_lifecycle_stand_in(sig, act, &stand_in))
+        act = &stand_in;
     int rc = pm_real.sigaction(sig, act, old);
     if (rc == 0 && old && !(old->sa_flags & SA_SIGINFO) && pm_lifecycle_owns_handler(old->sa_handler)) {
         old->sa_handler = SIG_DFL;
@@ -309,6 +313,9 @@ PM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 PM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
     pm_real_resolve();
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, stand_in;
+    if (handler == SIG_DFL && pm_lifecycle_stand_in(sig, &dfl, &stand_in))
+        handler = stand_in.sa_handler;
     sighandler_t old = pm_real.signal(sig, handler);
     return pm_lifecycle_owns_handler(old) ? SIG_DFL : old;
 }

@@ -80,7 +80,8 @@ static void on_terminate(int sig)
     int saved = errno;
     if (getpid() == C.pid)
         pm_writer_finish(PM_END_SIGNAL, sig);
-    signal(sig, SIG_DFL);
+    /* Not through pymem's own signal(), which would put this handler back. */
+    pm_real.signal(sig, SIG_DFL);
     raise(sig);
     errno = saved;
 }
@@ -103,6 +104,25 @@ static void take_signal_if_default(int sig, void (*handler)(int))
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, NULL);
+}
+
+static void take_default_signals(void)
+{
+    if (!C.handle_sigterm)
+        return;
+    take_signal_if_default(SIGTERM, on_terminate);
+    take_signal_if_default(SIGHUP, on_terminate);
+}
+
+bool pm_lifecycle_stand_in(int sig, const struct sigaction *act, struct sigaction *out)
+{
+    if (!C.handle_sigterm || (sig != SIGTERM && sig != SIGHUP) || !act || act->sa_handler != SIG_DFL ||
+        (act->sa_flags & SA_SIGINFO) || atomic_load(&pm_state) != PM_STATE_ON || getpid() != C.pid)
+        return false;
+    *out = *act;
+    out->sa_handler = on_terminate;
+    out->sa_flags |= SA_RESTART;
+    return true;
 }
 
 static bool env_flag(const char *name)
@@ -359,10 +379,7 @@ static void activate(bool child, bool reexec, bool forked)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
     pm_pressure_init(C.oom_percent, C.memory_limit);
     pm_writer_start(C.snapshot_every_ns);
-    if (C.handle_sigterm) {
-        take_signal_if_default(SIGTERM, on_terminate);
-        take_signal_if_default(SIGHUP, on_terminate);
-    }
+    take_default_signals();
     if (!C.at_fork_registered)
         C.at_fork_registered = pthread_atfork(NULL, NULL, at_fork_child) == 0;
     if (!C.on_exit_registered)

@@ -28,6 +28,16 @@ void pm_lifecycle_exec_failed(void);
  * program had left the default: the program is told it is still SIG_DFL. */
 int pm_lifecycle_owns_handler(void (*handler)(int));
 
+/* Where SIGTERM and SIGHUP are at their default action, pymem's handler
+ * stands in for it and ends the capture first (PYMEM_SIGNALS=0: never): at
+ * start, and whenever the program puts the default back, as Python's
+ * finalisation does for the handlers a program installed (a server's
+ * worker, terminated twice, dies in the middle of its finalisation). For
+ * the sigaction hook: true, with the action to install in *out, when `act`
+ * sets the default of such a signal in the recording process. */
+struct sigaction;
+bool pm_lifecycle_stand_in(int sig, const struct sigaction *act, struct sigaction *out);
+
 /* A thread took its first buffer: arrange to hear of its exit. */
 void pm_lifecycle_thread_started(struct pm_buffer *b);
 

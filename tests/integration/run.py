@@ -120,7 +120,7 @@ def test_exit_paths(c, tag):
     m = marks("leak.py")
     cases = [("normal", 0, "exit"), ("sys_exit", 3, "exit"), ("os_exit", 5, "_exit"),
              ("exception", 1, "exit"), ("keyboard_interrupt", -signal.SIGINT, "exit"),
-             ("sigterm", -signal.SIGTERM, "signal")]
+             ("sigterm", -signal.SIGTERM, "signal"), ("sigterm_restored", -signal.SIGTERM, "signal")]
     for mode, rc, end in cases:
         plain = subprocess.run([c.python, os.path.join(PROGRAMS, "leak.py"), mode], capture_output=True,
                                text=True, cwd=c.tmp)

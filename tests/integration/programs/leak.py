@@ -39,6 +39,14 @@ def main():
         import os, signal
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGTERM)
+    if mode == "sigterm_restored":
+        # A handler of the program's, then the default put back (as Python's
+        # finalisation does for a server's workers), then the signal.
+        import os, signal
+        signal.signal(signal.SIGTERM, lambda *a: None)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 if __name__ == "__main__":
