@@ -2,11 +2,14 @@
  * capture: record decoding and the sequence-ordered replay (contract in
  * capture.h; the encodings are drawn in include/pymem/format.h).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "capture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "grow.h"
 #include "merge.h"
@@ -340,8 +343,45 @@ void pm_capture_close(struct pm_capture *c)
     c->streams = NULL;
 }
 
+/* Progress on a terminal, for captures that take a while to read (over
+ * PROGRESS_BYTES): a percentage on stderr at most every quarter second, wiped
+ * at the end. Never when stderr is a file or a pipe. */
+#define PROGRESS_BYTES (64u << 20)
+
+struct progress {
+    bool on;
+    uint64_t next_ns;
+    int pass;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void progress_show(struct progress *p, const struct pm_capture *c)
+{
+    uint64_t now = now_ns();
+    if (!p->on || now < p->next_ns)
+        return;
+    p->next_ns = now + 250000000u;
+    fprintf(stderr, "\rpymem: reading %s (pass %d): %3d%%", c->path, p->pass,
+            (int)(100 * c->reader.offset / c->reader.file_size));
+}
+
+static void progress_end(const struct progress *p)
+{
+    if (p->on)
+        fputs("\r\033[K", stderr);
+}
+
 int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
 {
+    struct progress prog = {.on = c->reader.file_size >= PROGRESS_BYTES && isatty(STDERR_FILENO),
+                            .pass = ++c->passes};
+    prog.next_ns = now_ns() + 500000000u;
     if (pm_reader_rewind(&c->reader)) {
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);
         return -1;
@@ -355,6 +395,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     struct pm_chunk ch;
     int rc;
     while ((rc = pm_reader_next(&c->reader, &ch)) == 1) {
+        progress_show(&prog, c);
         if (ch.len == 0)
             continue; /* nothing in it (and no buffer behind it yet) */
         struct cursor k = {ch.data, ch.data + ch.len};
@@ -372,6 +413,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
         if (decode_records(c, &k, st, ch.kind == PM_CHUNK_EVENTS ? ch.stream : 0, fn, ctx))
             return -1;
     }
+    progress_end(&prog);
     if (rc < 0) {
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);
         return -1;

@@ -86,6 +86,7 @@ struct pm_capture {
     struct pm_stream_state *streams;
     uint32_t stream_cap;
     struct pm_merge merge;
+    int passes; /* replays so far (the progress line counts them) */
     char error[600];
 };
 

@@ -36,14 +36,17 @@ static void warn_truncated(const struct pm_capture *c, const char *path)
                 path, (unsigned long long)c->reader.offset);
 }
 
-/* Opens `path` and runs the first pass: with `peak` and/or `exit`, one that
- * also keeps what those points saw (point.h). On failure prints the error. */
-static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *path, bool peak, bool exit)
+/* Opens `path` and runs the first pass: with `peak`, `exit` or `names`, one
+ * that also keeps what those points saw (point.h). On failure prints the
+ * error. */
+static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *path, bool peak, bool exit,
+                      const char *const *names, int count)
 {
     memset(r, 0, sizeof *r);
     if (pm_capture_open(c, path))
         return error(c);
-    if (peak || exit ? pm_replay_points(r, c, peak, exit) : pm_replay_run(r, c, NULL, 0, NULL, NULL))
+    if (peak || exit || count ? pm_replay_named(r, c, peak, exit, names, count)
+                              : pm_replay_run(r, c, NULL, 0, NULL, NULL))
         return error(c);
     warn_truncated(c, path);
     return 0;
@@ -171,13 +174,13 @@ struct session {
 
 /* `o` is NULL for reports that show no stacks; otherwise native frames are
  * named before the sites are collected. `peak`/`exit`: keep those points. */
-static int session_open_points(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o,
-                               bool peak, bool exit)
+static int session_open_named(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o,
+                              bool peak, bool exit, const char *const *names, int count)
 {
     pm_sites_init(&s->sites, by);
     if (o)
         pm_sites_filter(&s->sites, o->view, o->domains);
-    int rc = first_pass(&s->c, &s->r, path, peak, exit);
+    int rc = first_pass(&s->c, &s->r, path, peak, exit, names, count);
     if (o && o->wrappers)
         pm_stacks_set_wrappers(&s->c.stacks, o->wrappers);
     s->t = s->r.t;
@@ -189,9 +192,32 @@ static int session_open_points(struct session *s, const char *path, enum pm_grou
     return rc;
 }
 
+static int session_open_points(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o,
+                               bool peak, bool exit)
+{
+    return session_open_named(s, path, by, o, peak, exit, NULL, 0);
+}
+
 static int session_open(struct session *s, const char *path, enum pm_group by, const struct pm_opts *o)
 {
     return session_open_points(s, path, by, o, false, false);
+}
+
+/* The point the first pass kept at `seq` (the end for UINT64_MAX), or NULL. */
+static const struct pm_point *kept_point(const struct session *s, uint64_t seq)
+{
+    static const struct pm_point end = {.set = true, .seq = UINT64_MAX};
+    return seq == UINT64_MAX ? &end : pm_replay_point_at(&s->r, seq);
+}
+
+/* Sites at a point the first pass kept, into slot `slot` of `sites`. */
+static int collect_point_in(struct session *s, struct pm_sites *sites, const struct pm_point *p, int slot)
+{
+    if (pm_sites_collect_point(sites, &s->c.stacks, &s->r.live, p, snapshot_seq(&s->c, PM_SNAP_MAIN, 0), slot)) {
+        fprintf(stderr, "pymem: %s: out of memory\n", s->c.path);
+        return 1;
+    }
+    return 0;
 }
 
 /* Sites at a point the first pass kept, into slot 1 of `sites`. */
@@ -316,12 +342,21 @@ int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
 {
     struct session s;
     struct point a, b;
-    int rc = session_open(&s, path, o->by, o);
+    /* The two points are kept by the first pass; one it could not keep (a
+     * name it did not know as such) takes a second pass. */
+    const char *names[2] = {o->from, o->to};
+    bool peak = !strcmp(o->from, "peak") || !strcmp(o->to, "peak");
+    int rc = session_open_named(&s, path, o->by, o, peak, false, names, 2);
     if (!rc)
         rc = resolve(&s.c, &s.t, o->from, &a, o);
     if (!rc)
         rc = resolve(&s.c, &s.t, o->to, &b, o);
-    if (!rc) {
+    const struct pm_point *pa = rc ? NULL : kept_point(&s, a.seq), *pb = rc ? NULL : kept_point(&s, b.seq);
+    if (!rc && pa && pb) {
+        rc = collect_point_in(&s, &s.sites, pa, 0);
+        if (!rc)
+            rc = collect_point_in(&s, &s.sites, pb, 1);
+    } else if (!rc) {
         uint64_t seqs[2] = {a.seq, b.seq};
         struct target targets[2] = {{&s.sites, 0}, {&s.sites, 1}};
         rc = collect_at(&s.c, seqs, targets, 2);

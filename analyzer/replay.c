@@ -77,13 +77,12 @@ static uint64_t rate(const struct pm_capture *c, int domain)
 static int observe(void *ctx, const struct pm_live_entry *e, int sign)
 {
     struct pm_replay *r = ctx;
-    struct pm_point *points[2] = {r->track_peak ? &r->peak : NULL, r->track_exit ? &r->exit : NULL};
-    uint64_t R = rate(r->cap, e->domain);
-    bool early = !r->main_seen || e->seq < r->main_seq;
-    for (int i = 0; i < 2; i++) {
-        struct pm_point *p = points[i];
-        if (!p || !p->set || e->seq > p->seq)
+    for (int i = 0; i < r->point_count; i++) {
+        struct pm_point *p = r->points[i];
+        if (!p->set || e->seq > p->seq)
             continue;
+        uint64_t R = rate(r->cap, e->domain);
+        bool early = !r->main_seen || e->seq < r->main_seq;
         double bytes = (double)pm_estimate_bytes(R, e->size), count = pm_estimate_count(R, e->size),
                var = pm_estimate_var(R, e->size);
         if (p->halved)
@@ -97,9 +96,9 @@ static int observe(void *ctx, const struct pm_live_entry *e, int sign)
 /* A sampled capture's running sums by half (pm_half); `sign` +1 or -1. */
 static void track_halves(struct pm_replay *r, uint64_t addr, uint64_t size, int domain, int sign)
 {
-    uint64_t R = rate(r->cap, domain);
     if (!r->cap->sample_bytes)
         return;
+    uint64_t R = rate(r->cap, domain);
     if (!pm_halves_split(R, size))
         r->t.live_whole += sign * (double)pm_estimate_bytes(R, size);
     else
@@ -235,6 +234,13 @@ static int apply(void *ctx, const struct pm_event *ev)
         }
         if (snap->kind == PM_SNAP_EXIT && r->track_exit)
             pm_point_reset(&r->exit, ev->seq, ev->time);
+        /* Events come in sequence order: this is snapshot number
+         * snapshots_seen in `pymem snapshots`. */
+        char index[16];
+        snprintf(index, sizeof index, "%u", r->snapshots_seen++);
+        for (int i = 0; i < r->name_count; i++)
+            if (!strcmp(snap->label, r->names[i]) || !strcmp(index, r->names[i]))
+                pm_point_reset(&r->named[i], ev->seq, ev->time);
         break;
     }
     case PM_EV_TICK:
@@ -303,21 +309,53 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
     return 0;
 }
 
-int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit)
+int pm_replay_named(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit, const char *const *names,
+                    int count)
 {
     if (start(r, cap))
         return -1;
     r->track_peak = peak;
     r->track_exit = exit;
+    r->name_count = count < 2 ? count : 2;
+    for (int i = 0; i < r->name_count; i++)
+        r->names[i] = names[i];
+    if (peak)
+        r->points[r->point_count++] = &r->peak;
+    if (exit)
+        r->points[r->point_count++] = &r->exit;
+    for (int i = 0; i < r->name_count; i++)
+        r->points[r->point_count++] = &r->named[i];
     r->live.observe = observe;
     r->live.observe_ctx = r;
     return run(r, cap);
+}
+
+const struct pm_point *pm_replay_point_at(const struct pm_replay *r, uint64_t seq)
+{
+    static const struct pm_point start_point = {.set = true};
+    if (seq == 0)
+        return &start_point;
+    for (int i = 0; i < r->name_count; i++)
+        if (r->named[i].set && r->named[i].seq == seq)
+            return &r->named[i];
+    if (r->track_exit && r->exit.set && r->exit.seq == seq)
+        return &r->exit;
+    if (r->track_peak && r->peak.set && r->peak.seq == seq)
+        return &r->peak;
+    return NULL;
+}
+
+int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit)
+{
+    return pm_replay_named(r, cap, peak, exit, NULL, 0);
 }
 
 void pm_replay_free(struct pm_replay *r)
 {
     pm_point_free(&r->peak);
     pm_point_free(&r->exit);
+    for (int i = 0; i < 2; i++)
+        pm_point_free(&r->named[i]);
     pm_live_free(&r->live);
     pm_ranges_free(&r->mappings);
 }

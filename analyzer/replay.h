@@ -57,6 +57,13 @@ struct pm_replay {
     /* single-pass points (pm_replay_points) */
     bool track_peak, track_exit;
     struct pm_point peak, exit;
+    /* points named by snapshot label or index (pm_replay_named) */
+    const char *names[2];
+    struct pm_point named[2];
+    int name_count;
+    uint32_t snapshots_seen;
+    struct pm_point *points[4]; /* those kept: what the live table's observer feeds */
+    int point_count;
     bool main_seen;
     uint64_t main_seq;
 };
@@ -66,6 +73,16 @@ struct pm_replay {
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
                   size_t stop_count, pm_stop_fn on_stop, void *ctx);
 void pm_replay_free(struct pm_replay *r);
+
+/* pm_replay_points, and also keeps what the snapshots called `names` (a
+ * label, the last snapshot with it; or an index) saw, so that a diff or a
+ * leaks --at needs no second pass. After the pass, pm_replay_point_at
+ * finds the point kept for a sequence number. */
+int pm_replay_named(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit, const char *const *names,
+                    int count);
+/* The point kept at `seq` (a named one, the peak or the exit), an empty one
+ * for 0 (the start), NULL if none was kept there. */
+const struct pm_point *pm_replay_point_at(const struct pm_replay *r, uint64_t seq);
 
 /* One pass that also keeps what the peak and/or the last `exit` snapshot
  * saw (point.h; an embedding program may run several interpreters, each
