@@ -93,6 +93,16 @@ static int observe(void *ctx, const struct pm_live_entry *e, int sign)
     return 0;
 }
 
+/* Starts (or moves) a kept point. The live table tells the observer of
+ * what leaves it only from the first point on: a pass whose points never
+ * come (a diff from 'start') pays nothing for them. */
+static void keep_point(struct pm_replay *r, struct pm_point *p, uint64_t seq, uint64_t time_ns)
+{
+    pm_point_reset(p, seq, time_ns);
+    r->live.observe = observe;
+    r->live.observe_ctx = r;
+}
+
 /* A sampled capture's running sums by half (pm_half); `sign` +1 or -1. */
 static void track_halves(struct pm_replay *r, uint64_t addr, uint64_t size, int domain, int sign)
 {
@@ -125,7 +135,7 @@ static void check_peak(struct pm_replay *r, uint64_t seq)
     t->peak_seq = seq;
     t->peak_time_ns = t->now_ns;
     if (r->track_peak) {
-        pm_point_reset(&r->peak, seq, t->now_ns);
+        keep_point(r, &r->peak, seq, t->now_ns);
         r->peak.halved = r->cap->sample_bytes != 0; /* known once META is read */
     }
 }
@@ -233,14 +243,14 @@ static int apply(void *ctx, const struct pm_event *ev)
             r->main_seq = ev->seq;
         }
         if (snap->kind == PM_SNAP_EXIT && r->track_exit)
-            pm_point_reset(&r->exit, ev->seq, ev->time);
+            keep_point(r, &r->exit, ev->seq, ev->time);
         /* Events come in sequence order: this is snapshot number
          * snapshots_seen in `pymem snapshots`. */
         char index[16];
         snprintf(index, sizeof index, "%u", r->snapshots_seen++);
         for (int i = 0; i < r->name_count; i++)
             if (!strcmp(snap->label, r->names[i]) || !strcmp(index, r->names[i]))
-                pm_point_reset(&r->named[i], ev->seq, ev->time);
+                keep_point(r, &r->named[i], ev->seq, ev->time);
         break;
     }
     case PM_EV_TICK:
@@ -325,8 +335,6 @@ int pm_replay_named(struct pm_replay *r, struct pm_capture *cap, bool peak, bool
         r->points[r->point_count++] = &r->exit;
     for (int i = 0; i < r->name_count; i++)
         r->points[r->point_count++] = &r->named[i];
-    r->live.observe = observe;
-    r->live.observe_ctx = r;
     return run(r, cap);
 }
 
