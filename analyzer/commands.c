@@ -11,6 +11,7 @@
 
 #include "capture.h"
 #include "combine.h"
+#include "export.h"
 #include "replay.h"
 #include "runfiles.h"
 #include "report.h"
@@ -230,9 +231,12 @@ static int collect_point(struct session *s, struct pm_sites *sites, const struct
     return 0;
 }
 
-/* The report of one capture, or its part of a merged one (--merge). */
+/* The report of one capture, its part of a merged one (--merge), or its
+ * export (pymem export). */
 static int emit_sites(FILE *out, struct session *s, const struct pm_sites_header *h, const struct pm_opts *o)
 {
+    if (o->format)
+        return pm_export_sites(out, &s->c, h, &s->sites, o);
     if (!o->combined) {
         pm_report_sites(out, &s->c, h, &s->sites, o->top, o->json);
         return 0;

@@ -26,6 +26,7 @@ struct pm_opts {
     const char *wrappers;   /* allocator wrappers that name no site; NULL: the default list */
     bool one_of_many;       /* one of a directory's or a run's captures: skipped without the points */
     struct pm_combined *combined; /* --merge: sites go there instead of to a report */
+    int format;             /* enum pm_export_format: sites exported instead (pymem export) */
 };
 
 /* Returned by a command for one of many captures that lacks the points asked

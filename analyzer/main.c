@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "combine.h"
+#include "export.h"
 #include "commands.h"
 #include "cli.h"
 #include "grow.h"
@@ -43,6 +45,8 @@ static void usage(FILE *out)
           "  snapshots CAPTURE [--json]                     list snapshots\n"
           "  trend CAPTURE [--by G] [--top N] [--json]      which sites grow steadily over the\n"
           "                                                 snapshots (at least 3: --snapshot-every)\n"
+          "  export CAPTURE --format folded|speedscope|csv [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
+          "                                                 the sites for other tools (pymem export --help)\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
           "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
@@ -228,6 +232,101 @@ static int run_on(command_fn fn, const char *path, struct pm_opts *o, bool merge
     return rc;
 }
 
+/* pymem export CAPTURE --format F [--at SNAP | --leaks | --diff A B]
+ * [--by G] [--domain D] [-o FILE]: the sites of the peak (default), of a
+ * point, or the growth between two, for other tools. */
+static int export_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, NULL, 'f'}, {"at", required_argument, NULL, 'a'},
+        {"leaks", no_argument, NULL, 'l'},       {"diff", required_argument, NULL, 'D'},
+        {"output", required_argument, NULL, 'o'}, {"by", required_argument, NULL, 'b'},
+        {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct pm_opts o = {.by = PM_BY_TRACEBACK, .top = 0};
+    enum pm_export_format format = PM_EXPORT_NONE;
+    const char *output = NULL;
+    bool leaks = false, by_given = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "f:o:b:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (pm_export_parse(optarg, &format)) {
+                fprintf(stderr, "pymem export: --format takes folded, speedscope or csv, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'a':
+            o.at = optarg;
+            break;
+        case 'l':
+            leaks = true;
+            break;
+        case 'D':
+            o.from = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'b':
+            if (pm_group_parse(optarg, &o.by)) {
+                fprintf(stderr, "pymem export: --by takes lineno, filename or traceback, not '%s'\n", optarg);
+                return 2;
+            }
+            by_given = true;
+            break;
+        case 'd':
+            if (pm_domains_parse(optarg, &o.domains)) {
+                fprintf(stderr, "pymem export: --domain takes a list of malloc, pyraw, pymem, pyobj, mmap, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            fputs("usage: pymem export CAPTURE --format folded|speedscope|csv [--at SNAP | --leaks | --diff A B]\n"
+                  "                    [--by G] [--domain D,...] [-o FILE]\n"
+                  "  the sites live at the peak (default), at SNAP, at exit (--leaks), or the growth from A to B;\n"
+                  "  folded and speedscope take whole stacks, csv one row per site (--by, default lineno)\n",
+                  stdout);
+            return 0;
+        default:
+            pm_option_error("export", opts, optopt, argv[optind - 1], "pymem export --help");
+            return 2;
+        }
+    }
+    int left = argc - optind;
+    if (format == PM_EXPORT_NONE || left != (o.from ? 2 : 1) || (!!o.at + leaks + !!o.from) > 1) {
+        fputs("pymem export: expected CAPTURE --format folded|speedscope|csv and at most one of --at SNAP, "
+              "--leaks, --diff A B\n",
+              stderr);
+        return 2;
+    }
+    if (format == PM_EXPORT_CSV && !by_given)
+        o.by = PM_BY_LINENO;
+    if (format != PM_EXPORT_CSV && o.by != PM_BY_TRACEBACK) {
+        fputs("pymem export: folded and speedscope export whole stacks (--by traceback)\n", stderr);
+        return 2;
+    }
+    o.format = format;
+    o.to = o.from ? argv[optind + 1] : NULL;
+    command_fn fn = o.from ? pm_cmd_diff : o.at || leaks ? pm_cmd_leaks : pm_cmd_peak;
+    FILE *out = stdout;
+    if (output && !(out = fopen(output, "w"))) {
+        fprintf(stderr, "pymem export: cannot write %s: %s\n", output, strerror(errno));
+        return 1;
+    }
+    limit_memory(0);
+    int rc = fn(out, argv[optind], &o);
+    if (out != stdout && fclose(out) != 0 && !rc) {
+        fprintf(stderr, "pymem export: cannot write %s: %s\n", output, strerror(errno));
+        rc = 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -247,6 +346,8 @@ int main(int argc, char **argv)
         return pm_run_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "snapshot"))
         return pm_snapshot_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return export_main(argc - 1, argv + 1);
 
     command_fn fn;
     int operands;

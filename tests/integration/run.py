@@ -427,6 +427,50 @@ def test_oom_snapshot(c, tag):
             pass
 
 
+def test_export(c, tag):
+    """pymem export: folded stacks, speedscope and CSV carry the same totals
+    as the reports for the same point, and names that would break a format
+    (';' in folded, quotes in CSV) come through as text."""
+    import csv
+    import io
+    m = marks("leak.py")
+    out = c.capture("export.pmem")
+    c.preload([os.path.join(PROGRAMS, "leak.py")], out)
+    folded = c.analyze("export", out, "--format", "folded", "--leaks").stdout.splitlines()
+    leaks = c.json("leaks", out, "--by", "traceback", "--top", "0")
+    total = sum(x["bytes"] for x in leaks["sites"])
+    leak_lines = [l for l in folded if l.rsplit(" ", 1)[0].endswith("remember (%s:%d)"
+                                                                    % (os.path.join(PROGRAMS, "leak.py"), m["LEAK"]))]
+    check(tag + " export folded: the leaks' total, and the leak's stack with its bytes",
+          sum(int(l.rsplit(" ", 1)[1]) for l in folded) == total and len(leak_lines) == 1
+          and int(leak_lines[0].rsplit(" ", 1)[1]) == 1000 * (10000 + BYTES_HEADER), "\n".join(folded[:5]))
+    ss = json.loads(c.analyze("export", out, "--format", "speedscope").stdout)
+    peak = c.json("peak", out, "--by", "traceback", "--top", "0")
+    names = [f["name"] for f in ss["shared"]["frames"]]
+    check(tag + " export speedscope: bytes and blocks profiles, the peak's totals, frames by name",
+          ss["$schema"].startswith("https://www.speedscope.app/") and [p["unit"] for p in ss["profiles"]] == ["bytes", "none"]
+          and sum(ss["profiles"][0]["weights"]) == sum(x["bytes"] for x in peak["sites"]) == ss["profiles"][0]["endValue"]
+          and "remember" in names and all(len(ss["profiles"][0]["samples"]) == len(ss["profiles"][0]["weights"]) for _ in [0]),
+          json.dumps(ss)[:300])
+    rows = list(csv.DictReader(io.StringIO(c.analyze("export", out, "--format", "csv", "--leaks").stdout)))
+    row = [r for r in rows if r["file"].endswith("leak.py") and int(r["line"]) == m["LEAK"]]
+    check(tag + " export csv: the leak's row", len(row) == 1 and int(row[0]["bytes"]) == 1000 * (10000 + BYTES_HEADER)
+          and int(row[0]["count"]) == 1000, str(rows[:3]))
+    odd = c.capture("export-odd.pmem")
+    name = 'we;ird,"name\nx.py'
+    c.preload(["-c", "exec(compile('def f():\\n    return [bytes(5000) for _ in range(20)]\\nkeep = f()\\n', %r, 'exec'))"
+               % name], odd)
+    rows = list(csv.DictReader(io.StringIO(c.analyze("export", odd, "--format", "csv", "--leaks").stdout)))
+    folded = c.analyze("export", odd, "--format", "folded", "--leaks").stdout.splitlines()
+    mine = [l for l in folded if "we:ird" in l]
+    check(tag + " export: a file named with ; , \" and a newline stays one field and one frame",
+          any(r["file"] == name.replace("\n", " ") and int(r["count"]) >= 20 for r in rows)
+          and mine and all(any(re.fullmatch(r'\S+ \(we:ird,"name x\.py:\d+\)', f)
+                               for f in l.rsplit(" ", 1)[0].split(";")) for l in mine), str(rows[:3]) + str(mine[:2]))
+    r = c.analyze("export", out, "--format", "pprof", check=False)
+    check(tag + " export: an unknown format is bad usage", r.returncode == 2 and "--format" in r.stderr, r.stderr)
+
+
 def test_children_write_beside_the_root(c, tag):
     """A relative -o, and a child that changes directory before its first
     allocation: its capture is still beside its parent's."""
@@ -948,7 +992,7 @@ def main():
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
-            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging,
+            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE
     every += native.EVERY + oracle.EVERY
