@@ -12,6 +12,7 @@
 
 #include "grow.h"
 #include "json.h"
+#include "textindex.h"
 
 void pm_combined_init(struct pm_combined *m, enum pm_sites_kind kind, enum pm_group by)
 {
@@ -41,30 +42,9 @@ void pm_combined_free(struct pm_combined *m)
     memset(m, 0, sizeof *m);
 }
 
-static uint64_t hash_text(const char *s)
+static const char *site_key_of(const void *records, size_t i)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int rehash(struct pm_combined *m)
-{
-    size_t cap = m->index_cap ? m->index_cap * 2 : 1024;
-    uint32_t *idx = calloc(cap, sizeof *idx);
-    if (!idx)
-        return -1;
-    for (size_t i = 0; i < m->n; i++) {
-        size_t s = hash_text(m->v[i].key) & (cap - 1);
-        while (idx[s])
-            s = (s + 1) & (cap - 1);
-        idx[s] = (uint32_t)i + 1;
-    }
-    free(m->index);
-    m->index = idx;
-    m->index_cap = cap;
-    return 0;
+    return ((const struct pm_combined_site *)records)[i].key;
 }
 
 char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames, bool json)
@@ -103,9 +83,9 @@ char *pm_site_key(enum pm_group by, const struct pm_capture *c, const struct pm_
 static struct pm_combined_site *find_or_add(struct pm_combined *m, char *key, bool *added)
 {
     *added = false;
-    if ((m->n + 1) * 2 > m->index_cap && rehash(m))
+    if ((m->n + 1) * 2 > m->index_cap && pm_text_index_grow(&m->index, &m->index_cap, m->n, site_key_of, m->v))
         return NULL;
-    size_t s = hash_text(key) & (m->index_cap - 1);
+    size_t s = pm_text_hash(key) & (m->index_cap - 1);
     for (; m->index[s]; s = (s + 1) & (m->index_cap - 1)) {
         struct pm_combined_site *x = &m->v[m->index[s] - 1];
         if (!strcmp(x->key, key))
@@ -158,6 +138,7 @@ int pm_combined_add(struct pm_combined *m, const struct pm_capture *c, const str
 {
     if (add_proc(m, c, t, h))
         return -1;
+    m->sampled |= c->sample_bytes != 0;
     uint32_t proc = (uint32_t)m->nprocs - 1;
     for (size_t i = 0; s && i < s->n; i++) {
         const struct pm_site *y = &s->v[i];
@@ -278,6 +259,26 @@ static void site_name(FILE *out, const struct pm_combined *m, const struct pm_co
         fprintf(out, "%s:%u %s", x->file, x->line, x->func);
 }
 
+/* One process as a JSON object: who it was, how it ended, its figures. */
+static void proc_json(FILE *out, const struct pm_combined_proc *p)
+{
+    fputs("{\"file\": ", out);
+    pm_json_str(out, p->path);
+    fprintf(out, ", \"pid\": %lld, \"ppid\": %lld, \"role\": ", p->pid, p->ppid);
+    pm_json_str(out, p->role);
+    fputs(", \"python\": ", out);
+    pm_json_str(out, p->python);
+    fputs(", \"command\": ", out);
+    pm_json_str(out, p->command);
+    fputs(", \"end\": ", out);
+    pm_json_str(out, p->end);
+    fputs(", \"duration_s\": ", out);
+    pm_json_seconds(out, p->duration_ns);
+    fprintf(out, ", \"allocations\": %" PRIu64 ", \"total_allocated_bytes\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
+                 ", \"end_live_bytes\": %" PRIu64 ", \"total_bytes\": %" PRIu64 ", \"sample_bytes\": %" PRIu64 "}",
+            p->allocations, p->total_allocated, p->peak_bytes, p->live_end, p->total, p->sample_bytes);
+}
+
 static void report_json(FILE *out, const struct pm_combined *m, size_t n)
 {
     static const char *const kinds[] = {"peak", "leaks", "diff"};
@@ -299,17 +300,8 @@ static void report_json(FILE *out, const struct pm_combined *m, size_t n)
         total += m->procs[i].total;
     fprintf(out, ", \"total_bytes\": %" PRIu64 ", \"skipped\": %zu, \"processes\": [", total, m->skipped);
     for (size_t i = 0; i < m->nprocs; i++) {
-        const struct pm_combined_proc *p = &m->procs[i];
-        fputs(i ? ", {\"file\": " : "{\"file\": ", out);
-        pm_json_str(out, p->path);
-        fprintf(out, ", \"pid\": %lld, \"ppid\": %lld, \"role\": ", p->pid, p->ppid);
-        pm_json_str(out, p->role);
-        fputs(", \"command\": ", out);
-        pm_json_str(out, p->command);
-        fputs(", \"end\": ", out);
-        pm_json_str(out, p->end);
-        fprintf(out, ", \"total_bytes\": %" PRIu64 ", \"peak_bytes\": %" PRIu64 ", \"sample_bytes\": %" PRIu64 "}",
-                p->total, p->peak_bytes, p->sample_bytes);
+        fputs(i ? ", " : "", out);
+        proc_json(out, &m->procs[i]);
     }
     fputs("], \"sites\": [", out);
     for (size_t i = 0; i < n; i++) {
@@ -318,26 +310,11 @@ static void report_json(FILE *out, const struct pm_combined *m, size_t n)
         pm_json_str(out, x->file ? x->file : "<native>");
         fprintf(out, ", \"line\": %u, \"function\": ", x->line);
         pm_json_str(out, x->func);
-        fprintf(out, ", \"bytes\": %" PRId64 ", \"count\": %" PRId64, x->bytes[1], x->count[1]);
-        if (m->kind == PM_REPORT_DIFF)
-            fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64, x->bytes[1] - x->bytes[0],
-                    x->count[1] - x->count[0]);
-        else if (x->var > 0) {
-            double lo, hi;
-            pm_interval(x->bytes[1], x->var, &lo, &hi);
-            fprintf(out, ", \"samples\": %" PRId64 ", \"bytes_low\": %.0f, \"bytes_high\": %.0f", x->samples, lo, hi);
-        }
+        pm_report_figures_json(out, m->kind, m->sampled, x->bytes, x->count, x->var, x->samples);
         fputs(", \"phase\": ", out);
         pm_json_str(out, pm_phase_name(x->phase));
-        fputs(", \"domains\": {", out);
-        for (int d = 0, first = 1; d < PM_DOMAIN_COUNT; d++) {
-            if (!x->domain_count[d])
-                continue;
-            fprintf(out, "%s\"%s\": {\"bytes\": %" PRId64 ", \"count\": %" PRId64 "}", first ? "" : ", ",
-                    pm_domain_names[d], x->domain_bytes[d], x->domain_count[d]);
-            first = 0;
-        }
-        fputs("}, \"processes\": [", out);
+        pm_report_domains_json(out, x->domain_bytes, x->domain_count);
+        fputs(", \"processes\": [", out);
         for (size_t k = 0; k < x->nshares; k++) {
             const struct pm_share *sh = &x->shares[k];
             fprintf(out, "%s{\"pid\": %lld, \"bytes\": %" PRId64 ", \"count\": %" PRId64, k ? ", " : "",
@@ -360,11 +337,9 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
     }
     char b1[32], b2[32];
     uint64_t total = 0, runtime = 0;
-    bool sampled = false;
     for (size_t i = 0; i < m->nprocs; i++) {
         total += m->procs[i].total;
         runtime += m->procs[i].runtime;
-        sampled |= m->procs[i].sample_bytes != 0;
     }
     if (m->kind == PM_REPORT_PEAK)
         fprintf(out, "Peaks of %zu process%s, summed (each at its own peak): %s\n", m->nprocs, m->nprocs == 1 ? "" : "es",
@@ -379,7 +354,7 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
                 m->nprocs == 1 ? "" : "es");
     if (m->skipped)
         fprintf(out, "Note: %zu capture(s) skipped (see above)\n", m->skipped);
-    if (sampled)
+    if (m->sampled)
         fputs("Some captures are sampled: their bytes and blocks are estimates.\n", out);
     fputs("  role    pid      ppid     ", out);
     fputs(m->kind == PM_REPORT_PEAK ? "peak      " : m->kind == PM_REPORT_LEAKS ? "live      " : "          ", out);
@@ -393,17 +368,7 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
             m->by == PM_BY_FILENAME ? "filename" : m->by == PM_BY_TRACEBACK ? "traceback" : "lineno");
     for (size_t i = 0; i < n; i++) {
         const struct pm_combined_site *x = &m->v[i];
-        if (m->kind == PM_REPORT_DIFF) {
-            int64_t d = x->bytes[1] - x->bytes[0];
-            char signed_diff[40];
-            snprintf(signed_diff, sizeof signed_diff, "%s%s", d >= 0 ? "+" : "",
-                     pm_human_bytes(b1, sizeof b1, (double)d));
-            fprintf(out, "%4zu. %12s (%+" PRId64 " blocks), now %s in %" PRId64 " blocks", i + 1, signed_diff,
-                    x->count[1] - x->count[0], pm_human_bytes(b2, sizeof b2, (double)x->bytes[1]), x->count[1]);
-        } else {
-            fprintf(out, "%4zu. %12s in %" PRId64 " blocks", i + 1, pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]),
-                    x->count[1]);
-        }
+        pm_report_figures_text(out, i + 1, m->kind, m->sampled, x->bytes, x->count, x->var, x->samples);
         fputs("  ", out);
         site_name(out, m, x);
         if (x->phase != PM_PHASE_RUNTIME)
@@ -429,22 +394,8 @@ void pm_report_combined_summary(FILE *out, const struct pm_combined *m, bool jso
                      ", \"end_live_bytes\": %" PRIu64 ", \"processes\": [",
                 allocations, bytes, peaks, live);
         for (size_t i = 0; i < m->nprocs; i++) {
-            const struct pm_combined_proc *p = &m->procs[i];
-            fputs(i ? ", {\"file\": " : "{\"file\": ", out);
-            pm_json_str(out, p->path);
-            fprintf(out, ", \"pid\": %lld, \"ppid\": %lld, \"role\": ", p->pid, p->ppid);
-            pm_json_str(out, p->role);
-            fputs(", \"python\": ", out);
-            pm_json_str(out, p->python);
-            fputs(", \"command\": ", out);
-            pm_json_str(out, p->command);
-            fputs(", \"end\": ", out);
-            pm_json_str(out, p->end);
-            fputs(", \"duration_s\": ", out);
-            pm_json_seconds(out, p->duration_ns);
-            fprintf(out, ", \"allocations\": %" PRIu64 ", \"total_allocated_bytes\": %" PRIu64
-                         ", \"peak_bytes\": %" PRIu64 ", \"end_live_bytes\": %" PRIu64 ", \"sample_bytes\": %" PRIu64 "}",
-                    p->allocations, p->total_allocated, p->peak_bytes, p->live_end, p->sample_bytes);
+            fputs(i ? ", " : "", out);
+            proc_json(out, &m->procs[i]);
         }
         fputs("]}\n", out);
         return;

@@ -58,6 +58,7 @@ struct pm_combined_site {
 struct pm_combined {
     enum pm_sites_kind kind;
     bool summary; /* processes only (pymem summary --merge) */
+    bool sampled; /* a capture is sampled: figures are estimates */
     enum pm_group by;
     const char *from_label, *to_label;
     struct pm_combined_proc *procs;

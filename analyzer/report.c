@@ -301,6 +301,55 @@ void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, 
     }
 }
 
+void pm_report_figures_json(FILE *out, enum pm_sites_kind kind, bool sampled, const int64_t bytes[2],
+                            const int64_t count[2], double var, int64_t samples)
+{
+    fprintf(out, ", \"bytes\": %" PRId64 ", \"count\": %" PRId64, bytes[1], count[1]);
+    if (sampled && kind != PM_REPORT_DIFF) {
+        double lo, hi;
+        pm_interval(bytes[1], var, &lo, &hi);
+        fprintf(out, ", \"samples\": %" PRId64 ", \"bytes_low\": %.0f, \"bytes_high\": %.0f, \"few_samples\": %s",
+                samples, lo, hi, samples < PM_FEW_SAMPLES ? "true" : "false");
+    }
+    if (kind == PM_REPORT_DIFF)
+        fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64, bytes[1] - bytes[0],
+                count[1] - count[0]);
+}
+
+void pm_report_domains_json(FILE *out, const int64_t *bytes, const int64_t *count)
+{
+    fputs(", \"domains\": {", out);
+    for (int d = 0, first = 1; d < PM_DOMAIN_COUNT; d++) {
+        if (!count[d])
+            continue;
+        fprintf(out, "%s\"%s\": {\"bytes\": %" PRId64 ", \"count\": %" PRId64 "}", first ? "" : ", ",
+                domain_names[d], bytes[d], count[d]);
+        first = 0;
+    }
+    fputc('}', out);
+}
+
+void pm_report_figures_text(FILE *out, size_t rank, enum pm_sites_kind kind, bool sampled, const int64_t bytes[2],
+                            const int64_t count[2], double var, int64_t samples)
+{
+    char b1[32], b2[32];
+    if (kind == PM_REPORT_DIFF) {
+        int64_t d = bytes[1] - bytes[0];
+        char signed_diff[40];
+        snprintf(signed_diff, sizeof signed_diff, "%s%s", d >= 0 ? "+" : "", pm_human_bytes(b1, sizeof b1, (double)d));
+        fprintf(out, "%4zu. %12s (%+" PRId64 " blocks), now %s in %" PRId64 " blocks", rank, signed_diff,
+                count[1] - count[0], pm_human_bytes(b2, sizeof b2, (double)bytes[1]), count[1]);
+    } else if (sampled) {
+        double lo, hi;
+        pm_interval(bytes[1], var, &lo, &hi);
+        fprintf(out, "%4zu. %12s (+/- %s, %" PRId64 " sample%s%s) in %" PRId64 " blocks", rank,
+                pm_human_bytes(b1, sizeof b1, (double)bytes[1]), pm_human_bytes(b2, sizeof b2, hi - bytes[1]), samples,
+                samples == 1 ? "" : "s", samples < PM_FEW_SAMPLES ? ": too few to trust" : "", count[1]);
+    } else {
+        fprintf(out, "%4zu. %12s in %" PRId64 " blocks", rank, pm_human_bytes(b1, sizeof b1, (double)bytes[1]), count[1]);
+    }
+}
+
 void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
                      const struct pm_sites *s, long top, bool json)
 {
@@ -338,16 +387,7 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             pm_json_str(out, site_file(c, x));
             fprintf(out, ", \"line\": %u, \"function\": ", x->line);
             pm_json_str(out, pm_stacks_string(&c->stacks, x->func));
-            fprintf(out, ", \"bytes\": %" PRId64 ", \"count\": %" PRId64, x->bytes[1], x->count[1]);
-            if (c->sample_bytes && h->kind != PM_REPORT_DIFF) {
-                double lo, hi;
-                pm_interval(x->bytes[1], x->var, &lo, &hi);
-                fprintf(out, ", \"samples\": %" PRId64 ", \"bytes_low\": %.0f, \"bytes_high\": %.0f, \"few_samples\": %s",
-                        x->samples, lo, hi, x->samples < PM_FEW_SAMPLES ? "true" : "false");
-            }
-            if (h->kind == PM_REPORT_DIFF)
-                fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64,
-                        x->bytes[1] - x->bytes[0], x->count[1] - x->count[0]);
+            pm_report_figures_json(out, h->kind, c->sample_bytes != 0, x->bytes, x->count, x->var, x->samples);
             fputs(", \"phase\": ", out);
             pm_json_str(out, pm_phase_name(x->phase));
             fputs(", \"phases\": {", out);
@@ -370,15 +410,7 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                 pm_json_str(out, ifile ? ifile : "");
                 fprintf(out, ", \"line\": %u}", iline);
             }
-            fputs(", \"domains\": {", out);
-            for (int d = 0, first = 1; d < PM_DOMAIN_COUNT; d++) {
-                if (!x->domain_count[d])
-                    continue;
-                fprintf(out, "%s\"%s\": {\"bytes\": %" PRId64 ", \"count\": %" PRId64 "}", first ? "" : ", ",
-                        domain_names[d], x->domain_bytes[d], x->domain_count[d]);
-                first = 0;
-            }
-            fputc('}', out);
+            pm_report_domains_json(out, x->domain_bytes, x->domain_count);
             fputs(", \"stack\": ", out);
             pm_report_stack_json(out, c, x->stack);
             fputc('}', out);
@@ -406,24 +438,7 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
     fprintf(out, "Top %zu of %zu sites, grouped by %s:\n", n, s->n, h->by);
     for (size_t i = 0; i < n; i++) {
         const struct pm_site *x = &s->v[i];
-        if (h->kind == PM_REPORT_DIFF) {
-            int64_t d = x->bytes[1] - x->bytes[0];
-            char signed_diff[40];
-            snprintf(signed_diff, sizeof signed_diff, "%s%s", d >= 0 ? "+" : "",
-                     pm_human_bytes(b1, sizeof b1, (double)d));
-            fprintf(out, "%4zu. %12s (%+" PRId64 " blocks), now %s in %" PRId64 " blocks", i + 1, signed_diff,
-                    x->count[1] - x->count[0], pm_human_bytes(b2, sizeof b2, (double)x->bytes[1]), x->count[1]);
-        }
-        else if (c->sample_bytes) {
-            double lo, hi;
-            pm_interval(x->bytes[1], x->var, &lo, &hi);
-            fprintf(out, "%4zu. %12s (+/- %s, %" PRId64 " sample%s%s) in %" PRId64 " blocks", i + 1,
-                    pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]), pm_human_bytes(b2, sizeof b2, hi - x->bytes[1]),
-                    x->samples, x->samples == 1 ? "" : "s", x->samples < PM_FEW_SAMPLES ? ": too few to trust" : "",
-                    x->count[1]);
-        } else
-            fprintf(out, "%4zu. %12s in %" PRId64 " blocks", i + 1, pm_human_bytes(b1, sizeof b1, (double)x->bytes[1]),
-                    x->count[1]);
+        pm_report_figures_text(out, i + 1, h->kind, c->sample_bytes != 0, x->bytes, x->count, x->var, x->samples);
         if (s->by == PM_BY_FILENAME || !x->file)
             fprintf(out, "  %s", site_file(c, x));
         else if (!x->line) /* a native frame without line information */

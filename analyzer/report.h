@@ -30,6 +30,17 @@ struct pm_sites_header {
 void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
                      const struct pm_sites *s, long top, bool json);
 
+/* Parts of a site's entry that every site report shares: its figures as
+ * JSON members (bytes, count; a diff's bytes_diff, count_diff; a sampled
+ * estimate's samples and interval), its per-domain breakdown, and the rank
+ * and figures that open its line of text. Slot 1 is the point (the later
+ * one in a diff). */
+void pm_report_figures_json(FILE *out, enum pm_sites_kind kind, bool sampled, const int64_t bytes[2],
+                            const int64_t count[2], double var, int64_t samples);
+void pm_report_domains_json(FILE *out, const int64_t *bytes, const int64_t *count);
+void pm_report_figures_text(FILE *out, size_t rank, enum pm_sites_kind kind, bool sampled, const int64_t bytes[2],
+                            const int64_t count[2], double var, int64_t samples);
+
 /* How the capture ended: "exit", "_exit", "signal", "exec", or "truncated". */
 const char *pm_report_end_reason(const struct pm_capture *c);
 /* A stack, innermost frame first: indented lines (at most `max_frames`), or

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "replay.h"
 #include "report.h"
+#include "textindex.h"
 #include "symbolize.h"
 
 enum trend_class { STEADY, PLATEAU, FLUCTUATING, SHRINKING, FLAT };
@@ -80,30 +81,9 @@ static void trend_free(struct trend *t)
     memset(t, 0, sizeof *t);
 }
 
-static uint64_t hash_text(const char *s)
+static const char *site_key_of(const void *records, size_t i)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int rehash(struct trend *t)
-{
-    size_t cap = t->index_cap ? t->index_cap * 2 : 1024;
-    uint32_t *idx = calloc(cap, sizeof *idx);
-    if (!idx)
-        return -1;
-    for (size_t i = 0; i < t->n; i++) {
-        size_t s = hash_text(t->v[i].key) & (cap - 1);
-        while (idx[s])
-            s = (s + 1) & (cap - 1);
-        idx[s] = (uint32_t)i + 1;
-    }
-    free(t->index);
-    t->index = idx;
-    t->index_cap = cap;
-    return 0;
+    return ((const struct tsite *)records)[i].key;
 }
 
 /* Series arrays follow the label table's capacity. */
@@ -149,11 +129,11 @@ static struct tsite *site_for(struct trend *t, const struct pm_site *y)
     char *key = pm_site_key(t->by, t->c, y);
     if (!key)
         return NULL;
-    if ((t->n + 1) * 2 > t->index_cap && rehash(t)) {
+    if ((t->n + 1) * 2 > t->index_cap && pm_text_index_grow(&t->index, &t->index_cap, t->n, site_key_of, t->v)) {
         free(key);
         return NULL;
     }
-    size_t s = hash_text(key) & (t->index_cap - 1);
+    size_t s = pm_text_hash(key) & (t->index_cap - 1);
     for (; t->index[s]; s = (s + 1) & (t->index_cap - 1)) {
         struct tsite *x = &t->v[t->index[s] - 1];
         if (!strcmp(x->key, key)) {
