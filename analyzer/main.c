@@ -16,6 +16,7 @@
 
 #include "combine.h"
 #include "export.h"
+#include "plot.h"
 #include "commands.h"
 #include "cli.h"
 #include "grow.h"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
           "                                                 snapshots (at least 3: --snapshot-every)\n"
           "  export CAPTURE --format folded|speedscope|csv [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
           "                                                 the sites for other tools (pymem export --help)\n"
+          "  plot CAPTURE [-o FILE.svg]                     memory over time, a standalone SVG\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
           "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
@@ -232,6 +234,47 @@ static int run_on(command_fn fn, const char *path, struct pm_opts *o, bool merge
     return rc;
 }
 
+/* pymem plot CAPTURE [-o FILE.svg] */
+static int plot_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *output = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (c == 'o') {
+            output = optarg;
+        } else if (c == 'h') {
+            fputs("usage: pymem plot CAPTURE [-o FILE.svg]\n"
+                  "  memory over time as a standalone SVG: exact live bytes (each column from its lowest to its\n"
+                  "  highest value, so that no peak is lost), RSS, the snapshots and the peak\n",
+                  stdout);
+            return 0;
+        } else {
+            pm_option_error("plot", opts, optopt, argv[optind - 1], "pymem plot --help");
+            return 2;
+        }
+    }
+    if (argc - optind != 1) {
+        fputs("pymem plot: expected one CAPTURE\n", stderr);
+        return 2;
+    }
+    FILE *out = stdout;
+    if (output && !(out = fopen(output, "w"))) {
+        fprintf(stderr, "pymem plot: cannot write %s: %s\n", output, strerror(errno));
+        return 1;
+    }
+    limit_memory(0);
+    int rc = pm_cmd_plot(out, argv[optind]);
+    if (out != stdout && fclose(out) != 0 && !rc) {
+        fprintf(stderr, "pymem plot: cannot write %s: %s\n", output, strerror(errno));
+        rc = 1;
+    }
+    return rc;
+}
+
 /* pymem export CAPTURE --format F [--at SNAP | --leaks | --diff A B]
  * [--by G] [--domain D] [-o FILE]: the sites of the peak (default), of a
  * point, or the growth between two, for other tools. */
@@ -348,6 +391,8 @@ int main(int argc, char **argv)
         return pm_snapshot_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "export"))
         return export_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plot"))
+        return plot_main(argc - 1, argv + 1);
 
     command_fn fn;
     int operands;

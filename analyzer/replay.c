@@ -261,7 +261,7 @@ static int apply(void *ctx, const struct pm_event *ev)
             t->max_profiler_bytes = ev->addr;
         break;
     }
-    return 0;
+    return r->watch ? r->watch(r->watch_ctx, r, ev) : 0;
 }
 
 /* After the pass: the end's time, and a sampled capture's exact totals. */
@@ -298,6 +298,16 @@ static int start(struct pm_replay *r, struct pm_capture *cap)
         return -1;
     }
     return 0;
+}
+
+int pm_replay_watch(struct pm_replay *r, struct pm_capture *cap,
+                    int (*watch)(void *ctx, const struct pm_replay *r, const struct pm_event *ev), void *ctx)
+{
+    if (start(r, cap))
+        return -1;
+    r->watch = watch;
+    r->watch_ctx = ctx;
+    return run(r, cap);
 }
 
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,

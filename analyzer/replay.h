@@ -64,6 +64,9 @@ struct pm_replay {
     uint32_t snapshots_seen;
     struct pm_point *points[4]; /* those kept: what the live table's observer feeds */
     int point_count;
+    /* told after each event, with the totals it left (pymem plot) */
+    int (*watch)(void *ctx, const struct pm_replay *r, const struct pm_event *ev);
+    void *watch_ctx;
     bool main_seen;
     uint64_t main_seq;
 };
@@ -73,6 +76,11 @@ struct pm_replay {
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
                   size_t stop_count, pm_stop_fn on_stop, void *ctx);
 void pm_replay_free(struct pm_replay *r);
+
+/* Replays `cap` from the start, calling `watch` after each event (0 to go
+ * on) with the totals as that event left them. */
+int pm_replay_watch(struct pm_replay *r, struct pm_capture *cap,
+                    int (*watch)(void *ctx, const struct pm_replay *r, const struct pm_event *ev), void *ctx);
 
 /* pm_replay_points, and also keeps what the snapshots called `names` (a
  * label, the last snapshot with it; or an index) saw, so that a diff or a

@@ -471,6 +471,32 @@ def test_export(c, tag):
     check(tag + " export: an unknown format is bad usage", r.returncode == 2 and "--format" in r.stderr, r.stderr)
 
 
+def test_plot(c, tag):
+    """pymem plot: a standalone SVG (valid XML, no script) whose peak marker
+    is the summary's peak, with every snapshot, its label as text."""
+    import xml.etree.ElementTree as ET
+    out = c.capture("plot.pmem")
+    label = '</text><script>alert(1)</script>&'
+    c.preload(["-c", "import pymem\nkeep = [bytes(1000) for _ in range(3000)]\npymem.snapshot(%r)\n"
+               "del keep\nx = [bytes(100) for _ in range(100)]" % label], out)
+    svg_path = os.path.join(c.tmp, "plot.svg")
+    r = c.analyze("plot", out, "-o", svg_path, check=False)
+    summ = c.json("summary", out)
+    try:
+        root = ET.parse(svg_path).getroot()
+    except (ET.ParseError, OSError) as e:
+        check(tag + " plot: the SVG is well-formed XML", False, "%s %s" % (e, r.stderr))
+        return
+    ns = "{http://www.w3.org/2000/svg}"
+    peaks = [e for e in root.iter(ns + "circle") if e.get("class") == "peak"]
+    titles = [t.text for g in root.iter(ns + "g") if g.get("class") == "snapshot" for t in g.iter(ns + "title")]
+    check(tag + " plot: the peak marker is the summary's peak, every snapshot is there, no script",
+          r.returncode == 0 and len(peaks) == 1 and int(peaks[0].get("data-bytes")) == summ["peak_bytes"]
+          and int(peaks[0].get("data-time-ns")) == round(summ["peak_time_s"] * 1e9)
+          and titles == [x["label"] for x in summ["snapshots"]] and label in titles
+          and not list(root.iter(ns + "script")), "%s %s %s" % (r.stderr, titles, [p.attrib for p in peaks]))
+
+
 def test_children_write_beside_the_root(c, tag):
     """A relative -o, and a child that changes directory before its first
     allocation: its capture is still beside its parent's."""
@@ -992,7 +1018,7 @@ def main():
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
-            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export,
+            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE
     every += native.EVERY + oracle.EVERY

@@ -1,0 +1,238 @@
+/*
+ * plot: memory over time as a standalone SVG, with no script in it (for CI
+ * logs and bug reports; contract in plot.h). Live bytes are exact (all
+ * domains); decimated to BUCKETS columns, each drawn from its lowest to its
+ * highest value, so that no peak is lost. RSS comes from the writer's ticks
+ * (every 10 ms). Snapshots, the peak and the exit are marked.
+ */
+#include "plot.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "replay.h"
+#include "report.h"
+
+#define BUCKETS 1600
+#define W 1000.0
+#define H 440.0
+#define LEFT 90.0
+#define RIGHT 30.0
+#define TOP 40.0
+#define BOTTOM 60.0
+
+struct series {
+    uint64_t duration_ns;
+    double lo[BUCKETS], hi[BUCKETS], last[BUCKETS], rss[BUCKETS];
+    bool seen[BUCKETS], rss_seen[BUCKETS];
+};
+
+static size_t bucket_of(const struct series *s, uint64_t t)
+{
+    if (!s->duration_ns)
+        return 0;
+    uint64_t b = (uint64_t)((double)t / (double)s->duration_ns * BUCKETS);
+    return b >= BUCKETS ? BUCKETS - 1 : (size_t)b;
+}
+
+static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev)
+{
+    struct series *s = ctx;
+    size_t b = bucket_of(s, r->t.now_ns);
+    double live = (double)r->t.live_bytes;
+    if (!s->seen[b] || live < s->lo[b])
+        s->lo[b] = live;
+    if (!s->seen[b] || live > s->hi[b])
+        s->hi[b] = live;
+    s->last[b] = live;
+    s->seen[b] = true;
+    if (ev->type == PM_EV_TICK && (double)ev->size > s->rss[b]) {
+        s->rss[b] = (double)ev->size;
+        s->rss_seen[b] = true;
+    }
+    return 0;
+}
+
+static void xml_str(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        default:
+            /* control characters are not allowed in XML 1.0 */
+            fputc((unsigned char)*s < 0x20 && *s != '\t' ? ' ' : *s, out);
+        }
+    }
+}
+
+/* A round number >= v: 1, 2 or 5 times a power of ten. */
+static double nice(double v)
+{
+    double step = 1e-9;
+    while (step * 10 <= v)
+        step *= 10;
+    static const double m[] = {1, 2, 5, 10};
+    for (int i = 0; i < 4; i++)
+        if (step * m[i] >= v)
+            return step * m[i];
+    return step * 10;
+}
+
+/* The same in the binary unit the labels use (KiB, MiB...), so that the
+ * axis reads 0, 2, 4 ... MiB. */
+static double nice_bytes(double v)
+{
+    double unit = 1;
+    while (v / unit >= 1024)
+        unit *= 1024;
+    return nice(v / unit) * unit;
+}
+
+static double x_of(const struct series *s, uint64_t t)
+{
+    return LEFT + (W - LEFT - RIGHT) * (s->duration_ns ? (double)t / (double)s->duration_ns : 0);
+}
+
+static double y_of(double bytes, double top)
+{
+    return TOP + (H - TOP - BOTTOM) * (1 - bytes / top);
+}
+
+static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *t, const struct series *s)
+{
+    double maxv = (double)t->peak_bytes;
+    for (size_t i = 0; i < BUCKETS; i++)
+        if (s->rss_seen[i] && s->rss[i] > maxv)
+            maxv = s->rss[i];
+    double top = nice_bytes(maxv > 0 ? maxv * 1.05 : 1);
+    char b1[32], b2[32];
+    fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                 "font-family=\"sans-serif\" font-size=\"12\">\n",
+            W, H, W, H);
+    fputs("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">", out);
+    fputs("pymem: memory over time, ", out);
+    xml_str(out, c->path);
+    fputs("</text>\n<text x=\"10\" y=\"34\" fill=\"#555\">", out);
+    xml_str(out, c->command);
+    fputs("</text>\n", out);
+    /* axes and grid */
+    for (int i = 0; i <= 5; i++) {
+        double v = top * i / 5, y = y_of(v, top);
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                LEFT, y, W - RIGHT, y, LEFT - 6, y + 4, pm_human_bytes(b1, sizeof b1, v));
+    }
+    double step = nice((double)s->duration_ns / 8);
+    for (double tt = 0; tt <= (double)s->duration_ns; tt += step) {
+        uint64_t tn = (uint64_t)tt;
+        double x = x_of(s, tn);
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g s</text>\n",
+                x, TOP, x, H - BOTTOM, x, H - BOTTOM + 16, tn / 1e9);
+    }
+    /* live bytes: the band from each column's lowest to its highest */
+    fputs("<path class=\"live\" fill=\"#4a90d9\" fill-opacity=\"0.45\" stroke=\"#2a70b9\" stroke-width=\"1\" d=\"", out);
+    for (size_t i = 0; i < BUCKETS; i++) {
+        double x = LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS;
+        fprintf(out, "%s%.1f,%.1f", i ? " L" : "M", x, y_of(s->hi[i], top));
+    }
+    for (size_t i = BUCKETS; i-- > 0;)
+        fprintf(out, " L%.1f,%.1f", LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS, y_of(s->lo[i], top));
+    fputs(" Z\"/>\n", out);
+    /* RSS */
+    fputs("<polyline class=\"rss\" fill=\"none\" stroke=\"#d0602a\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\" "
+          "points=\"",
+          out);
+    for (size_t i = 0; i < BUCKETS; i++)
+        if (s->rss_seen[i])
+            fprintf(out, "%.1f,%.1f ", LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS, y_of(s->rss[i], top));
+    fputs("\"/>\n", out);
+    /* snapshots: every one drawn (with its label as a tooltip), labels
+     * written where they do not overlap the one before */
+    double labelled = -1e9;
+    for (uint32_t i = 0; i < c->snapshot_count; i++) {
+        const struct pm_snapshot *sn = &c->snapshots[i];
+        double x = x_of(s, sn->time_ns);
+        fputs("<g class=\"snapshot\"><title>", out);
+        xml_str(out, sn->label);
+        fprintf(out, "</title><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
+                     "stroke-dasharray=\"2,2\"/>",
+                x, TOP, x, H - BOTTOM);
+        if (x - labelled >= 14) {
+            fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\" font-size=\"10\" text-anchor=\"end\" "
+                         "transform=\"rotate(-90 %.1f %.1f)\">",
+                    x - 3, TOP + 4, x - 3, TOP + 4);
+            xml_str(out, sn->label);
+            fputs("</text>", out);
+            labelled = x;
+        }
+        fputs("</g>\n", out);
+    }
+    /* the peak */
+    double px = x_of(s, t->peak_time_ns), py = y_of((double)t->peak_bytes, top);
+    fprintf(out, "<circle class=\"peak\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#c00\" data-bytes=\"%" PRIu64
+                 "\" data-time-ns=\"%" PRIu64 "\"><title>peak %s at %.3f s</title></circle>"
+                 "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">peak %s%s at %.3f s</text>\n",
+            px, py, t->peak_bytes, t->peak_time_ns, pm_human_bytes(b1, sizeof b1, (double)t->peak_bytes),
+            t->peak_time_ns / 1e9, px + 6 > W - 220 ? W - 220 : px + 6, py - 6 < TOP + 10 ? TOP + 10 : py - 6,
+            c->sample_bytes ? "~" : "", pm_human_bytes(b2, sizeof b2, (double)t->peak_bytes), t->peak_time_ns / 1e9);
+    /* legend */
+    fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"8\" fill=\"#4a90d9\" fill-opacity=\"0.45\"/>"
+                 "<text x=\"%.1f\" y=\"%.1f\">live bytes%s</text>"
+                 "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d0602a\" stroke-dasharray=\"5,3\"/>"
+                 "<text x=\"%.1f\" y=\"%.1f\">RSS</text>\n",
+            LEFT, H - 22, LEFT + 20, H - 14, c->sample_bytes ? " (estimated: sampled capture)" : " (exact, all domains)",
+            LEFT + 260, H - 18, LEFT + 280, H - 18, LEFT + 286, H - 14);
+    if (!c->has_end)
+        fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">capture truncated</text>\n", W - 160, H - 14);
+    fputs("</svg>\n", out);
+}
+
+int pm_cmd_plot(FILE *out, const char *path)
+{
+    struct pm_capture c;
+    struct pm_replay r;
+    struct series *s = calloc(1, sizeof *s);
+    if (!s) {
+        fputs("pymem: out of memory\n", stderr);
+        return 1;
+    }
+    memset(&r, 0, sizeof r);
+    int rc = pm_capture_open(&c, path) || pm_replay_run(&r, &c, NULL, 0, NULL, NULL);
+    struct pm_totals first = r.t;
+    pm_replay_free(&r);
+    if (!rc) {
+        /* The first pass gave the duration the columns divide. */
+        s->duration_ns = first.now_ns ? first.now_ns : 1;
+        memset(&r, 0, sizeof r);
+        rc = pm_replay_watch(&r, &c, watch, s);
+        pm_replay_free(&r);
+    }
+    /* A column without events holds what the one before ended with. */
+    for (size_t i = 0; !rc && i < BUCKETS; i++)
+        if (!s->seen[i]) {
+            double v = i ? s->last[i - 1] : 0;
+            s->lo[i] = s->hi[i] = s->last[i] = v;
+        }
+    if (rc)
+        fprintf(stderr, "pymem: %s\n", *c.error ? c.error : "cannot read the capture");
+    else
+        draw(out, &c, &first, s);
+    pm_capture_close(&c);
+    free(s);
+    return rc ? 1 : 0;
+}
