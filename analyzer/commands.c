@@ -46,7 +46,7 @@ static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *pat
     memset(r, 0, sizeof *r);
     if (pm_capture_open(c, path))
         return error(c);
-    if (peak || exit || count ? pm_replay_named(r, c, peak, exit, names, count)
+    if (peak || exit || count ? pm_replay_named(r, c, peak, exit, names, count, NULL, NULL)
                               : pm_replay_run(r, c, NULL, 0, NULL, NULL))
         return error(c);
     warn_truncated(c, path);

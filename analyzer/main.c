@@ -16,6 +16,7 @@
 
 #include "combine.h"
 #include "export.h"
+#include "lines.h"
 #include "plot.h"
 #include "commands.h"
 #include "cli.h"
@@ -49,6 +50,7 @@ static void usage(FILE *out)
           "  export CAPTURE --format folded|speedscope|csv [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
           "                                                 the sites for other tools (pymem export --help)\n"
           "  plot CAPTURE [-o FILE.svg]                     memory over time, a standalone SVG\n"
+          "  lines CAPTURE [FILE.py ...] [--json]           memory per line of the program's own source\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
           "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
@@ -234,6 +236,37 @@ static int run_on(command_fn fn, const char *path, struct pm_opts *o, bool merge
     return rc;
 }
 
+/* pymem lines CAPTURE [FILE.py ...] [--json] */
+static int lines_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool json = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j') {
+            json = true;
+        } else if (c == 'h') {
+            fputs("usage: pymem lines CAPTURE [FILE.py ...] [--json]\n"
+                  "  memory per source line of the program's own files (or of the files named): bytes and blocks\n"
+                  "  allocated, live at the peak and at exit; an allocation counts at the innermost frame in them\n",
+                  stdout);
+            return 0;
+        } else {
+            pm_option_error("lines", opts, optopt, argv[optind - 1], "pymem lines --help");
+            return 2;
+        }
+    }
+    if (argc - optind < 1) {
+        fputs("pymem lines: expected a CAPTURE\n", stderr);
+        return 2;
+    }
+    limit_memory(0);
+    return pm_cmd_lines(stdout, argv[optind], argv + optind + 1, argc - optind - 1, json);
+}
+
 /* pymem plot CAPTURE [-o FILE.svg] */
 static int plot_main(int argc, char **argv)
 {
@@ -393,6 +426,8 @@ int main(int argc, char **argv)
         return export_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "plot"))
         return plot_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "lines"))
+        return lines_main(argc - 1, argv + 1);
 
     command_fn fn;
     int operands;

@@ -219,7 +219,7 @@ int pm_cmd_plot(FILE *out, const char *path)
         /* The first pass gave the duration the columns divide. */
         s->duration_ns = first.now_ns ? first.now_ns : 1;
         memset(&r, 0, sizeof r);
-        rc = pm_replay_watch(&r, &c, watch, s);
+        rc = pm_replay_named(&r, &c, false, false, NULL, 0, watch, s);
         pm_replay_free(&r);
     }
     /* A column without events holds what the one before ended with. */

@@ -300,16 +300,6 @@ static int start(struct pm_replay *r, struct pm_capture *cap)
     return 0;
 }
 
-int pm_replay_watch(struct pm_replay *r, struct pm_capture *cap,
-                    int (*watch)(void *ctx, const struct pm_replay *r, const struct pm_event *ev), void *ctx)
-{
-    if (start(r, cap))
-        return -1;
-    r->watch = watch;
-    r->watch_ctx = ctx;
-    return run(r, cap);
-}
-
 int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *stops,
                   size_t stop_count, pm_stop_fn on_stop, void *ctx)
 {
@@ -330,10 +320,12 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
 }
 
 int pm_replay_named(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit, const char *const *names,
-                    int count)
+                    int count, pm_watch_fn watch, void *watch_ctx)
 {
     if (start(r, cap))
         return -1;
+    r->watch = watch;
+    r->watch_ctx = watch_ctx;
     r->track_peak = peak;
     r->track_exit = exit;
     r->name_count = count < 2 ? count : 2;
@@ -365,7 +357,7 @@ const struct pm_point *pm_replay_point_at(const struct pm_replay *r, uint64_t se
 
 int pm_replay_points(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit)
 {
-    return pm_replay_named(r, cap, peak, exit, NULL, 0);
+    return pm_replay_named(r, cap, peak, exit, NULL, 0, NULL, NULL);
 }
 
 void pm_replay_free(struct pm_replay *r)

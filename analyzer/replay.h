@@ -44,6 +44,8 @@ struct pm_totals {
 
 struct pm_replay;
 typedef int (*pm_stop_fn)(void *ctx, size_t stop_index, struct pm_replay *r);
+/* Told after each event (0 to go on), with the totals as it left them. */
+typedef int (*pm_watch_fn)(void *ctx, const struct pm_replay *r, const struct pm_event *ev);
 
 struct pm_replay {
     struct pm_capture *cap;
@@ -64,8 +66,7 @@ struct pm_replay {
     uint32_t snapshots_seen;
     struct pm_point *points[4]; /* those kept: what the live table's observer feeds */
     int point_count;
-    /* told after each event, with the totals it left (pymem plot) */
-    int (*watch)(void *ctx, const struct pm_replay *r, const struct pm_event *ev);
+    pm_watch_fn watch; /* pymem plot, pymem lines */
     void *watch_ctx;
     bool main_seen;
     uint64_t main_seq;
@@ -77,17 +78,14 @@ int pm_replay_run(struct pm_replay *r, struct pm_capture *cap, const uint64_t *s
                   size_t stop_count, pm_stop_fn on_stop, void *ctx);
 void pm_replay_free(struct pm_replay *r);
 
-/* Replays `cap` from the start, calling `watch` after each event (0 to go
- * on) with the totals as that event left them. */
-int pm_replay_watch(struct pm_replay *r, struct pm_capture *cap,
-                    int (*watch)(void *ctx, const struct pm_replay *r, const struct pm_event *ev), void *ctx);
 
 /* pm_replay_points, and also keeps what the snapshots called `names` (a
  * label, the last snapshot with it; or an index) saw, so that a diff or a
- * leaks --at needs no second pass. After the pass, pm_replay_point_at
- * finds the point kept for a sequence number. */
+ * leaks --at needs no second pass; with `watch`, tells it of every event.
+ * After the pass, pm_replay_point_at finds the point kept for a sequence
+ * number. */
 int pm_replay_named(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit, const char *const *names,
-                    int count);
+                    int count, pm_watch_fn watch, void *watch_ctx);
 /* The point kept at `seq` (a named one, the peak or the exit), an empty one
  * for 0 (the start), NULL if none was kept there. */
 const struct pm_point *pm_replay_point_at(const struct pm_replay *r, uint64_t seq);
