@@ -232,11 +232,18 @@ static int add_capture(struct trend *t, const char *path, const struct pm_opts *
     for (uint32_t i = 0; i < c.snapshot_count && !t->main_seq; i++)
         if (c.snapshots[i].kind == PM_SNAP_MAIN)
             t->main_seq = c.snapshots[i].seq;
+    bool finalising = false;
     for (uint32_t i = 0; !rc && i < c.snapshot_count; i++) {
         const struct pm_snapshot *s = &c.snapshots[i];
         /* Start-up (the interpreter's, and the imports before the program's
-         * own code runs) is no trend. */
-        if (!trended(s->kind) || (t->main_seq && s->seq < t->main_seq))
+         * own code runs) is no trend, nor finalisation (from the `exit`
+         * snapshot on, until another interpreter starts), which frees the
+         * program's memory. */
+        if (s->kind == PM_SNAP_EXIT)
+            finalising = true;
+        else if (s->kind == PM_SNAP_USER && !strncmp(s->label, "interpreter-", 12))
+            finalising = false;
+        if (!trended(s->kind) || finalising || (t->main_seq && s->seq < t->main_seq))
             continue;
         if (label_index(t, s->label, s->time_ns / 1e9, used, &t->stop_label[n])) {
             snprintf(c.error, sizeof c.error, "%s: out of memory", path);
@@ -297,13 +304,19 @@ static void analyse(struct tsite *x, const size_t *keep, size_t k, const double 
     x->last = x->bytes[keep[k - 1]];
     double mid = x->bytes[keep[k / 2]];
     double g1 = mid - x->first, g2 = x->last - mid;
+    double lo2 = INFINITY, hi2 = -INFINITY; /* the second half's range */
+    for (size_t i = k / 2; i < k; i++) {
+        double y = x->bytes[keep[i]];
+        lo2 = y < lo2 ? y : lo2;
+        hi2 = y > hi2 ? y : hi2;
+    }
     if (hi - lo < FLAT_BYTES)
         x->cls = FLAT;
     else if (x->rate > 0 && x->r2 >= 0.9 && g1 > 0 && g2 > 0 && g2 >= 0.5 * g1 && g1 >= 0.5 * g2)
         x->cls = STEADY; /* each half of the run grew at about the same pace */
     else if (x->rate < 0 && x->r2 >= 0.5)
         x->cls = SHRINKING;
-    else if (g1 > 0 && g2 < 0.5 * g1 && hi - x->last < 0.25 * (hi - lo))
+    else if (g1 > 0 && g2 < 0.5 * g1 && hi - x->last < 0.25 * (hi - lo) && hi2 - lo2 < 0.25 * (hi - lo))
         x->cls = PLATEAU; /* grew early, then stayed near its top */
     else
         x->cls = FLUCTUATING;
