@@ -41,8 +41,10 @@ PRELOAD_OBJS := $(PRELOAD_SRCS:preload/%.c=$(BUILD)/preload/%.o)
 ANALYZER_CFLAGS := $(BASE_CFLAGS) -O3 $(SAN_FLAGS) -Ianalyzer
 ANALYZER_SRCS := $(wildcard analyzer/*.c)
 ANALYZER_LIB_SRCS := $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
-ANALYZER_OBJS := $(ANALYZER_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
-ANALYZER_LIB_OBJS := $(ANALYZER_LIB_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o)
+# The flame graph page's script, linked in as data (flamegraph.c).
+ANALYZER_JS_OBJ := $(BUILD)/analyzer/flamegraph_js.o
+ANALYZER_OBJS := $(ANALYZER_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o) $(ANALYZER_JS_OBJ)
+ANALYZER_LIB_OBJS := $(ANALYZER_LIB_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o) $(ANALYZER_JS_OBJ)
 ANALYZER_LIBS := -lm -ldw -lelf -lzstd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -67,6 +69,10 @@ $(BUILD)/libpymem.so: $(PRELOAD_OBJS) preload/libpymem.map
 $(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard analyzer/*.h include/pymem/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ANALYZER_CFLAGS) -c $< -o $@
+
+$(ANALYZER_JS_OBJ): analyzer/flamegraph.js | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	ld -r -b binary -z noexecstack -o $@ analyzer/flamegraph.js
 
 $(BUILD)/pymem: $(ANALYZER_OBJS)
 	$(CC) $(SAN_FLAGS) -o $@ $(ANALYZER_OBJS) $(ANALYZER_LIBS)
@@ -113,11 +119,12 @@ bench: all $(BUILD)/synth
 FUZZ_RUNS ?= 1000000
 FUZZ_TIME ?= 0
 FUZZ_DIR := build/fuzz
-$(FUZZ_DIR)/fuzz_capture: tests/fuzz/fuzz_capture.c $(ANALYZER_LIB_SRCS) $(wildcard analyzer/*.h include/pymem/*.h)
+$(FUZZ_DIR)/fuzz_capture: tests/fuzz/fuzz_capture.c $(ANALYZER_LIB_SRCS) $(ANALYZER_JS_OBJ) $(wildcard analyzer/*.h include/pymem/*.h)
 	@sh scripts/install-deps.sh clang libclang-rt-14-dev
 	@mkdir -p $(dir $@)
 	clang -std=c11 -O1 -g -Iinclude -Ianalyzer -DPM_FUZZING -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_capture.c $(ANALYZER_LIB_SRCS) $(ANALYZER_LIBS)
+		-fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_capture.c $(ANALYZER_LIB_SRCS) $(ANALYZER_JS_OBJ) \
+		$(ANALYZER_LIBS)
 
 fuzz: $(FUZZ_DIR)/fuzz_capture
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/findings

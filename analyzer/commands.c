@@ -12,6 +12,7 @@
 #include "capture.h"
 #include "combine.h"
 #include "export.h"
+#include "flamegraph.h"
 #include "replay.h"
 #include "runfiles.h"
 #include "report.h"
@@ -235,6 +236,8 @@ static int collect_point(struct session *s, struct pm_sites *sites, const struct
  * export (pymem export). */
 static int emit_sites(FILE *out, struct session *s, const struct pm_sites_header *h, const struct pm_opts *o)
 {
+    if (o->format == PM_EXPORT_HTML)
+        return pm_flamegraph_write(out, &s->c, h, &s->sites);
     if (o->format)
         return pm_export_sites(out, &s->c, h, &s->sites, o);
     if (!o->combined) {

@@ -10,7 +10,6 @@
 #include "grow.h"
 #include "json.h"
 
-#define MAX_FRAMES 4096
 
 int pm_export_parse(const char *name, enum pm_export_format *out)
 {
@@ -34,12 +33,11 @@ static int64_t weight(const struct pm_sites_header *h, const struct pm_site *x, 
     return blocks ? x->count[1] : x->bytes[1];
 }
 
-/* The stack's nodes, outermost first; returns how many. */
-static size_t root_first(const struct pm_capture *c, uint32_t node, uint32_t *out)
+size_t pm_stack_root_first(const struct pm_capture *c, uint32_t node, uint32_t *out)
 {
     size_t n = 0;
     struct pm_frame f;
-    for (uint32_t id = node; n < MAX_FRAMES && pm_stacks_frame(&c->stacks, id, &f); id = f.parent)
+    for (uint32_t id = node; n < PM_EXPORT_MAX_FRAMES && pm_stacks_frame(&c->stacks, id, &f); id = f.parent)
         out[n++] = id;
     for (size_t i = 0; i < n / 2; i++) {
         uint32_t t = out[i];
@@ -71,14 +69,14 @@ static void folded_frame(FILE *out, const struct pm_capture *c, uint32_t id)
 static int export_folded(FILE *out, const struct pm_capture *c, const struct pm_sites_header *h,
                          const struct pm_sites *s)
 {
-    uint32_t *nodes = malloc(MAX_FRAMES * sizeof *nodes);
+    uint32_t *nodes = malloc(PM_EXPORT_MAX_FRAMES * sizeof *nodes);
     if (!nodes)
         return -1;
     for (size_t i = 0; i < s->n; i++) {
         int64_t w = weight(h, &s->v[i], false);
         if (w <= 0)
             continue;
-        size_t n = root_first(c, s->v[i].stack, nodes);
+        size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
         if (!n)
             fputs("<no frame>", out);
         for (size_t k = 0; k < n; k++) {
@@ -92,15 +90,6 @@ static int export_folded(FILE *out, const struct pm_capture *c, const struct pm_
     return 0;
 }
 
-/* speedscope's shared frame table: one entry per (function, file, line,
- * native) of the capture. */
-struct frame_table {
-    uint32_t *keys; /* 4 per entry */
-    size_t n, cap;
-    uint32_t *index;
-    size_t index_cap;
-};
-
 static uint64_t frame_hash(const uint32_t *k)
 {
     uint64_t h = 1469598103934665603ull;
@@ -109,7 +98,7 @@ static uint64_t frame_hash(const uint32_t *k)
     return h ^ (h >> 29);
 }
 
-static int frame_rehash(struct frame_table *t)
+static int frame_rehash(struct pm_frame_table *t)
 {
     size_t cap = t->index_cap ? t->index_cap * 2 : 1024;
     uint32_t *idx = calloc(cap, sizeof *idx);
@@ -127,8 +116,7 @@ static int frame_rehash(struct frame_table *t)
     return 0;
 }
 
-/* Index of node `id`'s frame in the table, or -1 when memory runs out. */
-static long frame_of(struct frame_table *t, const struct pm_capture *c, uint32_t id)
+long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, uint32_t id)
 {
     struct pm_frame f;
     pm_stacks_frame(&c->stacks, id, &f);
@@ -147,7 +135,7 @@ static long frame_of(struct frame_table *t, const struct pm_capture *c, uint32_t
 }
 
 static void speedscope_profile(FILE *out, const struct pm_capture *c, const struct pm_sites_header *h,
-                               const struct pm_sites *s, struct frame_table *t, bool blocks, uint32_t *nodes)
+                               const struct pm_sites *s, struct pm_frame_table *t, bool blocks, uint32_t *nodes)
 {
     int64_t total = 0;
     for (size_t i = 0; i < s->n; i++) {
@@ -161,10 +149,10 @@ static void speedscope_profile(FILE *out, const struct pm_capture *c, const stru
     for (size_t i = 0; i < s->n; i++) {
         if (weight(h, &s->v[i], blocks) <= 0)
             continue;
-        size_t n = root_first(c, s->v[i].stack, nodes);
+        size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
         fputs(first ? "[" : ", [", out);
         for (size_t k = 0; k < n; k++)
-            fprintf(out, "%s%ld", k ? ", " : "", frame_of(t, c, nodes[k]));
+            fprintf(out, "%s%ld", k ? ", " : "", pm_frame_table_index(t, c, nodes[k]));
         fputc(']', out);
         first = false;
     }
@@ -183,16 +171,16 @@ static void speedscope_profile(FILE *out, const struct pm_capture *c, const stru
 static int export_speedscope(FILE *out, const struct pm_capture *c, const struct pm_sites_header *h,
                              const struct pm_sites *s)
 {
-    struct frame_table t = {0};
-    uint32_t *nodes = malloc(MAX_FRAMES * sizeof *nodes);
+    struct pm_frame_table t = {0};
+    uint32_t *nodes = malloc(PM_EXPORT_MAX_FRAMES * sizeof *nodes);
     int rc = nodes ? 0 : -1;
     /* Every frame gets its index before the profiles are written. */
     for (size_t i = 0; !rc && i < s->n; i++) {
         if (weight(h, &s->v[i], false) <= 0 && weight(h, &s->v[i], true) <= 0)
             continue;
-        size_t n = root_first(c, s->v[i].stack, nodes);
+        size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
         for (size_t k = 0; !rc && k < n; k++)
-            rc = frame_of(&t, c, nodes[k]) < 0 ? -1 : 0;
+            rc = pm_frame_table_index(&t, c, nodes[k]) < 0 ? -1 : 0;
     }
     if (!rc) {
         char name[600];
@@ -224,9 +212,15 @@ static int export_speedscope(FILE *out, const struct pm_capture *c, const struct
         fputs("]}\n", out);
     }
     free(nodes);
-    free(t.keys);
-    free(t.index);
+    pm_frame_table_free(&t);
     return rc;
+}
+
+void pm_frame_table_free(struct pm_frame_table *t)
+{
+    free(t->keys);
+    free(t->index);
+    memset(t, 0, sizeof *t);
 }
 
 /* A CSV field: quoted, with quotes doubled (RFC 4180). */

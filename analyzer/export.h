@@ -14,7 +14,27 @@
 #include "report.h"
 #include "sites.h"
 
-enum pm_export_format { PM_EXPORT_NONE, PM_EXPORT_FOLDED, PM_EXPORT_SPEEDSCOPE, PM_EXPORT_CSV };
+enum pm_export_format { PM_EXPORT_NONE, PM_EXPORT_FOLDED, PM_EXPORT_SPEEDSCOPE, PM_EXPORT_CSV, PM_EXPORT_HTML };
+
+/* The deepest stack written whole. */
+#define PM_EXPORT_MAX_FRAMES 4096
+
+/* The stack's nodes, outermost first, into `out` (PM_EXPORT_MAX_FRAMES at
+ * most); returns how many. */
+size_t pm_stack_root_first(const struct pm_capture *c, uint32_t node, uint32_t *out);
+
+/* A table of the capture's distinct frames (function, file, line, native),
+ * numbered from 0 in the order first seen: speedscope's and the flame
+ * graph's. `keys` holds those 4 ids per frame. */
+struct pm_frame_table {
+    uint32_t *keys;
+    size_t n, cap;
+    uint32_t *index;
+    size_t index_cap;
+};
+/* The number of node `id`'s frame, added if new; -1 when memory runs out. */
+long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, uint32_t id);
+void pm_frame_table_free(struct pm_frame_table *t);
 
 /* "folded", "speedscope", "csv" -> format; -1 for anything else. */
 int pm_export_parse(const char *name, enum pm_export_format *out);

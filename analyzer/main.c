@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,8 @@ static void usage(FILE *out)
           "  export CAPTURE --format folded|speedscope|csv [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
           "                                                 the sites for other tools (pymem export --help)\n"
           "  plot CAPTURE [-o FILE.svg]                     memory over time, a standalone SVG\n"
+          "  flamegraph CAPTURE [--at SNAP|--leaks|--diff A B] [-o FILE.html]\n"
+          "                                                 a flame graph page that works offline\n"
           "  lines CAPTURE [FILE.py ...] [--json]           memory per line of the program's own source\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
@@ -300,7 +303,7 @@ static int plot_main(int argc, char **argv)
         return 1;
     }
     limit_memory(0);
-    int rc = pm_cmd_plot(out, argv[optind]);
+    int rc = pm_plot_svg(out, argv[optind], false);
     if (out != stdout && fclose(out) != 0 && !rc) {
         fprintf(stderr, "pymem plot: cannot write %s: %s\n", output, strerror(errno));
         rc = 1;
@@ -310,9 +313,11 @@ static int plot_main(int argc, char **argv)
 
 /* pymem export CAPTURE --format F [--at SNAP | --leaks | --diff A B]
  * [--by G] [--domain D] [-o FILE]: the sites of the peak (default), of a
- * point, or the growth between two, for other tools. */
-static int export_main(int argc, char **argv)
+ * point, or the growth between two, for other tools; `flamegraph`: the
+ * same as an HTML page (default FILE: the capture's name, .html). */
+static int export_main(int argc, char **argv, bool flamegraph)
 {
+    const char *cmd = flamegraph ? "flamegraph" : "export";
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'}, {"at", required_argument, NULL, 'a'},
         {"leaks", no_argument, NULL, 'l'},       {"diff", required_argument, NULL, 'D'},
@@ -321,7 +326,7 @@ static int export_main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct pm_opts o = {.by = PM_BY_TRACEBACK, .top = 0};
-    enum pm_export_format format = PM_EXPORT_NONE;
+    enum pm_export_format format = flamegraph ? PM_EXPORT_HTML : PM_EXPORT_NONE;
     const char *output = NULL;
     bool leaks = false, by_given = false;
     int c;
@@ -330,7 +335,7 @@ static int export_main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "f:o:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
-            if (pm_export_parse(optarg, &format)) {
+            if (flamegraph || pm_export_parse(optarg, &format)) {
                 fprintf(stderr, "pymem export: --format takes folded, speedscope or csv, not '%s'\n", optarg);
                 return 2;
             }
@@ -362,6 +367,14 @@ static int export_main(int argc, char **argv)
             }
             break;
         case 'h':
+            if (flamegraph) {
+                fputs("usage: pymem flamegraph CAPTURE [--at SNAP | --leaks | --diff A B] [--domain D,...] [-o FILE.html]\n"
+                      "  one self-contained HTML page (works offline): a flame graph of what was live at the peak\n"
+                      "  (default), at SNAP, at exit (--leaks), or of what grew from A to B, with zoom, search, an\n"
+                      "  icicle view and toggles for library and native frames; and memory over time\n",
+                      stdout);
+                return 0;
+            }
             fputs("usage: pymem export CAPTURE --format folded|speedscope|csv [--at SNAP | --leaks | --diff A B]\n"
                   "                    [--by G] [--domain D,...] [-o FILE]\n"
                   "  the sites live at the peak (default), at SNAP, at exit (--leaks), or the growth from A to B;\n"
@@ -369,15 +382,14 @@ static int export_main(int argc, char **argv)
                   stdout);
             return 0;
         default:
-            pm_option_error("export", opts, optopt, argv[optind - 1], "pymem export --help");
+            pm_option_error(cmd, opts, optopt, argv[optind - 1], flamegraph ? "pymem flamegraph --help" : "pymem export --help");
             return 2;
         }
     }
     int left = argc - optind;
     if (format == PM_EXPORT_NONE || left != (o.from ? 2 : 1) || (!!o.at + leaks + !!o.from) > 1) {
-        fputs("pymem export: expected CAPTURE --format folded|speedscope|csv and at most one of --at SNAP, "
-              "--leaks, --diff A B\n",
-              stderr);
+        fprintf(stderr, "pymem %s: expected CAPTURE%s and at most one of --at SNAP, --leaks, --diff A B\n", cmd,
+                flamegraph ? "" : " --format folded|speedscope|csv");
         return 2;
     }
     if (format == PM_EXPORT_CSV && !by_given)
@@ -389,17 +401,27 @@ static int export_main(int argc, char **argv)
     o.format = format;
     o.to = o.from ? argv[optind + 1] : NULL;
     command_fn fn = o.from ? pm_cmd_diff : o.at || leaks ? pm_cmd_leaks : pm_cmd_peak;
+    char page[PATH_MAX];
+    if (flamegraph && !output) {
+        const char *capture = argv[optind];
+        size_t n = strlen(capture);
+        int stem = (int)n - (n > 5 && !strcmp(capture + n - 5, ".pmem") ? 5 : 0);
+        snprintf(page, sizeof page, "%.*s.html", stem, capture);
+        output = page;
+    }
     FILE *out = stdout;
     if (output && !(out = fopen(output, "w"))) {
-        fprintf(stderr, "pymem export: cannot write %s: %s\n", output, strerror(errno));
+        fprintf(stderr, "pymem %s: cannot write %s: %s\n", cmd, output, strerror(errno));
         return 1;
     }
     limit_memory(0);
     int rc = fn(out, argv[optind], &o);
     if (out != stdout && fclose(out) != 0 && !rc) {
-        fprintf(stderr, "pymem export: cannot write %s: %s\n", output, strerror(errno));
+        fprintf(stderr, "pymem %s: cannot write %s: %s\n", cmd, output, strerror(errno));
         rc = 1;
     }
+    if (!rc && flamegraph)
+        fprintf(stderr, "pymem: wrote %s\n", output);
     return rc;
 }
 
@@ -422,8 +444,8 @@ int main(int argc, char **argv)
         return pm_run_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "snapshot"))
         return pm_snapshot_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export"))
-        return export_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export") || !strcmp(cmd, "flamegraph"))
+        return export_main(argc - 1, argv + 1, !strcmp(cmd, "flamegraph"));
     if (!strcmp(cmd, "plot"))
         return plot_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "lines"))

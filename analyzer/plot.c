@@ -111,7 +111,8 @@ static double y_of(double bytes, double top)
     return TOP + (H - TOP - BOTTOM) * (1 - bytes / top);
 }
 
-static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *t, const struct series *s)
+static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *t, const struct series *s,
+                 bool inline_svg)
 {
     double maxv = (double)t->peak_bytes;
     for (size_t i = 0; i < BUCKETS; i++)
@@ -119,8 +120,9 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
             maxv = s->rss[i];
     double top = nice_bytes(maxv > 0 ? maxv * 1.05 : 1);
     char b1[32], b2[32];
-    fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+    if (!inline_svg)
+        fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", out);
+    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                  "font-family=\"sans-serif\" font-size=\"12\">\n",
             W, H, W, H);
     fputs("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">", out);
@@ -202,7 +204,7 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
     fputs("</svg>\n", out);
 }
 
-int pm_cmd_plot(FILE *out, const char *path)
+int pm_plot_svg(FILE *out, const char *path, bool inline_svg)
 {
     struct pm_capture c;
     struct pm_replay r;
@@ -231,7 +233,7 @@ int pm_cmd_plot(FILE *out, const char *path)
     if (rc)
         fprintf(stderr, "pymem: %s\n", *c.error ? c.error : "cannot read the capture");
     else
-        draw(out, &c, &first, s);
+        draw(out, &c, &first, s, inline_svg);
     pm_capture_close(&c);
     free(s);
     return rc ? 1 : 0;

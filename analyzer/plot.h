@@ -5,10 +5,11 @@
 #ifndef PMA_PLOT_H
 #define PMA_PLOT_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
-/* Writes the SVG of the capture at `path` to `out`. 0, or 1 after a
- * one-line error. */
-int pm_cmd_plot(FILE *out, const char *path);
+/* Writes the SVG of the capture at `path` to `out` (`inline`: without the
+ * XML declaration, for an HTML page). 0, or 1 after a one-line error. */
+int pm_plot_svg(FILE *out, const char *path, bool inline_svg);
 
 #endif

@@ -523,6 +523,65 @@ def test_lines(c, tag):
           and "no allocation was made" in none, text[:300] + none)
 
 
+def chromium_dom(c, page, fragment="", screenshot=None):
+    """The page's DOM after its scripts ran, in Debian's chromium, headless,
+    offline (no network namespace needed: the page's CSP forbids requests)."""
+    args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + os.path.join(c.tmp, "chromium")]
+    if screenshot:
+        subprocess.run(args + ["--window-size=1300,900", "--screenshot=" + screenshot, "file://" + page],
+                       capture_output=True, timeout=120)
+    r = subprocess.run(args + ["--dump-dom", "file://" + page + fragment], capture_output=True, text=True,
+                       timeout=120)
+    return r.stdout
+
+
+def test_flamegraph(c, tag):
+    """pymem flamegraph in a real browser: the root is the peak, clicking a
+    frame zooms to it, search finds a function, nothing leaves the page, and
+    a name made of markup stays text."""
+    if not shutil.which("chromium"):
+        check(tag + " flamegraph: chromium is installed (scripts/install-deps.sh)", False)
+        return
+    m = marks("leak.py")
+    out = c.capture("flame.pmem")
+    c.preload([os.path.join(PROGRAMS, "leak.py")], out)
+    page = os.path.join(c.tmp, "flame.html")
+    r = c.analyze("flamegraph", out, "-o", page, check=False)
+    html = open(page).read() if os.path.exists(page) else ""
+    urls = set(re.findall(r"https?://[^\"' )]+", html)) - {"http://www.w3.org/2000/svg"}
+    check(tag + " flamegraph: one self-contained page, no address of anything to fetch",
+          r.returncode == 0 and "Content-Security-Policy" in html and not urls and "<script src" not in html,
+          r.stderr + str(urls))
+    shot = os.path.join(c.build, "tests", "flamegraph.png")
+    dom = chromium_dom(c, page, "#selftest=remember", screenshot=shot)
+    found = re.search(r'<pre id="selftest">([^<]*)</pre>', dom)
+    st = json.loads(found.group(1).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")) if found else {}
+    peak = c.json("peak", out, "--by", "traceback", "--top", "0")
+    total = sum(x["bytes"] for x in peak["sites"])
+    check(tag + " flamegraph in chromium: the root is the peak (%s bytes)" % st.get("rootBytes"),
+          st.get("rootBytes") == st.get("dataTotal") == total == peak["peak_bytes"], dom[-500:])
+    check(tag + " flamegraph in chromium: a click zooms to the frame, the breadcrumb follows",
+          st.get("zoomedTo") == "remember" and st.get("crumbs", "").endswith("remember (%s:%d)"
+                                                                            % (os.path.join(PROGRAMS, "leak.py"), m["LEAK"]))
+          and st.get("zoomBytes", 0) >= 1000 * (10000 + BYTES_HEADER), json.dumps(st))
+    check(tag + " flamegraph in chromium: search finds the function and its share",
+          st.get("searchBytes", 0) >= 1000 * (10000 + BYTES_HEADER) and "matches:" in st.get("searchText", ""),
+          json.dumps(st))
+    check(tag + " flamegraph: a screenshot is kept (%s)" % shot, os.path.exists(shot) and os.path.getsize(shot) > 10000)
+    odd = c.capture("flame-odd.pmem")
+    evil = "</script><img src=x onerror=alert(1)>"
+    c.preload(["-c", "exec(compile('def f():\\n    return [bytes(5000) for _ in range(200)]\\nkeep = f()\\n', %r, 'exec'))"
+               % evil], odd)
+    page2 = os.path.join(c.tmp, "flame-odd.html")
+    c.analyze("flamegraph", odd, "-o", page2, check=False)
+    dom = chromium_dom(c, page2, "#selftest=f")
+    found = re.search(r'<pre id="selftest">([^<]*)</pre>', dom)
+    st = json.loads(found.group(1).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")) if found else {}
+    check(tag + " flamegraph: a file named like markup renders as text (no element made, the page still runs)",
+          '<img src="x"' not in dom and st.get("zoomedTo") == "f"
+          and evil in st.get("crumbs", ""), dom[:300] + json.dumps(st)[:300])
+
+
 def test_children_write_beside_the_root(c, tag):
     """A relative -o, and a child that changes directory before its first
     allocation: its capture is still beside its parent's."""
@@ -1044,7 +1103,7 @@ def main():
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
-            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines,
+            test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE
     every += native.EVERY + oracle.EVERY

@@ -1,0 +1,194 @@
+/* pymem flame graph: the page's renderer, embedded by `pymem flamegraph`
+ * into a self-contained HTML file (no request of any kind leaves the page:
+ * the data is in the page, and a Content-Security-Policy forbids the rest).
+ * Names are only ever set as text (textContent, canvas fillText), never
+ * parsed as HTML. Data: frames {n: names, f: files, l: lines, k: kinds
+ * (0 Python, 1 native), lib: 1 for library frames}, nodes {p: parent, f:
+ * frame, v: bytes, b: blocks} in an order where parents come first; node 0
+ * is the root. */
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("pymem-data").textContent);
+  var F = D.frames, N = D.nodes;
+  var canvas = document.getElementById("fg"), ctx = canvas.getContext("2d");
+  var tip = document.getElementById("tip"), crumbs = document.getElementById("crumbs");
+  var searchBox = document.getElementById("search"), found = document.getElementById("found");
+  var ROW = 18;
+  var state = {inverted: false, hideLib: false, hideNative: false, zoom: 0, search: ""};
+  var tree; /* the derived tree: {frame, v, b, kids: [], parent} */
+  var rects = []; /* drawn: {x, y, w, node} */
+
+  function human(b) {
+    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    b = Math.abs(b);
+    while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+    return (i ? b.toFixed(1) : b.toFixed(0)) + " " + u[i];
+  }
+
+  function frameName(fi) {
+    if (fi < 0) return fi === -2 ? "other (frames under 0.01% each)" : "all";
+    var line = F.l[fi] ? ":" + F.l[fi] : "";
+    return F.n[fi] + " (" + F.f[fi] + line + ")";
+  }
+
+  /* The tree the page shows: the capture's, with hidden frames lifted out
+   * (their children join their parent, same frames merged). Each node's
+   * own bytes (total minus its children's) go to its shown ancestor. */
+  function derive() {
+    var n = N.p.length, own = new Float64Array(n), ownb = new Float64Array(n), i;
+    for (i = 0; i < n; i++) { own[i] = N.v[i]; ownb[i] = N.b[i]; }
+    for (i = 1; i < n; i++) { own[N.p[i]] -= N.v[i]; ownb[N.p[i]] -= N.b[i]; }
+    var map = new Array(n);
+    var root = {frame: -1, v: 0, b: 0, kids: [], byFrame: {}, parent: null};
+    map[0] = root;
+    for (i = 1; i < n; i++) {
+      var up = map[N.p[i]], fi = N.f[i];
+      var hidden = fi >= 0 && ((state.hideLib && F.lib[fi]) || (state.hideNative && F.k[fi]));
+      if (hidden) { map[i] = up; continue; }
+      var key = String(fi), node = up.byFrame[key];
+      if (!node) {
+        node = {frame: fi, v: 0, b: 0, kids: [], byFrame: {}, parent: up};
+        up.byFrame[key] = node;
+        up.kids.push(node);
+      }
+      map[i] = node;
+    }
+    for (i = 0; i < n; i++) {
+      for (var x = map[i]; x; x = x.parent) { x.v += own[i]; x.b += ownb[i]; }
+    }
+    (function sort(x) { x.kids.sort(function (a, b) { return b.v - a.v; }); x.kids.forEach(sort); })(root);
+    return root;
+  }
+
+  function matches(x) {
+    return state.search && x.frame >= 0 && frameName(x.frame).toLowerCase().indexOf(state.search) >= 0;
+  }
+
+  function depthOf(x) { var d = 0; for (; x.parent; x = x.parent) d++; return d; }
+
+  function draw() {
+    var zoom = state.zoom || tree, width = canvas.clientWidth;
+    var maxDepth = 0;
+    (function deepest(x, d) { if (d > maxDepth) maxDepth = d; x.kids.forEach(function (k) { deepest(k, d + 1); }); })(zoom, 0);
+    var base = depthOf(zoom);
+    canvas.width = width * (window.devicePixelRatio || 1);
+    canvas.height = (maxDepth + 1) * ROW * (window.devicePixelRatio || 1);
+    canvas.style.height = (maxDepth + 1) * ROW + "px";
+    ctx.setTransform(window.devicePixelRatio || 1, 0, 0, window.devicePixelRatio || 1, 0, 0);
+    ctx.font = "12px sans-serif";
+    ctx.textBaseline = "middle";
+    rects = [];
+    var total = zoom.v || 1;
+    function place(x, left, d) {
+      var w = width * x.v / total;
+      if (w < 0.5) return;
+      var y = state.inverted ? d * ROW : (maxDepth - d) * ROW;
+      var hit = matches(x);
+      var hue = x.frame >= 0 && F.k[x.frame] ? 200 : 20 + (x.frame * 37) % 40;
+      ctx.fillStyle = hit ? "#e040fb" : x.frame === -2 ? "#bbb" : "hsl(" + hue + ",80%," + (60 + (x.frame * 7) % 15) + "%)";
+      ctx.fillRect(left, y, Math.max(w - 1, 0.5), ROW - 1);
+      if (w > 30) {
+        ctx.fillStyle = "#000";
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(left, y, w - 2, ROW);
+        ctx.clip();
+        ctx.fillText(frameName(x.frame), left + 3, y + ROW / 2);
+        ctx.restore();
+      }
+      rects.push({x: left, y: y, w: w, node: x});
+      var at = left;
+      x.kids.forEach(function (k) { place(k, at, d + 1); at += width * k.v / total; });
+    }
+    place(zoom, 0, 0);
+    crumbs.textContent = "";
+    var path = [];
+    for (var x = zoom; x; x = x.parent) path.unshift(x);
+    path.forEach(function (p, i) {
+      var a = document.createElement("a");
+      a.href = "#";
+      a.textContent = (i ? " > " : "") + frameName(p.frame);
+      a.onclick = function (e) { e.preventDefault(); state.zoom = p === tree ? 0 : p; draw(); };
+      crumbs.appendChild(a);
+    });
+    if (state.search) {
+      var sum = 0;
+      (function walk(x) { if (matches(x)) { sum += x.v; return; } x.kids.forEach(walk); })(tree);
+      found.textContent = "matches: " + human(sum) + " (" + (100 * sum / (tree.v || 1)).toFixed(2) + "% of all)";
+      found.dataset.bytes = String(sum);
+    } else {
+      found.textContent = "";
+      found.dataset.bytes = "0";
+    }
+    document.getElementById("total").textContent = human(tree.v) + " in " + tree.b + " blocks";
+    document.getElementById("total").dataset.bytes = String(tree.v);
+    return base;
+  }
+
+  function at(ev) {
+    var r = canvas.getBoundingClientRect(), x = ev.clientX - r.left, y = ev.clientY - r.top;
+    for (var i = rects.length - 1; i >= 0; i--) {
+      var q = rects[i];
+      if (x >= q.x && x < q.x + q.w && y >= q.y && y < q.y + ROW) return q.node;
+    }
+    return null;
+  }
+
+  canvas.addEventListener("mousemove", function (ev) {
+    var x = at(ev);
+    if (!x) { tip.style.display = "none"; return; }
+    tip.textContent = frameName(x.frame) + "\n" + human(x.v) + " in " + x.b + " blocks, " +
+      (100 * x.v / (tree.v || 1)).toFixed(2) + "% of all";
+    tip.style.left = ev.pageX + 12 + "px";
+    tip.style.top = ev.pageY + 12 + "px";
+    tip.style.display = "block";
+  });
+  canvas.addEventListener("mouseleave", function () { tip.style.display = "none"; });
+  canvas.addEventListener("click", function (ev) {
+    var x = at(ev);
+    if (x) { state.zoom = x === tree ? 0 : x; draw(); }
+  });
+  searchBox.addEventListener("input", function () { state.search = searchBox.value.toLowerCase(); draw(); });
+  function toggle(id, key) {
+    document.getElementById(id).addEventListener("change", function (e) {
+      state[key] = e.target.checked;
+      if (key !== "inverted") { tree = derive(); state.zoom = 0; }
+      draw();
+    });
+  }
+  toggle("inverted", "inverted");
+  toggle("hidelib", "hideLib");
+  toggle("hidenative", "hideNative");
+  window.addEventListener("resize", draw);
+
+  tree = derive();
+  draw();
+
+  /* `#selftest=NAME`: the browser test's checks, written into the page. */
+  if (location.hash.indexOf("#selftest=") === 0) {
+    var want = decodeURIComponent(location.hash.slice(10)), out = {};
+    out.rootBytes = tree.v;
+    out.dataTotal = D.total;
+    var target = null;
+    (function find(x) { if (!target && x.frame >= 0 && F.n[x.frame] === want) target = x; x.kids.forEach(find); })(tree);
+    if (target) {
+      var r = null;
+      draw();
+      for (var i = 0; i < rects.length; i++) if (rects[i].node === target) r = rects[i];
+      var box = canvas.getBoundingClientRect();
+      if (r) canvas.dispatchEvent(new MouseEvent("click", {clientX: box.left + r.x + 1, clientY: box.top + r.y + 2}));
+      out.zoomedTo = state.zoom ? F.n[state.zoom.frame] : null;
+      out.crumbs = crumbs.textContent;
+      out.zoomBytes = state.zoom ? state.zoom.v : 0;
+    }
+    state.zoom = 0;
+    searchBox.value = want;
+    searchBox.dispatchEvent(new Event("input"));
+    out.searchBytes = Number(found.dataset.bytes);
+    out.searchText = found.textContent;
+    var pre = document.createElement("pre");
+    pre.id = "selftest";
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+  }
+})();
