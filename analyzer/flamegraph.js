@@ -8,6 +8,7 @@
  * is the root. */
 (function () {
   "use strict";
+  var started = performance.now();
   var D = JSON.parse(document.getElementById("pymem-data").textContent);
   var F = D.frames, N = D.nodes;
   var canvas = document.getElementById("fg"), ctx = canvas.getContext("2d");
@@ -163,10 +164,11 @@
 
   tree = derive();
   draw();
+  var firstDrawMs = performance.now() - started;
 
   /* `#selftest=NAME`: the browser test's checks, written into the page. */
   if (location.hash.indexOf("#selftest=") === 0) {
-    var want = decodeURIComponent(location.hash.slice(10)), out = {};
+    var want = decodeURIComponent(location.hash.slice(10)), out = {firstDrawMs: Math.round(firstDrawMs), nodes: N.p.length};
     out.rootBytes = tree.v;
     out.dataTotal = D.total;
     var target = null;
