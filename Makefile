@@ -45,7 +45,7 @@ ANALYZER_LIB_SRCS := $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
 ANALYZER_JS_OBJ := $(BUILD)/analyzer/flamegraph_js.o
 ANALYZER_OBJS := $(ANALYZER_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o) $(ANALYZER_JS_OBJ)
 ANALYZER_LIB_OBJS := $(ANALYZER_LIB_SRCS:analyzer/%.c=$(BUILD)/analyzer/%.o) $(ANALYZER_JS_OBJ)
-ANALYZER_LIBS := -lm -ldw -lelf -lzstd
+ANALYZER_LIBS := -lm -ldw -lelf -lzstd -lz
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 

@@ -13,6 +13,7 @@
 #include "combine.h"
 #include "export.h"
 #include "flamegraph.h"
+#include "pprof.h"
 #include "replay.h"
 #include "runfiles.h"
 #include "report.h"
@@ -238,6 +239,8 @@ static int emit_sites(FILE *out, struct session *s, const struct pm_sites_header
 {
     if (o->format == PM_EXPORT_HTML)
         return pm_flamegraph_write(out, &s->c, h, &s->sites);
+    if (o->format == PM_EXPORT_PPROF)
+        return pm_pprof_write(out, &s->c, h, &s->sites);
     if (o->format)
         return pm_export_sites(out, &s->c, h, &s->sites, o);
     if (!o->combined) {

@@ -16,7 +16,10 @@ int pm_export_parse(const char *name, enum pm_export_format *out)
     static const struct {
         const char *name;
         enum pm_export_format format;
-    } formats[] = {{"folded", PM_EXPORT_FOLDED}, {"speedscope", PM_EXPORT_SPEEDSCOPE}, {"csv", PM_EXPORT_CSV}};
+    } formats[] = {{"folded", PM_EXPORT_FOLDED},
+                   {"speedscope", PM_EXPORT_SPEEDSCOPE},
+                   {"csv", PM_EXPORT_CSV},
+                   {"pprof", PM_EXPORT_PPROF}};
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
         if (!strcmp(name, formats[i].name)) {
             *out = formats[i].format;

@@ -14,7 +14,14 @@
 #include "report.h"
 #include "sites.h"
 
-enum pm_export_format { PM_EXPORT_NONE, PM_EXPORT_FOLDED, PM_EXPORT_SPEEDSCOPE, PM_EXPORT_CSV, PM_EXPORT_HTML };
+enum pm_export_format {
+    PM_EXPORT_NONE,
+    PM_EXPORT_FOLDED,
+    PM_EXPORT_SPEEDSCOPE,
+    PM_EXPORT_CSV,
+    PM_EXPORT_PPROF,
+    PM_EXPORT_HTML
+};
 
 /* The deepest stack written whole. */
 #define PM_EXPORT_MAX_FRAMES 4096
@@ -36,7 +43,7 @@ struct pm_frame_table {
 long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, uint32_t id);
 void pm_frame_table_free(struct pm_frame_table *t);
 
-/* "folded", "speedscope", "csv" -> format; -1 for anything else. */
+/* "folded", "speedscope", "csv", "pprof" -> format; -1 for anything else. */
 int pm_export_parse(const char *name, enum pm_export_format *out);
 
 /* Writes `s` (collected --by traceback for folded and speedscope) in

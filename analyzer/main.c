@@ -48,7 +48,7 @@ static void usage(FILE *out)
           "  snapshots CAPTURE [--json]                     list snapshots\n"
           "  trend CAPTURE [--by G] [--top N] [--json]      which sites grow steadily over the\n"
           "                                                 snapshots (at least 3: --snapshot-every)\n"
-          "  export CAPTURE --format folded|speedscope|csv [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
+          "  export CAPTURE --format folded|speedscope|csv|pprof [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
           "                                                 the sites for other tools (pymem export --help)\n"
           "  plot CAPTURE [-o FILE.svg]                     memory over time, a standalone SVG\n"
           "  flamegraph CAPTURE [--at SNAP|--leaks|--diff A B] [-o FILE.html]\n"
@@ -336,7 +336,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
         switch (c) {
         case 'f':
             if (flamegraph || pm_export_parse(optarg, &format)) {
-                fprintf(stderr, "pymem export: --format takes folded, speedscope or csv, not '%s'\n", optarg);
+                fprintf(stderr, "pymem export: --format takes folded, speedscope, csv or pprof, not '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -375,7 +375,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
                       stdout);
                 return 0;
             }
-            fputs("usage: pymem export CAPTURE --format folded|speedscope|csv [--at SNAP | --leaks | --diff A B]\n"
+            fputs("usage: pymem export CAPTURE --format folded|speedscope|csv|pprof [--at SNAP | --leaks | --diff A B]\n"
                   "                    [--by G] [--domain D,...] [-o FILE]\n"
                   "  the sites live at the peak (default), at SNAP, at exit (--leaks), or the growth from A to B;\n"
                   "  folded and speedscope take whole stacks, csv one row per site (--by, default lineno)\n",
@@ -389,13 +389,13 @@ static int export_main(int argc, char **argv, bool flamegraph)
     int left = argc - optind;
     if (format == PM_EXPORT_NONE || left != (o.from ? 2 : 1) || (!!o.at + leaks + !!o.from) > 1) {
         fprintf(stderr, "pymem %s: expected CAPTURE%s and at most one of --at SNAP, --leaks, --diff A B\n", cmd,
-                flamegraph ? "" : " --format folded|speedscope|csv");
+                flamegraph ? "" : " --format folded|speedscope|csv|pprof");
         return 2;
     }
     if (format == PM_EXPORT_CSV && !by_given)
         o.by = PM_BY_LINENO;
     if (format != PM_EXPORT_CSV && o.by != PM_BY_TRACEBACK) {
-        fputs("pymem export: folded and speedscope export whole stacks (--by traceback)\n", stderr);
+        fputs("pymem export: folded, speedscope and pprof export whole stacks (--by traceback)\n", stderr);
         return 2;
     }
     o.format = format;

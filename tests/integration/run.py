@@ -467,8 +467,32 @@ def test_export(c, tag):
           any(r["file"] == name.replace("\n", " ") and int(r["count"]) >= 20 for r in rows)
           and mine and all(any(re.fullmatch(r'\S+ \(we:ird,"name x\.py:\d+\)', f)
                                for f in l.rsplit(" ", 1)[0].split(";")) for l in mine), str(rows[:3]) + str(mine[:2]))
-    r = c.analyze("export", out, "--format", "pprof", check=False)
+    r = c.analyze("export", out, "--format", "nonsense", check=False)
     check(tag + " export: an unknown format is bad usage", r.returncode == 2 and "--format" in r.stderr, r.stderr)
+    # pprof, read by a real reader: go tool pprof (Debian golang-go)
+    pb = os.path.join(c.tmp, "export.pb.gz")
+    c.analyze("export", out, "--format", "pprof", "-o", pb)
+    raw = subprocess.run(["go", "tool", "pprof", "-raw", pb], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, HOME=c.tmp, GOCACHE=os.path.join(c.tmp, "gocache")))
+    totals, on = [0, 0, 0, 0], False
+    for line in raw.stdout.splitlines():
+        if line.startswith("Samples:"):
+            on = True
+        elif line.startswith("Locations"):
+            break
+        v = re.match(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+):", line)
+        if on and v:
+            totals = [a + int(b) for a, b in zip(totals, v.groups())]
+    summ = c.json("summary", out)
+    check(tag + " export pprof, read by go tool pprof: allocated and in use at the peak equal pymem's (%s)" % totals,
+          raw.returncode == 0 and totals == [summ["allocations"], summ["total_allocated_bytes"],
+                                             sum(x["count"] for x in peak["sites"]),
+                                             sum(x["bytes"] for x in peak["sites"])] and totals[3] == summ["peak_bytes"],
+          raw.stderr[-300:] + str(totals))
+    top = subprocess.run(["go", "tool", "pprof", "-top", "-sample_index=inuse_space", pb], capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, HOME=c.tmp, GOCACHE=os.path.join(c.tmp, "gocache")))
+    check(tag + " export pprof: -top names the leak's function", "remember" in top.stdout and "<unknown>" not in top.stdout,
+          top.stdout[:600])
 
 
 def test_plot(c, tag):
