@@ -121,6 +121,9 @@ static size_t line_index(struct lines *L, uint32_t file, uint32_t line)
 /* The line a stack belongs to (index into v), or SIZE_MAX for none. */
 static size_t line_of(struct lines *L, uint32_t stack)
 {
+    /* An id the capture never defined (a damaged file) sizes nothing. */
+    if (stack >= L->c->stacks.node_cap)
+        return SIZE_MAX;
     if (stack >= L->node_cap) {
         size_t cap = L->node_cap ? L->node_cap : 1024;
         while (cap <= stack)
@@ -243,7 +246,8 @@ static void report(FILE *out, struct lines *L, bool json)
     /* files by their total, biggest first */
     struct file_sum *files = calloc(L->n + 1, sizeof *files);
     size_t nf = 0;
-    qsort(L->v, L->n, sizeof *L->v, by_line);
+    if (L->n)
+        qsort(L->v, L->n, sizeof *L->v, by_line);
     for (size_t i = 0; files && i < L->n; i++) {
         if (!nf || files[nf - 1].file != L->v[i].file)
             files[nf++] = (struct file_sum){L->v[i].file, 0};

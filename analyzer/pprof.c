@@ -110,9 +110,11 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
     struct pprof *P = ctx;
     if (ev->type != PM_EV_ALLOC)
         return 0;
-    if (ev->stack >= P->stack_cap) {
+    /* An id the capture never defined (a damaged file) counts as no stack. */
+    uint32_t stack = ev->stack < r->cap->stacks.node_cap ? ev->stack : 0;
+    if (stack >= P->stack_cap) {
         size_t cap = P->stack_cap ? P->stack_cap : 4096;
-        while (cap <= ev->stack)
+        while (cap <= stack)
             cap *= 2;
         int64_t *b = realloc(P->alloc_bytes, cap * sizeof *b), *k;
         if (!b)
@@ -126,8 +128,8 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
         P->stack_cap = cap;
     }
     uint64_t R = pm_sample_rate(r->cap->sample_bytes, ev->domain);
-    P->alloc_bytes[ev->stack] += (int64_t)pm_estimate_bytes(R, ev->size);
-    P->alloc_count[ev->stack] += llround(pm_estimate_count(R, ev->size));
+    P->alloc_bytes[stack] += (int64_t)pm_estimate_bytes(R, ev->size);
+    P->alloc_count[stack] += llround(pm_estimate_count(R, ev->size));
     return 0;
 }
 

@@ -14,6 +14,10 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "export.h"
+#include "lines.h"
+#include "plot.h"
+#include "trend.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* One analysis per input, chosen by its length, so that every
          * command is run and the fuzzer keeps its pace. */
         struct pm_opts o = {.by = PM_BY_LINENO, .top = 0};
-        switch (size % 7) {
+        char *no_files[] = {NULL};
+        char *paths[] = {path};
+        switch (size % 12) {
         case 0:
             pm_cmd_summary(null, path, &o);
             break;
@@ -57,6 +63,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             o.from = "start";
             o.to = "end";
             pm_cmd_diff(null, path, &o);
+            break;
+        case 6:
+            pm_cmd_trend(null, paths, 1, false, &o);
+            break;
+        case 7:
+            pm_cmd_lines(null, path, no_files, 0, size & 64);
+            break;
+        case 8:
+            pm_plot_svg(null, path, false);
+            break;
+        case 9:
+            o.by = PM_BY_TRACEBACK;
+            o.format = size & 64 ? PM_EXPORT_PPROF : PM_EXPORT_FOLDED;
+            pm_cmd_peak(null, path, &o);
+            break;
+        case 10:
+            o.by = PM_BY_TRACEBACK;
+            o.format = PM_EXPORT_HTML;
+            o.at = "exit";
+            pm_cmd_leaks(null, path, &o);
             break;
         default:
             pm_cmd_brief(null, path);

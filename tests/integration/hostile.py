@@ -21,7 +21,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KEPT = os.path.join(HERE, "..", "hostile")
 LIMIT_AS = 1 << 30
 COMMANDS = (["summary"], ["snapshots"], ["peak", "--native", "--top", "0"], ["leaks", "--by", "traceback"],
-            ["leaks", "--since", "start", "--at", "end", "--python-only"], ["diff", "start", "end"])
+            ["leaks", "--since", "start", "--at", "end", "--python-only"], ["diff", "start", "end"], ["trend"],
+            ["lines"], ["plot", "-o", "/dev/null"], ["flamegraph", "-o", "/dev/null"],
+            ["export", "--format", "folded"], ["export", "--format", "pprof", "-o", "/dev/null"])
 
 
 def _crc32c_table():
@@ -102,6 +104,10 @@ def variants(fifo):
     out = []
     for stream in (1 << 16, (1 << 31) + 5, 0xFFFFFFFF):
         out.append(("stream-%d" % stream, capture(chunk(EVENTS, thread(1), stream))))
+    # Events naming stacks never defined, far out (the fuzzer's finding of
+    # tables sized by a stack id: 16 GB asked for by `lines` and pprof).
+    recs = thread(1) + alloc(1, 4096, 100, (1 << 31) - 7) + alloc(1, 4096, 100, 1 << 20)
+    out.append(("alloc-undefined-stacks", capture(chunk(EVENTS, recs, 1))))
     # Ids that double the tables each time, for nodes, strings and modules.
     recs = b"".join(node((1 << 20) * (2 ** i) + 1, 0) for i in range(11))
     out.append(("node-ids-jump", capture(chunk(EVENTS, thread(1) + recs, 1))))
