@@ -28,8 +28,7 @@ int pm_export_parse(const char *name, enum pm_export_format *out)
     return -1;
 }
 
-/* The weight a site exports: what is live at the point, or what grew. */
-static int64_t weight(const struct pm_sites_header *h, const struct pm_site *x, bool blocks)
+int64_t pm_export_weight(const struct pm_sites_header *h, const struct pm_site *x, bool blocks)
 {
     if (h->kind == PM_REPORT_DIFF)
         return blocks ? x->count[1] - x->count[0] : x->bytes[1] - x->bytes[0];
@@ -76,7 +75,7 @@ static int export_folded(FILE *out, const struct pm_capture *c, const struct pm_
     if (!nodes)
         return -1;
     for (size_t i = 0; i < s->n; i++) {
-        int64_t w = weight(h, &s->v[i], false);
+        int64_t w = pm_export_weight(h, &s->v[i], false);
         if (w <= 0)
             continue;
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
@@ -142,7 +141,7 @@ static void speedscope_profile(FILE *out, const struct pm_capture *c, const stru
 {
     int64_t total = 0;
     for (size_t i = 0; i < s->n; i++) {
-        int64_t w = weight(h, &s->v[i], blocks);
+        int64_t w = pm_export_weight(h, &s->v[i], blocks);
         total += w > 0 ? w : 0;
     }
     fprintf(out, "{\"type\": \"sampled\", \"name\": \"%s\", \"unit\": \"%s\", \"startValue\": 0, "
@@ -150,7 +149,7 @@ static void speedscope_profile(FILE *out, const struct pm_capture *c, const stru
             blocks ? "blocks" : "bytes", blocks ? "none" : "bytes", total);
     bool first = true;
     for (size_t i = 0; i < s->n; i++) {
-        if (weight(h, &s->v[i], blocks) <= 0)
+        if (pm_export_weight(h, &s->v[i], blocks) <= 0)
             continue;
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
         fputs(first ? "[" : ", [", out);
@@ -162,7 +161,7 @@ static void speedscope_profile(FILE *out, const struct pm_capture *c, const stru
     fputs("], \"weights\": [", out);
     first = true;
     for (size_t i = 0; i < s->n; i++) {
-        int64_t w = weight(h, &s->v[i], blocks);
+        int64_t w = pm_export_weight(h, &s->v[i], blocks);
         if (w <= 0)
             continue;
         fprintf(out, "%s%" PRId64, first ? "" : ", ", w);
@@ -179,7 +178,7 @@ static int export_speedscope(FILE *out, const struct pm_capture *c, const struct
     int rc = nodes ? 0 : -1;
     /* Every frame gets its index before the profiles are written. */
     for (size_t i = 0; !rc && i < s->n; i++) {
-        if (weight(h, &s->v[i], false) <= 0 && weight(h, &s->v[i], true) <= 0)
+        if (pm_export_weight(h, &s->v[i], false) <= 0 && pm_export_weight(h, &s->v[i], true) <= 0)
             continue;
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
         for (size_t k = 0; !rc && k < n; k++)

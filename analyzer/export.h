@@ -43,6 +43,10 @@ struct pm_frame_table {
 long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, uint32_t id);
 void pm_frame_table_free(struct pm_frame_table *t);
 
+/* The weight a site exports: its bytes (or blocks) live at the point, or
+ * what it grew by in a diff. */
+int64_t pm_export_weight(const struct pm_sites_header *h, const struct pm_site *x, bool blocks);
+
 /* "folded", "speedscope", "csv", "pprof" -> format; -1 for anything else. */
 int pm_export_parse(const char *name, enum pm_export_format *out);
 

@@ -122,42 +122,9 @@ static void tree_free(struct tree *t)
     free(t->slot_node);
 }
 
-static int64_t weight(const struct pm_sites_header *h, const struct pm_site *x, bool blocks)
-{
-    if (h->kind == PM_REPORT_DIFF)
-        return blocks ? x->count[1] - x->count[0] : x->bytes[1] - x->bytes[0];
-    return blocks ? x->count[1] : x->bytes[1];
-}
-
 static bool library_file(const char *f)
 {
     return f[0] == '<' || strstr(f, "/lib/python3") || strstr(f, "/site-packages/") || strstr(f, "/dist-packages/");
-}
-
-/* Text in HTML: every character that could start markup escaped. */
-static void html_str(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        case '\'':
-            fputs("&#39;", out);
-            break;
-        default:
-            fputc(*s, out);
-        }
-    }
 }
 
 /* JSON text with "</" written "<\/", so that no name can close the script
@@ -301,7 +268,7 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
     uint32_t *nodes = malloc(PM_EXPORT_MAX_FRAMES * sizeof *nodes);
     int rc = nodes && add_node(&t, -1, -1) == 0 ? 0 : -1;
     for (size_t i = 0; !rc && i < s->n; i++) {
-        int64_t w = weight(h, &s->v[i], false), wb = weight(h, &s->v[i], true);
+        int64_t w = pm_export_weight(h, &s->v[i], false), wb = pm_export_weight(h, &s->v[i], true);
         if (w <= 0)
             continue;
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
@@ -332,13 +299,13 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
     if (!rc) {
         fputs(PAGE_HEAD, out);
         fputs("<title>pymem: ", out);
-        html_str(out, c->path);
+        pm_markup_str(out, c->path);
         fputs("</title></head><body>\n<h3>pymem: ", out);
-        html_str(out, title);
+        pm_markup_str(out, title);
         fputs(" in ", out);
-        html_str(out, c->path);
+        pm_markup_str(out, c->path);
         fputs("</h3>\n<div class=\"bar\">", out);
-        html_str(out, c->command);
+        pm_markup_str(out, c->command);
         fprintf(out, "</div>\n<div class=\"bar\">total <span id=\"total\"></span>%s; frames under %.2g%% of it are "
                      "merged into one \"other\" per parent (%zu of %zu nodes shown)</div>\n",
                 c->sample_bytes ? " (estimated: sampled capture)" : "", SMALL_SHARE * 100, shown.n, t.n);

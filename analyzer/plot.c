@@ -55,29 +55,6 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
     return 0;
 }
 
-static void xml_str(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            /* control characters are not allowed in XML 1.0 */
-            fputc((unsigned char)*s < 0x20 && *s != '\t' ? ' ' : *s, out);
-        }
-    }
-}
-
 /* A round number >= v: 1, 2 or 5 times a power of ten. */
 static double nice(double v)
 {
@@ -127,9 +104,9 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
             W, H, W, H);
     fputs("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">", out);
     fputs("pymem: memory over time, ", out);
-    xml_str(out, c->path);
+    pm_markup_str(out, c->path);
     fputs("</text>\n<text x=\"10\" y=\"34\" fill=\"#555\">", out);
-    xml_str(out, c->command);
+    pm_markup_str(out, c->command);
     fputs("</text>\n", out);
     /* axes and grid */
     for (int i = 0; i <= 5; i++) {
@@ -170,7 +147,7 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
         const struct pm_snapshot *sn = &c->snapshots[i];
         double x = x_of(s, sn->time_ns);
         fputs("<g class=\"snapshot\"><title>", out);
-        xml_str(out, sn->label);
+        pm_markup_str(out, sn->label);
         fprintf(out, "</title><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
                      "stroke-dasharray=\"2,2\"/>",
                 x, TOP, x, H - BOTTOM);
@@ -178,7 +155,7 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
             fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\" font-size=\"10\" text-anchor=\"end\" "
                          "transform=\"rotate(-90 %.1f %.1f)\">",
                     x - 3, TOP + 4, x - 3, TOP + 4);
-            xml_str(out, sn->label);
+            pm_markup_str(out, sn->label);
             fputs("</text>", out);
             labelled = x;
         }

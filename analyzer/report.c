@@ -11,6 +11,32 @@
 
 #define domain_names pm_domain_names
 
+void pm_markup_str(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        case '\'':
+            fputs("&#39;", out);
+            break;
+        default:
+            /* control characters are not allowed in XML 1.0 */
+            fputc((unsigned char)*s < 0x20 && *s != '\t' ? ' ' : *s, out);
+        }
+    }
+}
+
 void pm_interval(int64_t bytes, double var, double *lo, double *hi)
 {
     double half = 1.96 * sqrt(var > 0 ? var : 0);

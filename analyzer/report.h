@@ -54,6 +54,10 @@ void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node);
 #define PM_FEW_SAMPLES 10
 void pm_interval(int64_t bytes, double var, double *lo, double *hi);
 
+/* Text inside SVG or HTML (pymem plot, the flame graph page): what could
+ * start markup escaped, control characters made spaces. */
+void pm_markup_str(FILE *out, const char *s);
+
 /* "12.3 MiB" style, into `buf`. */
 const char *pm_human_bytes(char *buf, size_t cap, double bytes);
 

@@ -201,16 +201,7 @@ static void read_config(void)
 /* argv of this process, NUL-separated, from /proc (no allocation). */
 static size_t read_cmdline(char *buf, size_t cap)
 {
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    size_t n = 0;
-    ssize_t r;
-    while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fd);
-    buf[n] = 0;
-    return n;
+    return pm_read_file("/proc/self/cmdline", buf, cap);
 }
 
 /* Short program name for the default capture name: the script (app.py ->

@@ -24,8 +24,7 @@ static struct {
     bool above;
 } P;
 
-/* A small file's contents, NUL-terminated; 0 if it cannot be read. */
-static size_t read_file(const char *path, char *buf, size_t cap)
+size_t pm_read_file(const char *path, char *buf, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -60,7 +59,7 @@ static void smallest_limit(const char *root, const char *rel, const char *limit_
     snprintf(dir, sizeof dir, "%s%s", root, rel);
     for (;;) {
         snprintf(path, sizeof path, "%s/%s", dir, limit_file);
-        if (read_file(path, buf, sizeof buf) && buf[0] >= '0' && buf[0] <= '9') {
+        if (pm_read_file(path, buf, sizeof buf) && buf[0] >= '0' && buf[0] <= '9') {
             uint64_t v = strtoull(buf, NULL, 10);
             /* v1 says "no limit" with a number near 2^63 */
             if (v > 0 && v < (1ull << 60) && (!P.limit || v < P.limit)) {
@@ -80,7 +79,7 @@ static void smallest_limit(const char *root, const char *rel, const char *limit_
 static void find_cgroup_limit(void)
 {
     char cg[2048];
-    if (!read_file("/proc/self/cgroup", cg, sizeof cg))
+    if (!pm_read_file("/proc/self/cgroup", cg, sizeof cg))
         return;
     for (char *line = cg; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         char *end = strchr(line, '\n');
@@ -134,12 +133,12 @@ static uint64_t in_use(uint64_t rss)
         return rss;
     case CGROUP2:
         snprintf(path, sizeof path, "%s/memory.stat", P.dir);
-        return read_file(path, buf, sizeof buf) && field(buf, "anon", &v) ? v : 0;
+        return pm_read_file(path, buf, sizeof buf) && field(buf, "anon", &v) ? v : 0;
     case CGROUP1:
         snprintf(path, sizeof path, "%s/memory.stat", P.dir);
-        return read_file(path, buf, sizeof buf) && field(buf, "total_rss", &v) ? v : 0;
+        return pm_read_file(path, buf, sizeof buf) && field(buf, "total_rss", &v) ? v : 0;
     case MACHINE:
-        if (!read_file("/proc/meminfo", buf, sizeof buf) || !field(buf, "MemTotal", &total) ||
+        if (!pm_read_file("/proc/meminfo", buf, sizeof buf) || !field(buf, "MemTotal", &total) ||
             !field(buf, "MemAvailable", &v) || v > total)
             return 0;
         P.limit = total * 1024;

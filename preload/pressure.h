@@ -15,6 +15,7 @@
 #define PM_PRESSURE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* `percent`: the share of the limit in use that counts as pressure (1-99;
@@ -25,5 +26,9 @@ void pm_pressure_init(int percent, uint64_t limit_bytes);
 /* True once each time use rises to the threshold (again after it fell 5
  * points below it). Looks at most every 10 ms. `rss`: the process's. */
 bool pm_pressure_crossed(uint64_t now_ns, uint64_t rss);
+
+/* A small file's contents, NUL-terminated, into `buf` (no allocation, no
+ * descriptor kept); the length, 0 if it cannot be read. */
+size_t pm_read_file(const char *path, char *buf, size_t cap);
 
 #endif

@@ -426,6 +426,13 @@ static void install_allocators(void)
     allocators_in = true;
 }
 
+/* Whether an allocator's context is one of pymem's layers of domain `i`. */
+static bool is_layer(int i, const void *ctx)
+{
+    const struct domain_ctx *d = ctx;
+    return d >= &layers[i][0] && d < &layers[i][LAYERS_MAX];
+}
+
 /* Whether an allocation through `a` reaches one of pymem's layers. */
 static bool reaches_pymem(const PyMemAllocatorEx *a)
 {
@@ -461,8 +468,7 @@ static void check_layers(void)
     for (int i = 0; i < 3; i++) {
         PyMemAllocatorEx cur;
         api.GetAllocator(api_domain[i], &cur);
-        const struct domain_ctx *ctx = cur.ctx;
-        if (ctx >= &layers[i][0] && ctx < &layers[i][LAYERS_MAX])
+        if (is_layer(i, cur.ctx))
             continue;
         if (!reaches_pymem(&cur)) {
             static const char *const names[3] = {"pyraw", "pymem", "pyobj"};
@@ -566,8 +572,7 @@ static void relayer(int i)
 {
     PyMemAllocatorEx cur;
     api.GetAllocator(api_domain[i], &cur);
-    const struct domain_ctx *ctx = cur.ctx;
-    if (ctx >= &layers[i][0] && ctx < &layers[i][LAYERS_MAX])
+    if (is_layer(i, cur.ctx))
         return;
     if (!reaches_pymem(&cur))
         layer_count[i] = 0;

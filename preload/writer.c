@@ -768,6 +768,15 @@ bool pm_writer_flush_buffer(struct pm_buffer *b)
     return ok;
 }
 
+/* Everything recorded, then an END: the writer thread's data written first.
+ * Caller holds the file lock. */
+static void pass_to_end(int reason, int detail)
+{
+    for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next)
+        wait_written(b);
+    pass(true, reason, detail);
+}
+
 void pm_writer_finish(int reason, int detail)
 {
     if (atomic_load(&pm_state) != PM_STATE_ON)
@@ -789,9 +798,7 @@ void pm_writer_finish(int reason, int detail)
     }
     int expected = PM_STATE_ON;
     if (locked && atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
-        for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next)
-            wait_written(b);
-        pass(true, reason, detail);
+        pass_to_end(reason, detail);
         if (W.fd >= 0)
             close(W.fd);
         W.fd = -1;
@@ -806,11 +813,8 @@ void pm_writer_finish(int reason, int detail)
 void pm_writer_checkpoint(int reason)
 {
     pthread_mutex_lock(&W.lock);
-    if (atomic_load(&pm_state) == PM_STATE_ON) {
-        for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next)
-            wait_written(b);
-        pass(true, reason, 0);
-    }
+    if (atomic_load(&pm_state) == PM_STATE_ON)
+        pass_to_end(reason, 0);
     pthread_mutex_unlock(&W.lock);
 }
 
