@@ -13,6 +13,7 @@ BYTES_HEADER = 33  # offsetof(PyBytesObject, ob_sval) + 1 on CPython 3.8-3.13
 
 passed = 0
 failed = 0
+failures = []  # repeated at the end of the run: CI shows its tail
 
 
 def marks(name, folder=PROGRAMS):
@@ -75,6 +76,7 @@ def check(label, cond, detail=""):
         print("ok    %s" % label)
     else:
         failed += 1
+        failures.append("%s %s" % (label, detail))
         print("FAIL  %s %s" % (label, detail))
 
 

@@ -1146,6 +1146,8 @@ def main():
                     check(tag + " " + t.__name__, False, "raised %s: %s" % (type(e).__name__, e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    for f in harness.failures:
+        print("FAILED: %s" % f[:2000])
     print("%d passed, %d failed" % (harness.passed, harness.failed))
     return 1 if harness.failed else 0
 
