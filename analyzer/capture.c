@@ -112,6 +112,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->blocks_before = strtoull(v, NULL, 10);
     else if (KEY("exit_status"))
         c->exit_status = atoi(v);
+    else if (KEY("aggregate"))
+        c->aggregated = atoi(v) != 0;
 #undef KEY
 }
 
@@ -171,6 +173,70 @@ static int decode_module(struct pm_capture *c, struct cursor *k)
     m->nseg = (unsigned)nseg;
     m->defined = true;
     return 0;
+}
+
+/* One STATES or PEAK entry. */
+static int get_entry(struct pm_capture *c, struct cursor *k, struct pm_point_total *t)
+{
+    uint64_t stack, de, bytes, count, var = 0, samples;
+    if (get(k, &stack) || get(k, &de) || get(k, &bytes) || get(k, &count) || stack > UINT32_MAX ||
+        (de >> 1) >= PM_DOMAIN_COUNT)
+        return corrupt(c, "bad state record");
+    samples = count;
+    if (c->sample_bytes && (get(k, &var) || get(k, &samples)))
+        return corrupt(c, "bad state record");
+    *t = (struct pm_point_total){(uint32_t)stack, (uint8_t)(de >> 1), (uint8_t)(de & 1), (double)bytes,
+                                 (double)count, (double)var, (int64_t)samples};
+    return 0;
+}
+
+static int decode_states(struct pm_capture *c, struct cursor *k, struct pm_event *ev)
+{
+    uint64_t seq, n;
+    if (!c->aggregated || get(k, &seq) || get(k, &n) || n > (uint64_t)(k->end - k->p) / 4)
+        return corrupt(c, "bad state record");
+    if (pm_grow(&c->states, &c->states_cap, sizeof *c->states, c->states_n + n, 1024))
+        return oom(c);
+    *ev = (struct pm_event){.seq = seq, .addr = c->states_base + c->states_n, .size = n, .type = PM_EV_STATES};
+    for (uint64_t i = 0; i < n; i++)
+        if (get_entry(c, k, &c->states[c->states_n++]))
+            return -1;
+    return 0;
+}
+
+/* PEAK needs no ordering: the last one is the peak, whole. */
+static int decode_peak(struct pm_capture *c, struct cursor *k)
+{
+    uint64_t seq, time, bytes, n;
+    if (!c->aggregated || get(k, &seq) || get(k, &time) || get(k, &bytes) || get(k, &n) ||
+        n > (uint64_t)(k->end - k->p) / 4)
+        return corrupt(c, "bad peak record");
+    c->peak_state.set = true;
+    c->peak_state.seq = seq;
+    c->peak_state.time_ns = time;
+    c->peak_bytes = bytes;
+    for (uint64_t i = 0; i < n; i++) {
+        struct pm_point_total t;
+        if (get_entry(c, k, &t))
+            return -1;
+        if (pm_point_set(&c->peak_state, &t))
+            return oom(c);
+    }
+    return 0;
+}
+
+const struct pm_point_total *pm_capture_states(struct pm_capture *c, const struct pm_event *ev)
+{
+    if (ev->addr < c->states_base || ev->size > c->states_n || ev->addr - c->states_base > c->states_n - ev->size)
+        return NULL;
+    const struct pm_point_total *v = c->states + (ev->addr - c->states_base);
+    /* Delivered in the order decoded: once the last one held is, the
+     * space is reused (the entries stay valid until the next decode). */
+    if (ev->addr + ev->size == c->states_base + c->states_n) {
+        c->states_base += c->states_n;
+        c->states_n = 0;
+    }
+    return v;
 }
 
 static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
@@ -295,6 +361,21 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             if (push(c, queue, &ev, fn, ctx))
                 return -1;
             break;
+        case PM_TAG_STATES:
+            if (decode_states(c, k, &ev) || push(c, queue, &ev, fn, ctx))
+                return -1;
+            break;
+        case PM_TAG_PEAK:
+            if (decode_peak(c, k))
+                return -1;
+            break;
+        case PM_TAG_LIVE:
+            if (!c->aggregated || get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e))
+                return corrupt(c, "bad live record");
+            ev = (struct pm_event){.seq = a, .time = b, .size = d, .addr = e, .type = PM_EV_LIVE};
+            if (push(c, queue, &ev, fn, ctx))
+                return -1;
+            break;
         case PM_TAG_WATERMARK:
             if (get(k, &a))
                 return corrupt(c, "bad watermark record");
@@ -338,6 +419,9 @@ void pm_capture_close(struct pm_capture *c)
     pm_modules_free(&c->modules);
     free(c->snapshots);
     free(c->streams);
+    free(c->states);
+    c->states = NULL;
+    pm_point_free(&c->peak_state);
     pm_merge_free(&c->merge);
     c->snapshots = NULL;
     c->streams = NULL;
@@ -389,6 +473,11 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     c->snapshot_count = 0;
     c->threads = 0;
     c->has_end = false;
+    c->states_n = 0;
+    c->states_base = 0;
+    pm_point_reset(&c->peak_state, 0, 0);
+    c->peak_state.set = false;
+    c->peak_bytes = 0;
     pm_merge_clear(&c->merge);
     if (c->streams)
         memset(c->streams, 0, c->stream_cap * sizeof *c->streams);

@@ -15,6 +15,7 @@
 
 #include "merge.h"
 #include "modules.h"
+#include "point.h"
 #include "reader.h"
 #include "stacks.h"
 
@@ -25,6 +26,8 @@ enum pm_event_type {
     PM_EV_SNAPSHOT,
     PM_EV_TICK,
     PM_EV_RETAG, /* addr, stack: the live block at addr now belongs to stack */
+    PM_EV_STATES, /* aggregated: `size` entries from number `addr` (pm_capture_states) */
+    PM_EV_LIVE,   /* aggregated: size live bytes, addr live blocks, at time */
 };
 
 struct pm_event {
@@ -79,7 +82,15 @@ struct pm_capture {
     bool has_end;
     uint64_t end_seq, end_time_ns, end_reason, end_detail, profiler_bytes, unrecorded;
     uint64_t last_time_ns;
-    /* sampled captures: the last COUNTERS record (exact totals) */
+    /* aggregated captures (format.h): STATES entries decoded and not yet
+     * delivered (entry number `states_base` first), and the last PEAK */
+    bool aggregated;
+    struct pm_point_total *states;
+    size_t states_n, states_cap;
+    uint64_t states_base;
+    struct pm_point peak_state;
+    uint64_t peak_bytes;
+    /* sampled and aggregated captures: the last COUNTERS record (exact totals) */
     bool has_counters;
     uint64_t counted_allocations, counted_bytes, counted_frees;
     /* decoding */
@@ -101,5 +112,9 @@ typedef int (*pm_event_fn)(void *ctx, const struct pm_event *ev);
  * A SNAPSHOT event's `stack` indexes c->snapshots during the pass; when the
  * pass ends the list is sorted by sequence number. */
 int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx);
+
+/* The entries of a STATES event, in the order they are delivered; NULL if
+ * the event names entries not held (a damaged capture). */
+const struct pm_point_total *pm_capture_states(struct pm_capture *c, const struct pm_event *ev);
 
 #endif

@@ -142,7 +142,10 @@ struct collect {
 static int on_stop(void *ctx, size_t i, struct pm_replay *r)
 {
     struct collect *k = ctx;
-    if (pm_sites_collect(k->at[i].sites, &r->cap->stacks, &r->live, k->main_seq, k->at[i].slot)) {
+    if (r->cap->aggregated ? pm_sites_collect_point(k->at[i].sites, &r->cap->stacks, &r->live, &r->state,
+                                                    k->main_seq, k->at[i].slot)
+                           : pm_sites_collect(k->at[i].sites, &r->cap->stacks, &r->live, k->main_seq,
+                                              k->at[i].slot)) {
         snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
         return -1;
     }
@@ -210,7 +213,8 @@ static int session_open(struct session *s, const char *path, enum pm_group by, c
 static const struct pm_point *kept_point(const struct session *s, uint64_t seq)
 {
     static const struct pm_point end = {.set = true, .seq = UINT64_MAX};
-    return seq == UINT64_MAX ? &end : pm_replay_point_at(&s->r, seq);
+    const struct pm_point *p = pm_replay_point_at(&s->r, seq);
+    return p || seq != UINT64_MAX ? p : &end;
 }
 
 /* Sites at a point the first pass kept, into slot `slot` of `sites`. */
@@ -306,29 +310,37 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
     struct session s;
     struct point p;
     struct point since = {.seq = 0};
-    int rc = session_open_points(&s, path, o->by, o, false, !o->at && !o->since);
+    /* The point is kept by the first pass, unless only later allocations
+     * count: then a second pass stops there (a kept point no longer knows
+     * when its blocks were made). */
+    const char *names[1] = {o->at};
+    bool keep = !o->since;
+    int rc = session_open_named(&s, path, o->by, o, keep && o->at && !strcmp(o->at, "peak"), keep && !o->at,
+                                names, keep && o->at ? 1 : 0);
+    if (!rc && o->since && s.c.aggregated) {
+        fprintf(stderr, "pymem: %s: --since needs the events, and an aggregated capture holds totals only; "
+                "use 'pymem diff'\n", path);
+        rc = 1;
+    }
     if (!rc) {
         const char *at = o->at ? o->at : snapshot_seq(&s.c, PM_SNAP_EXIT, 0) ? "exit" : "end";
-        /* The default point was kept by the first pass; another, or one
-         * counting only later allocations, takes a second pass that stops
-         * there (a kept point no longer knows when its blocks were made). */
         rc = resolve(&s.c, &s.t, at, &p, o);
         if (!rc && o->since)
             rc = resolve(&s.c, &s.t, o->since, &since, o);
     }
     if (!rc) {
+        const struct pm_point *kept = keep ? kept_point(&s, p.seq) : NULL;
         if (o->since && since.seq >= p.seq) {
             fprintf(stderr, "pymem: %s: --since %s does not come before %s\n", path, since.label, p.label);
             rc = 1;
         } else if (o->since) {
             s.sites.since_seq = since.seq;
             rc = collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
-        } else if (!o->at && s.r.exit.set && p.seq == s.r.exit.seq)
-            rc = collect_point(&s, &s.sites, &s.r.exit);
-        else if (!o->at && p.seq == UINT64_MAX)
-            rc = collect_point(&s, &s.sites, &(struct pm_point){.seq = UINT64_MAX});
-        else
+        } else if (kept) {
+            rc = collect_point(&s, &s.sites, kept);
+        } else {
             rc = collect_at(&s.c, &p.seq, &(struct target){&s.sites, 1}, 1);
+        }
     }
     if (!rc) {
         pm_sites_sort(&s.sites, PM_ORDER_PHASE_BYTES);
@@ -411,7 +423,7 @@ int pm_cmd_brief(FILE *out, const char *path)
         if (s.r.peak.set)
             rc = collect_point(&s, &s.sites, &s.r.peak);
         if (!rc)
-            rc = collect_point(&s, &leaks, s.r.exit.set ? &s.r.exit : &(struct pm_point){.seq = UINT64_MAX});
+            rc = collect_point(&s, &leaks, s.r.exit.set ? &s.r.exit : kept_point(&s, UINT64_MAX));
     }
     if (!rc) {
         char b1[32], b2[32];
@@ -455,7 +467,7 @@ static int run_brief(FILE *out, char **paths, size_t n)
         struct session s;
         rc = session_open_points(&s, paths[i], PM_BY_LINENO, &hybrid, false, true);
         if (!rc)
-            rc = collect_point(&s, &s.sites, s.r.exit.set ? &s.r.exit : &(struct pm_point){.seq = UINT64_MAX});
+            rc = collect_point(&s, &s.sites, s.r.exit.set ? &s.r.exit : kept_point(&s, UINT64_MAX));
         if (!rc) {
             pm_sites_sort(&s.sites, PM_ORDER_PHASE_BYTES);
             uint64_t total = 0;

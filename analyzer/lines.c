@@ -325,6 +325,12 @@ int pm_cmd_lines(FILE *out, const char *path, char **files, int nfiles, bool jso
     struct lines L = {.c = &c, .files = files, .nfiles = nfiles};
     memset(&r, 0, sizeof r);
     int rc = pm_capture_open(&c, path) || pm_replay_named(&r, &c, true, true, NULL, 0, watch, &L);
+    if (!rc && c.aggregated) {
+        snprintf(c.error, sizeof c.error,
+                 "%s: an aggregated capture holds totals per stack, not the events 'pymem lines' counts "
+                 "(record without --aggregate)", path);
+        rc = 1;
+    }
     if (!rc) {
         if (r.peak.set)
             at_point(&L, &r, &r.peak, false);

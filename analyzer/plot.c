@@ -174,7 +174,7 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
                  "<text x=\"%.1f\" y=\"%.1f\">live bytes%s</text>"
                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d0602a\" stroke-dasharray=\"5,3\"/>"
                  "<text x=\"%.1f\" y=\"%.1f\">RSS</text>\n",
-            LEFT, H - 22, LEFT + 20, H - 14, c->sample_bytes ? " (estimated: sampled capture)" : " (exact, all domains)",
+            LEFT, H - 22, LEFT + 20, H - 14, c->sample_bytes ? " (estimated: sampled capture)" : c->aggregated ? " (exact, every 100 ms: aggregated)" : " (exact, all domains)",
             LEFT + 260, H - 18, LEFT + 280, H - 18, LEFT + 286, H - 14);
     if (!c->has_end)
         fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">capture truncated</text>\n", W - 160, H - 14);

@@ -43,26 +43,53 @@ static int rehash(struct pm_point *p)
     return 0;
 }
 
-int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
-                 double var, int sign)
+/* The totals of (stack, domain, early), made (zero) if new; NULL when
+ * memory ran out. */
+static struct pm_point_total *total_of(struct pm_point *p, uint32_t stack, uint8_t domain, bool early)
 {
     if ((p->n + 1) * 2 > p->index_cap && rehash(p))
-        return -1;
+        return NULL;
     size_t s = hash(stack, domain, early) & (p->index_cap - 1);
     for (; p->index[s]; s = (s + 1) & (p->index_cap - 1)) {
         struct pm_point_total *t = &p->v[p->index[s] - 1];
-        if (t->stack == stack && t->domain == domain && t->early == early) {
-            t->bytes += sign * bytes;
-            t->count += sign * count;
-            t->var += sign * var;
-            t->samples += sign;
-            return 0;
-        }
+        if (t->stack == stack && t->domain == domain && t->early == early)
+            return t;
     }
     if (pm_grow(&p->v, &p->cap, sizeof *p->v, p->n + 1, 256))
-        return -1;
-    p->v[p->n] = (struct pm_point_total){stack, domain, early, sign * bytes, sign * count, sign * var, sign};
+        return NULL;
+    p->v[p->n] = (struct pm_point_total){stack, domain, early, 0, 0, 0, 0};
     p->index[s] = (uint32_t)++p->n;
+    return &p->v[p->n - 1];
+}
+
+int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
+                 double var, int sign)
+{
+    struct pm_point_total *t = total_of(p, stack, domain, early);
+    if (!t)
+        return -1;
+    t->bytes += sign * bytes;
+    t->count += sign * count;
+    t->var += sign * var;
+    t->samples += sign;
+    return 0;
+}
+
+int pm_point_set(struct pm_point *p, const struct pm_point_total *v)
+{
+    struct pm_point_total *t = total_of(p, v->stack, v->domain, v->early);
+    if (!t)
+        return -1;
+    *t = *v;
+    return 0;
+}
+
+int pm_point_copy(struct pm_point *to, const struct pm_point *from, uint64_t seq, uint64_t time_ns)
+{
+    pm_point_reset(to, seq, time_ns);
+    for (size_t i = 0; i < from->n; i++)
+        if ((from->v[i].bytes || from->v[i].count) && pm_point_set(to, &from->v[i]))
+            return -1;
     return 0;
 }
 

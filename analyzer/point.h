@@ -10,6 +10,9 @@
  * The peak is such a point that moves: each new high-water mark starts it
  * again, and the last one is the peak. The `exit` snapshot is one that
  * stays.
+ *
+ * In an aggregated capture (format.h) there is no live table: a point holds
+ * the whole state, copied from what the STATES records set.
  */
 #ifndef PMA_POINT_H
 #define PMA_POINT_H
@@ -43,6 +46,11 @@ void pm_point_reset(struct pm_point *p, uint64_t seq, uint64_t time_ns);
  * (stack, domain, early). */
 int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
                  double var, int sign);
+/* Sets the totals of (v->stack, v->domain, v->early) to v's (aggregated
+ * captures: a STATES or PEAK entry). Returns 0 or -1 (out of memory). */
+int pm_point_set(struct pm_point *p, const struct pm_point_total *v);
+/* `to` becomes what `from` holds, as a point at `seq`. */
+int pm_point_copy(struct pm_point *to, const struct pm_point *from, uint64_t seq, uint64_t time_ns);
 void pm_point_free(struct pm_point *p);
 
 #endif

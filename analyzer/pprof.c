@@ -208,6 +208,11 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
         fputs("pymem export: pprof holds one point, not a diff (use --at, --leaks or the peak)\n", stderr);
         return 1;
     }
+    if (c->aggregated) {
+        fprintf(stderr, "pymem export: %s: pprof's allocation totals need the events, and an aggregated capture "
+                        "holds totals per stack (use --format folded, speedscope or csv)\n", c->path);
+        return 1;
+    }
     struct pprof P = {.c = c};
     struct pm_replay r;
     memset(&r, 0, sizeof r);

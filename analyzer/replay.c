@@ -98,6 +98,11 @@ static int observe(void *ctx, const struct pm_live_entry *e, int sign)
  * come (a diff from 'start') pays nothing for them. */
 static void keep_point(struct pm_replay *r, struct pm_point *p, uint64_t seq, uint64_t time_ns)
 {
+    if (r->cap->aggregated) {
+        if (pm_point_copy(p, &r->state, seq, time_ns))
+            r->live.observe_failed = true;
+        return;
+    }
     pm_point_reset(p, seq, time_ns);
     r->live.observe = observe;
     r->live.observe_ctx = r;
@@ -253,6 +258,26 @@ static int apply(void *ctx, const struct pm_event *ev)
                 keep_point(r, &r->named[i], ev->seq, ev->time);
         break;
     }
+    case PM_EV_STATES: {
+        const struct pm_point_total *v = pm_capture_states(r->cap, ev);
+        if (!v) {
+            snprintf(r->cap->error, sizeof r->cap->error, "%s: corrupted capture (state records out of order)",
+                     r->cap->path);
+            return -1;
+        }
+        for (uint64_t i = 0; i < ev->size; i++) {
+            if (pm_point_set(&r->state, &v[i])) {
+                snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
+                return -1;
+            }
+        }
+        break;
+    }
+    case PM_EV_LIVE:
+        t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
+        t->live_bytes = ev->size;
+        t->live_count = ev->addr;
+        break;
     case PM_EV_TICK:
         t->now_ns = ev->time > t->now_ns ? ev->time : t->now_ns;
         if (ev->size > t->max_rss)
@@ -264,16 +289,29 @@ static int apply(void *ctx, const struct pm_event *ev)
     return r->watch ? r->watch(r->watch_ctx, r, ev) : 0;
 }
 
-/* After the pass: the end's time, and a sampled capture's exact totals. */
-static void finish(struct pm_replay *r, const struct pm_capture *cap)
+/* After the pass: the end's time, a sampled or aggregated capture's exact
+ * totals, and an aggregated capture's peak. */
+static int finish(struct pm_replay *r, struct pm_capture *cap)
 {
     if (cap->has_end && cap->end_time_ns > r->t.now_ns)
         r->t.now_ns = cap->end_time_ns;
-    if (cap->sample_bytes && cap->has_counters) {
+    if (cap->aggregated && cap->peak_state.set) {
+        r->t.peak_bytes = cap->peak_bytes;
+        r->t.peak_seq = cap->peak_state.seq;
+        r->t.peak_time_ns = cap->peak_state.time_ns;
+        if (r->track_peak &&
+            pm_point_copy(&r->peak, &cap->peak_state, cap->peak_state.seq, cap->peak_state.time_ns)) {
+            snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
+            return -1;
+        }
+        r->peak.halved = false; /* the writer weighed the peak's blocks already */
+    }
+    if ((cap->sample_bytes || cap->aggregated) && cap->has_counters) {
         r->t.allocations = cap->counted_allocations;
         r->t.total_allocated = cap->counted_bytes;
         r->t.frees = cap->counted_frees;
     }
+    return 0;
 }
 
 /* The pass itself, once `r` is set up; observer failures are out of memory. */
@@ -285,14 +323,14 @@ static int run(struct pm_replay *r, struct pm_capture *cap)
         snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
         return -1;
     }
-    finish(r, cap);
-    return 0;
+    return finish(r, cap);
 }
 
 static int start(struct pm_replay *r, struct pm_capture *cap)
 {
     memset(r, 0, sizeof *r);
     r->cap = cap;
+    pm_point_reset(&r->state, UINT64_MAX, 0);
     if (pm_live_init(&r->live)) {
         snprintf(cap->error, sizeof cap->error, "%s: out of memory", cap->path);
         return -1;
@@ -345,6 +383,8 @@ const struct pm_point *pm_replay_point_at(const struct pm_replay *r, uint64_t se
     static const struct pm_point start_point = {.set = true};
     if (seq == 0)
         return &start_point;
+    if (seq == UINT64_MAX && r->cap->aggregated)
+        return &r->state;
     for (int i = 0; i < r->name_count; i++)
         if (r->named[i].set && r->named[i].seq == seq)
             return &r->named[i];
@@ -364,6 +404,7 @@ void pm_replay_free(struct pm_replay *r)
 {
     pm_point_free(&r->peak);
     pm_point_free(&r->exit);
+    pm_point_free(&r->state);
     for (int i = 0; i < 2; i++)
         pm_point_free(&r->named[i]);
     pm_live_free(&r->live);

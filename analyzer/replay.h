@@ -66,6 +66,9 @@ struct pm_replay {
     uint32_t snapshots_seen;
     struct pm_point *points[4]; /* those kept: what the live table's observer feeds */
     int point_count;
+    /* aggregated capture: the state the STATES records set so far (all of
+     * it: there is no live table) */
+    struct pm_point state;
     pm_watch_fn watch; /* pymem plot, pymem lines */
     void *watch_ctx;
     bool main_seen;
@@ -87,7 +90,8 @@ void pm_replay_free(struct pm_replay *r);
 int pm_replay_named(struct pm_replay *r, struct pm_capture *cap, bool peak, bool exit, const char *const *names,
                     int count, pm_watch_fn watch, void *watch_ctx);
 /* The point kept at `seq` (a named one, the peak or the exit), an empty one
- * for 0 (the start), NULL if none was kept there. */
+ * for 0 (the start), in an aggregated capture the last state for UINT64_MAX
+ * (the end), NULL if none was kept there. */
 const struct pm_point *pm_replay_point_at(const struct pm_replay *r, uint64_t seq);
 
 /* One pass that also keeps what the peak and/or the last `exit` snapshot

@@ -169,11 +169,15 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
             fprintf(out, "\"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"estimated\": "
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
                     c->sample_bytes, t->samples);
-        fputs("\"domains\": {", out);
-        for (int d = 0; d < PM_DOMAIN_COUNT; d++)
-            fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
-                    domain_names[d], t->domain_allocations[d], t->domain_bytes[d]);
-        fputs("}}\n", out);
+        fprintf(out, "\"aggregated\": %s", c->aggregated ? "true" : "false");
+        if (!c->aggregated) {
+            fputs(", \"domains\": {", out);
+            for (int d = 0; d < PM_DOMAIN_COUNT; d++)
+                fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
+                        domain_names[d], t->domain_allocations[d], t->domain_bytes[d]);
+            fputc('}', out);
+        }
+        fputs("}\n", out);
         return;
     }
     char a[32], b[32], p[32], r[32];
@@ -191,7 +195,15 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
     fputc('\n', out);
     fprintf(out, "Allocations:  %" PRIu64 " (%s in total), frees: %" PRIu64 "\n", t->allocations,
             pm_human_bytes(a, sizeof a, (double)t->total_allocated), t->frees);
-    if (c->sample_bytes)
+    if (c->aggregated)
+        fputs("Recording:    aggregated: the live heap's totals per stack every second and at each snapshot,\n"
+              "              and the exact peak; no events (lines, --since and pprof need an event capture)\n",
+              out);
+    if (c->sample_bytes && c->aggregated)
+        fprintf(out, "Sampling:     one sample per %s allocated on average: the totals above are exact;\n"
+                     "              live, peak and snapshots below are estimates\n",
+                pm_human_bytes(r, sizeof r, (double)c->sample_bytes));
+    else if (c->sample_bytes)
         fprintf(out, "Sampling:     one sample per %s allocated on average (%" PRIu64 " samples): the totals above\n"
                      "              are exact; live, peak, snapshots and domains below are estimates\n",
                 pm_human_bytes(r, sizeof r, (double)c->sample_bytes), t->samples);
@@ -204,10 +216,12 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
             t->live_count);
     fprintf(out, "Max RSS:      %s; profiler's own memory: %s\n", pm_human_bytes(r, sizeof r, (double)t->max_rss),
             pm_human_bytes(a, sizeof a, (double)(t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes)));
-    fputs("Domains:     ", out);
-    for (int d = 0; d < PM_DOMAIN_COUNT; d++)
-        fprintf(out, " %s %" PRIu64 " (%s)%s", domain_names[d], t->domain_allocations[d],
-                pm_human_bytes(a, sizeof a, (double)t->domain_bytes[d]), d + 1 < PM_DOMAIN_COUNT ? "," : "\n");
+    if (!c->aggregated) {
+        fputs("Domains:     ", out);
+        for (int d = 0; d < PM_DOMAIN_COUNT; d++)
+            fprintf(out, " %s %" PRIu64 " (%s)%s", domain_names[d], t->domain_allocations[d],
+                    pm_human_bytes(a, sizeof a, (double)t->domain_bytes[d]), d + 1 < PM_DOMAIN_COUNT ? "," : "\n");
+    }
     if (c->unrecorded)
         fprintf(out, "Unrecorded:   %" PRIu64 " events made inside signal handlers while pymem was busy\n", c->unrecorded);
     if (*c->python && !c->python_allocators)

@@ -58,6 +58,10 @@ static void usage_run(FILE *out)
           "      --sample[=BYTES]     sampled mode for staging: one sample per BYTES\n"
           "                           allocated on average (default 512K; K, M, G suffixes);\n"
           "                           totals stay exact, sites are estimates\n"
+          "      --aggregate          for runs of days: the capture holds the live heap's\n"
+          "                           totals per stack at each snapshot and every second\n"
+          "                           (and the exact peak), not every event; grows with\n"
+          "                           snapshots x live sites. With --sample too\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
           "      --oom-snapshot[=PCT] take the snapshot 'oom' and write the capture out when\n"
           "                           PCT%% of the memory limit is in use (default 90; the\n"
@@ -126,12 +130,14 @@ int pm_run_main(int argc, char **argv)
         {"native", optional_argument, NULL, 'n'}, {"sample", optional_argument, NULL, 'S'}, {"native-depth", required_argument, NULL, 'D'},
         {"no-python-allocators", no_argument, NULL, 'P'}, {"oom-snapshot", optional_argument, NULL, 'O'},
         {"no-oom-snapshot", no_argument, NULL, 'N'}, {"memory-limit", required_argument, NULL, 'L'},
+        {"aggregate", no_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
     const char *native_depth = NULL;
     char sample[32] = "", oom[8] = "", memory_limit[32] = "";
     bool follow = false, quiet = false, native = false, native_all = false, python_allocators = true;
+    bool aggregate = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -169,6 +175,9 @@ int pm_run_main(int argc, char **argv)
             break;
         case 'P':
             python_allocators = false;
+            break;
+        case 'A':
+            aggregate = true;
             break;
         case 'O':
             if (optarg && !whole_number_in("--oom-snapshot", optarg, 1, 99))
@@ -313,6 +322,10 @@ operands:
             setenv("PYMEM_SAMPLE", sample, 1);
         else
             unsetenv("PYMEM_SAMPLE");
+        if (aggregate)
+            setenv("PYMEM_AGGREGATE", "1", 1);
+        else
+            unsetenv("PYMEM_AGGREGATE");
         if (*oom)
             setenv("PYMEM_OOM_SNAPSHOT", oom, 1);
         if (*memory_limit)

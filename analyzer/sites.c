@@ -168,7 +168,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
     for (size_t i = 0; p && i < p->n; i++) {
         const struct pm_point_total *t = &p->v[i];
         uint8_t domain = t->domain < PM_DOMAIN_COUNT ? t->domain : 0;
-        if (s->domains && !(s->domains & (1u << domain)))
+        if ((s->domains && !(s->domains & (1u << domain))) || (!t->bytes && !t->count))
             continue;
         uint32_t stack = pm_stacks_view(stacks, t->stack, s->view);
         if (add_stack_total(s, stack, phase_of(stacks, t->stack, t->early && main_seq), domain,

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregate.h"
 #include "buffer.h"
 #include "pressure.h"
 #include "pyhooks.h"
@@ -40,6 +41,7 @@
 
 static struct {
     bool follow_fork;
+    bool aggregate;
     bool native, native_all;
     int native_depth;
     int stack_depth;
@@ -182,6 +184,9 @@ static void read_config(void)
     }
     const char *seed = getenv("PYMEM_SAMPLE_SEED");
     C.sample_seed = seed ? strtoull(seed, NULL, 10) : 0;
+    /* PYMEM_AGGREGATE=1: totals per site at snapshots instead of events
+     * (aggregate.h). */
+    C.aggregate = env_flag("PYMEM_AGGREGATE");
     const char *every = getenv("PYMEM_SNAPSHOT_EVERY");
     double secs = every ? strtod(every, NULL) : 0;
     C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
@@ -344,7 +349,10 @@ static void activate(bool child, bool reexec, bool forked)
                         "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
                         "sample_bytes", sample,
                         "python_allocators", C.python_allocators ? "1" : "0",
-                        "role", reexec ? "exec" : forked ? "fork" : child ? "spawn" : "root", NULL};
+                        "role", reexec ? "exec" : forked ? "fork" : child ? "spawn" : "root",
+                        C.aggregate ? "aggregate" : NULL, "1", NULL};
+    if (C.aggregate)
+        pm_aggregate_start(sampled ? C.sample : 0);
     /* An image that replaced a recording one with exec: that capture ended
      * complete (END "exec"), and this one takes the next free variant of
      * its name, as a followed child does. */

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregate.h"
 #include "buffer.h"
 #include "control.h"
 #include "pymem/control.h"
@@ -53,6 +54,7 @@
 #define BUSY_WAIT_NS 50000000u
 #define FINISH_LOCK_WAIT_NS 2000000000u
 #define HIGH_FD 900
+#define AGGREGATE_FLUSH_NS 1000000000u
 
 static struct {
     pthread_mutex_t lock;
@@ -82,6 +84,8 @@ static struct {
     uint64_t next_periodic_ns;
     int periodic_taken;
     int oom_taken;
+    uint64_t next_flush_ns;   /* aggregated mode: the next state written */
+    bool compress_control;    /* aggregated mode: its records compressed (writer thread) */
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .statm_fd = -1};
 
 const char *pm_writer_path(void)
@@ -286,6 +290,17 @@ static bool drain(struct pm_buffer *b, bool may_wait)
         return true;
     if (W.pending && !create_file())
         return false;
+    if (pm_aggregate_on()) {
+        /* Only what is not an event is written; the events are applied
+         * at the end of the pass. */
+        const uint8_t *defs;
+        size_t len;
+        if (!pm_aggregate_take(b->stream, s1, n1, s2, n2, &defs, &len))
+            return give_up("aggregate into", "out of memory", true);
+        pm_buffer_consume(b, avail);
+        W.pass_bytes += avail;
+        return !len || write_chunk(PM_CHUNK_EVENTS, b->stream, defs, len, NULL, 0);
+    }
     if (!write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2))
         return false;
     pm_buffer_consume(b, avail);
@@ -305,7 +320,7 @@ static bool drain_compressed(struct pm_buffer *b)
     size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
     if (!avail)
         return true;
-    if (!W.zctx || W.pending || avail < 1024)
+    if (!W.zctx || W.pending || avail < 1024 || pm_aggregate_on())
         return drain(b, true);
     if (avail > W.stage_cap) {
         void *n = W.stage ? pm_rawmem_grow(W.stage, W.stage_cap, avail) : pm_rawmem_alloc(avail);
@@ -373,9 +388,13 @@ static uint64_t rss_bytes(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* A snapshot the writer takes itself. */
 static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
 {
-    return pm_encode_snapshot(rec, atomic_fetch_add(&pm_seq, 1), kind, label);
+    uint64_t seq = atomic_fetch_add(&pm_seq, 1);
+    if (pm_aggregate_on() && !pm_aggregate_note_snapshot(seq))
+        give_up("aggregate into", "out of memory", true);
+    return pm_encode_snapshot(rec, seq, kind, label);
 }
 
 static bool thread_gone(pid_t tid)
@@ -383,22 +402,40 @@ static bool thread_gone(pid_t tid)
     return syscall(SYS_tgkill, getpid(), tid, 0) < 0 && errno == ESRCH;
 }
 
-/* One pass over every ring, then the control chunk. Caller holds the lock. */
-static void pass(bool final, int end_reason, int end_detail)
+/* Drains every ring. 1: done; 0: done, but a ring stayed busy (no
+ * watermark this pass); -1: the capture can no longer be written. */
+static int drain_all(bool final)
 {
-    uint64_t mark = atomic_load(&pm_seq);
-    bool mark_ok = true;
+    int rc = 1;
     for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next) {
         if (atomic_load(&b->state) == PM_BUF_FREE)
             continue;
         if (!wait_not_busy(b))
-            mark_ok = false;
+            rc = 0;
         bool exited = atomic_load(&b->state) == PM_BUF_EXITED && !final && thread_gone(b->tid);
         if (!(final ? drain(b, false) : drain_compressed(b)))
-            return;
+            return -1;
         if (exited && !atomic_load(&b->busy) && drain(b, !final))
             atomic_store(&b->state, PM_BUF_FREE);
     }
+    return rc;
+}
+
+/* The aggregated mode's records, as control chunks; compressed in the
+ * writer thread only (W.zctx is its own). */
+static bool emit_aggregated(const uint8_t *p, size_t n)
+{
+    size_t z = W.compress_control ? compress(p, n) : 0;
+    return write_chunk_z(PM_CHUNK_CONTROL, 0, p, n, NULL, 0, z);
+}
+
+/* One pass over every ring, then the control chunk. Caller holds the lock. */
+static void pass(bool final, int end_reason, int end_detail)
+{
+    uint64_t mark = atomic_load(&pm_seq);
+    int drained = drain_all(final);
+    if (drained < 0)
+        return;
 
     uint8_t rec[2048];
     size_t n = 0;
@@ -430,6 +467,33 @@ static void pass(bool final, int end_reason, int end_detail)
             W.next_periodic_ns = now + W.snapshot_every_ns;
         }
     }
+    bool snapshots = n > 0;
+    uint64_t now = pm_now_ns();
+    if (pm_aggregate_on()) {
+        /* A snapshot's state goes out with it: the rings are drained once
+         * more, past it, and applied up to there. The state of the heap is
+         * written every second (what a SIGKILL leaves), and the control
+         * chunk only then or with a snapshot: the capture grows with
+         * snapshots and changed sites, not with passes. */
+        if (snapshots) {
+            mark = atomic_load(&pm_seq);
+            if ((drained = drain_all(final)) < 0)
+                return;
+        }
+        bool closing = atomic_load(&pm_state) != PM_STATE_ON;
+        bool flush = final || now >= W.next_flush_ns;
+        if (flush)
+            W.next_flush_ns = now + AGGREGATE_FLUSH_NS;
+        W.compress_control = !final && W.zctx;
+        uint64_t limit = closing ? UINT64_MAX : drained > 0 ? mark : 0;
+        if (!pm_aggregate_apply(limit, now, flush, emit_aggregated)) {
+            if (W.fd >= 0)
+                give_up("aggregate into", "out of memory", true);
+            return;
+        }
+        if (!flush && !snapshots)
+            return;
+    }
     if (pm_sample_mean) {
         uint64_t allocations = 0, bytes = 0, frees = 0;
         for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next) {
@@ -443,13 +507,12 @@ static void pass(bool final, int end_reason, int end_detail)
         n += pm_put_varint(rec + n, bytes);
         n += pm_put_varint(rec + n, frees);
     }
-    uint64_t now = pm_now_ns();
     rec[n++] = PM_TAG_TICK;
     n += pm_put_varint(rec + n, mark);
     n += pm_put_varint(rec + n, now);
     n += pm_put_varint(rec + n, rss);
     n += pm_put_varint(rec + n, pm_rawmem_bytes());
-    if (mark_ok) {
+    if (drained > 0) {
         rec[n++] = PM_TAG_WATERMARK;
         n += pm_put_varint(rec + n, mark);
     }
@@ -896,4 +959,6 @@ void pm_writer_reset_after_fork(void)
     W.snapshots_taken = 0;
     W.periodic_taken = 0;
     W.oom_taken = 0;
+    W.next_flush_ns = 0;
+    pm_aggregate_reset_after_fork();
 }

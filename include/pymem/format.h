@@ -37,7 +37,8 @@
  *   (version 3: the Python domains, e.g. "pyobj,pymem", whose allocator was
  *   at some point replaced by one that no longer reached pymem, until pymem
  *   hooked it again: allocations and frees made meanwhile were not seen),
- *   "recycled" (version 3: "reftracer" when recycled objects are RETAGged).
+ *   "recycled" (version 3: "reftracer" when recycled objects are RETAGged),
+ *   "aggregate" ("1": an aggregated capture, below).
  *   A later META chunk adds keys; readers ignore keys they do not know.
  *
  * Records: a one-byte tag, then varints (LEB128, unsigned) and zigzag svarints.
@@ -70,6 +71,14 @@
  *                           varint frees                      (version 2)
  *   RETAG     [0x40]        varint dseq | svarint daddr | svarint dstack
  *                                                             (version 3)
+ *   STATES    [0x0d]        varint seq | varint n | n x entry (aggregated)
+ *   PEAK      [0x0e]        varint seq | varint time_ns | varint bytes |
+ *                           varint n | n x entry              (aggregated)
+ *   LIVE      [0x0f]        varint seq | varint time_ns | varint bytes |
+ *                           varint blocks                     (aggregated)
+ *   entry:                  varint stack | varint (domain << 1 | early) |
+ *                           varint bytes | varint blocks
+ *                           [| varint variance | varint samples: sampled]
  *
  * Native frames (version 2, `pymem run --native`): a NATIVE node is one
  * native frame, a return address given as (module, offset from the module's
@@ -87,6 +96,24 @@
  * frees of those blocks are. The writer adds COUNTERS records: exact totals
  * of allocation calls, bytes requested and free calls so far (cumulative;
  * the last one counts).
+ *
+ * Aggregated captures (META "aggregate" = "1", `pymem run --aggregate`) hold
+ * no ALLOC/FREE/MUNMAP/RETAG records: the writer applies the events itself
+ * and writes the live heap's totals per (stack, domain, early) key, where
+ * `early` marks blocks allocated before the MAIN snapshot (start-up). A
+ * STATES record gives the new totals of the keys that changed since the
+ * previous one (a key not listed keeps its totals; all start at 0), as of
+ * every event numbered <= seq: one before each snapshot (at its seq - 1),
+ * one every second, and one before END, so that a capture cut by SIGKILL
+ * holds the state of its last second. LIVE gives the live bytes and blocks
+ * over all keys at seq (written with each STATES, and every 100 ms), for
+ * the time chart. PEAK is the exact high-water mark of live bytes so far:
+ * its bytes, time, and the totals per key at that moment, as changes to the
+ * previous PEAK record's (a later PEAK replaces the peak). COUNTERS hold the
+ * exact totals of allocations, bytes and frees. In a sampled capture the
+ * totals are the estimator's (each sampled block counts size / P(sampled),
+ * with the variance of that estimate, rounded to whole numbers) and PEAK's
+ * time is chosen as the analyzer chooses it from events (pm_half).
  *
  * RETAG (version 3): the live block at `addr` now belongs to `stack`, as if
  * it had been freed and allocated again there with the same size and domain.
@@ -165,6 +192,9 @@ enum pm_tag {
     PM_TAG_MODULE = 0x0a,
     PM_TAG_UNLOAD = 0x0b,
     PM_TAG_COUNTERS = 0x0c,
+    PM_TAG_STATES = 0x0d,
+    PM_TAG_PEAK = 0x0e,
+    PM_TAG_LIVE = 0x0f,
     PM_TAG_ALLOC = 0x10, /* low nibble: enum pm_domain */
     PM_TAG_FREE = 0x20,
     PM_TAG_MUNMAP = 0x30,

@@ -304,6 +304,87 @@ def test_run_of_many_processes(c, tag):
           d.stderr)
 
 
+def by_line(sites, name):
+    return {s["line"]: (s["bytes"], s["count"]) for s in sites if s["file"].endswith(name)}
+
+
+def test_aggregated(c, tag):
+    """--aggregate: the same program recorded as events and aggregated gives
+    the same sites to the byte at the peak, at exit and between snapshots;
+    the capture is a fraction of the size; a SIGKILL leaves the state of the
+    last second; trend works on its snapshots; sampled too."""
+    m = marks("aggregated.py")
+    prog = os.path.join(PROGRAMS, "aggregated.py")
+    ev, ag = c.capture("agg-events.pmem"), c.capture("agg.pmem")
+    r1 = c.preload([prog], ev, PYTHONHASHSEED=0)
+    r2 = c.preload([prog], ag, PYTHONHASHSEED=0, PYMEM_AGGREGATE=1)
+    check(tag + " aggregated: the program runs unchanged", r1.stdout == r2.stdout == "done 2300\n"
+          and r2.returncode == 0, r2.stderr[-300:])
+    s1, s2 = c.json("summary", ev), c.json("summary", ag)
+    check(tag + " aggregated: complete, same allocation and free counts (%d/%d)" % (s2["allocations"],
+                                                                                   s1["allocations"]),
+          s2["aggregated"] is True and s2["truncated"] is False and s2["end"] == "exit"
+          and abs(s2["allocations"] - s1["allocations"]) <= 50 and abs(s2["frees"] - s1["frees"]) <= 50,
+          json.dumps(s2)[:300])
+    want = {"LEAK": (300 * (3000 + BYTES_HEADER), 300)}
+    for what, args in (("peak", ["peak"]), ("exit", ["leaks"]), ("after-before", ["diff"])):
+        points = ["before", "after"] if args == ["diff"] else []
+        a = by_line(c.json(*(args + [ev] + points + ["--top", "0"]))["sites"], "aggregated.py")
+        b = by_line(c.json(*(args + [ag] + points + ["--top", "0"]))["sites"], "aggregated.py")
+        check(tag + " aggregated: %s: every site of the program equal to the event capture's (%d sites)"
+              % (what, len(b)), a == b and len(b) >= 3, "events %s aggregated %s" % (a, b))
+    leaks = by_line(c.json("leaks", ag, "--top", "0")["sites"], "aggregated.py")
+    check(tag + " aggregated: the leak to the byte", leaks.get(m["LEAK"]) == want["LEAK"], str(leaks))
+    mm = by_line(c.json("leaks", ag, "--top", "0", "--domain", "mmap")["sites"], "aggregated.py")
+    check(tag + " aggregated: the mapping with a hole: 2 mappings of 56 pages in all",
+          mm.get(m["MMAP"]) == (56 * 4096, 2), str(mm))
+    pk1, pk2 = c.json("peak", ev), c.json("peak", ag)
+    check(tag + " aggregated: peak %d B, events %d B" % (pk2["peak_bytes"], pk1["peak_bytes"]),
+          abs(pk2["peak_bytes"] - pk1["peak_bytes"]) <= 0.001 * pk1["peak_bytes"]
+          and by_line(pk2["sites"], "aggregated.py").get(m["PEAK"], (0,))[0] >= 400 * 20000)
+    size1, size2 = os.path.getsize(ev), os.path.getsize(ag)
+    check(tag + " aggregated: capture %d B, events %d B" % (size2, size1), size2 * 3 < size1)
+    r = c.analyze("lines", ag, check=False)
+    check(tag + " aggregated: lines refused in one line", r.returncode == 1 and "aggregated" in r.stderr
+          and r.stderr.count("\n") == 1, r.stderr)
+
+    # a SIGKILL leaves the state of the last second
+    killed = c.capture("agg-killed.pmem")
+    p = subprocess.Popen([c.python, os.path.join(PROGRAMS, "sleeper.py")], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=c.env(PYMEM_OUTPUT=killed, PYMEM_AGGREGATE=1), cwd=c.tmp)
+    p.stdout.readline()
+    time.sleep(2.5)
+    p.kill()
+    p.wait()
+    held = by_line(c.json("leaks", killed, "--top", "0")["sites"], "sleeper.py")
+    check(tag + " aggregated: SIGKILLed, the state of its last second is read",
+          held.get(marks("sleeper.py")["HELD"]) == (200 * (5000 + BYTES_HEADER), 200), str(held))
+
+    # trend over aggregated periodic snapshots
+    t_out = c.capture("agg-trend.pmem")
+    r = subprocess.run([c.pymem, "run", "--python", c.python, "-q", "--aggregate", "--snapshot-every", "0.05",
+                        "-o", t_out, os.path.join(PROGRAMS, "trend.py")], capture_output=True, text=True,
+                       timeout=120)
+    per_s = float(r.stdout.split()[1]) if r.returncode == 0 and r.stdout.startswith("leak ") else 0
+    t = c.json("trend", t_out, "--domain", "pyobj", "--top", "0")
+    steady = [s for s in t["sites"] if s["class"] == "steady"]
+    expected = per_s * (500 + BYTES_HEADER) * 60
+    rate = steady[0]["rate_bytes_per_min"] if len(steady) == 1 else 0
+    check(tag + " aggregated: trend finds the one leak, %.0f B/min (program: %.0f)" % (rate, expected),
+          len(steady) == 1 and steady[0]["line"] == marks("trend.py")["LEAK"]
+          and abs(rate - expected) <= 0.05 * expected, json.dumps(steady)[:300])
+
+    # sampled and aggregated
+    sa = c.capture("agg-sampled.pmem")
+    c.preload([prog], sa, PYMEM_AGGREGATE=1, PYMEM_SAMPLE=16384, PYMEM_SAMPLE_SEED=7)
+    top = [s for s in c.json("leaks", sa, "--top", "0")["sites"] if s["file"].endswith("aggregated.py")
+           and s["line"] == m["LEAK"]]
+    truth = want["LEAK"][0]
+    check(tag + " aggregated and sampled: the leak's interval holds the truth (%d B)" % truth,
+          len(top) == 1 and top[0]["bytes_low"] <= truth <= top[0]["bytes_high"] and top[0]["samples"] > 10,
+          json.dumps(top)[:300])
+
+
 def test_trend(c, tag):
     """pymem trend over periodic snapshots: the true leak is the one steady
     site, at the rate the program measured itself; the cache plateaus and
@@ -1123,6 +1204,7 @@ def main():
     every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
+             test_aggregated,
              test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators,
              test_mem_domain_without_gil]
