@@ -28,7 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PYMEM = os.path.join(ROOT, "build", "pymem")
 APP_DIR = os.path.join(ROOT, "tests", "integration", "programs")
-MODES = {"exact": [], "sample": ["--sample"], "no-python-allocators": ["--no-python-allocators"]}
+MODES = {"exact": [], "sample": ["--sample"], "aggregate": ["--aggregate"], "aggregate-sample": ["--aggregate", "--sample"],
+         "no-python-allocators": ["--no-python-allocators"]}
 
 
 def free_port():
@@ -96,7 +97,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--modes", default="exact,sample")
+    ap.add_argument("--modes", default="exact,sample,aggregate,aggregate-sample")
     args = ap.parse_args()
     modes = args.modes.split(",")
     rates = {m: [] for m in ["plain"] + modes}

@@ -85,7 +85,6 @@ static struct {
     int periodic_taken;
     int oom_taken;
     uint64_t next_flush_ns;   /* aggregated mode: the next state written */
-    bool compress_control;    /* aggregated mode: its records compressed (writer thread) */
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .statm_fd = -1};
 
 const char *pm_writer_path(void)
@@ -245,6 +244,14 @@ static size_t compress(const void *p, size_t n)
     return z;
 }
 
+/* compress() by whoever holds the lock, in aggregated mode: there the
+ * writer thread keeps the lock through its passes (drain_compressed does not
+ * release it), so no other compression can be under way. */
+static size_t compress_locked(const void *p, size_t n)
+{
+    return W.zctx && pm_aggregate_on() ? compress(p, n) : 0;
+}
+
 /* Writes one chunk; `z` bytes of W.zbuf hold its compressed form, if not 0. */
 static bool write_chunk_z(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2, size_t n2,
                           size_t z)
@@ -299,7 +306,8 @@ static bool drain(struct pm_buffer *b, bool may_wait)
             return give_up("aggregate into", "out of memory", true);
         pm_buffer_consume(b, avail);
         W.pass_bytes += avail;
-        return !len || write_chunk(PM_CHUNK_EVENTS, b->stream, defs, len, NULL, 0);
+        size_t z = len >= 1024 ? compress_locked(defs, len) : 0;
+        return !len || write_chunk_z(PM_CHUNK_EVENTS, b->stream, defs, len, NULL, 0, z);
     }
     if (!write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2))
         return false;
@@ -421,11 +429,10 @@ static int drain_all(bool final)
     return rc;
 }
 
-/* The aggregated mode's records, as control chunks; compressed in the
- * writer thread only (W.zctx is its own). */
+/* The aggregated mode's records, as control chunks. */
 static bool emit_aggregated(const uint8_t *p, size_t n)
 {
-    size_t z = W.compress_control ? compress(p, n) : 0;
+    size_t z = compress_locked(p, n);
     return write_chunk_z(PM_CHUNK_CONTROL, 0, p, n, NULL, 0, z);
 }
 
@@ -484,7 +491,6 @@ static void pass(bool final, int end_reason, int end_detail)
         bool flush = final || now >= W.next_flush_ns;
         if (flush)
             W.next_flush_ns = now + AGGREGATE_FLUSH_NS;
-        W.compress_control = !final && W.zctx;
         uint64_t limit = closing ? UINT64_MAX : drained > 0 ? mark : 0;
         if (!pm_aggregate_apply(limit, now, flush, emit_aggregated)) {
             if (W.fd >= 0)

@@ -824,14 +824,23 @@ def test_gunicorn_staging(c, tag):
     """gunicorn (Debian's) with 2 sync workers serving a leaky Flask app under
     pymem run --follow-fork, with load from the test: snapshots of every
     process by --tree while gunicorn keeps SIGUSR2 for itself, no worker
-    restarted, and the leak found to the request in the merged report."""
-    import socket
-    import urllib.request
+    restarted, and the leak found to the request in the merged report; the
+    same in aggregated mode, in a fraction of the bytes."""
     if not os.path.exists("/usr/bin/gunicorn"):
         print("skip  %s gunicorn staging test: gunicorn is not installed" % tag)
         return
+    exact = gunicorn_round(c, tag + " gunicorn:", [], "gunicorn")
+    agg = gunicorn_round(c, tag + " gunicorn --aggregate:", ["--aggregate"], "gunicorn-agg")
+    check(tag + " gunicorn --aggregate: captures of %d B against %d B exact" % (agg, exact),
+          0 < agg * 4 < exact)
+
+
+def gunicorn_round(c, tag, options, name):
+    """One round of the staging test; returns the bytes of its captures."""
+    import socket
+    import urllib.request
     m = marks("flask_app.py")
-    folder = os.path.join(c.tmp, "gunicorn")
+    folder = os.path.join(c.tmp, name)
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     root = os.path.join(folder, "gunicorn.pmem")
@@ -839,8 +848,8 @@ def test_gunicorn_staging(c, tag):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = os.path.join(folder, "gunicorn.log")
-    run = subprocess.Popen([c.pymem, "run", "--python", "/usr/bin/python3", "-q", "--follow-fork", "-o", root,
-                            "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:%d" % port, "--chdir", PROGRAMS,
+    run = subprocess.Popen([c.pymem, "run", "--python", "/usr/bin/python3", "-q", "--follow-fork", "-o", root]
+                           + options + ["-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:%d" % port, "--chdir", PROGRAMS,
                             "--error-logfile", log, "--log-level", "info", "flask_app:app"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -872,29 +881,30 @@ def test_gunicorn_staging(c, tag):
             run.wait(timeout=60)
         except subprocess.TimeoutExpired:
             run.kill()
-    check(tag + " gunicorn: snapshot --tree takes the master and its 2 workers, twice",
+    check(tag + " snapshot --tree takes the master and its 2 workers, twice",
           r1.returncode == 0 and r1.stdout.count("snapshot 'mid' taken") == 3 and r2.returncode == 0
           and r2.stdout.count("snapshot 'late' taken") == 3, r1.stdout + r1.stderr + r2.stdout + r2.stderr)
     text = open(log).read()
-    check(tag + " gunicorn: no worker restarted or killed, SIGUSR2 left to gunicorn",
+    check(tag + " no worker restarted or killed, SIGUSR2 left to gunicorn",
           text.count("Booting worker") == 2 and "WORKER TIMEOUT" not in text and "exited with code" not in text
           and "Handling signal: usr2" not in text, text[-800:])
     summ = c.json("summary", root, "--merge")
     roles = sorted(p["role"] for p in summ["processes"])
-    check(tag + " gunicorn: a capture for the master and each worker, all Python, all ended",
+    check(tag + " a capture for the master and each worker, all Python, all ended",
           roles == ["fork", "fork", "root"] and all(p["python"] and p["end"] == "exit" for p in summ["processes"]),
           json.dumps(summ["processes"])[:600])
     leaks = c.json("leaks", root, "--merge", "--top", "0")
     s = site(leaks["sites"], m["LEAK"], "flask_app.py")
     objects = s["domains"].get("pyobj", {}) if s else {}
-    check(tag + " gunicorn: the leak to the request, 500 blocks of 1000 bytes over the workers",
+    check(tag + " the leak to the request, 500 blocks of 1000 bytes over the workers",
           objects.get("count") == 500 and objects.get("bytes") == 500 * (1000 + BYTES_HEADER)
           and len(s["processes"]) == 2, json.dumps(s)[:500])
     d = c.json("diff", root, "mid", "late", "--merge", "--top", "0", "--domain", "pyobj")
     g = site(d["sites"], m["LEAK"], "flask_app.py")
     grown = sum(p["bytes_diff"] for p in g["processes"]) if g else 0
-    check(tag + " gunicorn: growth between the two snapshots: 200 requests' worth",
+    check(tag + " growth between the two snapshots: 200 requests' worth",
           grown == 200 * (1000 + BYTES_HEADER) and d["skipped"] == 0, json.dumps(g)[:400])
+    return sum(os.path.getsize(f) for f in glob.glob(os.path.join(folder, "*.pmem")))
 
 
 def test_sigkill_leaves_readable_prefix(c, tag):
