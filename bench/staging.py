@@ -2,12 +2,14 @@
 """The staging scenario, measured: gunicorn (Debian's) with 2 sync workers
 serving tests/integration/programs/flask_app.py, loaded by client threads for
 a fixed time, plain and under each pymem mode in turn (alternating, --rounds
-times). Prints requests per second and its ratio to the plain run, capture
-bytes per minute and per hour, and the analyzer's speed (events per second)
+times), as fast as it serves or at --rate requests a second. Prints requests
+per second and its ratio to the plain run, the captures' growth per minute
+and per hour once the workers are warm, and the analyzer's speed (events per second)
 on the largest worker capture of the exact mode for summary, peak, leaks and
 diff. Not part of `make test`.
 
-    python3 bench/staging.py [--seconds 20] [--clients 4] [--rounds 2] [--modes exact,sample]
+    python3 bench/staging.py [--seconds 20] [--clients 4] [--rounds 2] [--rate REQ/S]
+                             [--modes exact,sample,aggregate,aggregate-sample]
 """
 import argparse
 import glob
@@ -38,7 +40,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def serve(mode, folder, seconds, clients):
+def capture_bytes(folder):
+    return sum(os.path.getsize(f) for f in glob.glob(os.path.join(folder, "*.pmem")))
+
+
+def serve(mode, folder, seconds, clients, rate=0):
     port = free_port()
     gunicorn = ["-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:%d" % port, "--chdir", APP_DIR, "flask_app:app"]
     if mode == "plain":
@@ -67,21 +73,30 @@ def serve(mode, folder, seconds, clients):
 
     def client(i):
         n = 0
+        t0 = time.time()
         while time.time() < stop:
             get("/leak" if n % 10 == 0 else "/ok")
             n += 1
+            if rate:
+                ahead = t0 + n * clients / rate - time.time()
+                if ahead > 0:
+                    time.sleep(ahead)
         count[i] = n
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     start = time.time()
     for t in threads:
         t.start()
+    # The capture's growth once the workers are warm (stacks defined, caches
+    # full): from a third of the run to its end, before the exit's records.
+    time.sleep(seconds / 3)
+    warm, warm_t = capture_bytes(folder), time.time()
     for t in threads:
         t.join()
+    grown = (capture_bytes(folder) - warm) / (time.time() - warm_t)
     elapsed = time.time() - start
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
-    size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(folder, "*.pmem")))
-    return sum(count) / elapsed, size, elapsed
+    return sum(count) / elapsed, grown, elapsed
 
 
 def timed(args):
@@ -98,6 +113,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--modes", default="exact,sample,aggregate,aggregate-sample")
+    ap.add_argument("--rate", type=float, default=0, help="requests per second in all (0: as fast as served)")
     args = ap.parse_args()
     modes = args.modes.split(",")
     rates = {m: [] for m in ["plain"] + modes}
@@ -109,20 +125,21 @@ def main():
             for mode in ["plain"] + modes:
                 folder = os.path.join(tmp, "%s-%d" % (mode, rnd))
                 os.makedirs(folder)
-                rate, size, elapsed = serve(mode, folder, args.seconds, args.clients)
+                rate, grown, elapsed = serve(mode, folder, args.seconds, args.clients, args.rate)
                 rates[mode].append(rate)
                 if mode != "plain":
-                    sizes[mode].append(size * 60 / elapsed)
+                    sizes[mode].append(grown * 60)
                 if mode == "exact":
                     keep = folder
         plain = statistics.median(rates["plain"])
-        print("| mode | requests/s | vs plain | capture MB/min | capture GB/hour |")
+        print("Capture growth once warm (the last two thirds of each run):")
+        print("| mode | requests/s | vs plain | capture MB/min | capture MB/hour |")
         print("|---|---|---|---|---|")
         print("| plain | %.0f | 1.00x | | |" % plain)
         for mode in modes:
             r = statistics.median(rates[mode])
             mb = statistics.median(sizes[mode]) / 1e6
-            print("| %s | %.0f | %.2fx slower | %.1f | %.2f |" % (mode, r, plain / r, mb, mb * 60 / 1000))
+            print("| %s | %.0f | %.2fx slower | %.2f | %.0f |" % (mode, r, plain / r, mb, mb * 60))
         if keep:
             workers = sorted((f for f in glob.glob(os.path.join(keep, "g.*.pmem"))), key=os.path.getsize)
             big = workers[-1]

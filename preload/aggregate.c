@@ -866,6 +866,11 @@ bool pm_aggregate_apply(uint64_t limit, uint64_t now_ns, bool flush, pm_aggregat
     return flush || snapshot_reached || A.nout >= EMIT_BYTES ? emit_out(emit) : true;
 }
 
+size_t pm_aggregate_pending(void)
+{
+    return A.npend;
+}
+
 void pm_aggregate_reset_after_fork(void)
 {
     pm_rawmem_free(A.keys, A.keys_bytes);

@@ -47,6 +47,9 @@ typedef bool (*pm_aggregate_emit_fn)(const uint8_t *p, size_t n);
  * it reached a snapshot, and when it holds more than a few megabytes. */
 bool pm_aggregate_apply(uint64_t limit, uint64_t now_ns, bool flush, pm_aggregate_emit_fn emit);
 
+/* Events taken and not applied yet. */
+size_t pm_aggregate_pending(void);
+
 /* In a forked child: the parent's table is dropped; the child's capture
  * starts empty, as an event capture does. */
 void pm_aggregate_reset_after_fork(void);

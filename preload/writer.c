@@ -55,6 +55,7 @@
 #define FINISH_LOCK_WAIT_NS 2000000000u
 #define HIGH_FD 900
 #define AGGREGATE_FLUSH_NS 1000000000u
+#define AGGREGATE_PENDING_MAX (1u << 20) /* events held, 32 MiB */
 
 static struct {
     pthread_mutex_t lock;
@@ -824,11 +825,27 @@ void pm_writer_meta(const char *key, const char *value)
     pthread_mutex_unlock(&W.lock);
 }
 
+/* Aggregated mode, in a thread that flushes its full ring: when the writer
+ * thread is not applying what the rings hand over (paused around a fork,
+ * or it could not start), the events taken would pile up in memory; this
+ * thread then drains every ring and applies them itself. */
+static void catch_up(void)
+{
+    if (!pm_aggregate_on() || pm_aggregate_pending() < AGGREGATE_PENDING_MAX)
+        return;
+    uint64_t mark = atomic_load(&pm_seq);
+    int drained = drain_all(false);
+    if (drained > 0 && !pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated) && W.fd >= 0)
+        give_up("aggregate into", "out of memory", true);
+}
+
 bool pm_writer_flush_buffer(struct pm_buffer *b)
 {
     pthread_mutex_lock(&W.lock);
     wait_written(b);
     bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b, false);
+    if (ok)
+        catch_up();
     uint64_t now = monotonic_ns();
     if (ok && now - b->last_flush_ns < 50000000u)
         pm_buffer_grow(b); /* a busy thread: fewer, larger writes */
