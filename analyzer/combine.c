@@ -294,7 +294,7 @@ static void report_json(FILE *out, const struct pm_combined *m, size_t n)
         pm_json_str(out, m->to_label);
     }
     fputs(", \"by\": ", out);
-    pm_json_str(out, m->by == PM_BY_FILENAME ? "filename" : m->by == PM_BY_TRACEBACK ? "traceback" : "lineno");
+    pm_json_str(out, pm_group_name(m->by));
     uint64_t total = 0;
     for (size_t i = 0; i < m->nprocs; i++)
         total += m->procs[i].total;
@@ -365,7 +365,7 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
                 m->kind == PM_REPORT_DIFF ? "" : pm_human_bytes(b1, sizeof b1, (double)p->total), p->end, p->path);
     }
     fprintf(out, "Top %zu of %zu sites, grouped by %s, over all processes:\n", n, m->n,
-            m->by == PM_BY_FILENAME ? "filename" : m->by == PM_BY_TRACEBACK ? "traceback" : "lineno");
+            pm_group_name(m->by));
     for (size_t i = 0; i < n; i++) {
         const struct pm_combined_site *x = &m->v[i];
         pm_report_figures_text(out, i + 1, m->kind, m->sampled, x->bytes, x->count, x->var, x->samples);

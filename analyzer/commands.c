@@ -19,11 +19,6 @@
 #include "report.h"
 #include "symbolize.h"
 
-static const char *group_name(enum pm_group by)
-{
-    return by == PM_BY_FILENAME ? "filename" : by == PM_BY_TRACEBACK ? "traceback" : "lineno";
-}
-
 static int error(struct pm_capture *c)
 {
     fprintf(stderr, "pymem: %s\n", c->error);
@@ -297,7 +292,7 @@ int pm_cmd_peak(FILE *out, const char *path, const struct pm_opts *o)
         rc = collect_point(&s, &s.sites, &s.r.peak);
     if (!rc) {
         pm_sites_sort(&s.sites, PM_ORDER_BYTES);
-        struct pm_sites_header h = {.kind = PM_REPORT_PEAK, .by = group_name(o->by), .to_time_ns = s.t.peak_time_ns,
+        struct pm_sites_header h = {.kind = PM_REPORT_PEAK, .by = pm_group_name(o->by), .to_time_ns = s.t.peak_time_ns,
                                     .total_bytes = s.t.peak_bytes, .truncated = !s.c.has_end};
         rc = emit_sites(out, &s, &h, o);
     }
@@ -350,7 +345,7 @@ int pm_cmd_leaks(FILE *out, const char *path, const struct pm_opts *o)
             if (s.sites.v[i].phase == PM_PHASE_RUNTIME)
                 runtime += (unsigned long long)s.sites.v[i].bytes[1];
         }
-        struct pm_sites_header h = {.kind = PM_REPORT_LEAKS, .by = group_name(o->by), .to_label = p.label,
+        struct pm_sites_header h = {.kind = PM_REPORT_LEAKS, .by = pm_group_name(o->by), .to_label = p.label,
                                     .from_label = o->since ? since.label : NULL,
                                     .to_time_ns = p.time_ns, .total_bytes = total, .runtime_bytes = runtime,
                                     .truncated = !s.c.has_end};
@@ -391,7 +386,7 @@ int pm_cmd_diff(FILE *out, const char *path, const struct pm_opts *o)
                 s.sites.v[kept++] = s.sites.v[i];
         s.sites.n = kept;
         pm_sites_sort(&s.sites, PM_ORDER_DIFF);
-        struct pm_sites_header h = {.kind = PM_REPORT_DIFF, .by = group_name(o->by), .from_label = a.label,
+        struct pm_sites_header h = {.kind = PM_REPORT_DIFF, .by = pm_group_name(o->by), .from_label = a.label,
                                     .to_label = b.label, .to_time_ns = b.time_ns, .truncated = !s.c.has_end};
         rc = emit_sites(out, &s, &h, o);
     }
@@ -413,9 +408,9 @@ int pm_cmd_brief(FILE *out, const char *path)
 {
     struct session s;
     struct pm_sites leaks;
-    pm_sites_init(&leaks, PM_BY_LINENO);
-    static const struct pm_opts hybrid = {.by = PM_BY_LINENO};
-    int rc = session_open_points(&s, path, PM_BY_LINENO, &hybrid, true, true);
+    pm_sites_init(&leaks, PM_BY_OWN);
+    static const struct pm_opts hybrid = {.by = PM_BY_OWN};
+    int rc = session_open_points(&s, path, PM_BY_OWN, &hybrid, true, true);
     uint64_t exit_seq = UINT64_MAX;
     if (!rc) {
         leaks.sample_bytes = s.c.sample_bytes;
@@ -460,12 +455,12 @@ int pm_cmd_brief(FILE *out, const char *path)
 static int run_brief(FILE *out, char **paths, size_t n)
 {
     struct pm_combined m;
-    pm_combined_init(&m, PM_REPORT_LEAKS, PM_BY_LINENO);
-    static const struct pm_opts hybrid = {.by = PM_BY_LINENO};
+    pm_combined_init(&m, PM_REPORT_LEAKS, PM_BY_OWN);
+    static const struct pm_opts hybrid = {.by = PM_BY_OWN};
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         struct session s;
-        rc = session_open_points(&s, paths[i], PM_BY_LINENO, &hybrid, false, true);
+        rc = session_open_points(&s, paths[i], PM_BY_OWN, &hybrid, false, true);
         if (!rc)
             rc = collect_point(&s, &s.sites, s.r.exit.set ? &s.r.exit : kept_point(&s, UINT64_MAX));
         if (!rc) {

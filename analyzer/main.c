@@ -62,7 +62,9 @@ static void usage(FILE *out)
           "  with --merge stands for the run (its children's captures beside it).\n"
           "  Captures without the snapshots asked for are skipped with a note.\n"
           "\n"
-          "  G: lineno (default), filename or traceback. Snapshots are named by index or\n"
+          "  G: own (default: the innermost line of the program's own code, not of the\n"
+          "  standard library or installed packages), lineno (the innermost line, as\n"
+          "  tracemalloc groups), filename or traceback. Snapshots are named by index or\n"
           "  label; start, peak, exit and end are always there.\n"
           "  peak, leaks and diff also take:\n"
           "    --native        sites by the innermost frame, native frames included\n"
@@ -354,7 +356,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
             break;
         case 'b':
             if (pm_group_parse(optarg, &o.by)) {
-                fprintf(stderr, "pymem export: --by takes lineno, filename or traceback, not '%s'\n", optarg);
+                fprintf(stderr, "pymem export: --by takes own, lineno, filename or traceback, not '%s'\n", optarg);
                 return 2;
             }
             by_given = true;
@@ -378,7 +380,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
             fputs("usage: pymem export CAPTURE --format folded|speedscope|csv|pprof [--at SNAP | --leaks | --diff A B]\n"
                   "                    [--by G] [--domain D,...] [-o FILE]\n"
                   "  the sites live at the peak (default), at SNAP, at exit (--leaks), or the growth from A to B;\n"
-                  "  folded and speedscope take whole stacks, csv one row per site (--by, default lineno)\n",
+                  "  folded and speedscope take whole stacks, csv one row per site (--by, default own)\n",
                   stdout);
             return 0;
         default:
@@ -393,7 +395,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
         return 2;
     }
     if (format == PM_EXPORT_CSV && !by_given)
-        o.by = PM_BY_LINENO;
+        o.by = PM_BY_OWN;
     if (format != PM_EXPORT_CSV && o.by != PM_BY_TRACEBACK) {
         fputs("pymem export: folded, speedscope and pprof export whole stacks (--by traceback)\n", stderr);
         return 2;
@@ -487,7 +489,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff || !fn;
-    struct pm_opts o = {.by = PM_BY_LINENO, .top = 10};
+    struct pm_opts o = {.by = PM_BY_OWN, .top = 10};
     unsigned long long max_memory = 0;
     bool merge = false;
     int c;
@@ -538,7 +540,7 @@ int main(int argc, char **argv)
             break;
         case 'b':
             if (pm_group_parse(optarg, &o.by)) {
-                fprintf(stderr, "pymem %s: --by takes lineno, filename or traceback, not '%s'\n", cmd, optarg);
+                fprintf(stderr, "pymem %s: --by takes own, lineno, filename or traceback, not '%s'\n", cmd, optarg);
                 return 2;
             }
             break;

@@ -427,6 +427,16 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             pm_json_str(out, site_file(c, x));
             fprintf(out, ", \"line\": %u, \"function\": ", x->line);
             pm_json_str(out, pm_stacks_string(&c->stacks, x->func));
+            /* The innermost frame of its biggest stack: tracemalloc's line,
+             * which `--by own` may have passed over for the program's. */
+            struct pm_frame inner;
+            if (pm_stacks_frame(&c->stacks, pm_stacks_site_node(&c->stacks, x->stack, s->view), &inner)) {
+                fputs(", \"innermost\": {\"file\": ", out);
+                pm_json_str(out, pm_stacks_string(&c->stacks, inner.file));
+                fprintf(out, ", \"line\": %u, \"function\": ", inner.line);
+                pm_json_str(out, pm_stacks_string(&c->stacks, inner.func));
+                fputc('}', out);
+            }
             pm_report_figures_json(out, h->kind, c->sample_bytes != 0, x->bytes, x->count, x->var, x->samples);
             fputs(", \"phase\": ", out);
             pm_json_str(out, pm_phase_name(x->phase));

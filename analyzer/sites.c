@@ -182,14 +182,15 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
          * function around it share a line and a site; the function shown is
          * that of the stack holding the most bytes. */
         struct pm_frame f = {0};
-        uint32_t site_node = pm_stacks_site_node(stacks, t->stack, s->view);
+        uint32_t site_node = s->by == PM_BY_OWN ? pm_stacks_own_node(stacks, t->stack, s->view)
+                                                : pm_stacks_site_node(stacks, t->stack, s->view);
         if (pm_stacks_frame(stacks, site_node, &f)) {
             key.file = f.file;
             if (s->by != PM_BY_FILENAME)
                 key.line = f.line;
             if (s->by == PM_BY_TRACEBACK)
                 key.key = pm_stacks_canon(stacks, t->stack);
-            else if (s->by == PM_BY_LINENO && pm_stacks_native(stacks, site_node).native)
+            else if (s->by != PM_BY_FILENAME && pm_stacks_native(stacks, site_node).native)
                 key.key = f.func; /* one source line built into two libraries is two sites */
         }
         struct pm_site *x = find_site(s, &key);
@@ -301,6 +302,11 @@ int pm_domains_parse(const char *list, unsigned *out)
     return *out ? 0 : -1;
 }
 
+const char *pm_group_name(enum pm_group by)
+{
+    return by == PM_BY_OWN ? "own" : by == PM_BY_FILENAME ? "filename" : by == PM_BY_TRACEBACK ? "traceback" : "lineno";
+}
+
 const char *pm_phase_name(int phase)
 {
     return phase == PM_PHASE_STARTUP ? "startup" : phase == PM_PHASE_IMPORT ? "import" : "runtime";
@@ -308,7 +314,9 @@ const char *pm_phase_name(int phase)
 
 int pm_group_parse(const char *name, enum pm_group *out)
 {
-    if (!strcmp(name, "lineno"))
+    if (!strcmp(name, "own"))
+        *out = PM_BY_OWN;
+    else if (!strcmp(name, "lineno"))
         *out = PM_BY_LINENO;
     else if (!strcmp(name, "filename"))
         *out = PM_BY_FILENAME;

@@ -1,7 +1,8 @@
 /*
  * sites: groups live allocations by call site for reports. A site is keyed
- * by the grouping (`lineno`: innermost Python frame; `filename`: its file;
- * `traceback`: the whole stack) and by phase, so that memory allocated while
+ * by the grouping (`own`: the innermost line of the program's own code;
+ * `lineno`: innermost Python frame; `filename`: its file; `traceback`: the
+ * whole stack) and by phase, so that memory allocated while
  * the interpreter started or while modules were imported is never mixed with
  * what the program's own code allocated. Two points can be collected into the
  * same table (slot 0 and 1) for a diff.
@@ -17,7 +18,9 @@
 #include "pymem/format.h"
 #include "stacks.h"
 
-enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK };
+/* own (the default): the innermost line of the program's own code
+ * (pm_stacks_own_node); lineno: the innermost frame, tracemalloc's rule. */
+enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK, PM_BY_OWN };
 
 /* Ranked in this order in leak reports. */
 enum pm_phase { PM_PHASE_RUNTIME = 0, PM_PHASE_IMPORT = 1, PM_PHASE_STARTUP = 2, PM_PHASE_COUNT = 3 };
@@ -76,6 +79,7 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order);
 
 const char *pm_phase_name(int phase);
 int pm_group_parse(const char *name, enum pm_group *out);
+const char *pm_group_name(enum pm_group by);
 /* "malloc,mmap" -> bit mask of domains; -1 for an unknown name. */
 int pm_domains_parse(const char *list, unsigned *out);
 extern const char *const pm_domain_names[PM_DOMAIN_COUNT];

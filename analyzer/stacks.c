@@ -53,6 +53,7 @@ void pm_stacks_free(struct pm_stacks *s)
     free(s->import_memo);
     free(s->native);
     free(s->python_only);
+    free(s->library_memo);
     if (s->added)
         free(s->added->slots);
     free(s->added);
@@ -324,6 +325,46 @@ uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_vie
         if (!is_native(s, x) || !is_wrapper(s, x))
             return x;
     return id;
+}
+
+bool pm_path_is_library(const char *path)
+{
+    return path[0] == '<' || strstr(path, "/site-packages/") || strstr(path, "/dist-packages/") ||
+           strstr(path, "/lib/python3") || strstr(path, "/lib64/python3");
+}
+
+/* pm_path_is_library of string `file`, remembered; a file of the program's
+ * own when memory runs out (the innermost frame is then kept). */
+static bool library_string(struct pm_stacks *s, uint32_t file)
+{
+    /* Ids are dense; one far out (a damaged capture) is not worth a table. */
+    if (file >= (1u << 24))
+        return pm_path_is_library(pm_stacks_string(s, file));
+    if (file >= s->library_memo_cap) {
+        uint32_t cap = s->library_memo_cap ? s->library_memo_cap : 256;
+        while (cap <= file)
+            cap *= 2;
+        uint8_t *m = realloc(s->library_memo, cap);
+        if (!m)
+            return false;
+        memset(m + s->library_memo_cap, 0, cap - s->library_memo_cap);
+        s->library_memo = m;
+        s->library_memo_cap = cap;
+    }
+    if (!s->library_memo[file])
+        s->library_memo[file] = pm_path_is_library(pm_stacks_string(s, file)) ? 1 : 2;
+    return s->library_memo[file] == 1;
+}
+
+uint32_t pm_stacks_own_node(struct pm_stacks *s, uint32_t id, enum pm_view view)
+{
+    uint32_t site = pm_stacks_site_node(s, id, view);
+    if (is_native(s, site))
+        return site; /* the native view names C sites, as heaptrack does */
+    for (uint32_t x = site; x && x < s->node_cap && s->defined[x]; x = s->nodes[x].parent)
+        if (!is_native(s, x) && s->nodes[x].file && !library_string(s, s->nodes[x].file))
+            return x;
+    return site;
 }
 
 int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len)

@@ -58,6 +58,8 @@ struct pm_stacks {
     const char *wrappers;       /* allocator wrappers (pm_stacks_set_wrappers) */
     uint32_t nodes_read, strings_read; /* definitions read: they bound the ids */
     uint64_t file_size;         /* of the capture, when known: it bounds them too */
+    uint8_t *library_memo;      /* string id -> 1 a library's file, 2 the program's, 0 unknown */
+    uint32_t library_memo_cap;
     uint32_t *chain;            /* scratch for pm_stacks_canon's walk */
     size_t chain_cap;
 };
@@ -88,6 +90,17 @@ uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view);
  * the allocator's wrappers (operator new, std::allocator, the malloc
  * family...), as heaptrack names its sites. */
 uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_view view);
+
+/* The site `--by own` gives (the default): from the site node in `view`, the
+ * innermost Python frame in the program's own code, as a user asks "which
+ * line of mine": the call into numpy, json or the standard library rather
+ * than the library's line. The site node itself when no frame is the
+ * program's, and when it is native (the native view). */
+uint32_t pm_stacks_own_node(struct pm_stacks *s, uint32_t id, enum pm_view view);
+/* Not the program's own code: the interpreter's (frozen modules, <string>),
+ * its standard library (lib/python3.X) or an installed package
+ * (site-packages, dist-packages). */
+bool pm_path_is_library(const char *path);
 
 /* Replaces the list of allocator wrappers: function names (or prefixes
  * followed by '(' or '<'), comma-separated; "" for none. `list` must outlive

@@ -49,7 +49,7 @@ def workloads(c):
 
 
 def by_line_pymem(c, capture):
-    report = c.json("leaks", capture, "--at", "oracle", "--since", "tracemalloc-start", "--top", "0",
+    report = c.json("leaks", capture, "--at", "oracle", "--since", "tracemalloc-start", "--top", "0", "--by", "lineno",
                     "--domain", "pyraw,pymem,pyobj")
     out = {}
     for s in report["sites"]:
@@ -96,7 +96,7 @@ def test_attribution_reproductions(c, tag):
         check(tag + " attribution.py runs", False, r.stderr[-500:])
         return
     tm = {int(k): v for k, v in json.loads(r.stdout).items()}
-    sites = c.json("leaks", out, "--at", "marks", "--since", "tracemalloc-start", "--top", "0",
+    sites = c.json("leaks", out, "--at", "marks", "--since", "tracemalloc-start", "--top", "0", "--by", "lineno",
                    "--domain", "pyraw,pymem,pyobj")["sites"]
 
     def count(mark):

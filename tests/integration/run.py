@@ -48,6 +48,30 @@ def test_leak_at_known_line(c, tag):
     check(tag + " churn allocations all counted", summ["allocations"] >= 4000 and summ["frees"] >= 3000)
 
 
+def test_own_line_first(c, tag):
+    """Sites are named by the program's own line by default (--by own), by
+    the innermost frame with --by lineno (tracemalloc's rule); JSON gives
+    both."""
+    m = marks("own_line.py")
+    out = c.capture("own.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "own_line.py")], out)
+    check(tag + " own_line.py runs", r.returncode == 0, r.stderr[-300:])
+    own = c.json("leaks", out, "--top", "0", "--domain", "pyobj")
+    s = site(own["sites"], m["OWN"], "own_line.py")
+    inner = (s or {}).get("innermost", {})
+    check(tag + " --by own (default): json's objects at the program's line, innermost frame in json",
+          own["by"] == "own" and s is not None and s["count"] >= 300 and "/json/" in inner.get("file", "")
+          and s["function"] == "load", json.dumps(s)[:400])
+    lineno = c.json("leaks", out, "--top", "0", "--domain", "pyobj", "--by", "lineno")
+    check(tag + " --by lineno: none at the program's line, the json decoder's line holds them",
+          site(lineno["sites"], m["OWN"], "own_line.py") is None
+          and any("/json/" in x["file"] and x["count"] >= 300 for x in lineno["sites"]))
+    if r.stdout == "numpy\n":
+        big = site(c.json("leaks", out, "--top", "0")["sites"], m["NUMPY"], "own_line.py")
+        check(tag + " --by own: numpy.ones's 4 MB at the program's line",
+              big is not None and big["domains"].get("malloc", {}).get("bytes") == 4000000, json.dumps(big)[:300])
+
+
 def test_peak_at_known_line(c, tag):
     m = marks("peak.py")
     out = c.capture("peak.pmem")
@@ -142,7 +166,7 @@ def test_phases_and_exit_status(c, tag):
     out = c.capture("phases.pmem")
     r = c.preload([os.path.join(PROGRAMS, "phases.py")], out)
     check(tag + " phases.py exits with its status", r.returncode == 3, r.stderr[-300:])
-    sites = c.json("leaks", out, "--top", "0")["sites"]
+    sites = c.json("leaks", out, "--top", "0", "--by", "lineno")["sites"]
     email = [s for s in sites if "/email/" in s["file"] and s["phase"] == "import"]
     ours = [s for s in email if s.get("import", {}).get("module", "").startswith("email")
             and s["import"]["file"].endswith("phases.py") and s["import"]["line"] == m["IMPORT"]]
@@ -329,8 +353,8 @@ def test_aggregated(c, tag):
     want = {"LEAK": (300 * (3000 + BYTES_HEADER), 300)}
     for what, args in (("peak", ["peak"]), ("exit", ["leaks"]), ("after-before", ["diff"])):
         points = ["before", "after"] if args == ["diff"] else []
-        a = by_line(c.json(*(args + [ev] + points + ["--top", "0"]))["sites"], "aggregated.py")
-        b = by_line(c.json(*(args + [ag] + points + ["--top", "0"]))["sites"], "aggregated.py")
+        a = by_line(c.json(*(args + [ev] + points + ["--top", "0", "--by", "lineno"]))["sites"], "aggregated.py")
+        b = by_line(c.json(*(args + [ag] + points + ["--top", "0", "--by", "lineno"]))["sites"], "aggregated.py")
         check(tag + " aggregated: %s: every site of the program equal to the event capture's (%d sites)"
               % (what, len(b)), a == b and len(b) >= 3, "events %s aggregated %s" % (a, b))
     leaks = by_line(c.json("leaks", ag, "--top", "0")["sites"], "aggregated.py")
@@ -1211,7 +1235,7 @@ def main():
     ap.add_argument("--python", action="append", help="only these interpreters")
     ap.add_argument("-k", help="only tests whose name contains this")
     args = ap.parse_args()
-    every = [test_leak_at_known_line, test_peak_at_known_line, test_growth_between_snapshots,
+    every = [test_leak_at_known_line, test_own_line_first, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated,

@@ -1,0 +1,21 @@
+"""The program's own line first: 300 objects made inside the standard
+library's json decoder, called from the OWN line; a numpy array from the
+NUMPY line when numpy is installed for this interpreter."""
+import json
+
+KEEP = []
+
+
+def load():
+    for i in range(300):
+        KEEP.append(json.loads('{"k": "%s"}' % ("x" * (1000 + i % 2))))  # MARK:OWN
+
+
+load()
+try:
+    import numpy
+except ImportError:
+    numpy = None
+if numpy is not None:
+    KEEP.append(numpy.ones((500, 1000)))  # MARK:NUMPY
+print("numpy" if numpy is not None else "no numpy")
