@@ -122,11 +122,6 @@ static void tree_free(struct tree *t)
     free(t->slot_node);
 }
 
-static bool library_file(const char *f)
-{
-    return f[0] == '<' || strstr(f, "/lib/python3") || strstr(f, "/site-packages/") || strstr(f, "/dist-packages/");
-}
-
 /* JSON text with "</" written "<\/", so that no name can close the script
  * element it sits in. */
 static void put_json_safe(FILE *out, const char *text, size_t len)
@@ -166,7 +161,7 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
         fprintf(j, "%s%u", i ? "," : "", ft->keys[4 * i + 3]);
     fputs("], \"lib\": [", j);
     for (size_t i = 0; i < ft->n; i++)
-        fprintf(j, "%s%d", i ? "," : "", ft->keys[4 * i + 3] || library_file(pm_stacks_string(&c->stacks, ft->keys[4 * i + 1])));
+        fprintf(j, "%s%d", i ? "," : "", ft->keys[4 * i + 3] || pm_path_is_library(pm_stacks_string(&c->stacks, ft->keys[4 * i + 1])));
     fputs("]}, \"nodes\": {\"p\": [", j);
     for (size_t i = 0; i < t->n; i++)
         fprintf(j, "%s%d", i ? "," : "", t->parent[i]);

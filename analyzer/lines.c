@@ -56,8 +56,7 @@ static bool own_path(const struct lines *L, const char *path)
         }
         return false;
     }
-    return path[0] != '<' && !strstr(path, "/site-packages/") && !strstr(path, "/dist-packages/") &&
-           !strstr(path, "/lib/python3") && !strstr(path, "/lib64/python3");
+    return !pm_path_is_library(path);
 }
 
 static bool own_file(struct lines *L, uint32_t file)
