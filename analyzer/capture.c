@@ -278,6 +278,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             st->addr += (uint64_t)pm_unzigzag(b);
             ev.seq = st->seq;
             ev.addr = st->addr;
+            ev.stream = (uint16_t)queue; /* stream numbers are below 65536 (stream()) */
             if (tag == PM_TAG_FREE) {
                 ev.type = PM_EV_FREE;
             } else if (tag == PM_TAG_RETAG) {

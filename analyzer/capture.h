@@ -38,6 +38,7 @@ struct pm_event {
     uint32_t stack; /* ALLOC, RETAG; SNAPSHOT: index in capture.snapshots */
     uint8_t type;
     uint8_t domain;
+    uint16_t stream; /* ALLOC, FREE, MUNMAP, RETAG: the thread stream */
 };
 
 struct pm_snapshot {

@@ -27,6 +27,8 @@ struct pm_opts {
     bool one_of_many;       /* one of a directory's or a run's captures: skipped without the points */
     struct pm_combined *combined; /* --merge: sites go there instead of to a report */
     int format;             /* enum pm_export_format: sites exported instead (pymem export) */
+    double within_ms;       /* temporaries: freed within this time, or */
+    unsigned within_allocations; /* before this many more allocations of its thread (default 1) */
 };
 
 /* Returned by a command for one of many captures that lacks the points asked

@@ -18,6 +18,7 @@
 #include "combine.h"
 #include "export.h"
 #include "lines.h"
+#include "temporaries.h"
 #include "plot.h"
 #include "commands.h"
 #include "cli.h"
@@ -54,6 +55,10 @@ static void usage(FILE *out)
           "  flamegraph CAPTURE [--at SNAP|--leaks|--diff A B] [-o FILE.html]\n"
           "                                                 a flame graph page that works offline\n"
           "  lines CAPTURE [FILE.py ...] [--json]           memory per line of the program's own source\n"
+          "  temporaries CAPTURE [--within N|Tms] [--by G] [--top N] [--json]\n"
+          "                                                 allocations freed right after they were made:\n"
+          "                                                 before their thread made N more (default 1,\n"
+          "                                                 heaptrack's and memray's rule), or within T ms\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
           "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
@@ -473,6 +478,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "trend")) {
         fn = NULL;
         operands = 1;
+    } else if (!strcmp(cmd, "temporaries")) {
+        fn = pm_cmd_temporaries;
+        operands = 1;
     } else {
         fprintf(stderr, "pymem: unknown command '%s' (see 'pymem help')\n", cmd);
         return 2;
@@ -485,10 +493,10 @@ int main(int argc, char **argv)
         {"max-memory", required_argument, NULL, 'M'},
         {"native", no_argument, NULL, 'N'}, {"python-only", no_argument, NULL, 'P'},
         {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
-        {"merge", no_argument, NULL, 'm'},
+        {"merge", no_argument, NULL, 'm'}, {"within", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
-    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff || !fn;
+    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff || !fn || fn == pm_cmd_temporaries;
     struct pm_opts o = {.by = PM_BY_OWN, .top = 10};
     unsigned long long max_memory = 0;
     bool merge = false;
@@ -498,7 +506,7 @@ int main(int argc, char **argv)
     /* Options may come before or after the operands. */
     while ((c = getopt_long(argc - 1, argv + 1, "jb:t:a:h", opts, NULL)) != -1) {
         if ((c == 'N' || c == 'P' || c == 'd' || c == 'w') && !sites_command) {
-            fprintf(stderr, "pymem %s: %s is an option of peak, leaks, diff and trend\n", cmd, argv[optind]);
+            fprintf(stderr, "pymem %s: %s is an option of peak, leaks, diff, trend and temporaries\n", cmd, argv[optind]);
             return 2;
         }
         switch (c) {
@@ -531,8 +539,27 @@ int main(int argc, char **argv)
         case 'j':
             o.json = true;
             break;
+        case 'W': {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (fn != pm_cmd_temporaries) {
+                fprintf(stderr, "pymem %s: --within is an option of temporaries\n", cmd);
+                return 2;
+            }
+            bool ms = !strcmp(end, "ms");
+            if (end == optarg || (*end && !ms) || !(v > 0) || (!ms && (v != (unsigned)v || v > 4096))) {
+                fprintf(stderr, "pymem %s: --within takes a number of allocations (1 to 4096) or of milliseconds "
+                                "(such as 5ms), not '%s'\n", cmd, optarg);
+                return 2;
+            }
+            if (ms)
+                o.within_ms = v;
+            else
+                o.within_allocations = (unsigned)v;
+            break;
+        }
         case 'm':
-            if (fn == pm_cmd_snapshots) {
+            if (fn == pm_cmd_snapshots || fn == pm_cmd_temporaries) {
                 fprintf(stderr, "pymem %s: --merge is an option of summary, peak, leaks, diff and trend\n", cmd);
                 return 2;
             }

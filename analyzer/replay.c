@@ -193,7 +193,9 @@ static int apply(void *ctx, const struct pm_event *ev)
         break;
     }
     case PM_EV_FREE:
+        r->freed.addr = 0;
         if (pm_live_take(&r->live, ev->addr, &old)) {
+            r->freed = old;
             t->frees++;
             t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
             t->live_count -= blocks(rate(r->cap, old.domain), old.size);

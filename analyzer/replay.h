@@ -69,6 +69,7 @@ struct pm_replay {
     /* aggregated capture: the state the STATES records set so far (all of
      * it: there is no live table) */
     struct pm_point state;
+    struct pm_live_entry freed; /* what the last FREE event took out */
     pm_watch_fn watch; /* pymem plot, pymem lines */
     void *watch_ctx;
     bool main_seen;

@@ -354,6 +354,8 @@ void pm_report_figures_json(FILE *out, enum pm_sites_kind kind, bool sampled, co
     if (kind == PM_REPORT_DIFF)
         fprintf(out, ", \"bytes_diff\": %" PRId64 ", \"count_diff\": %" PRId64, bytes[1] - bytes[0],
                 count[1] - count[0]);
+    if (kind == PM_REPORT_TEMPORARIES)
+        fprintf(out, ", \"allocations\": %" PRId64 ", \"allocated_bytes\": %" PRId64, count[0], bytes[0]);
 }
 
 void pm_report_domains_json(FILE *out, const int64_t *bytes, const int64_t *count)
@@ -379,6 +381,10 @@ void pm_report_figures_text(FILE *out, size_t rank, enum pm_sites_kind kind, boo
         snprintf(signed_diff, sizeof signed_diff, "%s%s", d >= 0 ? "+" : "", pm_human_bytes(b1, sizeof b1, (double)d));
         fprintf(out, "%4zu. %12s (%+" PRId64 " blocks), now %s in %" PRId64 " blocks", rank, signed_diff,
                 count[1] - count[0], pm_human_bytes(b2, sizeof b2, (double)bytes[1]), count[1]);
+    } else if (kind == PM_REPORT_TEMPORARIES) {
+        fprintf(out, "%4zu. %8" PRId64 " temporary (%3.0f%% of %" PRId64 "), %s", rank, count[1],
+                count[0] ? 100.0 * (double)count[1] / (double)count[0] : 0.0, count[0],
+                pm_human_bytes(b1, sizeof b1, (double)bytes[1]));
     } else if (sampled) {
         double lo, hi;
         pm_interval(bytes[1], var, &lo, &hi);
@@ -400,6 +406,13 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
         if (h->kind == PM_REPORT_PEAK) {
             fprintf(out, ", \"peak_bytes\": %llu, \"peak_time_s\": ", h->total_bytes);
             pm_json_seconds(out, h->to_time_ns);
+        } else if (h->kind == PM_REPORT_TEMPORARIES) {
+            fprintf(out, ", \"temporaries\": %llu, \"temporary_bytes\": %llu, \"allocations\": %llu, ", h->count,
+                    h->total_bytes, h->of_count);
+            if (h->within_ms > 0)
+                fprintf(out, "\"within_ms\": %g", h->within_ms);
+            else
+                fprintf(out, "\"within_allocations\": %zu", h->gap);
         } else if (h->kind == PM_REPORT_LEAKS) {
             fputs(", \"at\": ", out);
             pm_json_str(out, h->to_label);
@@ -477,6 +490,15 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                 h->from_label ? "allocated after '" : "", h->from_label ? h->from_label : "",
                 h->from_label ? "' and " : "", h->to_label, h->to_time_ns / 1e9,
                 pm_human_bytes(b1, sizeof b1, (double)h->total_bytes), pm_human_bytes(b2, sizeof b2, (double)h->runtime_bytes));
+    else if (h->kind == PM_REPORT_TEMPORARIES && h->within_ms > 0)
+        fprintf(out, "Temporary allocations in %s: %llu of %llu allocations (%.1f%%, %s) freed within %g ms\n",
+                c->path, h->count, h->of_count, h->of_count ? 100.0 * (double)h->count / (double)h->of_count : 0.0,
+                pm_human_bytes(b1, sizeof b1, (double)h->total_bytes), h->within_ms);
+    else if (h->kind == PM_REPORT_TEMPORARIES)
+        fprintf(out, "Temporary allocations in %s: %llu of %llu allocations (%.1f%%, %s) freed before their\n"
+                     "thread made %zu more allocation%s\n",
+                c->path, h->count, h->of_count, h->of_count ? 100.0 * (double)h->count / (double)h->of_count : 0.0,
+                pm_human_bytes(b1, sizeof b1, (double)h->total_bytes), h->gap, h->gap == 1 ? "" : "s");
     else
         fprintf(out, "Growth from '%s' to '%s' in %s\n", h->from_label, h->to_label, c->path);
     if (c->sample_bytes)

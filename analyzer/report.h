@@ -15,7 +15,9 @@
 void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_totals *t, bool json);
 void pm_report_snapshots(FILE *out, const struct pm_capture *c, bool json);
 
-enum pm_sites_kind { PM_REPORT_PEAK, PM_REPORT_LEAKS, PM_REPORT_DIFF };
+/* TEMPORARIES: slot 1 the site's temporary allocations, slot 0 all its
+ * allocations. */
+enum pm_sites_kind { PM_REPORT_PEAK, PM_REPORT_LEAKS, PM_REPORT_DIFF, PM_REPORT_TEMPORARIES };
 
 struct pm_sites_header {
     enum pm_sites_kind kind;
@@ -24,6 +26,9 @@ struct pm_sites_header {
     unsigned long long to_time_ns;
     unsigned long long total_bytes;   /* peak: peak bytes; leaks: live at the point */
     unsigned long long runtime_bytes; /* leaks: bytes from the program's own code */
+    unsigned long long count, of_count; /* temporaries: temporary allocations, of all */
+    double within_ms;                   /* temporaries: freed within this time, or */
+    size_t gap;                         /* before this many more allocations of their thread */
     bool truncated;
 };
 

@@ -228,6 +228,16 @@ static int cmp_bytes(const void *a, const void *b)
     return x->count[1] > y->count[1] ? -1 : x->count[1] < y->count[1];
 }
 
+static int cmp_phase_count(const void *a, const void *b)
+{
+    const struct pm_site *x = a, *y = b;
+    if (x->phase != y->phase)
+        return x->phase < y->phase ? -1 : 1;
+    if (x->count[1] != y->count[1])
+        return x->count[1] > y->count[1] ? -1 : 1;
+    return x->bytes[1] > y->bytes[1] ? -1 : x->bytes[1] < y->bytes[1];
+}
+
 static int cmp_phase_bytes(const void *a, const void *b)
 {
     const struct pm_site *x = a, *y = b;
@@ -259,6 +269,7 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order)
     }
     int (*cmp)(const void *, const void *) = order == PM_ORDER_BYTES         ? cmp_bytes
                                              : order == PM_ORDER_PHASE_BYTES ? cmp_phase_bytes
+                                             : order == PM_ORDER_PHASE_COUNT ? cmp_phase_count
                                                                              : cmp_diff;
     if (s->n)
         qsort(s->v, s->n, sizeof *s->v, cmp);

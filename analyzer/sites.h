@@ -72,7 +72,7 @@ int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct 
 int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
                            const struct pm_point *p, uint64_t main_seq, int slot);
 
-enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF };
+enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF, PM_ORDER_PHASE_COUNT };
 /* Ends collection: each site's phase is set from its breakdown, and the
  * sites are sorted. */
 void pm_sites_sort(struct pm_sites *s, enum pm_order order);
