@@ -100,6 +100,7 @@ static struct {
     uint8_t *scratch;
     size_t scratch_bytes;
     bool main_seen;
+    uint64_t last_seq; /* of the last event applied: the state is as of it */
     /* totals over all keys; sampled: split as pm_half splits them */
     int64_t live_bytes, live_blocks, whole, halves[2];
     int64_t live_written_bytes, live_written_blocks;
@@ -830,6 +831,7 @@ bool pm_aggregate_apply(uint64_t limit, uint64_t now_ns, bool flush, pm_aggregat
     bool snapshot_reached = false;
     while (n && head_seq(0) < limit) {
         struct run *r = &A.runs[A.heap[0]];
+        A.last_seq = A.pend[r->pos].seq;
         if (!apply_event(&A.pend[r->pos++], now_ns, &snapshot_reached))
             return false;
         if (r->pos == r->end)
@@ -851,7 +853,9 @@ bool pm_aggregate_apply(uint64_t limit, uint64_t now_ns, bool flush, pm_aggregat
     A.npend = kept;
     A.nruns = runs;
 
-    uint64_t at = limit ? limit - 1 : 0;
+    /* Not the limit: a pass whose watermark failed applies nothing, and the
+     * last one applies everything. */
+    uint64_t at = A.last_seq;
     if (flush) {
         commit_candidate();
         if (!put_states(at, now_ns) || !put_peak() || !put_counters(at))
