@@ -76,12 +76,6 @@ void pm_json_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
-void pm_json_key(FILE *out, const char *key)
-{
-    pm_json_str(out, key);
-    fputs(": ", out);
-}
-
 void pm_json_seconds(FILE *out, unsigned long long ns)
 {
     fprintf(out, "%llu.%09llu", ns / 1000000000ull, ns % 1000000000ull);

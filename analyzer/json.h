@@ -8,8 +8,7 @@
 #include <stdio.h>
 
 void pm_json_str(FILE *out, const char *s);
-/* `"key": ` with the key escaped. */
-void pm_json_key(FILE *out, const char *key);
+/* Nanoseconds as seconds with all nine decimals. */
 void pm_json_seconds(FILE *out, unsigned long long ns);
 
 #endif

@@ -28,12 +28,6 @@ void pm_live_free(struct pm_live *t)
     t->cap = t->count = 0;
 }
 
-void pm_live_clear(struct pm_live *t)
-{
-    memset(t->slots, 0, t->cap * sizeof *t->slots);
-    t->count = 0;
-}
-
 static int grow(struct pm_live *t)
 {
     size_t cap = t->cap * 2;

@@ -33,7 +33,6 @@ struct pm_live {
 
 int pm_live_init(struct pm_live *t);
 void pm_live_free(struct pm_live *t);
-void pm_live_clear(struct pm_live *t);
 /* Inserts or replaces. If `addr` was live, its old entry goes to *old and
  * the function returns 1; 0 if it was new; -1 on out of memory. */
 int pm_live_put(struct pm_live *t, const struct pm_live_entry *e, struct pm_live_entry *old);

@@ -1,7 +1,7 @@
 /*
  * reader: opens a capture file, checks its header, and hands out its chunks
  * one at a time with their CRC verified. It knows the container, not the
- * records (decode.c). Errors are 0 / -1 with a one-line message naming the
+ * records (capture.c). Errors are 0 / -1 with a one-line message naming the
  * file and the byte offset; a file that ends inside a chunk is not an error
  * but `truncated` (the writer was killed).
  */

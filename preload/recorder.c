@@ -31,11 +31,16 @@ void pm_clock_start(void)
     clock_origin = pm_now_ns();
 }
 
-uint64_t pm_now_ns(void)
+uint64_t pm_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - clock_origin;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pm_now_ns(void)
+{
+    return pm_monotonic_ns() - clock_origin;
 }
 
 /* The thread's first event: its buffer. */

@@ -83,6 +83,8 @@ size_t pm_encode_snapshot(uint8_t *rec, uint64_t seq, int kind, const char *labe
 
 /* Nanoseconds since the capture started (CLOCK_MONOTONIC). */
 uint64_t pm_now_ns(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t pm_monotonic_ns(void);
 void pm_clock_start(void);
 
 #endif

@@ -207,8 +207,6 @@ static bool store_node(uint32_t id, uint32_t parent, const struct pm_rawframe *f
     return true;
 }
 
-/* The process-wide lookup; creates and announces the node when new.
- * code == NULL is the "<truncated>" marker under the root. */
 /* Announces a native node: its return address as (module, offset). */
 static void emit_native(struct pm_buffer *b, uint32_t id, uint32_t parent, uintptr_t pc)
 {
@@ -225,6 +223,8 @@ static void emit_native(struct pm_buffer *b, uint32_t id, uint32_t parent, uintp
     emit(b, rec, n);
 }
 
+/* The process-wide lookup; creates and announces the node when new.
+ * code == NULL is the "<truncated>" marker under the root. */
 static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct pm_rawframe *f)
 {
     struct pm_codeinfo ci = {0};

@@ -52,6 +52,11 @@
  * rings and write them themselves, uncompressed. */
 #define BUSY_PASS_BYTES (256u * 1024u)
 #define BUSY_WAIT_NS 50000000u
+/* A followed child's capture is created at its first pass after this long
+ * (a fork that execs at once leaves none). */
+#define CHILD_CREATE_DELAY_NS 50000000u
+/* A ring its thread fills twice within this long doubles (buffer.h). */
+#define RING_GROW_WINDOW_NS 50000000u
 #define FINISH_LOCK_WAIT_NS 2000000000u
 #define HIGH_FD 900
 #define AGGREGATE_FLUSH_NS 1000000000u
@@ -281,7 +286,6 @@ static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1
 }
 
 static bool create_file(void);
-static uint64_t monotonic_ns(void);
 
 /* Writes out what `b` holds, as it is. `may_wait`: a periodic pass, which
  * leaves a followed child's data in its ring for the child's first 50 ms,
@@ -294,7 +298,7 @@ static bool drain(struct pm_buffer *b, bool may_wait)
     size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
     if (!avail)
         return true;
-    if (W.pending && may_wait && monotonic_ns() < W.create_after_ns)
+    if (W.pending && may_wait && pm_monotonic_ns() < W.create_after_ns)
         return true;
     if (W.pending && !create_file())
         return false;
@@ -362,20 +366,13 @@ static void wait_written(struct pm_buffer *b)
     }
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static bool wait_not_busy(struct pm_buffer *b)
 {
     if (!atomic_load(&b->busy))
         return true;
-    uint64_t deadline = monotonic_ns() + BUSY_WAIT_NS;
+    uint64_t deadline = pm_monotonic_ns() + BUSY_WAIT_NS;
     while (atomic_load(&b->busy)) {
-        if (monotonic_ns() > deadline)
+        if (pm_monotonic_ns() > deadline)
             return false;
         sched_yield();
     }
@@ -454,7 +451,7 @@ static void pass(bool final, int end_reason, int end_detail)
         uint64_t now = pm_now_ns();
         /* Near the memory limit: a snapshot, written with everything before
          * it in this pass, so that it is on disk before an OOM kill. */
-        if (pm_pressure_crossed(monotonic_ns(), rss)) {
+        if (pm_pressure_crossed(pm_monotonic_ns(), rss)) {
             char oom[32];
             W.oom_taken++;
             snprintf(oom, sizeof oom, W.oom_taken > 1 ? "oom-%d" : "oom", W.oom_taken);
@@ -808,7 +805,7 @@ int pm_writer_open(const char *path, const char *const *kv, bool child)
         W.zctx = NULL;
     }
     W.pending = true;
-    W.create_after_ns = monotonic_ns() + 50000000u;
+    W.create_after_ns = pm_monotonic_ns() + CHILD_CREATE_DELAY_NS;
     if (child)
         return 0;
     W.pending = false;
@@ -846,8 +843,8 @@ bool pm_writer_flush_buffer(struct pm_buffer *b)
     bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b, false);
     if (ok)
         catch_up();
-    uint64_t now = monotonic_ns();
-    if (ok && now - b->last_flush_ns < 50000000u)
+    uint64_t now = pm_monotonic_ns();
+    if (ok && now - b->last_flush_ns < RING_GROW_WINDOW_NS)
         pm_buffer_grow(b); /* a busy thread: fewer, larger writes */
     b->last_flush_ns = now;
     pthread_mutex_unlock(&W.lock);
@@ -873,10 +870,10 @@ void pm_writer_finish(int reason, int detail)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    uint64_t deadline = monotonic_ns() + FINISH_LOCK_WAIT_NS;
+    uint64_t deadline = pm_monotonic_ns() + FINISH_LOCK_WAIT_NS;
     bool locked = true;
     while (pthread_mutex_trylock(&W.lock) != 0) {
-        if (monotonic_ns() > deadline) {
+        if (pm_monotonic_ns() > deadline) {
             locked = false; /* the lock holder is stuck: leave a truncated capture */
             break;
         }

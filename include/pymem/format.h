@@ -44,7 +44,7 @@
  * Records: a one-byte tag, then varints (LEB128, unsigned) and zigzag svarints.
  * Event records are delta-encoded against the previous record of the same
  * stream: seq against the stream's last seq, address against its last address,
- * stack id against its last stack id. A THREAD_START record resets the three
+ * stack id against its last stack id. A THREAD record resets the three
  * bases to 0 (a stream is reused by a new thread after the old one exits).
  *
  *   ALLOC     [0x10|domain] varint dseq | svarint daddr | varint size | svarint dstack
