@@ -257,7 +257,8 @@ static void commands_print_the_same_numbers(void **state)
     assert_int_equal(pm_cmd_diff(out, path, &o), 0);
     fclose(out);
     assert_non_null(strstr(text, "\"from\": \"s1\", \"to\": \"s2\""));
-    assert_non_null(strstr(text, "\"line\": 10, \"function\": \"f\", \"bytes\": 50, \"count\": 1, \"bytes_diff\": -50, \"count_diff\": 0"));
+    assert_non_null(strstr(text, "\"line\": 10, \"function\": \"f\", \"innermost\": {\"file\": \"app.py\", \"line\": 10, "
+                                 "\"function\": \"f\"}, \"bytes\": 50, \"count\": 1, \"bytes_diff\": -50, \"count_diff\": 0"));
     free(text);
 
     out = open_memstream(&text, &len);
@@ -272,7 +273,8 @@ static void commands_print_the_same_numbers(void **state)
     o.to = "end";
     assert_int_equal(pm_cmd_diff(out, path, &o), 0);
     fclose(out);
-    assert_non_null(strstr(text, "\"line\": 20, \"function\": \"g\", \"bytes\": 300, \"count\": 1, \"bytes_diff\": -1000, \"count_diff\": -1"));
+    assert_non_null(strstr(text, "\"line\": 20, \"function\": \"g\", \"innermost\": {\"file\": \"app.py\", \"line\": 20, "
+                                 "\"function\": \"g\"}, \"bytes\": 300, \"count\": 1, \"bytes_diff\": -1000, \"count_diff\": -1"));
     free(text);
 
     o.from = "nosuch";
