@@ -1,16 +1,20 @@
 #!/bin/sh
-# Golden analyzer tests: each line of tests/golden/cases gives the arguments of
-# one pymem command over a checked-in capture; its output must equal
-# tests/golden/expected/<n>.out byte for byte. `run.sh PYMEM --update`
-# rewrites the expected files (after a deliberate change of the reports).
+# Golden analyzer tests: each line of tests/golden/cases is `NAME: ARGS`, the
+# arguments of one pymem command over a checked-in capture; its output must
+# equal tests/golden/expected/NAME.out byte for byte. `run.sh PYMEM --update`
+# rewrites the expected files (after a deliberate change of the reports);
+# `run.sh PYMEM '' NAME` runs one case.
 set -u
 pymem=${1:-build/pymem}
 update=${2:-}
+only=${3:-}
 dir=tests/golden
-n=0; pass=0; fail=0
-while IFS= read -r args; do
-    [ -z "$args" ] && continue
-    n=$((n+1))
+pass=0; fail=0
+while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    n=${line%%: *}
+    args=${line#*: }
+    [ -n "$only" ] && [ "$n" != "$only" ] && continue
     # shellcheck disable=SC2086
     out=$($pymem $args 2>&1; echo "exit $?")
     if [ "$update" = "--update" ]; then

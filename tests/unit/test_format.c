@@ -88,8 +88,12 @@ static void chunk_header_layout(void **state)
     assert_int_equal(pm_get_u32le(h + 16), 0xdeadbeefu);
 }
 
-int main(void)
+/* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
+ * * and ? as wildcards). */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(varint_round_trips),
         cmocka_unit_test(varint_rejects_cut_and_overlong_input),

@@ -135,8 +135,12 @@ static void every_hook_records_exactly(void **state)
     free(p9);
 }
 
-int main(void)
+/* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
+ * * and ? as wildcards). */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_hook_records_exactly),
     };

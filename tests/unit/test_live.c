@@ -76,8 +76,12 @@ static void random_operations_match_reference(void **state)
     pm_live_free(&t);
 }
 
-int main(void)
+/* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
+ * * and ? as wildcards). */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_take_replace),
         cmocka_unit_test(random_operations_match_reference),

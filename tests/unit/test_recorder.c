@@ -118,8 +118,12 @@ static void unwritable_path_fails_cleanly(void **state)
     assert_int_not_equal(err, 0);
 }
 
-int main(void)
+/* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
+ * * and ? as wildcards). */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(concurrent_producers_lose_nothing),
         cmocka_unit_test(unwritable_path_fails_cleanly),

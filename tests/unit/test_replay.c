@@ -641,8 +641,12 @@ static void single_pass_points_match_second_pass(void **state)
     pm_capture_close(&c);
 }
 
-int main(void)
+/* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
+ * * and ? as wildcards). */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(totals_and_peak_are_exact),
         cmocka_unit_test(recycled_objects_move_to_the_line_that_reused_them),

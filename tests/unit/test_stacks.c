@@ -127,8 +127,12 @@ static void malformed_nodes_are_refused(void **state)
     pm_stacks_free(&s);
 }
 
-int main(void)
+/* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
+ * * and ? as wildcards). */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(canonical_ids_merge_same_lines),
         cmocka_unit_test(imports_are_what_find_and_load_runs),
