@@ -526,6 +526,13 @@ def test_oom_snapshot(c, tag):
     s = site(c.json("leaks", out, "--at", "oom", "--top", "0")["sites"], m["FILL"], "oom.py")
     check(tag + " what filled memory is at the 'oom' snapshot: 1 MiB blocks past 90% of 200 MiB",
           s is not None and s["count"] >= 150 and s["bytes"] >= 150 * 1024 * 1024, json.dumps(s)[:300])
+    agg = c.capture("oom-agg.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "oom.py"), "230"], agg, PYMEM_MEMORY_LIMIT=200 * 1024 * 1024,
+                  PYMEM_AGGREGATE=1)
+    s = site(c.json("leaks", agg, "--at", "oom", "--top", "0")["sites"], m["FILL"], "oom.py")
+    check(tag + " aggregated: the 'oom' snapshot's state is on disk before the kill",
+          r.returncode == -9 and s is not None and s["count"] >= 150 and s["bytes"] >= 150 * 1024 * 1024,
+          json.dumps(s)[:300])
     out2 = c.capture("oom-off.pmem")
     c.preload([os.path.join(PROGRAMS, "oom.py"), "100"], out2, PYMEM_MEMORY_LIMIT=50 * 1024 * 1024,
               PYMEM_OOM_SNAPSHOT=0)
