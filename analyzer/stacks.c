@@ -359,7 +359,8 @@ static bool library_string(struct pm_stacks *s, uint32_t file)
 uint32_t pm_stacks_own_node(struct pm_stacks *s, uint32_t id, enum pm_view view)
 {
     uint32_t site = pm_stacks_site_node(s, id, view);
-    if (is_native(s, site))
+    /* An id the capture never defined (a damaged one) names no frame. */
+    if (!site || site >= s->node_cap || !s->defined[site] || is_native(s, site))
         return site; /* the native view names C sites, as heaptrack does */
     for (uint32_t x = site; x && x < s->node_cap && s->defined[x]; x = s->nodes[x].parent)
         if (!is_native(s, x) && s->nodes[x].file && !library_string(s, s->nodes[x].file))

@@ -23,7 +23,8 @@ LIMIT_AS = 1 << 30
 COMMANDS = (["summary"], ["snapshots"], ["peak", "--native", "--top", "0"], ["leaks", "--by", "traceback"],
             ["leaks", "--since", "start", "--at", "end", "--python-only"], ["diff", "start", "end"], ["trend"],
             ["lines"], ["plot", "-o", "/dev/null"], ["flamegraph", "-o", "/dev/null"],
-            ["export", "--format", "folded"], ["export", "--format", "pprof", "-o", "/dev/null"])
+            ["export", "--format", "folded"], ["export", "--format", "pprof", "-o", "/dev/null"],
+            ["temporaries"], ["temporaries", "--within", "5ms"], ["peak", "--top", "0"])
 
 
 def _crc32c_table():
