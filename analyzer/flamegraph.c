@@ -311,7 +311,7 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
               "frames</label></div>\n<div class=\"bar\" id=\"crumbs\"></div>\n<canvas id=\"fg\"></canvas>\n"
               "<div id=\"tip\"></div>\n<div id=\"chart\">\n",
               out);
-        pm_plot_svg(out, c->path, true);
+        pm_plot_svg(out, c->path, true, false);
         fputs("</div>\n<script type=\"application/json\" id=\"pymem-data\">", out);
         rc = write_data(out, c, &ft, &shown, title);
         fputs("</script>\n<script>\n", out);

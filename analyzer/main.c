@@ -51,7 +51,7 @@ static void usage(FILE *out)
           "                                                 snapshots (at least 3: --snapshot-every)\n"
           "  export CAPTURE --format folded|speedscope|csv|pprof [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
           "                                                 the sites for other tools (pymem export --help)\n"
-          "  plot CAPTURE [-o FILE.svg]                     memory over time, a standalone SVG\n"
+          "  plot CAPTURE [--domains] [-o FILE.svg]         memory over time, a standalone SVG\n"
           "  flamegraph CAPTURE [--at SNAP|--leaks|--diff A B] [-o FILE.html]\n"
           "                                                 a flame graph page that works offline\n"
           "  lines CAPTURE [FILE.py ...] [--json]           memory per line of the program's own source\n"
@@ -280,19 +280,25 @@ static int lines_main(int argc, char **argv)
 /* pymem plot CAPTURE [-o FILE.svg] */
 static int plot_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"domains", no_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *output = NULL;
+    bool domains = false;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         if (c == 'o') {
             output = optarg;
+        } else if (c == 'd') {
+            domains = true;
         } else if (c == 'h') {
-            fputs("usage: pymem plot CAPTURE [-o FILE.svg]\n"
+            fputs("usage: pymem plot CAPTURE [--domains] [-o FILE.svg]\n"
                   "  memory over time as a standalone SVG: exact live bytes (each column from its lowest to its\n"
-                  "  highest value, so that no peak is lost), RSS, the snapshots and the peak\n",
+                  "  highest value, so that no peak is lost), RSS, the snapshots and the peak; with --domains a\n"
+                  "  line per allocation domain (malloc, pyraw, pymem, pyobj, mmap) too\n",
                   stdout);
             return 0;
         } else {
@@ -310,7 +316,7 @@ static int plot_main(int argc, char **argv)
         return 1;
     }
     limit_memory(0);
-    int rc = pm_plot_svg(out, argv[optind], false);
+    int rc = pm_plot_svg(out, argv[optind], false, domains);
     if (out != stdout && fclose(out) != 0 && !rc) {
         fprintf(stderr, "pymem plot: cannot write %s: %s\n", output, strerror(errno));
         rc = 1;

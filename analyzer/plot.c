@@ -14,6 +14,7 @@
 #include "capture.h"
 #include "replay.h"
 #include "report.h"
+#include "sites.h"
 
 #define BUCKETS 1600
 #define W 1000.0
@@ -27,7 +28,12 @@ struct series {
     uint64_t duration_ns;
     double lo[BUCKETS], hi[BUCKETS], last[BUCKETS], rss[BUCKETS];
     bool seen[BUCKETS], rss_seen[BUCKETS];
+    bool by_domain;
+    double domain[PM_DOMAIN_COUNT][BUCKETS]; /* each column's highest live bytes of the domain */
+    double domain_last[PM_DOMAIN_COUNT][BUCKETS];
 };
+
+static const char *const domain_colour[PM_DOMAIN_COUNT] = {"#7b3294", "#008837", "#e66101", "#0571b0", "#a6611a"};
 
 static size_t bucket_of(const struct series *s, uint64_t t)
 {
@@ -48,6 +54,11 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
         s->hi[b] = live;
     s->last[b] = live;
     s->seen[b] = true;
+    for (int d = 0; s->by_domain && d < PM_DOMAIN_COUNT; d++) {
+        if ((double)r->t.domain_live[d] > s->domain[d][b])
+            s->domain[d][b] = (double)r->t.domain_live[d];
+        s->domain_last[d][b] = (double)r->t.domain_live[d];
+    }
     if (ev->type == PM_EV_TICK && (double)ev->size > s->rss[b]) {
         s->rss[b] = (double)ev->size;
         s->rss_seen[b] = true;
@@ -140,6 +151,19 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
         if (s->rss_seen[i])
             fprintf(out, "%.1f,%.1f ", LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS, y_of(s->rss[i], top));
     fputs("\"/>\n", out);
+    /* one line per domain, on request */
+    for (int d = 0; s->by_domain && d < PM_DOMAIN_COUNT; d++) {
+        double most = 0;
+        for (size_t i = 0; i < BUCKETS; i++)
+            most = s->domain[d][i] > most ? s->domain[d][i] : most;
+        fprintf(out, "<polyline class=\"domain-%s\" data-max-bytes=\"%.0f\" fill=\"none\" stroke=\"%s\" "
+                     "stroke-width=\"1.2\" points=\"",
+                pm_domain_names[d], most, domain_colour[d]);
+        for (size_t i = 0; i < BUCKETS; i++)
+            fprintf(out, "%.1f,%.1f ", LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS,
+                    y_of(s->domain[d][i], top));
+        fputs("\"/>\n", out);
+    }
     /* snapshots: every one drawn (with its label as a tooltip), labels
      * written where they do not overlap the one before */
     double labelled = -1e9;
@@ -176,12 +200,17 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
                  "<text x=\"%.1f\" y=\"%.1f\">RSS</text>\n",
             LEFT, H - 22, LEFT + 20, H - 14, c->sample_bytes ? " (estimated: sampled capture)" : c->aggregated ? " (exact, every 100 ms: aggregated)" : " (exact, all domains)",
             LEFT + 260, H - 18, LEFT + 280, H - 18, LEFT + 286, H - 14);
+    for (int d = 0; s->by_domain && d < PM_DOMAIN_COUNT; d++)
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
+                     "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                LEFT + 340 + 80 * d, H - 18, LEFT + 354 + 80 * d, H - 18, domain_colour[d], LEFT + 360 + 80 * d,
+                H - 14, pm_domain_names[d]);
     if (!c->has_end)
-        fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">capture truncated</text>\n", W - 160, H - 14);
+        fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">capture truncated</text>\n", W - 160, H - 34);
     fputs("</svg>\n", out);
 }
 
-int pm_plot_svg(FILE *out, const char *path, bool inline_svg)
+int pm_plot_svg(FILE *out, const char *path, bool inline_svg, bool by_domain)
 {
     struct pm_capture c;
     struct pm_replay r;
@@ -197,6 +226,14 @@ int pm_plot_svg(FILE *out, const char *path, bool inline_svg)
     if (!rc) {
         /* The first pass gave the duration the columns divide. */
         s->duration_ns = first.now_ns ? first.now_ns : 1;
+        s->by_domain = by_domain;
+        if (by_domain && c.aggregated) {
+            snprintf(c.error, sizeof c.error, "%s: an aggregated capture has live totals over all domains only "
+                                              "(record without --aggregate for --domains)", path);
+            rc = 1;
+        }
+    }
+    if (!rc) {
         memset(&r, 0, sizeof r);
         rc = pm_replay_named(&r, &c, false, false, NULL, 0, watch, s);
         pm_replay_free(&r);
@@ -206,6 +243,8 @@ int pm_plot_svg(FILE *out, const char *path, bool inline_svg)
         if (!s->seen[i]) {
             double v = i ? s->last[i - 1] : 0;
             s->lo[i] = s->hi[i] = s->last[i] = v;
+            for (int d = 0; d < PM_DOMAIN_COUNT; d++)
+                s->domain[d][i] = s->domain_last[d][i] = i ? s->domain_last[d][i - 1] : 0;
         }
     if (rc)
         fprintf(stderr, "pymem: %s\n", *c.error ? c.error : "cannot read the capture");

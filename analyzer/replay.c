@@ -173,6 +173,7 @@ static int apply(void *ctx, const struct pm_event *ev)
         }
         if (put == 1) {
             /* Its free was never seen (made where pymem cannot record). */
+            t->domain_live[old.domain] -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
             t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
             t->live_count -= blocks(rate(r->cap, old.domain), old.size);
             track_halves(r, old.addr, old.size, old.domain, -1);
@@ -187,6 +188,7 @@ static int apply(void *ctx, const struct pm_event *ev)
         t->domain_allocations[ev->domain] += (uint64_t)llround(pm_estimate_count(R, ev->size));
         t->domain_bytes[ev->domain] += pm_estimate_bytes(R, ev->size);
         t->live_bytes += pm_estimate_bytes(R, ev->size);
+        t->domain_live[ev->domain] += pm_estimate_bytes(R, ev->size);
         t->live_count += blocks(R, ev->size);
         track_halves(r, ev->addr, ev->size, ev->domain, 1);
         check_peak(r, ev->seq);
@@ -198,6 +200,7 @@ static int apply(void *ctx, const struct pm_event *ev)
             r->freed = old;
             t->frees++;
             t->live_bytes -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
+            t->domain_live[old.domain] -= pm_estimate_bytes(rate(r->cap, old.domain), old.size);
             t->live_count -= blocks(rate(r->cap, old.domain), old.size);
             track_halves(r, old.addr, old.size, old.domain, -1);
         } else {
@@ -233,6 +236,7 @@ static int apply(void *ctx, const struct pm_event *ev)
             return -1;
         }
         t->live_bytes -= bytes;
+        t->domain_live[PM_DOMAIN_MMAP] -= bytes;
         if (r->cap->sample_bytes)
             t->live_whole -= (double)bytes;
         /* Mappings weigh 1 even in sampled captures: the table's change in

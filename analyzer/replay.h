@@ -40,6 +40,7 @@ struct pm_totals {
     uint64_t now_ns;
     uint64_t domain_allocations[PM_DOMAIN_COUNT];
     uint64_t domain_bytes[PM_DOMAIN_COUNT];
+    uint64_t domain_live[PM_DOMAIN_COUNT]; /* live bytes per domain (event captures) */
 };
 
 struct pm_replay;

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pm_cmd_lines(null, path, no_files, 0, size & 64);
             break;
         case 8:
-            pm_plot_svg(null, path, false);
+            pm_plot_svg(null, path, false, size & 64);
             break;
         case 9:
             o.by = PM_BY_TRACEBACK;

@@ -661,6 +661,13 @@ def test_plot(c, tag):
           and int(peaks[0].get("data-time-ns")) == round(summ["peak_time_s"] * 1e9)
           and titles == [x["label"] for x in summ["snapshots"]] and label in titles
           and not list(root.iter(ns + "script")), "%s %s %s" % (r.stderr, titles, [p.attrib for p in peaks]))
+    r = c.analyze("plot", out, "--domains", "-o", svg_path, check=False)
+    lines = {e.get("class"): int(e.get("data-max-bytes")) for e in ET.parse(svg_path).getroot().iter(ns + "polyline")
+             if (e.get("class") or "").startswith("domain-")}
+    check(tag + " plot --domains: a line per domain; pyobj's highest holds the 3000 objects kept at once",
+          r.returncode == 0 and sorted(lines) == ["domain-malloc", "domain-mmap", "domain-pymem", "domain-pyobj",
+                                                  "domain-pyraw"]
+          and 3000 * (1000 + BYTES_HEADER) <= lines["domain-pyobj"] <= summ["peak_bytes"], str(lines))
 
 
 def test_lines(c, tag):
