@@ -28,6 +28,7 @@ extern const char _binary_analyzer_flamegraph_js_start[], _binary_analyzer_flame
 struct tree {
     int32_t *parent, *frame;
     int64_t *bytes, *blocks;
+    int64_t *delta; /* a diff: growth from A to B (bytes are at B) */
     size_t n, cap;
     uint64_t *keys; /* (parent << 32 | frame) + 1 per index slot; node in slot_node */
     uint32_t *slot_node;
@@ -59,11 +60,14 @@ static int add_node(struct tree *t, int32_t parent, int32_t frame)
         if (!(k = realloc(t->blocks, cap * sizeof *k)))
             return -1;
         t->blocks = k;
+        if (!(k = realloc(t->delta, cap * sizeof *k)))
+            return -1;
+        t->delta = k;
         t->cap = cap;
     }
     t->parent[t->n] = parent;
     t->frame[t->n] = frame;
-    t->bytes[t->n] = t->blocks[t->n] = 0;
+    t->bytes[t->n] = t->blocks[t->n] = t->delta[t->n] = 0;
     return (int)t->n++;
 }
 
@@ -118,6 +122,7 @@ static void tree_free(struct tree *t)
     free(t->frame);
     free(t->bytes);
     free(t->blocks);
+    free(t->delta);
     free(t->keys);
     free(t->slot_node);
 }
@@ -134,7 +139,7 @@ static void put_json_safe(FILE *out, const char *text, size_t len)
 }
 
 static int write_data(FILE *out, const struct pm_capture *c, const struct pm_frame_table *ft,
-                      const struct tree *t, const char *title)
+                      const struct tree *t, const char *title, bool diff)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -174,7 +179,12 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
     fputs("], \"b\": [", j);
     for (size_t i = 0; i < t->n; i++)
         fprintf(j, "%s%" PRId64, i ? "," : "", t->blocks[i]);
-    fputs("]}}", j);
+    if (diff) {
+        fputs("], \"d\": [", j);
+        for (size_t i = 0; i < t->n; i++)
+            fprintf(j, "%s%" PRId64, i ? "," : "", t->delta[i]);
+    }
+    fprintf(j, "]}, \"diff\": %s}", diff ? "true" : "false");
     if (fclose(j) != 0) {
         free(buf);
         return -1;
@@ -209,11 +219,12 @@ static int pruned(const struct tree *t, struct tree *out)
     }
     while (!rc && top) {
         size_t x = stack[--top];
-        int64_t other = 0, other_blocks = 0;
+        int64_t other = 0, other_blocks = 0, other_delta = 0;
         for (uint32_t k = first[x]; k; k = next[k]) {
             if ((double)t->bytes[k] < small || t->bytes[k] <= 0) {
                 other += t->bytes[k] > 0 ? t->bytes[k] : 0;
                 other_blocks += t->blocks[k] > 0 ? t->blocks[k] : 0;
+                other_delta += t->delta[k];
                 continue;
             }
             int m = add_node(out, map[x], t->frame[k]);
@@ -224,6 +235,7 @@ static int pruned(const struct tree *t, struct tree *out)
             map[k] = m;
             out->bytes[m] = t->bytes[k];
             out->blocks[m] = t->blocks[k];
+            out->delta[m] = t->delta[k];
             stack[top++] = k;
         }
         if (!rc && other) {
@@ -232,12 +244,14 @@ static int pruned(const struct tree *t, struct tree *out)
             if (!rc) {
                 out->bytes[m] = other;
                 out->blocks[m] = other_blocks;
+                out->delta[m] = other_delta;
             }
         }
     }
     if (!rc) {
         out->bytes[0] = t->bytes[0];
         out->blocks[0] = t->blocks[0];
+        out->delta[0] = t->delta[0];
     }
     free(first);
     free(next);
@@ -262,14 +276,21 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
     struct tree t = {0}, shown = {0};
     uint32_t *nodes = malloc(PM_EXPORT_MAX_FRAMES * sizeof *nodes);
     int rc = nodes && add_node(&t, -1, -1) == 0 ? 0 : -1;
+    /* A diff is drawn as differential flame graphs are: widths are what is
+     * live at B, colours how much it grew (red) or shrank (blue) since A. */
+    bool diff = h->kind == PM_REPORT_DIFF;
     for (size_t i = 0; !rc && i < s->n; i++) {
-        int64_t w = pm_export_weight(h, &s->v[i], false), wb = pm_export_weight(h, &s->v[i], true);
-        if (w <= 0)
+        int64_t w = diff ? s->v[i].bytes[1] : pm_export_weight(h, &s->v[i], false);
+        int64_t wb = diff ? s->v[i].count[1] : pm_export_weight(h, &s->v[i], true);
+        int64_t d = diff ? s->v[i].bytes[1] - s->v[i].bytes[0] : 0;
+        if (w <= 0 && !d)
             continue;
+        w = w > 0 ? w : 0;
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
         int32_t at = 0;
         t.bytes[0] += w;
         t.blocks[0] += wb > 0 ? wb : 0;
+        t.delta[0] += d;
         for (size_t k = 0; !rc && k < n; k++) {
             long fi = pm_frame_table_index(&ft, c, nodes[k]);
             int x = fi < 0 ? -1 : child(&t, at, (int32_t)fi);
@@ -279,6 +300,7 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
             }
             t.bytes[x] += w;
             t.blocks[x] += wb > 0 ? wb : 0;
+            t.delta[x] += d;
             at = x;
         }
     }
@@ -286,7 +308,8 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
         rc = pruned(&t, &shown);
     char title[700];
     if (h->kind == PM_REPORT_DIFF)
-        snprintf(title, sizeof title, "growth from '%s' to '%s'", h->from_label, h->to_label);
+        snprintf(title, sizeof title, "from '%s' to '%s': widths live at '%s', red grew, blue shrank",
+                 h->from_label, h->to_label, h->to_label);
     else if (h->kind == PM_REPORT_LEAKS)
         snprintf(title, sizeof title, "live at '%s'", h->to_label);
     else
@@ -313,7 +336,7 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
               out);
         pm_plot_svg(out, c->path, true, false);
         fputs("</div>\n<script type=\"application/json\" id=\"pymem-data\">", out);
-        rc = write_data(out, c, &ft, &shown, title);
+        rc = write_data(out, c, &ft, &shown, title, diff);
         fputs("</script>\n<script>\n", out);
         fwrite(_binary_analyzer_flamegraph_js_start, 1,
                (size_t)(_binary_analyzer_flamegraph_js_end - _binary_analyzer_flamegraph_js_start), out);

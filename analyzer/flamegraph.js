@@ -4,8 +4,8 @@
  * Names are only ever set as text (textContent, canvas fillText), never
  * parsed as HTML. Data: frames {n: names, f: files, l: lines, k: kinds
  * (0 Python, 1 native), lib: 1 for library frames}, nodes {p: parent, f:
- * frame, v: bytes, b: blocks} in an order where parents come first; node 0
- * is the root. */
+ * frame, v: bytes, b: blocks, and in a diff d: growth} in an order where
+ * parents come first; node 0 is the root. */
 (function () {
   "use strict";
   var started = performance.now();
@@ -36,11 +36,11 @@
    * (their children join their parent, same frames merged). Each node's
    * own bytes (total minus its children's) go to its shown ancestor. */
   function derive() {
-    var n = N.p.length, own = new Float64Array(n), ownb = new Float64Array(n), i;
-    for (i = 0; i < n; i++) { own[i] = N.v[i]; ownb[i] = N.b[i]; }
-    for (i = 1; i < n; i++) { own[N.p[i]] -= N.v[i]; ownb[N.p[i]] -= N.b[i]; }
+    var n = N.p.length, own = new Float64Array(n), ownb = new Float64Array(n), ownd = new Float64Array(n), i;
+    for (i = 0; i < n; i++) { own[i] = N.v[i]; ownb[i] = N.b[i]; ownd[i] = D.diff ? N.d[i] : 0; }
+    for (i = 1; i < n; i++) { own[N.p[i]] -= N.v[i]; ownb[N.p[i]] -= N.b[i]; ownd[N.p[i]] -= D.diff ? N.d[i] : 0; }
     var map = new Array(n);
-    var root = {frame: -1, v: 0, b: 0, kids: [], byFrame: {}, parent: null};
+    var root = {frame: -1, v: 0, b: 0, d: 0, kids: [], byFrame: {}, parent: null};
     map[0] = root;
     for (i = 1; i < n; i++) {
       var up = map[N.p[i]], fi = N.f[i];
@@ -48,18 +48,26 @@
       if (hidden) { map[i] = up; continue; }
       var key = String(fi), node = up.byFrame[key];
       if (!node) {
-        node = {frame: fi, v: 0, b: 0, kids: [], byFrame: {}, parent: up};
+        node = {frame: fi, v: 0, b: 0, d: 0, kids: [], byFrame: {}, parent: up};
         up.byFrame[key] = node;
         up.kids.push(node);
       }
       map[i] = node;
     }
     for (i = 0; i < n; i++) {
-      for (var x = map[i]; x; x = x.parent) { x.v += own[i]; x.b += ownb[i]; }
+      for (var x = map[i]; x; x = x.parent) { x.v += own[i]; x.b += ownb[i]; x.d += ownd[i]; }
     }
     (function sort(x) { x.kids.sort(function (a, b) { return b.v - a.v; }); x.kids.forEach(sort); })(root);
     return root;
   }
+
+  /* A diff: red as the frame grew, blue as it shrank, relative to its width. */
+  function diffColour(x) {
+    var r = x.d / Math.max(x.v, Math.abs(x.d), 1);
+    return r >= 0 ? "hsl(0,85%," + (95 - 45 * r).toFixed(0) + "%)" : "hsl(220,85%," + (95 + 45 * r).toFixed(0) + "%)";
+  }
+
+  function signed(b) { return (b < 0 ? "-" : "+") + human(b); }
 
   function matches(x) {
     return state.search && x.frame >= 0 && frameName(x.frame).toLowerCase().indexOf(state.search) >= 0;
@@ -86,7 +94,8 @@
       var y = state.inverted ? d * ROW : (maxDepth - d) * ROW;
       var hit = matches(x);
       var hue = x.frame >= 0 && F.k[x.frame] ? 200 : 20 + (x.frame * 37) % 40;
-      ctx.fillStyle = hit ? "#e040fb" : x.frame === -2 ? "#bbb" : "hsl(" + hue + ",80%," + (60 + (x.frame * 7) % 15) + "%)";
+      ctx.fillStyle = hit ? "#e040fb" : D.diff ? diffColour(x) : x.frame === -2 ? "#bbb" :
+        "hsl(" + hue + ",80%," + (60 + (x.frame * 7) % 15) + "%)";
       ctx.fillRect(left, y, Math.max(w - 1, 0.5), ROW - 1);
       if (w > 30) {
         ctx.fillStyle = "#000";
@@ -121,8 +130,10 @@
       found.textContent = "";
       found.dataset.bytes = "0";
     }
-    document.getElementById("total").textContent = human(tree.v) + " in " + tree.b + " blocks";
+    document.getElementById("total").textContent = human(tree.v) + " in " + tree.b + " blocks" +
+      (D.diff ? " (" + signed(tree.d) + " since the first point)" : "");
     document.getElementById("total").dataset.bytes = String(tree.v);
+    document.getElementById("total").dataset.grew = String(tree.d);
     return base;
   }
 
@@ -139,7 +150,7 @@
     var x = at(ev);
     if (!x) { tip.style.display = "none"; return; }
     tip.textContent = frameName(x.frame) + "\n" + human(x.v) + " in " + x.b + " blocks, " +
-      (100 * x.v / (tree.v || 1)).toFixed(2) + "% of all";
+      (100 * x.v / (tree.v || 1)).toFixed(2) + "% of all" + (D.diff ? "\n" + signed(x.d) + " since the first point" : "");
     tip.style.left = ev.pageX + 12 + "px";
     tip.style.top = ev.pageY + 12 + "px";
     tip.style.display = "block";
@@ -170,6 +181,7 @@
   if (location.hash.indexOf("#selftest=") === 0) {
     var want = decodeURIComponent(location.hash.slice(10)), out = {firstDrawMs: Math.round(firstDrawMs), nodes: N.p.length};
     out.rootBytes = tree.v;
+    out.rootGrowth = tree.d;
     out.dataTotal = D.total;
     var target = null;
     (function find(x) { if (!target && x.frame >= 0 && F.n[x.frame] === want) target = x; x.kids.forEach(find); })(tree);

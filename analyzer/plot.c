@@ -199,11 +199,11 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d0602a\" stroke-dasharray=\"5,3\"/>"
                  "<text x=\"%.1f\" y=\"%.1f\">RSS</text>\n",
             LEFT, H - 22, LEFT + 20, H - 14, c->sample_bytes ? " (estimated: sampled capture)" : c->aggregated ? " (exact, every 100 ms: aggregated)" : " (exact, all domains)",
-            LEFT + 260, H - 18, LEFT + 280, H - 18, LEFT + 286, H - 14);
+            LEFT + 310, H - 18, LEFT + 330, H - 18, LEFT + 336, H - 14);
     for (int d = 0; s->by_domain && d < PM_DOMAIN_COUNT; d++)
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
                      "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-                LEFT + 340 + 80 * d, H - 18, LEFT + 354 + 80 * d, H - 18, domain_colour[d], LEFT + 360 + 80 * d,
+                LEFT + 390 + 75 * d, H - 18, LEFT + 404 + 75 * d, H - 18, domain_colour[d], LEFT + 410 + 75 * d,
                 H - 14, pm_domain_names[d]);
     if (!c->has_end)
         fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">capture truncated</text>\n", W - 160, H - 34);

@@ -753,6 +753,19 @@ def test_flamegraph(c, tag):
     check(tag + " flamegraph: a file named like markup renders as text (no element made, the page still runs)",
           '<img src="x"' not in dom and st.get("zoomedTo") == "f"
           and evil in st.get("crumbs", ""), dom[:300] + json.dumps(st)[:300])
+    grow = c.capture("flame-diff.pmem")
+    c.preload([os.path.join(PROGRAMS, "growth.py")], grow)
+    page3 = os.path.join(c.tmp, "flame-diff.html")
+    c.analyze("flamegraph", grow, "--diff", "before", "after", "-o", page3, check=False)
+    dom = chromium_dom(c, page3, "#selftest=<module>")
+    found = re.search(r'<pre id="selftest">([^<]*)</pre>', dom)
+    st = json.loads(found.group(1).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")) if found else {}
+    d = c.json("diff", grow, "before", "after", "--by", "traceback", "--top", "0")
+    grew, at_b = sum(x["bytes_diff"] for x in d["sites"]), sum(x["bytes"] for x in d["sites"])
+    check(tag + " flamegraph --diff in chromium: widths are live at B (%s B), the root's growth is the diff's (%s B)"
+          % (st.get("rootBytes"), st.get("rootGrowth")),
+          st.get("rootBytes") == at_b and st.get("rootGrowth") == grew and grew >= 400 * (7777 + BYTES_HEADER),
+          json.dumps(st)[:300])
 
 
 def test_children_write_beside_the_root(c, tag):
