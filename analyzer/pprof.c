@@ -4,8 +4,10 @@
  * stacks with four values: alloc_objects and alloc_space (allocated over
  * the run, from one more replay), inuse_objects and inuse_space (live at
  * the point the command chose). One Location and one Function per distinct
- * frame (function, file, line). The protobuf is written by hand: varints
- * and length-delimited fields, nothing else.
+ * frame (function, file, line); a native frame's Location has its address
+ * and the Mapping of its module (file, build id, address range), as pprof
+ * reads native profiles. The protobuf is written by hand: varints and
+ * length-delimited fields, nothing else.
  */
 #define _GNU_SOURCE
 #include "pprof.h"
@@ -60,6 +62,37 @@ static void field_bytes(struct buf *b, int field, const struct buf *inner)
     varint(b, inner->n);
     put(b, inner->p, inner->n);
     b->oom |= inner->oom;
+}
+
+/* Per frame of the table: where a native frame was (its module id, 0 for
+ * none, and its address), from the first node seen for it. */
+struct places {
+    uint32_t *module;
+    uint64_t *address;
+    size_t cap;
+};
+
+static int place_frame(struct places *pl, const struct pm_capture *c, size_t fi, uint32_t node)
+{
+    if (fi >= pl->cap) {
+        size_t cap = pl->cap ? pl->cap * 2 : 1024;
+        while (cap <= fi)
+            cap *= 2;
+        uint32_t *m = realloc(pl->module, cap * sizeof *m);
+        if (!m)
+            return -1;
+        pl->module = m;
+        uint64_t *a = realloc(pl->address, cap * sizeof *a);
+        if (!a)
+            return -1;
+        pl->address = a;
+        pl->cap = cap;
+    }
+    struct pm_native nat = pm_stacks_native(&c->stacks, node);
+    const struct pm_module *mod = nat.native ? pm_modules_get(&c->modules, nat.module) : NULL;
+    pl->module[fi] = mod ? nat.module : 0;
+    pl->address[fi] = !nat.native ? 0 : mod ? mod->base + nat.offset : nat.offset;
+    return 0;
 }
 
 /* The Location and Function of a stack with no frame (memory allocated
@@ -241,6 +274,7 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
         x->v[3] += s->v[i].bytes[1];
     }
     struct pm_frame_table ft = {0};
+    struct places pl = {0};
     struct strings S = {0};
     struct buf prof = {0}, tmp = {0};
     uint32_t *nodes = malloc(PM_EXPORT_MAX_FRAMES * sizeof *nodes);
@@ -262,8 +296,9 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
         if (!n)
             field_varint(&tmp, 1, NO_FRAME);
         for (size_t k = n; k-- > 0;) {
+            size_t known = ft.n;
             long fi = pm_frame_table_index(&ft, c, nodes[k]);
-            if (fi < 0) {
+            if (fi < 0 || ((size_t)fi >= known && place_frame(&pl, c, (size_t)fi, nodes[k]))) {
                 rc = -1;
                 break;
             }
@@ -281,6 +316,10 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
         field_varint(&line, 2, i ? ft.keys[4 * (i - 1) + 2] : 0);
         tmp.n = 0;
         field_varint(&tmp, 1, id);
+        if (i && pl.module[i - 1])
+            field_varint(&tmp, 2, pl.module[i - 1]);
+        if (i && pl.address[i - 1])
+            field_varint(&tmp, 3, pl.address[i - 1]);
         field_bytes(&tmp, 4, &line);
         free(line.p);
         field_bytes(&prof, 4, &tmp);
@@ -293,6 +332,37 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
             field_varint(&tmp, 4, (uint64_t)string_of(&S, c, ft.keys[4 * (i - 1) + 1]));
         field_bytes(&prof, 5, &tmp);
     }
+    /* A Mapping per module a Location names, its id the module's. */
+    for (uint32_t id = 1; !rc && id < c->modules.cap; id++) {
+        bool used = false;
+        for (size_t i = 0; i < ft.n && !used; i++)
+            used = pl.module[i] == id;
+        const struct pm_module *mod = used ? pm_modules_get(&c->modules, id) : NULL;
+        if (!mod)
+            continue;
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (unsigned g = 0; g < mod->nseg; g++) {
+            lo = mod->seg[g].vaddr < lo ? mod->seg[g].vaddr : lo;
+            hi = mod->seg[g].vaddr + mod->seg[g].memsz > hi ? mod->seg[g].vaddr + mod->seg[g].memsz : hi;
+        }
+        if (!mod->nseg)
+            lo = hi = 0;
+        char hex[2 * PM_BUILD_ID_MAX + 1];
+        for (size_t b = 0; b < mod->build_id_len; b++)
+            snprintf(hex + 2 * b, 3, "%02x", mod->build_id[b]);
+        hex[2 * mod->build_id_len] = 0;
+        tmp.n = 0;
+        field_varint(&tmp, 1, id);
+        field_varint(&tmp, 2, mod->base + lo);
+        field_varint(&tmp, 3, mod->base + hi);
+        field_varint(&tmp, 4, lo);
+        field_varint(&tmp, 5, (uint64_t)literal(&S, mod->path ? mod->path : ""));
+        field_varint(&tmp, 6, (uint64_t)literal(&S, hex));
+        field_varint(&tmp, 7, 1); /* has_functions: pymem named the frames */
+        field_varint(&tmp, 8, 1);
+        field_varint(&tmp, 9, 1);
+        field_bytes(&prof, 3, &tmp);
+    }
     if (!rc) {
         put(&prof, S.table.p, S.table.n);
         prof.oom |= S.table.oom;
@@ -303,6 +373,8 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
     if (rc)
         fprintf(stderr, "pymem: %s: out of memory\n", c->path);
     free(nodes);
+    free(pl.module);
+    free(pl.address);
     free(prof.p);
     free(tmp.p);
     free(S.table.p);

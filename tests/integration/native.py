@@ -4,6 +4,7 @@ stacks), dlopen/dlclose, stripped libraries, depth limits, the mmap domain,
 RTLD_DEEPBIND and programs that bring their own malloc."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -143,6 +144,16 @@ def test_native_chain(c, tag):
     top = peak["sites"][0]
     check(tag + " chain: the peak is the 8 MiB scratch buffer", top["function"] == "scratch" and top["line"] ==
           cm["scratch"] and top["bytes"] == 8 << 20 and peak["peak_bytes"] >= (8 << 20) + 100000, str(top)[:300])
+    if shutil.which("go"):
+        pb = os.path.join(c.tmp, "chain.pb.gz")
+        c.analyze("export", out, "--format", "pprof", "--by", "traceback", "-o", pb)
+        raw = subprocess.run(["go", "tool", "pprof", "-raw", pb], capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, HOME=c.tmp, GOCACHE=os.path.join(c.tmp, "gocache"))).stdout
+        mapping = re.search(r"^(\d+): 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ (\S+/chain) ([0-9a-f]{40}) ", raw, re.M)
+        located = mapping and re.search(r"^\s+\d+: 0x[0-9a-f]+ M=%s scratch \S*chain\.c:%d" % (mapping.group(1),
+                                                                                          cm["scratch"]), raw, re.M)
+        check(tag + " chain: pprof export maps native frames to their module (file, build id, address)",
+              mapping is not None and located is not None, raw[-600:])
     maps = c.json("leaks", out, "--domain", "mmap", "--top", "0")
     check(tag + " chain: a munmap of the middle leaves two mappings of 16 pages", len(maps["sites"]) == 1 and
           maps["sites"][0]["function"] == "map_pages" and maps["sites"][0]["bytes"] == 32 * 4096 and
