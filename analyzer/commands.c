@@ -236,8 +236,13 @@ static int collect_point(struct session *s, struct pm_sites *sites, const struct
  * export (pymem export). */
 static int emit_sites(FILE *out, struct session *s, const struct pm_sites_header *h, const struct pm_opts *o)
 {
-    if (o->format == PM_EXPORT_HTML)
-        return pm_flamegraph_write(out, &s->c, h, &s->sites);
+    if (o->format == PM_EXPORT_HTML) {
+        /* The sites are collected: the replay's tables go before the page's
+         * tree is built, and its chart's pass made. */
+        pm_replay_free(&s->r);
+        memset(&s->r, 0, sizeof s->r);
+        return pm_flamegraph_write(out, &s->c, &s->t, h, &s->sites);
+    }
     if (o->format == PM_EXPORT_PPROF)
         return pm_pprof_write(out, &s->c, h, &s->sites);
     if (o->format)

@@ -269,8 +269,8 @@ static const char PAGE_HEAD[] =
     "pointer-events:none}#crumbs a{color:#236;text-decoration:none}.bar{margin:6px 0}"
     "#chart svg{max-width:100%;height:auto}</style>\n";
 
-int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_sites_header *h,
-                        const struct pm_sites *s)
+int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals *totals,
+                        const struct pm_sites_header *h, const struct pm_sites *s)
 {
     struct pm_frame_table ft = {0};
     struct tree t = {0}, shown = {0};
@@ -334,7 +334,7 @@ int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_s
               "frames</label></div>\n<div class=\"bar\" id=\"crumbs\"></div>\n<canvas id=\"fg\"></canvas>\n"
               "<div id=\"tip\"></div>\n<div id=\"chart\">\n",
               out);
-        pm_plot_svg(out, c->path, true, false);
+        pm_plot_capture(out, c, totals, true, false);
         fputs("</div>\n<script type=\"application/json\" id=\"pymem-data\">", out);
         rc = write_data(out, c, &ft, &shown, title, diff);
         fputs("</script>\n<script>\n", out);

@@ -14,9 +14,11 @@
 #include "report.h"
 #include "sites.h"
 
-/* The page for sites collected --by traceback (a diff: what grew). 0, or 1
- * after a one-line error. */
-int pm_flamegraph_write(FILE *out, const struct pm_capture *c, const struct pm_sites_header *h,
-                        const struct pm_sites *s);
+/* The page for sites collected --by traceback (a diff: live at B, with
+ * what grew since A), and the memory-over-time chart from one more pass
+ * over `c`, whose first pass gave `totals`. 0, or 1 after a one-line
+ * error. */
+int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals *totals,
+                        const struct pm_sites_header *h, const struct pm_sites *s);
 
 #endif

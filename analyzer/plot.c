@@ -210,34 +210,25 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
     fputs("</svg>\n", out);
 }
 
-int pm_plot_svg(FILE *out, const char *path, bool inline_svg, bool by_domain)
+int pm_plot_capture(FILE *out, struct pm_capture *c, const struct pm_totals *t, bool inline_svg, bool by_domain)
 {
-    struct pm_capture c;
-    struct pm_replay r;
+    if (by_domain && c->aggregated) {
+        fprintf(stderr, "pymem: %s: an aggregated capture has live totals over all domains only (record without "
+                        "--aggregate for --domains)\n", c->path);
+        return 1;
+    }
     struct series *s = calloc(1, sizeof *s);
     if (!s) {
         fputs("pymem: out of memory\n", stderr);
         return 1;
     }
+    /* The pass already made gave the duration the columns divide. */
+    s->duration_ns = t->now_ns ? t->now_ns : 1;
+    s->by_domain = by_domain;
+    struct pm_replay r;
     memset(&r, 0, sizeof r);
-    int rc = pm_capture_open(&c, path) || pm_replay_run(&r, &c, NULL, 0, NULL, NULL);
-    struct pm_totals first = r.t;
+    int rc = pm_replay_named(&r, c, false, false, NULL, 0, watch, s);
     pm_replay_free(&r);
-    if (!rc) {
-        /* The first pass gave the duration the columns divide. */
-        s->duration_ns = first.now_ns ? first.now_ns : 1;
-        s->by_domain = by_domain;
-        if (by_domain && c.aggregated) {
-            snprintf(c.error, sizeof c.error, "%s: an aggregated capture has live totals over all domains only "
-                                              "(record without --aggregate for --domains)", path);
-            rc = 1;
-        }
-    }
-    if (!rc) {
-        memset(&r, 0, sizeof r);
-        rc = pm_replay_named(&r, &c, false, false, NULL, 0, watch, s);
-        pm_replay_free(&r);
-    }
     /* A column without events holds what the one before ended with. */
     for (size_t i = 0; !rc && i < BUCKETS; i++)
         if (!s->seen[i]) {
@@ -247,10 +238,25 @@ int pm_plot_svg(FILE *out, const char *path, bool inline_svg, bool by_domain)
                 s->domain[d][i] = s->domain_last[d][i] = i ? s->domain_last[d][i - 1] : 0;
         }
     if (rc)
+        fprintf(stderr, "pymem: %s\n", *c->error ? c->error : "cannot read the capture");
+    else
+        draw(out, c, t, s, inline_svg);
+    free(s);
+    return rc ? 1 : 0;
+}
+
+int pm_plot_svg(FILE *out, const char *path, bool inline_svg, bool by_domain)
+{
+    struct pm_capture c;
+    struct pm_replay r;
+    memset(&r, 0, sizeof r);
+    int rc = pm_capture_open(&c, path) || pm_replay_run(&r, &c, NULL, 0, NULL, NULL);
+    struct pm_totals first = r.t;
+    pm_replay_free(&r);
+    if (rc)
         fprintf(stderr, "pymem: %s\n", *c.error ? c.error : "cannot read the capture");
     else
-        draw(out, &c, &first, s, inline_svg);
+        rc = pm_plot_capture(out, &c, &first, inline_svg, by_domain);
     pm_capture_close(&c);
-    free(s);
     return rc ? 1 : 0;
 }
