@@ -170,7 +170,9 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
                     c->sample_bytes, t->samples);
         fprintf(out, "\"aggregated\": %s", c->aggregated ? "true" : "false");
-        if (!c->aggregated) {
+        if (c->aggregated) {
+            fputs(", \"domains\": null", out); /* not counted per domain */
+        } else {
             fputs(", \"domains\": {", out);
             for (int d = 0; d < PM_DOMAIN_COUNT; d++)
                 fprintf(out, "%s\"%s\": {\"allocations\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", d ? ", " : "",
