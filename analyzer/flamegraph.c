@@ -25,15 +25,20 @@ extern const char _binary_analyzer_flamegraph_js_start[], _binary_analyzer_flame
 /* Below this share of the total a node joins its parent's "other". */
 #define SMALL_SHARE 1e-4
 
+/* A tree of frames with `cols` values per node (val[node * cols + col]):
+ * the page's tree has bytes, blocks and a diff's growth; the time series
+ * one value per checkpoint. */
 struct tree {
     int32_t *parent, *frame;
-    int64_t *bytes, *blocks;
-    int64_t *delta; /* a diff: growth from A to B (bytes are at B) */
+    int64_t *val;
+    int cols;
     size_t n, cap;
     uint64_t *keys; /* (parent << 32 | frame) + 1 per index slot; node in slot_node */
     uint32_t *slot_node;
     size_t slots;
 };
+
+enum { COL_BYTES, COL_BLOCKS, COL_DELTA, PAGE_COLS };
 
 static uint64_t mix(uint64_t k)
 {
@@ -43,9 +48,8 @@ static uint64_t mix(uint64_t k)
 
 static int add_node(struct tree *t, int32_t parent, int32_t frame)
 {
-    size_t cap = t->cap;
-    if (t->n + 1 > cap) {
-        cap = cap ? cap * 2 : 4096;
+    if (t->n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4096;
         int32_t *p = realloc(t->parent, cap * sizeof *p), *f;
         if (!p)
             return -1;
@@ -53,22 +57,21 @@ static int add_node(struct tree *t, int32_t parent, int32_t frame)
         if (!(f = realloc(t->frame, cap * sizeof *f)))
             return -1;
         t->frame = f;
-        int64_t *b = realloc(t->bytes, cap * sizeof *b), *k;
-        if (!b)
+        int64_t *v = realloc(t->val, cap * (size_t)t->cols * sizeof *v);
+        if (!v)
             return -1;
-        t->bytes = b;
-        if (!(k = realloc(t->blocks, cap * sizeof *k)))
-            return -1;
-        t->blocks = k;
-        if (!(k = realloc(t->delta, cap * sizeof *k)))
-            return -1;
-        t->delta = k;
+        t->val = v;
         t->cap = cap;
     }
     t->parent[t->n] = parent;
     t->frame[t->n] = frame;
-    t->bytes[t->n] = t->blocks[t->n] = t->delta[t->n] = 0;
+    memset(t->val + t->n * (size_t)t->cols, 0, (size_t)t->cols * sizeof *t->val);
     return (int)t->n++;
+}
+
+static int64_t *vals(const struct tree *t, size_t node)
+{
+    return t->val + node * (size_t)t->cols;
 }
 
 static int grow_slots(struct tree *t)
@@ -120,11 +123,29 @@ static void tree_free(struct tree *t)
 {
     free(t->parent);
     free(t->frame);
-    free(t->bytes);
-    free(t->blocks);
-    free(t->delta);
+    free(t->val);
     free(t->keys);
     free(t->slot_node);
+}
+
+/* Adds `v` (cols values) to every node on `path` (frame table numbers, root
+ * first) and to the root. */
+static int add_path(struct tree *t, struct pm_frame_table *ft, const struct pm_capture *c, const uint32_t *nodes,
+                    size_t n, const int64_t *v)
+{
+    int32_t at = 0;
+    for (int k = 0; k < t->cols; k++)
+        vals(t, 0)[k] += v[k];
+    for (size_t i = 0; i < n; i++) {
+        long fi = pm_frame_table_index(ft, c, nodes[i]);
+        int x = fi < 0 ? -1 : child(t, at, (int32_t)fi);
+        if (x < 0)
+            return -1;
+        for (int k = 0; k < t->cols; k++)
+            vals(t, (size_t)x)[k] += v[k];
+        at = x;
+    }
+    return 0;
 }
 
 /* JSON text with "</" written "<\/", so that no name can close the script
@@ -138,8 +159,39 @@ static void put_json_safe(FILE *out, const char *text, size_t len)
     }
 }
 
+/* The memory at checkpoints through the run, for the page's time window:
+ * each snapshot (at most MAX_CHECKPOINTS, evenly chosen) and the end, with
+ * a tree of every stack live at any of them, one value per checkpoint. */
+#define MAX_CHECKPOINTS 48
+
+struct series {
+    uint64_t seq[MAX_CHECKPOINTS + 1], time_ns[MAX_CHECKPOINTS + 1];
+    char label[MAX_CHECKPOINTS + 1][sizeof ((struct pm_snapshot *)0)->label];
+    int n;
+    struct tree tree, shown;
+};
+
+static void put_values(FILE *j, const char *key, const struct tree *t, int col)
+{
+    fprintf(j, "\"%s\": [", key);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(j, "%s%" PRId64, i ? "," : "", vals(t, i)[col]);
+    fputc(']', j);
+}
+
+static void put_shape(FILE *j, const struct tree *t)
+{
+    fputs("\"p\": [", j);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(j, "%s%d", i ? "," : "", t->parent[i]);
+    fputs("], \"f\": [", j);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(j, "%s%d", i ? "," : "", t->frame[i]);
+    fputc(']', j);
+}
+
 static int write_data(FILE *out, const struct pm_capture *c, const struct pm_frame_table *ft,
-                      const struct tree *t, const char *title, bool diff)
+                      const struct tree *t, const char *title, bool diff, const struct series *ts)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -148,7 +200,7 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
         return -1;
     fputs("{\"title\": ", j);
     pm_json_str(j, title);
-    fprintf(j, ", \"total\": %" PRId64 ", \"frames\": {\"n\": [", t->bytes[0]);
+    fprintf(j, ", \"total\": %" PRId64 ", \"frames\": {\"n\": [", vals(t, 0)[COL_BYTES]);
     for (size_t i = 0; i < ft->n; i++) {
         fputs(i ? ", " : "", j);
         pm_json_str(j, pm_stacks_string(&c->stacks, ft->keys[4 * i]));
@@ -167,24 +219,36 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
     fputs("], \"lib\": [", j);
     for (size_t i = 0; i < ft->n; i++)
         fprintf(j, "%s%d", i ? "," : "", ft->keys[4 * i + 3] || pm_path_is_library(pm_stacks_string(&c->stacks, ft->keys[4 * i + 1])));
-    fputs("]}, \"nodes\": {\"p\": [", j);
-    for (size_t i = 0; i < t->n; i++)
-        fprintf(j, "%s%d", i ? "," : "", t->parent[i]);
-    fputs("], \"f\": [", j);
-    for (size_t i = 0; i < t->n; i++)
-        fprintf(j, "%s%d", i ? "," : "", t->frame[i]);
-    fputs("], \"v\": [", j);
-    for (size_t i = 0; i < t->n; i++)
-        fprintf(j, "%s%" PRId64, i ? "," : "", t->bytes[i]);
-    fputs("], \"b\": [", j);
-    for (size_t i = 0; i < t->n; i++)
-        fprintf(j, "%s%" PRId64, i ? "," : "", t->blocks[i]);
+    fputs("]}, \"nodes\": {", j);
+    put_shape(j, t);
+    fputs(", ", j);
+    put_values(j, "v", t, COL_BYTES);
+    fputs(", ", j);
+    put_values(j, "b", t, COL_BLOCKS);
     if (diff) {
-        fputs("], \"d\": [", j);
-        for (size_t i = 0; i < t->n; i++)
-            fprintf(j, "%s%" PRId64, i ? "," : "", t->delta[i]);
+        fputs(", ", j);
+        put_values(j, "d", t, COL_DELTA);
     }
-    fprintf(j, "]}, \"diff\": %s}", diff ? "true" : "false");
+    fprintf(j, "}, \"diff\": %s", diff ? "true" : "false");
+    if (ts && ts->n > 1) {
+        /* "time": the checkpoints and their tree, values by checkpoint */
+        fputs(", \"time\": {\"t\": [", j);
+        for (int k = 0; k < ts->n; k++)
+            fprintf(j, "%s%" PRIu64, k ? "," : "", ts->time_ns[k]);
+        fputs("], \"labels\": [", j);
+        for (int k = 0; k < ts->n; k++) {
+            fputs(k ? ", " : "", j);
+            pm_json_str(j, ts->label[k]);
+        }
+        fputs("], ", j);
+        put_shape(j, &ts->shown);
+        fputs(", \"v\": [", j);
+        for (size_t i = 0; i < ts->shown.n; i++)
+            for (int k = 0; k < ts->n; k++)
+                fprintf(j, "%s%" PRId64, i || k ? "," : "", vals(&ts->shown, i)[k]);
+        fputs("]}", j);
+    }
+    fputc('}', j);
     if (fclose(j) != 0) {
         free(buf);
         return -1;
@@ -194,37 +258,121 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
     return 0;
 }
 
-/* The tree as shown: nodes under SMALL_SHARE of the total left out, each
- * parent's left-out children summed into one "other" child; parents before
- * children (depth first). */
-static int pruned(const struct tree *t, struct tree *out)
+/* A stop of the series' replay: the stacks live there, into column i. */
+struct series_pass {
+    struct series *ts;
+    struct pm_frame_table *ft;
+    const struct pm_sites *like; /* view, domains, sampling of the page's sites */
+    uint32_t *nodes;
+    uint64_t main_seq;
+};
+
+static int series_stop(void *ctx, size_t i, struct pm_replay *r)
+{
+    struct series_pass *sp = ctx;
+    struct pm_sites sites;
+    pm_sites_init(&sites, PM_BY_TRACEBACK);
+    pm_sites_filter(&sites, sp->like->view, sp->like->domains);
+    sites.sample_bytes = sp->like->sample_bytes;
+    int rc = r->cap->aggregated
+                 ? pm_sites_collect_point(&sites, &r->cap->stacks, &r->live, &r->state, sp->main_seq, 1)
+                 : pm_sites_collect(&sites, &r->cap->stacks, &r->live, sp->main_seq, 1);
+    int64_t v[MAX_CHECKPOINTS + 1] = {0};
+    for (size_t k = 0; !rc && k < sites.n; k++) {
+        if (sites.v[k].bytes[1] <= 0)
+            continue;
+        v[i] = sites.v[k].bytes[1];
+        size_t n = pm_stack_root_first(r->cap, sites.v[k].stack, sp->nodes);
+        rc = add_path(&sp->ts->tree, sp->ft, r->cap, sp->nodes, n, v);
+    }
+    pm_sites_free(&sites);
+    if (rc)
+        snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
+    return rc;
+}
+
+static int pruned(const struct tree *t, struct tree *out, bool largest);
+
+/* The checkpoints and their tree: one more pass over the capture. */
+static int build_series(struct series *ts, struct pm_capture *c, struct pm_frame_table *ft,
+                        const struct pm_sites *like, uint32_t *nodes)
+{
+    uint32_t m = c->snapshot_count;
+    int want = m < MAX_CHECKPOINTS ? (int)m : MAX_CHECKPOINTS;
+    uint64_t main_seq = 0;
+    for (uint32_t i = 0; i < m; i++)
+        if (c->snapshots[i].kind == PM_SNAP_MAIN && !main_seq)
+            main_seq = c->snapshots[i].seq;
+    for (int k = 0; k < want; k++) {
+        const struct pm_snapshot *sn = &c->snapshots[(size_t)k * m / (size_t)want];
+        ts->seq[ts->n] = sn->seq;
+        ts->time_ns[ts->n] = sn->time_ns;
+        snprintf(ts->label[ts->n++], sizeof ts->label[0], "%s", sn->label);
+    }
+    ts->seq[ts->n] = UINT64_MAX;
+    ts->time_ns[ts->n] = c->has_end ? c->end_time_ns : c->last_time_ns;
+    snprintf(ts->label[ts->n++], sizeof ts->label[0], "end");
+    ts->tree.cols = ts->n;
+    if (add_node(&ts->tree, -1, -1) < 0)
+        return -1;
+    struct series_pass sp = {ts, ft, like, nodes, main_seq};
+    struct pm_replay r;
+    memset(&r, 0, sizeof r);
+    int rc = pm_replay_run(&r, c, ts->seq, (size_t)ts->n, series_stop, &sp);
+    pm_replay_free(&r);
+    return rc || pruned(&ts->tree, &ts->shown, true) ? -1 : 0;
+}
+
+
+/* What decides whether a node is shown: its bytes, or for a time series
+ * its largest value. */
+static int64_t weight(const struct tree *t, size_t node, bool largest)
+{
+    const int64_t *v = vals(t, node);
+    int64_t w = v[0];
+    for (int k = 1; largest && k < t->cols; k++)
+        w = v[k] > w ? v[k] : w;
+    return w;
+}
+
+/* The tree as shown: nodes under SMALL_SHARE of the total (of the largest
+ * column's total, `largest`) left out, each parent's left-out children
+ * summed into one "other" child; parents before children (depth first). */
+static int pruned(const struct tree *t, struct tree *out, bool largest)
 {
     memset(out, 0, sizeof *out);
+    out->cols = t->cols;
     size_t n = t->n;
     uint32_t *first = calloc(n + 1, sizeof *first), *next = calloc(n, sizeof *next);
     int32_t *map = malloc(n * sizeof *map);
     size_t *stack = malloc(n * sizeof *stack);
-    int rc = first && next && map && stack ? 0 : -1;
+    int64_t *other = calloc((size_t)t->cols, sizeof *other);
+    int rc = first && next && map && stack && other ? 0 : -1;
     /* children lists, in the order made */
     for (size_t i = n; !rc && i-- > 1;) {
         next[i] = first[t->parent[i]];
         first[t->parent[i]] = (uint32_t)i;
     }
-    double small = (double)t->bytes[0] * SMALL_SHARE;
+    double small = (double)weight(t, 0, largest) * SMALL_SHARE;
     size_t top = 0;
     if (!rc) {
         stack[top++] = 0;
         map[0] = add_node(out, -1, -1);
         rc = map[0] < 0;
     }
+    if (!rc)
+        memcpy(vals(out, 0), vals(t, 0), (size_t)t->cols * sizeof *other);
     while (!rc && top) {
         size_t x = stack[--top];
-        int64_t other = 0, other_blocks = 0, other_delta = 0;
+        bool any = false;
+        memset(other, 0, (size_t)t->cols * sizeof *other);
         for (uint32_t k = first[x]; k; k = next[k]) {
-            if ((double)t->bytes[k] < small || t->bytes[k] <= 0) {
-                other += t->bytes[k] > 0 ? t->bytes[k] : 0;
-                other_blocks += t->blocks[k] > 0 ? t->blocks[k] : 0;
-                other_delta += t->delta[k];
+            int64_t w = weight(t, k, largest);
+            if ((double)w < small || w <= 0) {
+                for (int col = 0; col < t->cols; col++)
+                    other[col] += col == COL_DELTA && !largest ? vals(t, k)[col]
+                                  : vals(t, k)[col] > 0 ? vals(t, k)[col] : 0;
+                any = any || w > 0;
                 continue;
             }
             int m = add_node(out, map[x], t->frame[k]);
@@ -233,30 +381,21 @@ static int pruned(const struct tree *t, struct tree *out)
                 break;
             }
             map[k] = m;
-            out->bytes[m] = t->bytes[k];
-            out->blocks[m] = t->blocks[k];
-            out->delta[m] = t->delta[k];
+            memcpy(vals(out, (size_t)m), vals(t, k), (size_t)t->cols * sizeof *other);
             stack[top++] = k;
         }
-        if (!rc && other) {
+        if (!rc && any) {
             int m = add_node(out, map[x], OTHER_FRAME);
             rc = m < 0;
-            if (!rc) {
-                out->bytes[m] = other;
-                out->blocks[m] = other_blocks;
-                out->delta[m] = other_delta;
-            }
+            if (!rc)
+                memcpy(vals(out, (size_t)m), other, (size_t)t->cols * sizeof *other);
         }
-    }
-    if (!rc) {
-        out->bytes[0] = t->bytes[0];
-        out->blocks[0] = t->blocks[0];
-        out->delta[0] = t->delta[0];
     }
     free(first);
     free(next);
     free(map);
     free(stack);
+    free(other);
     return rc;
 }
 
@@ -273,7 +412,7 @@ int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals 
                         const struct pm_sites_header *h, const struct pm_sites *s)
 {
     struct pm_frame_table ft = {0};
-    struct tree t = {0}, shown = {0};
+    struct tree t = {.cols = PAGE_COLS}, shown = {0};
     uint32_t *nodes = malloc(PM_EXPORT_MAX_FRAMES * sizeof *nodes);
     int rc = nodes && add_node(&t, -1, -1) == 0 ? 0 : -1;
     /* A diff is drawn as differential flame graphs are: widths are what is
@@ -285,27 +424,15 @@ int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals 
         int64_t d = diff ? s->v[i].bytes[1] - s->v[i].bytes[0] : 0;
         if (w <= 0 && !d)
             continue;
-        w = w > 0 ? w : 0;
+        int64_t v[PAGE_COLS] = {w > 0 ? w : 0, wb > 0 ? wb : 0, d};
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
-        int32_t at = 0;
-        t.bytes[0] += w;
-        t.blocks[0] += wb > 0 ? wb : 0;
-        t.delta[0] += d;
-        for (size_t k = 0; !rc && k < n; k++) {
-            long fi = pm_frame_table_index(&ft, c, nodes[k]);
-            int x = fi < 0 ? -1 : child(&t, at, (int32_t)fi);
-            if (x < 0) {
-                rc = -1;
-                break;
-            }
-            t.bytes[x] += w;
-            t.blocks[x] += wb > 0 ? wb : 0;
-            t.delta[x] += d;
-            at = x;
-        }
+        rc = add_path(&t, &ft, c, nodes, n, v);
     }
     if (!rc)
-        rc = pruned(&t, &shown);
+        rc = pruned(&t, &shown, false);
+    struct series ts = {0};
+    if (!rc)
+        rc = build_series(&ts, c, &ft, s, nodes);
     char title[700];
     if (h->kind == PM_REPORT_DIFF)
         snprintf(title, sizeof title, "from '%s' to '%s': widths live at '%s', red grew, blue shrank",
@@ -336,7 +463,7 @@ int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals 
               out);
         pm_plot_capture(out, c, totals, true, false);
         fputs("</div>\n<script type=\"application/json\" id=\"pymem-data\">", out);
-        rc = write_data(out, c, &ft, &shown, title, diff);
+        rc = write_data(out, c, &ft, &shown, title, diff, &ts);
         fputs("</script>\n<script>\n", out);
         fwrite(_binary_analyzer_flamegraph_js_start, 1,
                (size_t)(_binary_analyzer_flamegraph_js_end - _binary_analyzer_flamegraph_js_start), out);
@@ -348,5 +475,7 @@ int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals 
     pm_frame_table_free(&ft);
     tree_free(&t);
     tree_free(&shown);
+    tree_free(&ts.tree);
+    tree_free(&ts.shown);
     return rc ? 1 : 0;
 }

@@ -5,7 +5,11 @@
  * parsed as HTML. Data: frames {n: names, f: files, l: lines, k: kinds
  * (0 Python, 1 native), lib: 1 for library frames}, nodes {p: parent, f:
  * frame, v: bytes, b: blocks, and in a diff d: growth} in an order where
- * parents come first; node 0 is the root. */
+ * parents come first; node 0 is the root. time {t: checkpoint times (ns),
+ * labels, p, f: a tree of every stack live at a checkpoint, v: its values,
+ * one per checkpoint for each node}: dragging across the chart shows the
+ * window's tree, live at the checkpoint that ends it and coloured by what
+ * grew since the one before its start. */
 (function () {
   "use strict";
   var started = performance.now();
@@ -15,7 +19,8 @@
   var tip = document.getElementById("tip"), crumbs = document.getElementById("crumbs");
   var searchBox = document.getElementById("search"), found = document.getElementById("found");
   var ROW = 18;
-  var state = {inverted: false, hideLib: false, hideNative: false, zoom: 0, search: ""};
+  var state = {inverted: false, hideLib: false, hideNative: false, zoom: 0, search: "", window: null};
+  var T = D.time;
   var tree; /* the derived tree: {frame, v, b, kids: [], parent} */
   var rects = []; /* drawn: {x, y, w, node} */
 
@@ -36,14 +41,22 @@
    * (their children join their parent, same frames merged). Each node's
    * own bytes (total minus its children's) go to its shown ancestor. */
   function derive() {
-    var n = N.p.length, own = new Float64Array(n), ownb = new Float64Array(n), ownd = new Float64Array(n), i;
-    for (i = 0; i < n; i++) { own[i] = N.v[i]; ownb[i] = N.b[i]; ownd[i] = D.diff ? N.d[i] : 0; }
-    for (i = 1; i < n; i++) { own[N.p[i]] -= N.v[i]; ownb[N.p[i]] -= N.b[i]; ownd[N.p[i]] -= D.diff ? N.d[i] : 0; }
+    /* the source: the page's tree, or the window's (values at its end,
+     * growth since its start; no block counts) */
+    var w = state.window, K = T ? T.t.length : 0;
+    var P = w ? T.p : N.p, Fr = w ? T.f : N.f;
+    var V = w ? function (i) { return T.v[i * K + w.b]; } : function (i) { return N.v[i]; };
+    var B = w ? function () { return 0; } : function (i) { return N.b[i]; };
+    var Dl = w ? function (i) { return T.v[i * K + w.b] - (w.a >= 0 ? T.v[i * K + w.a] : 0); }
+      : function (i) { return D.diff ? N.d[i] : 0; };
+    var n = P.length, own = new Float64Array(n), ownb = new Float64Array(n), ownd = new Float64Array(n), i;
+    for (i = 0; i < n; i++) { own[i] = V(i); ownb[i] = B(i); ownd[i] = Dl(i); }
+    for (i = 1; i < n; i++) { own[P[i]] -= V(i); ownb[P[i]] -= B(i); ownd[P[i]] -= Dl(i); }
     var map = new Array(n);
     var root = {frame: -1, v: 0, b: 0, d: 0, kids: [], byFrame: {}, parent: null};
     map[0] = root;
     for (i = 1; i < n; i++) {
-      var up = map[N.p[i]], fi = N.f[i];
+      var up = map[P[i]], fi = Fr[i];
       var hidden = fi >= 0 && ((state.hideLib && F.lib[fi]) || (state.hideNative && F.k[fi]));
       if (hidden) { map[i] = up; continue; }
       var key = String(fi), node = up.byFrame[key];
@@ -94,7 +107,7 @@
       var y = state.inverted ? d * ROW : (maxDepth - d) * ROW;
       var hit = matches(x);
       var hue = x.frame >= 0 && F.k[x.frame] ? 200 : 20 + (x.frame * 37) % 40;
-      ctx.fillStyle = hit ? "#e040fb" : D.diff ? diffColour(x) : x.frame === -2 ? "#bbb" :
+      ctx.fillStyle = hit ? "#e040fb" : D.diff || state.window ? diffColour(x) : x.frame === -2 ? "#bbb" :
         "hsl(" + hue + ",80%," + (60 + (x.frame * 7) % 15) + "%)";
       ctx.fillRect(left, y, Math.max(w - 1, 0.5), ROW - 1);
       if (w > 30) {
@@ -130,8 +143,8 @@
       found.textContent = "";
       found.dataset.bytes = "0";
     }
-    document.getElementById("total").textContent = human(tree.v) + " in " + tree.b + " blocks" +
-      (D.diff ? " (" + signed(tree.d) + " since the first point)" : "");
+    document.getElementById("total").textContent = human(tree.v) + (state.window ? "" : " in " + tree.b + " blocks") +
+      (D.diff || state.window ? " (" + signed(tree.d) + " since the first point)" : "");
     document.getElementById("total").dataset.bytes = String(tree.v);
     document.getElementById("total").dataset.grew = String(tree.d);
     return base;
@@ -149,8 +162,9 @@
   canvas.addEventListener("mousemove", function (ev) {
     var x = at(ev);
     if (!x) { tip.style.display = "none"; return; }
-    tip.textContent = frameName(x.frame) + "\n" + human(x.v) + " in " + x.b + " blocks, " +
-      (100 * x.v / (tree.v || 1)).toFixed(2) + "% of all" + (D.diff ? "\n" + signed(x.d) + " since the first point" : "");
+    tip.textContent = frameName(x.frame) + "\n" + human(x.v) + (state.window ? "" : " in " + x.b + " blocks") + ", " +
+      (100 * x.v / (tree.v || 1)).toFixed(2) + "% of all" +
+      (D.diff || state.window ? "\n" + signed(x.d) + " since the first point" : "");
     tip.style.left = ev.pageX + 12 + "px";
     tip.style.top = ev.pageY + 12 + "px";
     tip.style.display = "block";
@@ -173,12 +187,92 @@
   toggle("hidenative", "hideNative");
   window.addEventListener("resize", draw);
 
+  /* The time window: drag across the chart; its tree is live at the last
+   * checkpoint in it, and coloured by what grew since the last checkpoint
+   * before it (or the start). */
+  var chart = document.querySelector("#chart svg"), banner = null, band = null;
+  function checkpointAt(t) {
+    var k = -1;
+    for (var i = 0; i < T.t.length; i++) if (T.t[i] <= t) k = i;
+    return k;
+  }
+  function setWindow(t0, t1) {
+    if (!T) return;
+    var a = checkpointAt(t0), b = checkpointAt(t1);
+    if (b < 0 || b === a) b = Math.min(a + 1, T.t.length - 1);
+    state.window = t1 > t0 || a !== b ? {a: a, b: b, t0: t0, t1: t1} : null;
+    banner.textContent = "";
+    if (state.window) {
+      var from = a >= 0 ? "'" + T.labels[a] + "' (" + (T.t[a] / 1e9).toFixed(3) + " s)" : "the start";
+      banner.appendChild(document.createTextNode("window " + (t0 / 1e9).toFixed(3) + "-" + (t1 / 1e9).toFixed(3) +
+        " s: live at '" + T.labels[b] + "' (" + (T.t[b] / 1e9).toFixed(3) + " s), red grew since " + from + " "));
+      var back = document.createElement("a");
+      back.href = "#";
+      back.textContent = "(back to the whole page)";
+      back.onclick = function (e) { e.preventDefault(); setWindow(0, 0); };
+      banner.appendChild(back);
+      var L = +chart.dataset.plotLeft, R = +chart.dataset.plotRight, dur = +chart.dataset.durationNs || 1;
+      band.setAttribute("x", String(L + (R - L) * t0 / dur));
+      band.setAttribute("width", String(Math.max((R - L) * (t1 - t0) / dur, 1)));
+      band.setAttribute("display", "inline");
+    } else {
+      band.setAttribute("display", "none");
+    }
+    tree = derive();
+    state.zoom = 0;
+    draw();
+  }
+  if (T && chart) {
+    banner = document.createElement("div");
+    banner.className = "bar";
+    banner.id = "window";
+    chart.parentNode.insertBefore(banner, chart);
+    band = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    band.setAttribute("y", chart.dataset.plotTop);
+    band.setAttribute("height", String(chart.dataset.plotBottom - chart.dataset.plotTop));
+    band.setAttribute("fill", "#fc0");
+    band.setAttribute("fill-opacity", "0.25");
+    band.setAttribute("display", "none");
+    chart.appendChild(band);
+    chart.style.cursor = "crosshair";
+    var startX = null;
+    var timeAt = function (clientX) {
+      var r = chart.getBoundingClientRect(), vb = chart.viewBox.baseVal;
+      var x = (clientX - r.left) * vb.width / r.width;
+      var L = +chart.dataset.plotLeft, R = +chart.dataset.plotRight;
+      return Math.max(0, Math.min(1, (x - L) / (R - L))) * +chart.dataset.durationNs;
+    };
+    chart.addEventListener("mousedown", function (ev) { startX = ev.clientX; ev.preventDefault(); });
+    chart.addEventListener("mouseup", function (ev) {
+      if (startX === null) return;
+      var t0 = timeAt(Math.min(startX, ev.clientX)), t1 = timeAt(Math.max(startX, ev.clientX));
+      startX = null;
+      setWindow(t0, t1);
+    });
+  }
+
   tree = derive();
   draw();
   var firstDrawMs = performance.now() - started;
 
   /* `#selftest=NAME`: the browser test's checks, written into the page. */
-  if (location.hash.indexOf("#selftest=") === 0) {
+  if (location.hash.indexOf("#selftest=window:") === 0 && T) {
+    /* `#selftest=window:LABEL_A:LABEL_B`: the window from one checkpoint to
+     * another; then a drag across the whole chart, as a user makes it */
+    var names = decodeURIComponent(location.hash.slice(17)).split(":");
+    setWindow(T.t[T.labels.indexOf(names[0])], T.t[T.labels.indexOf(names[1])]);
+    var res = {windowBytes: tree.v, windowGrowth: tree.d, banner: banner.textContent, checkpoints: T.t.length};
+    var r0 = chart.getBoundingClientRect();
+    chart.dispatchEvent(new MouseEvent("mousedown", {clientX: r0.left + 1, clientY: r0.top + 50}));
+    chart.dispatchEvent(new MouseEvent("mouseup", {clientX: r0.right - 1, clientY: r0.top + 50}));
+    res.dragBytes = tree.v;
+    res.dragGrowth = tree.d;
+    res.dragBanner = banner.textContent;
+    var pre0 = document.createElement("pre");
+    pre0.id = "selftest";
+    pre0.textContent = JSON.stringify(res);
+    document.body.appendChild(pre0);
+  } else if (location.hash.indexOf("#selftest=") === 0) {
     var want = decodeURIComponent(location.hash.slice(10)), out = {firstDrawMs: Math.round(firstDrawMs), nodes: N.p.length};
     out.rootBytes = tree.v;
     out.rootGrowth = tree.d;

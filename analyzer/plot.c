@@ -110,9 +110,12 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
     char b1[32], b2[32];
     if (!inline_svg)
         fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", out);
+    /* data-*: where time runs on the x axis, for the flame graph page's
+     * window selection */
     fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-                 "font-family=\"sans-serif\" font-size=\"12\">\n",
-            W, H, W, H);
+                 "font-family=\"sans-serif\" font-size=\"12\" data-plot-left=\"%.1f\" data-plot-right=\"%.1f\" "
+                 "data-plot-top=\"%.1f\" data-plot-bottom=\"%.1f\" data-duration-ns=\"%" PRIu64 "\">\n",
+            W, H, W, H, LEFT, W - RIGHT, TOP, H - BOTTOM, s->duration_ns);
     fputs("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">", out);
     fputs("pymem: memory over time, ", out);
     pm_markup_str(out, c->path);

@@ -762,6 +762,15 @@ def test_flamegraph(c, tag):
     st = json.loads(found.group(1).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")) if found else {}
     d = c.json("diff", grow, "before", "after", "--by", "traceback", "--top", "0")
     grew, at_b = sum(x["bytes_diff"] for x in d["sites"]), sum(x["bytes"] for x in d["sites"])
+    dom = chromium_dom(c, page3, "#selftest=window:before:after")
+    found = re.search(r'<pre id="selftest">([^<]*)</pre>', dom)
+    win = json.loads(found.group(1).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")) if found else {}
+    at_end = sum(x["bytes"] for x in c.json("leaks", grow, "--at", "end", "--by", "traceback", "--top", "0")["sites"])
+    live_b = sum(x["bytes"] for x in c.json("leaks", grow, "--at", "after", "--by", "traceback", "--top", "0")["sites"])
+    check(tag + " flamegraph time window in chromium: before..after is live at 'after' (%s B) and grew by the "
+          "diff's %s B; a drag across the chart is the end" % (win.get("windowBytes"), win.get("windowGrowth")),
+          win.get("windowBytes") == live_b and win.get("windowGrowth") == grew and win.get("dragBytes") == at_end
+          and win.get("dragGrowth") == at_end and "'after'" in win.get("banner", ""), json.dumps(win)[:400])
     check(tag + " flamegraph --diff in chromium: widths are live at B (%s B), the root's growth is the diff's (%s B)"
           % (st.get("rootBytes"), st.get("rootGrowth")),
           st.get("rootBytes") == at_b and st.get("rootGrowth") == grew and grew >= 400 * (7777 + BYTES_HEADER),
