@@ -185,8 +185,9 @@ static int get_entry(struct pm_capture *c, struct cursor *k, struct pm_point_tot
     samples = count;
     if (c->sample_bytes && (get(k, &var) || get(k, &samples)))
         return corrupt(c, "bad state record");
-    *t = (struct pm_point_total){(uint32_t)stack, (uint8_t)(de >> 1), (uint8_t)(de & 1), (double)bytes,
-                                 (double)count, (double)var, (int64_t)samples};
+    *t = (struct pm_point_total){.stack = (uint32_t)stack, .domain = (uint8_t)(de >> 1), .early = (uint8_t)(de & 1),
+                                 .bytes = (double)bytes, .count = (double)count, .var = (double)var,
+                                 .samples = (int64_t)samples};
     return 0;
 }
 
@@ -278,7 +279,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             st->addr += (uint64_t)pm_unzigzag(b);
             ev.seq = st->seq;
             ev.addr = st->addr;
-            ev.stream = (uint16_t)queue; /* stream numbers are below 65536 (stream()) */
+            ev.thread = (uint16_t)st->thread;
             if (tag == PM_TAG_FREE) {
                 ev.type = PM_EV_FREE;
             } else if (tag == PM_TAG_RETAG) {
@@ -312,6 +313,14 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 return corrupt(c, "bad thread record");
             *st = (struct pm_stream_state){0};
             c->threads++;
+            st->thread = c->threads < PM_THREADS_MAX ? (uint32_t)c->threads : PM_THREADS_MAX;
+            if (c->thread_info_n < PM_THREADS_MAX) {
+                if (pm_grow(&c->thread_info, &c->thread_info_cap, sizeof *c->thread_info, c->thread_info_n + 1, 64))
+                    return oom(c);
+                struct pm_thread_info *ti = &c->thread_info[c->thread_info_n++];
+                ti->tid = a;
+                snprintf(ti->name, sizeof ti->name, "%.*s", (int)(b < 16 ? b : 16), (const char *)name);
+            }
             break;
         }
         case PM_TAG_NODE: {
@@ -422,6 +431,8 @@ void pm_capture_close(struct pm_capture *c)
     free(c->streams);
     free(c->states);
     c->states = NULL;
+    free(c->thread_info);
+    c->thread_info = NULL;
     pm_point_free(&c->peak_state);
     pm_merge_free(&c->merge);
     c->snapshots = NULL;
@@ -473,6 +484,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     }
     c->snapshot_count = 0;
     c->threads = 0;
+    c->thread_info_n = 0;
     c->has_end = false;
     c->states_n = 0;
     c->states_base = 0;

@@ -38,7 +38,7 @@ struct pm_event {
     uint32_t stack; /* ALLOC, RETAG; SNAPSHOT: index in capture.snapshots */
     uint8_t type;
     uint8_t domain;
-    uint16_t stream; /* ALLOC, FREE, MUNMAP, RETAG: the thread stream */
+    uint16_t thread; /* ALLOC, FREE, MUNMAP, RETAG: the thread that made it (pm_capture.thread_info) */
 };
 
 struct pm_snapshot {
@@ -51,6 +51,16 @@ struct pm_snapshot {
 
 struct pm_stream_state {
     uint64_t seq, addr, stack;
+    uint32_t thread; /* the thread now writing the stream */
+};
+
+/* Threads by number, from 1 in the order their THREAD records come (a
+ * stream is reused by a new thread); those past PM_THREADS_MAX share the
+ * last number. */
+#define PM_THREADS_MAX 65535u
+struct pm_thread_info {
+    uint64_t tid;
+    char name[17];
 };
 
 struct pm_capture {
@@ -80,6 +90,8 @@ struct pm_capture {
     uint32_t snapshot_count;
     size_t snapshot_cap;
     uint64_t threads;
+    struct pm_thread_info *thread_info; /* [number - 1], filled by a pass */
+    size_t thread_info_n, thread_info_cap;
     bool has_end;
     uint64_t end_seq, end_time_ns, end_reason, end_detail, profiler_bytes, unrecorded;
     uint64_t last_time_ns;

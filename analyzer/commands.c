@@ -38,9 +38,10 @@ static void warn_truncated(const struct pm_capture *c, const char *path)
  * that also keeps what those points saw (point.h). On failure prints the
  * error. */
 static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *path, bool peak, bool exit,
-                      const char *const *names, int count)
+                      const char *const *names, int count, bool split_threads)
 {
     memset(r, 0, sizeof *r);
+    r->split_threads = split_threads;
     if (pm_capture_open(c, path))
         return error(c);
     if (peak || exit || count ? pm_replay_named(r, c, peak, exit, names, count, NULL, NULL)
@@ -181,7 +182,8 @@ static int session_open_named(struct session *s, const char *path, enum pm_group
     pm_sites_init(&s->sites, by);
     if (o)
         pm_sites_filter(&s->sites, o->view, o->domains);
-    int rc = first_pass(&s->c, &s->r, path, peak, exit, names, count);
+    s->sites.split_threads = o && o->split_threads;
+    int rc = first_pass(&s->c, &s->r, path, peak, exit, names, count, s->sites.split_threads);
     if (o && o->wrappers)
         pm_stacks_set_wrappers(&s->c.stacks, o->wrappers);
     s->t = s->r.t;

@@ -27,6 +27,7 @@ struct pm_opts {
     bool one_of_many;       /* one of a directory's or a run's captures: skipped without the points */
     struct pm_combined *combined; /* --merge: sites go there instead of to a report */
     int format;             /* enum pm_export_format: sites exported instead (pymem export) */
+    bool split_threads;     /* flamegraph --split-threads: each thread's sites apart */
     double within_ms;       /* temporaries: freed within this time, or */
     unsigned within_allocations; /* before this many more allocations of its thread (default 1) */
 };

@@ -122,7 +122,12 @@ long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, 
 {
     struct pm_frame f;
     pm_stacks_frame(&c->stacks, id, &f);
-    uint32_t key[4] = {f.func, f.file, f.line, pm_stacks_native(&c->stacks, id).native};
+    return pm_frame_table_add(t, f.func, f.file, f.line, pm_stacks_native(&c->stacks, id).native);
+}
+
+long pm_frame_table_add(struct pm_frame_table *t, uint32_t func, uint32_t file, uint32_t line, uint32_t kind)
+{
+    uint32_t key[4] = {func, file, line, kind};
     if ((t->n + 1) * 2 > t->index_cap && frame_rehash(t))
         return -1;
     size_t s = frame_hash(key) & (t->index_cap - 1);

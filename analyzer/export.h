@@ -41,6 +41,10 @@ struct pm_frame_table {
 };
 /* The number of node `id`'s frame, added if new; -1 when memory runs out. */
 long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, uint32_t id);
+/* The same for a frame given by its keys (kind 0 Python, 1 native,
+ * PM_FRAME_THREAD a thread's root in a flame graph split by thread). */
+#define PM_FRAME_THREAD 2u
+long pm_frame_table_add(struct pm_frame_table *t, uint32_t func, uint32_t file, uint32_t line, uint32_t kind);
 void pm_frame_table_free(struct pm_frame_table *t);
 
 /* The weight a site exports: its bytes (or blocks) live at the point, or

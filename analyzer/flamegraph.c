@@ -128,14 +128,36 @@ static void tree_free(struct tree *t)
     free(t->slot_node);
 }
 
+/* The frame that stands for thread number `thread` at the root of a graph
+ * split by thread: "thread N: name (tid T)". */
+static long thread_frame(struct pm_frame_table *ft, struct pm_capture *c, uint16_t thread)
+{
+    char label[96];
+    if (thread && thread <= c->thread_info_n)
+        snprintf(label, sizeof label, "thread %u: %s (tid %llu)%s", thread, c->thread_info[thread - 1].name,
+                 (unsigned long long)c->thread_info[thread - 1].tid, thread == PM_THREADS_MAX ? " and later ones" : "");
+    else
+        snprintf(label, sizeof label, "thread unknown");
+    uint32_t sid = pm_stacks_add_string(&c->stacks, label);
+    return sid ? pm_frame_table_add(ft, sid, 0, 0, PM_FRAME_THREAD) : -1;
+}
+
 /* Adds `v` (cols values) to every node on `path` (frame table numbers, root
- * first) and to the root. */
+ * first) and to the root; under a thread's frame when `thread` >= 0. */
 static int add_path(struct tree *t, struct pm_frame_table *ft, const struct pm_capture *c, const uint32_t *nodes,
-                    size_t n, const int64_t *v)
+                    size_t n, const int64_t *v, long thread)
 {
     int32_t at = 0;
     for (int k = 0; k < t->cols; k++)
         vals(t, 0)[k] += v[k];
+    if (thread >= 0) {
+        int x = child(t, 0, (int32_t)thread);
+        if (x < 0)
+            return -1;
+        for (int k = 0; k < t->cols; k++)
+            vals(t, (size_t)x)[k] += v[k];
+        at = x;
+    }
     for (size_t i = 0; i < n; i++) {
         long fi = pm_frame_table_index(ft, c, nodes[i]);
         int x = fi < 0 ? -1 : child(t, at, (int32_t)fi);
@@ -191,7 +213,7 @@ static void put_shape(FILE *j, const struct tree *t)
 }
 
 static int write_data(FILE *out, const struct pm_capture *c, const struct pm_frame_table *ft,
-                      const struct tree *t, const char *title, bool diff, const struct series *ts)
+                      const struct tree *t, const char *title, bool diff, bool split, const struct series *ts)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -218,7 +240,8 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
         fprintf(j, "%s%u", i ? "," : "", ft->keys[4 * i + 3]);
     fputs("], \"lib\": [", j);
     for (size_t i = 0; i < ft->n; i++)
-        fprintf(j, "%s%d", i ? "," : "", ft->keys[4 * i + 3] || pm_path_is_library(pm_stacks_string(&c->stacks, ft->keys[4 * i + 1])));
+        fprintf(j, "%s%d", i ? "," : "", ft->keys[4 * i + 3] == 1 ||
+                (!ft->keys[4 * i + 3] && pm_path_is_library(pm_stacks_string(&c->stacks, ft->keys[4 * i + 1]))));
     fputs("]}, \"nodes\": {", j);
     put_shape(j, t);
     fputs(", ", j);
@@ -229,7 +252,7 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
         fputs(", ", j);
         put_values(j, "d", t, COL_DELTA);
     }
-    fprintf(j, "}, \"diff\": %s", diff ? "true" : "false");
+    fprintf(j, "}, \"diff\": %s, \"threads\": %s", diff ? "true" : "false", split ? "true" : "false");
     if (ts && ts->n > 1) {
         /* "time": the checkpoints and their tree, values by checkpoint */
         fputs(", \"time\": {\"t\": [", j);
@@ -274,6 +297,7 @@ static int series_stop(void *ctx, size_t i, struct pm_replay *r)
     pm_sites_init(&sites, PM_BY_TRACEBACK);
     pm_sites_filter(&sites, sp->like->view, sp->like->domains);
     sites.sample_bytes = sp->like->sample_bytes;
+    sites.split_threads = sp->like->split_threads;
     int rc = r->cap->aggregated
                  ? pm_sites_collect_point(&sites, &r->cap->stacks, &r->live, &r->state, sp->main_seq, 1)
                  : pm_sites_collect(&sites, &r->cap->stacks, &r->live, sp->main_seq, 1);
@@ -283,7 +307,8 @@ static int series_stop(void *ctx, size_t i, struct pm_replay *r)
             continue;
         v[i] = sites.v[k].bytes[1];
         size_t n = pm_stack_root_first(r->cap, sites.v[k].stack, sp->nodes);
-        rc = add_path(&sp->ts->tree, sp->ft, r->cap, sp->nodes, n, v);
+        long thread = sites.split_threads ? thread_frame(sp->ft, r->cap, sites.v[k].thread) : -1;
+        rc = (sites.split_threads && thread < 0) || add_path(&sp->ts->tree, sp->ft, r->cap, sp->nodes, n, v, thread);
     }
     pm_sites_free(&sites);
     if (rc)
@@ -426,7 +451,8 @@ int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals 
             continue;
         int64_t v[PAGE_COLS] = {w > 0 ? w : 0, wb > 0 ? wb : 0, d};
         size_t n = pm_stack_root_first(c, s->v[i].stack, nodes);
-        rc = add_path(&t, &ft, c, nodes, n, v);
+        long thread = s->split_threads ? thread_frame(&ft, c, s->v[i].thread) : -1;
+        rc = (s->split_threads && thread < 0) || add_path(&t, &ft, c, nodes, n, v, thread);
     }
     if (!rc)
         rc = pruned(&t, &shown, false);
@@ -458,12 +484,12 @@ int pm_flamegraph_write(FILE *out, struct pm_capture *c, const struct pm_totals 
               "<span id=\"found\"></span> <label><input type=\"checkbox\" id=\"inverted\"> icicle (root at the "
               "top)</label> <label><input type=\"checkbox\" id=\"hidelib\"> hide library frames (standard library, "
               "site-packages, frozen)</label> <label><input type=\"checkbox\" id=\"hidenative\"> hide native "
-              "frames</label></div>\n<div class=\"bar\" id=\"crumbs\"></div>\n<canvas id=\"fg\"></canvas>\n"
+              "frames</label> <select id=\"threadsel\" hidden></select></div>\n<div class=\"bar\" id=\"crumbs\"></div>\n<canvas id=\"fg\"></canvas>\n"
               "<div id=\"tip\"></div>\n<div id=\"chart\">\n",
               out);
         pm_plot_capture(out, c, totals, true, false);
         fputs("</div>\n<script type=\"application/json\" id=\"pymem-data\">", out);
-        rc = write_data(out, c, &ft, &shown, title, diff, &ts);
+        rc = write_data(out, c, &ft, &shown, title, diff, s->split_threads, &ts);
         fputs("</script>\n<script>\n", out);
         fwrite(_binary_analyzer_flamegraph_js_start, 1,
                (size_t)(_binary_analyzer_flamegraph_js_end - _binary_analyzer_flamegraph_js_start), out);

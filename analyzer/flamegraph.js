@@ -3,7 +3,8 @@
  * the data is in the page, and a Content-Security-Policy forbids the rest).
  * Names are only ever set as text (textContent, canvas fillText), never
  * parsed as HTML. Data: frames {n: names, f: files, l: lines, k: kinds
- * (0 Python, 1 native), lib: 1 for library frames}, nodes {p: parent, f:
+ * (0 Python, 1 native, 2 a thread: threads: true puts one under the root
+ * per thread), lib: 1 for library frames}, nodes {p: parent, f:
  * frame, v: bytes, b: blocks, and in a diff d: growth} in an order where
  * parents come first; node 0 is the root. time {t: checkpoint times (ns),
  * labels, p, f: a tree of every stack live at a checkpoint, v: its values,
@@ -33,6 +34,7 @@
 
   function frameName(fi) {
     if (fi < 0) return fi === -2 ? "other (frames under 0.01% each)" : "all";
+    if (F.k[fi] === 2) return F.n[fi];
     var line = F.l[fi] ? ":" + F.l[fi] : "";
     return F.n[fi] + " (" + F.f[fi] + line + ")";
   }
@@ -57,7 +59,7 @@
     map[0] = root;
     for (i = 1; i < n; i++) {
       var up = map[P[i]], fi = Fr[i];
-      var hidden = fi >= 0 && ((state.hideLib && F.lib[fi]) || (state.hideNative && F.k[fi]));
+      var hidden = fi >= 0 && ((state.hideLib && F.lib[fi]) || (state.hideNative && F.k[fi] === 1));
       if (hidden) { map[i] = up; continue; }
       var key = String(fi), node = up.byFrame[key];
       if (!node) {
@@ -106,7 +108,7 @@
       if (w < 0.5) return;
       var y = state.inverted ? d * ROW : (maxDepth - d) * ROW;
       var hit = matches(x);
-      var hue = x.frame >= 0 && F.k[x.frame] ? 200 : 20 + (x.frame * 37) % 40;
+      var hue = x.frame >= 0 && F.k[x.frame] === 2 ? 250 : x.frame >= 0 && F.k[x.frame] ? 200 : 20 + (x.frame * 37) % 40;
       ctx.fillStyle = hit ? "#e040fb" : D.diff || state.window ? diffColour(x) : x.frame === -2 ? "#bbb" :
         "hsl(" + hue + ",80%," + (60 + (x.frame * 7) % 15) + "%)";
       ctx.fillRect(left, y, Math.max(w - 1, 0.5), ROW - 1);
@@ -175,10 +177,33 @@
     if (x) { state.zoom = x === tree ? 0 : x; draw(); }
   });
   searchBox.addEventListener("input", function () { state.search = searchBox.value.toLowerCase(); draw(); });
+  /* The thread filter (a graph split by thread): zooms to one thread's root. */
+  var threadSel = document.getElementById("threadsel");
+  function fillThreads() {
+    if (!D.threads || !threadSel) return;
+    threadSel.hidden = false;
+    threadSel.textContent = "";
+    var all = document.createElement("option");
+    all.value = "";
+    all.textContent = "all threads";
+    threadSel.appendChild(all);
+    tree.kids.forEach(function (k, i) {
+      if (k.frame < 0 || F.k[k.frame] !== 2) return;
+      var o = document.createElement("option");
+      o.value = String(i);
+      o.textContent = F.n[k.frame] + " (" + human(k.v) + ")";
+      threadSel.appendChild(o);
+    });
+  }
+  if (threadSel) threadSel.addEventListener("change", function () {
+    state.zoom = threadSel.value === "" ? 0 : tree.kids[+threadSel.value];
+    draw();
+  });
+
   function toggle(id, key) {
     document.getElementById(id).addEventListener("change", function (e) {
       state[key] = e.target.checked;
-      if (key !== "inverted") { tree = derive(); state.zoom = 0; }
+      if (key !== "inverted") { tree = derive(); state.zoom = 0; fillThreads(); }
       draw();
     });
   }
@@ -220,6 +245,7 @@
     }
     tree = derive();
     state.zoom = 0;
+    fillThreads();
     draw();
   }
   if (T && chart) {
@@ -252,6 +278,7 @@
   }
 
   tree = derive();
+  fillThreads();
   draw();
   var firstDrawMs = performance.now() - started;
 
@@ -276,6 +303,15 @@
     var want = decodeURIComponent(location.hash.slice(10)), out = {firstDrawMs: Math.round(firstDrawMs), nodes: N.p.length};
     out.rootBytes = tree.v;
     out.rootGrowth = tree.d;
+    out.threads = tree.kids.filter(function (k) { return k.frame >= 0 && F.k[k.frame] === 2; })
+      .map(function (k) { return {name: F.n[k.frame], bytes: k.v}; });
+    if (threadSel && !threadSel.hidden && threadSel.options.length > 1) {
+      threadSel.value = threadSel.options[1].value;
+      threadSel.dispatchEvent(new Event("change"));
+      out.filtered = state.zoom ? {name: F.n[state.zoom.frame], bytes: state.zoom.v} : null;
+      threadSel.value = "";
+      threadSel.dispatchEvent(new Event("change"));
+    }
     out.dataTotal = D.total;
     var target = null;
     (function find(x) { if (!target && x.frame >= 0 && F.n[x.frame] === want) target = x; x.kids.forEach(find); })(tree);

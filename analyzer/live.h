@@ -17,6 +17,7 @@ struct pm_live_entry {
     uint64_t seq;
     uint32_t stack;
     uint8_t domain;
+    uint16_t thread; /* pm_event.thread */
 };
 
 /* Told of every entry that leaves the table (+1) or enters it (-1). */

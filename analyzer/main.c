@@ -52,7 +52,7 @@ static void usage(FILE *out)
           "  export CAPTURE --format folded|speedscope|csv|pprof [--at SNAP|--leaks|--diff A B] [-o FILE]\n"
           "                                                 the sites for other tools (pymem export --help)\n"
           "  plot CAPTURE [--domains] [-o FILE.svg]         memory over time, a standalone SVG\n"
-          "  flamegraph CAPTURE [--at SNAP|--leaks|--diff A B] [-o FILE.html]\n"
+          "  flamegraph CAPTURE [--at SNAP|--leaks|--diff A B] [--split-threads] [-o FILE.html]\n"
           "                                                 a flame graph page that works offline\n"
           "  lines CAPTURE [FILE.py ...] [--json]           memory per line of the program's own source\n"
           "  temporaries CAPTURE [--within N|Tms] [--by G] [--top N] [--json]\n"
@@ -336,6 +336,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
         {"leaks", no_argument, NULL, 'l'},       {"diff", required_argument, NULL, 'D'},
         {"output", required_argument, NULL, 'o'}, {"by", required_argument, NULL, 'b'},
         {"domain", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+        {"split-threads", no_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     struct pm_opts o = {.by = PM_BY_TRACEBACK, .top = 0};
@@ -362,6 +363,13 @@ static int export_main(int argc, char **argv, bool flamegraph)
         case 'D':
             o.from = optarg;
             break;
+        case 'T':
+            if (!flamegraph) {
+                fputs("pymem export: --split-threads is an option of flamegraph\n", stderr);
+                return 2;
+            }
+            o.split_threads = true;
+            break;
         case 'o':
             output = optarg;
             break;
@@ -381,10 +389,13 @@ static int export_main(int argc, char **argv, bool flamegraph)
             break;
         case 'h':
             if (flamegraph) {
-                fputs("usage: pymem flamegraph CAPTURE [--at SNAP | --leaks | --diff A B] [--domain D,...] [-o FILE.html]\n"
+                fputs("usage: pymem flamegraph CAPTURE [--at SNAP | --leaks | --diff A B] [--domain D,...]\n"
+                      "                        [--split-threads] [-o FILE.html]\n"
                       "  one self-contained HTML page (works offline): a flame graph of what was live at the peak\n"
-                      "  (default), at SNAP, at exit (--leaks), or of what grew from A to B, with zoom, search, an\n"
-                      "  icicle view and toggles for library and native frames; and memory over time\n",
+                      "  (default), at SNAP, at exit (--leaks), or from A to B (widths at B, red grew, blue shrank),\n"
+                      "  with zoom, search, an icicle view and toggles for library and native frames; memory over\n"
+                      "  time, on which a dragged window shows its own graph; --split-threads: a root per thread,\n"
+                      "  and a thread filter\n",
                       stdout);
                 return 0;
             }

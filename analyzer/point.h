@@ -25,6 +25,7 @@ struct pm_point_total {
     uint32_t stack;
     uint8_t domain;
     uint8_t early; /* allocated before the `main` snapshot (start-up) */
+    uint16_t thread; /* 0, or the thread when the replay splits threads */
     double bytes, count;
     double var;      /* sampled capture: variance of the bytes' estimate */
     int64_t samples; /* recorded blocks behind the estimate */
@@ -43,9 +44,9 @@ struct pm_point {
 /* Moves the point to `seq` and forgets what was summed for the old one. */
 void pm_point_reset(struct pm_point *p, uint64_t seq, uint64_t time_ns);
 /* Adds `sign` times (bytes, count, var, one sample) to the totals of
- * (stack, domain, early). */
-int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, double bytes, double count,
-                 double var, int sign);
+ * (stack, domain, early, thread). */
+int pm_point_add(struct pm_point *p, uint32_t stack, uint8_t domain, bool early, uint16_t thread, double bytes,
+                 double count, double var, int sign);
 /* Sets the totals of (v->stack, v->domain, v->early) to v's (aggregated
  * captures: a STATES or PEAK entry). Returns 0 or -1 (out of memory). */
 int pm_point_set(struct pm_point *p, const struct pm_point_total *v);

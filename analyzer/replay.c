@@ -87,7 +87,8 @@ static int observe(void *ctx, const struct pm_live_entry *e, int sign)
                var = pm_estimate_var(R, e->size);
         if (p->halved)
             pm_estimate_halved(R, e->addr, e->size, &bytes, &count, &var);
-        if (count > 0 && pm_point_add(p, e->stack, e->domain, early, bytes, count, var, sign))
+        if (count > 0 &&
+            pm_point_add(p, e->stack, e->domain, early, r->split_threads ? e->thread : 0, bytes, count, var, sign))
             return -1;
     }
     return 0;
@@ -165,7 +166,7 @@ static int apply(void *ctx, const struct pm_event *ev)
     switch (ev->type) {
     case PM_EV_ALLOC: {
         uint64_t R = rate(r->cap, ev->domain);
-        struct pm_live_entry e = {ev->addr, ev->size, ev->seq, ev->stack, ev->domain};
+        struct pm_live_entry e = {ev->addr, ev->size, ev->seq, ev->stack, ev->domain, ev->thread};
         int put = pm_live_put(&r->live, &e, &old);
         if (put < 0) {
             snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
@@ -332,9 +333,12 @@ static int run(struct pm_replay *r, struct pm_capture *cap)
     return finish(r, cap);
 }
 
+/* `split_threads`, set by the caller before the pass, stays. */
 static int start(struct pm_replay *r, struct pm_capture *cap)
 {
+    bool split = r->split_threads;
     memset(r, 0, sizeof *r);
+    r->split_threads = split;
     r->cap = cap;
     pm_point_reset(&r->state, UINT64_MAX, 0);
     if (pm_live_init(&r->live)) {

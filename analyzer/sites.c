@@ -16,6 +16,7 @@ struct stack_total {
     uint32_t stack;
     uint8_t phase;
     uint8_t domain;
+    uint16_t thread;
     uint64_t bytes;
     double count; /* blocks: estimated in a sampled capture */
     double var;   /* sampled capture: variance of `bytes` */
@@ -73,7 +74,7 @@ static int grow_index(uint32_t **index, size_t *cap, size_t count, uint64_t (*ha
 
 static uint64_t stack_total_hash(const struct stack_total *t)
 {
-    return mix((uint64_t)t->stack << 8 | (uint64_t)t->phase << 4 | t->domain);
+    return mix((uint64_t)t->thread << 40 | (uint64_t)t->stack << 8 | (uint64_t)t->phase << 4 | t->domain);
 }
 
 static uint64_t st_hash_at(void *ctx, size_t i)
@@ -83,7 +84,7 @@ static uint64_t st_hash_at(void *ctx, size_t i)
 
 static uint64_t site_hash(const struct pm_site *x)
 {
-    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->key));
+    return mix(((uint64_t)x->file << 32 | x->line) ^ mix((uint64_t)x->key << 16 | x->thread));
 }
 
 static uint64_t site_hash_at(void *ctx, size_t i)
@@ -91,17 +92,17 @@ static uint64_t site_hash_at(void *ctx, size_t i)
     return site_hash(&((struct pm_sites *)ctx)->v[i]);
 }
 
-static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint64_t bytes,
-                           double blocks, double var, int64_t samples)
+static int add_stack_total(struct pm_sites *s, uint32_t stack, uint8_t phase, uint8_t domain, uint16_t thread,
+                           uint64_t bytes, double blocks, double var, int64_t samples)
 {
-    struct stack_total key = {stack, phase, domain, 0, 0, 0, 0};
+    struct stack_total key = {.stack = stack, .phase = phase, .domain = domain, .thread = thread};
     if ((s->st_n + 1) * 2 > s->st_index_cap &&
         grow_index(&s->st_index, &s->st_index_cap, s->st_n, st_hash_at, s))
         return -1;
     size_t slot = stack_total_hash(&key) & (s->st_index_cap - 1);
     for (; s->st_index[slot]; slot = (slot + 1) & (s->st_index_cap - 1)) {
         struct stack_total *t = &s->st[s->st_index[slot] - 1];
-        if (t->stack == stack && t->phase == phase && t->domain == domain) {
+        if (t->stack == stack && t->phase == phase && t->domain == domain && t->thread == thread) {
             t->bytes += bytes;
             t->count += blocks;
             t->var += var;
@@ -127,7 +128,7 @@ static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
     size_t slot = site_hash(key) & (s->index_cap - 1);
     for (; s->index[slot]; slot = (slot + 1) & (s->index_cap - 1)) {
         struct pm_site *x = &s->v[s->index[slot] - 1];
-        if (x->file == key->file && x->line == key->line && x->key == key->key)
+        if (x->file == key->file && x->line == key->line && x->key == key->key && x->thread == key->thread)
             return x;
     }
     if (pm_grow(&s->v, &s->cap, sizeof *s->v, s->n + 1, 256))
@@ -162,7 +163,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         if (p && p->halved)
             pm_estimate_halved(rate, e->addr, e->size, &bytes, &count, &var);
         if (count > 0 && add_stack_total(s, stack, phase_of(stacks, e->stack, e->seq < main_seq), domain,
-                                         (uint64_t)llround(bytes), count, var, 1))
+                                         s->split_threads ? e->thread : 0, (uint64_t)llround(bytes), count, var, 1))
             return -1;
     }
     for (size_t i = 0; p && i < p->n; i++) {
@@ -172,12 +173,13 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
             continue;
         uint32_t stack = pm_stacks_view(stacks, t->stack, s->view);
         if (add_stack_total(s, stack, phase_of(stacks, t->stack, t->early && main_seq), domain,
-                            (uint64_t)llround(t->bytes), t->count, t->var, t->samples))
+                            s->split_threads ? t->thread : 0, (uint64_t)llround(t->bytes), t->count, t->var,
+                            t->samples))
             return -1;
     }
     for (size_t i = 0; i < s->st_n; i++) {
         const struct stack_total *t = &s->st[i];
-        struct pm_site key = {0};
+        struct pm_site key = {.thread = t->thread};
         /* lineno is (file, line), as in tracemalloc: a comprehension and the
          * function around it share a line and a site; the function shown is
          * that of the stack holding the most bytes. */

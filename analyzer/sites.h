@@ -37,6 +37,7 @@ struct pm_site {
     int64_t phase_bytes[PM_PHASE_COUNT], phase_count[PM_PHASE_COUNT];     /* slot 1 */
     double var;      /* slot 1, sampled capture: variance of bytes[1] */
     int64_t samples; /* slot 1: recorded blocks behind it */
+    uint16_t thread;           /* split_threads: the thread (pm_capture.thread_info); else 0 */
     uint32_t import_stack;     /* the stack holding most of its import-time bytes */
     uint64_t import_stack_bytes;
 };
@@ -47,6 +48,7 @@ struct pm_sites {
     unsigned domains; /* bit per enum pm_domain collected; 0: all */
     uint64_t sample_bytes; /* sampled capture: figures are estimates */
     uint64_t since_seq;    /* only allocations numbered above this (pm_sites_collect) */
+    bool split_threads;    /* each thread's sites apart (flamegraph --split-threads) */
     struct pm_site *v;
     size_t n, cap;
     uint32_t *index; /* open addressing over site index + 1 */

@@ -14,7 +14,8 @@
 #include "report.h"
 #include "symbolize.h"
 
-/* A thread's last `gap` allocations, newest at head - 1 (0: freed). */
+/* A thread's last `gap` allocations, newest at head - 1 (0: freed), by
+ * thread number. */
 struct recent {
     uint64_t *addr;
     size_t head;
@@ -51,17 +52,17 @@ static uint64_t time_of(const struct temps *T, uint64_t seq)
     return lo ? T->ticks[lo - 1].time_ns : 0;
 }
 
-static struct recent *recent_of(struct temps *T, uint16_t stream)
+static struct recent *recent_of(struct temps *T, uint16_t thread)
 {
-    if (stream >= T->recent_cap) {
+    if (thread >= T->recent_cap) {
         size_t old = T->recent_cap;
-        if (pm_grow(&T->recent, &T->recent_cap, sizeof *T->recent, (size_t)stream + 1, 64)) {
+        if (pm_grow(&T->recent, &T->recent_cap, sizeof *T->recent, (size_t)thread + 1, 64)) {
             T->oom = true;
             return NULL;
         }
         memset(T->recent + old, 0, (T->recent_cap - old) * sizeof *T->recent);
     }
-    struct recent *x = &T->recent[stream];
+    struct recent *x = &T->recent[thread];
     if (!x->addr && !(x->addr = calloc(T->gap, sizeof *x->addr)))
         T->oom = true;
     return x->addr ? x : NULL;
@@ -95,13 +96,13 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
         T->finalising = true;
     if ((ev->type != PM_EV_ALLOC && ev->type != PM_EV_FREE) || T->finalising)
         return 0;
-    struct recent *x = T->within_ns > 0 ? NULL : recent_of(T, ev->stream);
+    struct recent *x = T->within_ns > 0 ? NULL : recent_of(T, ev->thread);
     if (T->oom)
         return -1;
     if (ev->type == PM_EV_ALLOC) {
         bool early = !r->main_seen || ev->seq < r->main_seq;
         T->allocations++;
-        if (pm_point_add(&T->all, ev->stack, ev->domain, early, (double)ev->size, 1, 0, 1))
+        if (pm_point_add(&T->all, ev->stack, ev->domain, early, 0, (double)ev->size, 1, 0, 1))
             return T->oom = true, -1;
         if (x) {
             x->addr[x->head] = ev->addr;
@@ -118,7 +119,7 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
         bool early = !r->main_seen || e->seq < r->main_seq;
         T->temporaries++;
         T->temporary_bytes += e->size;
-        if (pm_point_add(&T->temporary, e->stack, e->domain, early, (double)e->size, 1, 0, 1))
+        if (pm_point_add(&T->temporary, e->stack, e->domain, early, 0, (double)e->size, 1, 0, 1))
             return T->oom = true, -1;
     }
     return 0;

@@ -771,6 +771,23 @@ def test_flamegraph(c, tag):
           "diff's %s B; a drag across the chart is the end" % (win.get("windowBytes"), win.get("windowGrowth")),
           win.get("windowBytes") == live_b and win.get("windowGrowth") == grew and win.get("dragBytes") == at_end
           and win.get("dragGrowth") == at_end and "'after'" in win.get("banner", ""), json.dumps(win)[:400])
+    thr = c.capture("flame-threads.pmem")
+    c.preload(["-c", "import threading\nKEEP = []\ndef work(n):\n    for _ in range(n):\n        KEEP.append(bytes(1000))\n"
+               "ts = [threading.Thread(target=work, args=(1000 * (k + 1),)) for k in range(3)]\n"
+               "[t.start() for t in ts]\n[t.join() for t in ts]\n"], thr)
+    page4 = os.path.join(c.tmp, "flame-threads.html")
+    c.analyze("flamegraph", thr, "--leaks", "--split-threads", "-o", page4, check=False)
+    dom = chromium_dom(c, page4, "#selftest=work")
+    found = re.search(r'<pre id="selftest">([^<]*)</pre>', dom)
+    th = json.loads(found.group(1).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")) if found else {}
+    sizes = sorted(t["bytes"] for t in th.get("threads", []))
+    workers = sorted(t["bytes"] for t in th.get("threads", []) if not t["name"].startswith("thread 1:"))
+    check(tag + " flamegraph --split-threads in chromium: a root per thread (%s), each worker's 1000, 2000 and 3000 "
+          "objects under its own, the filter shows one" % sizes,
+          len(sizes) == 4 and len(workers) == 3 and sum(sizes) == th.get("rootBytes")
+          and all(k * 1000 * (1000 + BYTES_HEADER) <= w < k * 1000 * (1000 + BYTES_HEADER) + 100000
+                  for k, w in zip((1, 2, 3), workers))
+          and (th.get("filtered") or {}).get("bytes") in sizes, json.dumps(th)[:400])
     check(tag + " flamegraph --diff in chromium: widths are live at B (%s B), the root's growth is the diff's (%s B)"
           % (st.get("rootBytes"), st.get("rootGrowth")),
           st.get("rootBytes") == at_b and st.get("rootGrowth") == grew and grew >= 400 * (7777 + BYTES_HEADER),
