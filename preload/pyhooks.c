@@ -1,12 +1,14 @@
 /*
  * pyhooks: CPython entry points (contract in pyhooks.h). The few API types
  * used are declared here by their stable layouts, so the library builds
- * without Python headers and loads under any Python 3.8-3.13.
+ * without Python headers and loads under any Python 3.8-3.13. The allocator
+ * hooks leave errno as the allocator under them left it.
  */
 #define _GNU_SOURCE
 #include "pyhooks.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,10 +199,12 @@ static void *py_malloc(void *ctx, size_t size)
     }
     pm_thread.guard = 1;
     void *p = d->prev.malloc(d->prev.ctx, size);
+    int saved = errno; /* the allocator's; recording must not change it */
     if (p)
         pm_on_alloc(p, size, d->domain);
     pm_thread.last_py_alloc = p;
     pm_thread.guard = 0;
+    errno = saved;
     return p;
 }
 
@@ -211,11 +215,13 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
     pm_thread.guard = 1;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
+    int saved = errno;
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
         pm_on_alloc(p, total, d->domain);
     pm_thread.last_py_alloc = p;
     pm_thread.guard = 0;
+    errno = saved;
     return p;
 }
 
@@ -228,15 +234,19 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
     if (!layer_records(d))
         return d->prev.realloc(d->prev.ctx, ptr, size);
     pm_thread.guard = 1;
+    int saved = errno;
     if (ptr)
         pm_on_free(ptr);
+    errno = saved;
     void *p = d->prev.realloc(d->prev.ctx, ptr, size);
+    saved = errno;
     if (p)
         pm_on_alloc(p, size, d->domain);
     else if (ptr)
         pm_on_alloc(ptr, 0, d->domain);
     pm_thread.last_py_alloc = p;
     pm_thread.guard = 0;
+    errno = saved;
     return p;
 }
 
@@ -252,7 +262,9 @@ static void py_free(void *ctx, void *ptr)
         return;
     }
     pm_thread.guard = 1;
+    int saved = errno;
     pm_on_free(ptr);
+    errno = saved;
     d->prev.free(d->prev.ctx, ptr);
     pm_thread.guard = 0;
 }
