@@ -1,7 +1,8 @@
 /*
- * writer: the capture file and the thread that fills it (contract in
- * writer.h). The writer thread runs with pm_thread.guard set for good, so
- * nothing it does is recorded; it blocks every signal.
+ * writer: the thread that fills the capture, and the passes that drain the
+ * rings into it (contract in writer.h); the file itself is capture_file.c.
+ * The writer thread runs with pm_thread.guard set for good, so nothing it
+ * does is recorded; it blocks every signal.
  *
  * Watermarks. A producer sets its ring's `busy` flag, takes a sequence number
  * from pm_seq, publishes the record and clears `busy` (recorder.c). A pass
@@ -28,15 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced, ZSTD_customMem (stable since 1.3) */
-#include <zstd.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "aggregate.h"
 #include "buffer.h"
+#include "capture_file.h"
 #include "control.h"
 #include "pymem/control.h"
 #include "pymem/format.h"
@@ -52,240 +51,54 @@
  * rings and write them themselves, uncompressed. */
 #define BUSY_PASS_BYTES (256u * 1024u)
 #define BUSY_WAIT_NS 50000000u
-/* A followed child's capture is created at its first pass after this long
- * (a fork that execs at once leaves none). */
-#define CHILD_CREATE_DELAY_NS 50000000u
 /* A ring its thread fills twice within this long doubles (buffer.h). */
 #define RING_GROW_WINDOW_NS 50000000u
 #define FINISH_LOCK_WAIT_NS 2000000000u
-#define HIGH_FD 900
 #define AGGREGATE_FLUSH_NS 1000000000u
 #define AGGREGATE_PENDING_MAX (1u << 20) /* events held, 32 MiB */
 
+/* The file lock (W.lock) covers the capture file (capture_file.h), the
+ * rings' consumer side and the aggregated mode's state. Compression in the
+ * writer thread's event mode runs with it released (drain_compressed): a
+ * thread whose ring is full never waits for zstd, and writes plain chunks. */
 static struct {
     pthread_mutex_t lock;
-    int fd;
-    /* zstd, in the writer thread only: other threads (a producer flushing
-     * its full ring, the thread that ends the capture) write plain chunks */
-    ZSTD_CCtx *zctx; /* used by the writer thread only */
     size_t pass_bytes; /* what the writer's current pass took out of rings */
-    void *zbuf;
-    size_t zbuf_cap;
     void *stage; /* a ring's contents, copied out to be compressed */
     size_t stage_cap;
-    dev_t dev; /* identity of the capture file, checked before each write */
-    ino_t ino;
     int statm_fd;
-    char path[4096];
-    char abs_path[4096 + 4096]; /* the capture by absolute path, to open it again */
-    bool warned;
-    bool ended_by_exit;  /* the capture ended at exit: its status may follow */
-    bool pending;        /* a child's capture, created at its first event */
-    uint64_t create_after_ns; /* ... but not by a periodic pass before this */
-    uint8_t meta[65536]; /* META payload kept until the file exists */
-    char tmpdir[4096];    /* $TMPDIR, read at open: where the control channel lives */
-    size_t meta_len;
     int snapshots_taken;
     uint64_t snapshot_every_ns;
     uint64_t next_periodic_ns;
     int periodic_taken;
     int oom_taken;
     uint64_t next_flush_ns;   /* aggregated mode: the next state written */
-} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .statm_fd = -1};
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .statm_fd = -1};
 
 const char *pm_writer_path(void)
 {
-    return W.path;
+    return pm_file_path();
 }
 
-static void warn_failure(const char *what, const char *why)
+int pm_writer_open(const char *path, const char *const *kv, bool child)
 {
-    if (W.warned)
-        return;
-    W.warned = true;
-    char msg[4400];
-    int n = snprintf(msg, sizeof msg,
-                     "pymem: cannot %s capture %s: %s; profiling stopped, the program continues\n",
-                     what, W.path, why);
-    if (n > 0)
-        (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    return pm_file_open(path, kv, child);
 }
 
-/* Writes all of iov, retrying EINTR and partial writes. 0 or an errno.
- * A write past the file size limit raises SIGXFSZ in the writing thread,
- * which may be the program's own (a thread flushing its full ring): it is
- * blocked for the write and the signal pymem caused is taken back, so that
- * the program never dies of pymem's write (Python ignores SIGXFSZ, but only
- * once it has initialised, and pymem records from before). */
-static int write_all(struct iovec *iov, int cnt)
+void pm_writer_meta(const char *key, const char *value)
 {
-    sigset_t xfsz, old;
-    sigemptyset(&xfsz);
-    sigaddset(&xfsz, SIGXFSZ);
-    pthread_sigmask(SIG_BLOCK, &xfsz, &old);
-    int err = 0;
-    while (cnt > 0) {
-        ssize_t w = writev(W.fd, iov, cnt);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            err = errno;
-            break;
-        }
-        if (w == 0) {
-            err = EIO;
-            break;
-        }
-        while (cnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
-    }
-    if (err == EFBIG) {
-        static const struct timespec now = {0, 0};
-        while (sigtimedwait(&xfsz, NULL, &now) == SIGXFSZ)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return err;
+    pthread_mutex_lock(&W.lock);
+    pm_file_meta(key, value);
+    pthread_mutex_unlock(&W.lock);
 }
 
-/* Writes one chunk from up to two payload segments. Caller holds the lock.
- * On failure profiling is turned off. */
-/* Gives up on the capture: one warning, and the program goes on unprofiled.
- * `ours`: the descriptor is still pymem's to close. */
-static bool give_up(const char *what, const char *why, bool ours)
-{
-    warn_failure(what, why);
-    if (ours && W.fd >= 0)
-        close(W.fd);
-    W.fd = -1;
-    atomic_store(&pm_state, PM_STATE_DORMANT);
-    return false;
-}
-
-/* Moves a descriptor of pymem's out of the low numbers the program expects
- * to get from its own open() calls. */
-static int out_of_the_way(int fd)
-{
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, HIGH_FD);
-    if (high < 0)
-        return fd;
-    close(fd);
-    return high;
-}
-
-/* The program may close our descriptor (closerange) and reuse its number
- * for a file of its own: never write into that. A descriptor the program
- * closed is replaced by the capture opened again, by its absolute path, if
- * that is still the same file: nothing recorded before the close is lost.
- * The old number is the program's now, and is left alone. */
-static bool still_ours(void)
-{
-    struct stat st;
-    if (fstat(W.fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino)
-        return true;
-    if (!W.abs_path[0])
-        return false;
-    int fd = open(W.abs_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    if (fstat(fd, &st) != 0 || st.st_dev != W.dev || st.st_ino != W.ino) {
-        close(fd);
-        return false;
-    }
-    W.fd = out_of_the_way(fd);
-    return true;
-}
-
-/* zstd's memory comes from rawmem, not from malloc. Its workspace is large
- * enough for glibc to map it, and when glibc frees such a block it raises its
- * mmap and trim thresholds process-wide: the program's heaps would then be
- * trimmed less (measured: 37,201 madvise calls in the 1-thread threads_n run
- * plain, about 400 under pymem, which made it look faster profiled than
- * plain). A header before each block keeps its size for the unmap. */
-#define ZSTD_BLOCK_HEADER 64u
-
-static void *zstd_alloc(void *opaque, size_t size)
-{
-    (void)opaque;
-    size_t *block = pm_rawmem_alloc(size + ZSTD_BLOCK_HEADER);
-    if (!block)
-        return NULL;
-    block[0] = size + ZSTD_BLOCK_HEADER;
-    return (char *)block + ZSTD_BLOCK_HEADER;
-}
-
-static void zstd_free(void *opaque, void *address)
-{
-    (void)opaque;
-    if (!address)
-        return;
-    size_t *block = (size_t *)(void *)((char *)address - ZSTD_BLOCK_HEADER);
-    pm_rawmem_free(block, block[0]);
-}
-
-/* Compresses `n` staged bytes into one zstd frame (with its content size)
- * in W.zbuf. Returns its size, or 0 to write the chunk as it is. */
-static size_t compress(const void *p, size_t n)
-{
-    size_t bound = ZSTD_compressBound(n);
-    if (bound > W.zbuf_cap) {
-        void *grown = W.zbuf ? pm_rawmem_grow(W.zbuf, W.zbuf_cap, bound) : pm_rawmem_alloc(bound);
-        if (!grown)
-            return 0;
-        W.zbuf = grown;
-        W.zbuf_cap = bound;
-    }
-    size_t z = ZSTD_compress2(W.zctx, W.zbuf, bound, p, n);
-    /* Beyond the format's ratio a reader refuses the chunk (a decompression
-     * bomb looks like that): stored as it is instead. */
-    if (ZSTD_isError(z) || z >= n || n > z * (size_t)PM_CHUNK_MAX_RATIO + 4096)
-        return 0;
-    return z;
-}
-
-/* compress() by whoever holds the lock, in aggregated mode: there the
+/* Compression by whoever holds the lock, in aggregated mode: there the
  * writer thread keeps the lock through its passes (drain_compressed does not
  * release it), so no other compression can be under way. */
 static size_t compress_locked(const void *p, size_t n)
 {
-    return W.zctx && pm_aggregate_on() ? compress(p, n) : 0;
+    return pm_aggregate_on() ? pm_file_compress(p, n) : 0;
 }
-
-/* Writes one chunk; `z` bytes of W.zbuf hold its compressed form, if not 0. */
-static bool write_chunk_z(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2, size_t n2,
-                          size_t z)
-{
-    if (W.fd < 0)
-        return false;
-    if (!still_ours())
-        return give_up("write", "the program closed or replaced its file descriptor", false);
-    uint8_t h[PM_CHUNK_HEADER_SIZE];
-    if (z) {
-        pm_chunk_header(h, kind, PM_CHUNK_ZSTD, stream, (uint32_t)z, pm_crc32c(0, W.zbuf, z));
-        struct iovec iov[2] = {{h, sizeof h}, {W.zbuf, z}};
-        int err = write_all(iov, 2);
-        return err ? give_up("write", strerror(err), true) : true;
-    }
-    uint32_t crc = pm_crc32c(pm_crc32c(0, p1, n1), p2, n2);
-    pm_chunk_header(h, kind, 0, stream, (uint32_t)(n1 + n2), crc);
-    struct iovec iov[3] = {{h, sizeof h}, {(void *)p1, n1}, {(void *)p2, n2}};
-    int err = write_all(iov, n2 ? 3 : 2);
-    return err ? give_up("write", strerror(err), true) : true;
-}
-
-static bool write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n1, const void *p2, size_t n2)
-{
-    return write_chunk_z(kind, stream, p1, n1, p2, n2, 0);
-}
-
-static bool create_file(void);
 
 /* Writes out what `b` holds, as it is. `may_wait`: a periodic pass, which
  * leaves a followed child's data in its ring for the child's first 50 ms,
@@ -298,23 +111,24 @@ static bool drain(struct pm_buffer *b, bool may_wait)
     size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
     if (!avail)
         return true;
-    if (W.pending && may_wait && pm_monotonic_ns() < W.create_after_ns)
-        return true;
-    if (W.pending && !create_file())
+    bool wait;
+    if (!pm_file_create_due(may_wait, &wait))
         return false;
+    if (wait)
+        return true;
     if (pm_aggregate_on()) {
         /* Only what is not an event is written; the events are applied
          * at the end of the pass. */
         const uint8_t *defs;
         size_t len;
         if (!pm_aggregate_take(b->stream, s1, n1, s2, n2, &defs, &len))
-            return give_up("aggregate into", "out of memory", true);
+            return pm_file_give_up("aggregate into", "out of memory", true);
         pm_buffer_consume(b, avail);
         W.pass_bytes += avail;
         size_t z = len >= 1024 ? compress_locked(defs, len) : 0;
-        return !len || write_chunk_z(PM_CHUNK_EVENTS, b->stream, defs, len, NULL, 0, z);
+        return !len || pm_file_write_chunk(PM_CHUNK_EVENTS, b->stream, defs, len, NULL, 0, z);
     }
-    if (!write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2))
+    if (!pm_file_write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2, 0))
         return false;
     pm_buffer_consume(b, avail);
     return true;
@@ -333,7 +147,7 @@ static bool drain_compressed(struct pm_buffer *b)
     size_t avail = pm_buffer_peek(b, &s1, &n1, &s2, &n2);
     if (!avail)
         return true;
-    if (!W.zctx || W.pending || avail < 1024 || pm_aggregate_on())
+    if (pm_file_pending() || avail < 1024 || pm_aggregate_on())
         return drain(b, true);
     if (avail > W.stage_cap) {
         void *n = W.stage ? pm_rawmem_grow(W.stage, W.stage_cap, avail) : pm_rawmem_alloc(avail);
@@ -348,9 +162,9 @@ static bool drain_compressed(struct pm_buffer *b)
     W.pass_bytes += avail;
     atomic_store(&b->writing, 1);
     pthread_mutex_unlock(&W.lock);
-    size_t z = compress(W.stage, avail);
+    size_t z = pm_file_compress(W.stage, avail);
     pthread_mutex_lock(&W.lock);
-    bool ok = write_chunk_z(PM_CHUNK_EVENTS, b->stream, W.stage, avail, NULL, 0, z);
+    bool ok = pm_file_write_chunk(PM_CHUNK_EVENTS, b->stream, W.stage, avail, NULL, 0, z);
     atomic_store(&b->writing, 0);
     return ok && atomic_load(&pm_state) == PM_STATE_ON;
 }
@@ -381,6 +195,10 @@ static bool wait_not_busy(struct pm_buffer *b)
 
 static uint64_t rss_bytes(void)
 {
+    if (W.statm_fd < 0) {
+        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        W.statm_fd = fd >= 0 ? pm_file_move_high(fd) : -1;
+    }
     if (W.statm_fd < 0)
         return 0;
     char buf[128];
@@ -399,7 +217,7 @@ static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
 {
     uint64_t seq = atomic_fetch_add(&pm_seq, 1);
     if (pm_aggregate_on() && !pm_aggregate_note_snapshot(seq))
-        give_up("aggregate into", "out of memory", true);
+        pm_file_give_up("aggregate into", "out of memory", true);
     return pm_encode_snapshot(rec, seq, kind, label);
 }
 
@@ -431,7 +249,7 @@ static int drain_all(bool final)
 static bool emit_aggregated(const uint8_t *p, size_t n)
 {
     size_t z = compress_locked(p, n);
-    return write_chunk_z(PM_CHUNK_CONTROL, 0, p, n, NULL, 0, z);
+    return pm_file_write_chunk(PM_CHUNK_CONTROL, 0, p, n, NULL, 0, z);
 }
 
 /* One pass over every ring, then the control chunk. Caller holds the lock. */
@@ -491,8 +309,8 @@ static void pass(bool final, int end_reason, int end_detail)
             W.next_flush_ns = now + AGGREGATE_FLUSH_NS;
         uint64_t limit = closing ? UINT64_MAX : drained > 0 ? mark : 0;
         if (!pm_aggregate_apply(limit, now, flush, emit_aggregated)) {
-            if (W.fd >= 0)
-                give_up("aggregate into", "out of memory", true);
+            if (pm_file_is_open())
+                pm_file_give_up("aggregate into", "out of memory", true);
             return;
         }
         if (!flush && !snapshots)
@@ -529,7 +347,7 @@ static void pass(bool final, int end_reason, int end_detail)
         n += pm_put_varint(rec + n, pm_rawmem_bytes());
         n += pm_put_varint(rec + n, atomic_load(&pm_unrecorded));
     }
-    if (W.fd >= 0 && write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0) && requested)
+    if (pm_file_is_open() && pm_file_write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0, 0) && requested)
         pm_control_answer(token, label);
 }
 
@@ -666,162 +484,6 @@ void pm_writer_resume(void)
     pthread_mutex_unlock(&T.lock);
 }
 
-static int put_string(uint8_t *p, size_t cap, size_t *at, const char *s)
-{
-    size_t len = strlen(s);
-    if (*at + len + 10 > cap)
-        return -1;
-    *at += pm_put_varint(p + *at, len);
-    memcpy(p + *at, s, len);
-    *at += len;
-    return 0;
-}
-
-/* Appends key/value pairs to the META payload kept for file creation. */
-static size_t add_meta(const char *const *kv)
-{
-    size_t start = W.meta_len;
-    for (; kv[0] && kv[1]; kv += 2)
-        if (put_string(W.meta, sizeof W.meta, &W.meta_len, kv[0]) ||
-            put_string(W.meta, sizeof W.meta, &W.meta_len, kv[1]))
-            break;
-    return start;
-}
-
-/* The capture's absolute path, for still_ours(): the program may change
- * directory before it closes pymem's descriptor. */
-static void remember_path(void)
-{
-    char cwd[4096];
-    if (W.path[0] == '/')
-        snprintf(W.abs_path, sizeof W.abs_path, "%s", W.path);
-    else if (getcwd(cwd, sizeof cwd))
-        snprintf(W.abs_path, sizeof W.abs_path, "%s/%s", cwd, W.path);
-    else
-        W.abs_path[0] = 0;
-}
-
-/* Header and META kept so far, into W.fd. */
-static bool write_start(void)
-{
-    W.fd = out_of_the_way(W.fd);
-    struct stat st;
-    if (fstat(W.fd, &st) == 0) {
-        W.dev = st.st_dev;
-        W.ino = st.st_ino;
-    }
-    remember_path();
-    pm_control_open(W.tmpdir, W.abs_path);
-    if (W.statm_fd < 0) {
-        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-        W.statm_fd = fd >= 0 ? out_of_the_way(fd) : -1;
-    }
-    uint8_t h[PM_FILE_HEADER_SIZE];
-    pm_file_header(h);
-    struct iovec iov = {h, sizeof h};
-    int err = write_all(&iov, 1);
-    if (err)
-        return give_up("write", strerror(err), true);
-    return write_chunk(PM_CHUNK_META, 0, W.meta, W.meta_len, NULL, 0);
-}
-
-/* A child's capture appears whole or not at all: written unnamed (O_TMPFILE)
- * and linked in under its name, or a numbered variant of it when an exec'd
- * image that kept the pid took the name first. Returns 1 done, 0 when
- * O_TMPFILE or linking is not available here, -1 on failure. */
-static int create_linked(void)
-{
-    char dir[sizeof W.path];
-    snprintf(dir, sizeof dir, "%s", W.path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = 0;
-    else
-        snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return 0;
-    W.fd = fd;
-    if (!write_start())
-        return -1;
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", W.fd);
-    size_t n = strlen(W.path);
-    size_t stem = n > 5 && !strcmp(W.path + n - 5, ".pmem") ? n - 5 : n;
-    char name[sizeof W.path];
-    snprintf(name, sizeof name, "%s", W.path);
-    for (int i = 2; i < 100; i++) {
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) {
-            memcpy(W.path, name, sizeof name);
-            remember_path();
-            return 1;
-        }
-        if (errno != EEXIST)
-            break;
-        snprintf(name, sizeof name, "%.*s-%d.pmem", (int)stem, W.path, i);
-    }
-    close(W.fd);
-    W.fd = -1;
-    return errno == EEXIST ? -1 : 0;
-}
-
-/* Creates the file named in W.path and writes the header and the META kept
- * so far. A followed child's goes through create_linked(). */
-static bool create_file(void)
-{
-    bool child = W.pending;
-    W.pending = false;
-    if (child) {
-        int rc = create_linked();
-        if (rc < 0)
-            return give_up("create", strerror(errno), true);
-        if (rc > 0)
-            return true;
-    }
-    W.fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (W.fd < 0)
-        return give_up("create", strerror(errno), false);
-    return write_start();
-}
-
-int pm_writer_open(const char *path, const char *const *kv, bool child)
-{
-    snprintf(W.path, sizeof W.path, "%s", path);
-    /* Read here, while no other thread runs (load time, or a fork's child):
-     * getenv races with a program changing its environment. */
-    const char *dir = getenv("TMPDIR");
-    snprintf(W.tmpdir, sizeof W.tmpdir, "%s", dir && *dir ? dir : "/tmp");
-    W.meta_len = 0;
-    add_meta(kv);
-    /* PYMEM_COMPRESS: zstd level of event chunks, 0 for none (default 1:
-     * level 3 saves a tenth more and takes twice the writer's time). */
-    const char *level = getenv("PYMEM_COMPRESS");
-    int zlevel = level && *level ? atoi(level) : 1;
-    static const ZSTD_customMem zstd_mem = {zstd_alloc, zstd_free, NULL};
-    if (zlevel > 0 && !W.zctx && (W.zctx = ZSTD_createCCtx_advanced(zstd_mem)) != NULL)
-        ZSTD_CCtx_setParameter(W.zctx, ZSTD_c_compressionLevel, zlevel > 19 ? 19 : zlevel);
-    if (zlevel <= 0 && W.zctx) {
-        ZSTD_freeCCtx(W.zctx);
-        W.zctx = NULL;
-    }
-    W.pending = true;
-    W.create_after_ns = pm_monotonic_ns() + CHILD_CREATE_DELAY_NS;
-    if (child)
-        return 0;
-    W.pending = false;
-    return create_file() ? 0 : EIO;
-}
-
-void pm_writer_meta(const char *key, const char *value)
-{
-    const char *kv[] = {key, value, NULL};
-    pthread_mutex_lock(&W.lock);
-    size_t start = add_meta(kv);
-    if (W.fd >= 0)
-        write_chunk(PM_CHUNK_META, 0, W.meta + start, W.meta_len - start, NULL, 0);
-    pthread_mutex_unlock(&W.lock);
-}
-
 /* Aggregated mode, in a thread that flushes its full ring: when the writer
  * thread is not applying what the rings hand over (paused around a fork,
  * or it could not start), the events taken would pile up in memory; this
@@ -832,8 +494,8 @@ static void catch_up(void)
         return;
     uint64_t mark = atomic_load(&pm_seq);
     int drained = drain_all(false);
-    if (drained > 0 && !pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated) && W.fd >= 0)
-        give_up("aggregate into", "out of memory", true);
+    if (drained > 0 && !pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated) && pm_file_is_open())
+        pm_file_give_up("aggregate into", "out of memory", true);
 }
 
 bool pm_writer_flush_buffer(struct pm_buffer *b)
@@ -882,10 +544,7 @@ void pm_writer_finish(int reason, int detail)
     int expected = PM_STATE_ON;
     if (locked && atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
         pass_to_end(reason, detail);
-        if (W.fd >= 0)
-            close(W.fd);
-        W.fd = -1;
-        W.ended_by_exit = reason == PM_END_EXIT;
+        pm_file_close(reason == PM_END_EXIT);
         pm_control_close(true);
     }
     if (locked)
@@ -903,57 +562,26 @@ void pm_writer_checkpoint(int reason)
 
 bool pm_writer_pending(void)
 {
-    return W.pending;
+    return pm_file_pending();
 }
 
 bool pm_writer_reopen(void)
 {
     pthread_mutex_lock(&W.lock);
-    bool ok = false;
-    if (atomic_load(&pm_state) == PM_STATE_CLOSED && W.fd < 0 && W.abs_path[0]) {
-        W.fd = open(W.abs_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
-        if (W.fd >= 0 && (fstat(W.fd, &st) != 0 || st.st_dev != W.dev || st.st_ino != W.ino)) {
-            close(W.fd);
-            W.fd = -1;
-        }
-        if (W.fd >= 0) {
-            W.fd = out_of_the_way(W.fd);
-            W.ended_by_exit = false;
-            atomic_store(&pm_state, PM_STATE_ON);
-            ok = true;
-        }
-    }
+    bool ok = atomic_load(&pm_state) == PM_STATE_CLOSED && pm_file_reopen();
+    if (ok)
+        atomic_store(&pm_state, PM_STATE_ON);
     pthread_mutex_unlock(&W.lock);
     return ok;
 }
 
 void pm_writer_exit_status(int status, uint64_t after_end)
 {
-    if (atomic_load(&pm_state) != PM_STATE_CLOSED || !W.ended_by_exit || !W.path[0])
+    if (atomic_load(&pm_state) != PM_STATE_CLOSED)
         return;
-    W.ended_by_exit = false;
-    /* The descriptor was closed with the capture (the program may close or
-     * reuse any descriptor while it finalises): the file is opened again,
-     * and written only if it is still the capture (the program may have
-     * changed directory since, and the path be relative). */
-    int fd = open(W.path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return;
-    struct stat st;
     pthread_mutex_lock(&W.lock);
-    if (fstat(fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino) {
-        char value[16], missed[24];
-        snprintf(value, sizeof value, "%d", status);
-        snprintf(missed, sizeof missed, "%llu", (unsigned long long)after_end);
-        const char *kv[] = {"exit_status", value, after_end ? "after_end" : NULL, missed, NULL};
-        size_t start = add_meta(kv);
-        W.fd = fd;
-        write_chunk(PM_CHUNK_META, 0, W.meta + start, W.meta_len - start, NULL, 0);
-        W.fd = -1;
-    }
+    pm_file_exit_status(status, after_end);
     pthread_mutex_unlock(&W.lock);
-    close(fd);
 }
 
 void pm_writer_reset_after_fork(void)
@@ -966,16 +594,10 @@ void pm_writer_reset_after_fork(void)
     T.stop = false;
     T.pauses = 0;
     T.cond_ready = false;
-    if (W.fd >= 0)
-        close(W.fd);
+    pm_file_reset_after_fork();
     if (W.statm_fd >= 0)
         close(W.statm_fd);
-    W.fd = -1;
     W.statm_fd = -1;
-    W.path[0] = 0;
-    W.warned = false;
-    W.pending = false;
-    W.meta_len = 0;
     W.snapshots_taken = 0;
     W.periodic_taken = 0;
     W.oom_taken = 0;
