@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pymem/env.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -151,12 +152,12 @@ int pm_run_main(int argc, char **argv)
             follow = true;
             break;
         case 'd':
-            if (!whole_number_in("--stack-depth", optarg, 1, 1024))
+            if (!whole_number_in("--stack-depth", optarg, 1, PM_STACK_DEPTH_MAX))
                 return 2;
             depth = optarg;
             break;
         case 'S': {
-            unsigned long long bytes = 512 * 1024;
+            unsigned long long bytes = PM_SAMPLE_DEFAULT;
             if (optarg && pm_parse_size(optarg, &bytes)) {
                 fprintf(stderr, "pymem run: --sample takes a size in bytes (such as 65536, 64K, 1M), not '%s'\n",
                         optarg);
@@ -182,7 +183,7 @@ int pm_run_main(int argc, char **argv)
         case 'O':
             if (optarg && !whole_number_in("--oom-snapshot", optarg, 1, 99))
                 return 2;
-            snprintf(oom, sizeof oom, "%s", optarg ? optarg : "90");
+            snprintf(oom, sizeof oom, "%d", optarg ? atoi(optarg) : PM_OOM_PERCENT_DEFAULT);
             break;
         case 'N':
             snprintf(oom, sizeof oom, "0");
@@ -197,7 +198,7 @@ int pm_run_main(int argc, char **argv)
             break;
         }
         case 'D':
-            if (!whole_number_in("--native-depth", optarg, 1, 256))
+            if (!whole_number_in("--native-depth", optarg, 1, PM_NATIVE_DEPTH_MAX))
                 return 2;
             native_depth = optarg;
             native = true;
@@ -298,38 +299,38 @@ operands:
         char preload[PATH_MAX * 2];
         snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
         setenv("LD_PRELOAD", preload, 1);
-        setenv("PYMEM_OUTPUT", path, 1);
-        unsetenv("PYMEM_ROOT_PID");
+        setenv(PM_ENV_OUTPUT, path, 1);
+        unsetenv(PM_ENV_ROOT_PID);
         if (follow)
-            setenv("PYMEM_FOLLOW_FORK", "1", 1);
+            setenv(PM_ENV_FOLLOW_FORK, "1", 1);
         else
-            unsetenv("PYMEM_FOLLOW_FORK");
+            unsetenv(PM_ENV_FOLLOW_FORK);
         if (depth)
-            setenv("PYMEM_STACK_DEPTH", depth, 1);
+            setenv(PM_ENV_STACK_DEPTH, depth, 1);
         if (every)
-            setenv("PYMEM_SNAPSHOT_EVERY", every, 1);
+            setenv(PM_ENV_SNAPSHOT_EVERY, every, 1);
         if (native)
-            setenv("PYMEM_NATIVE", native_all ? "all" : "1", 1);
+            setenv(PM_ENV_NATIVE, native_all ? "all" : "1", 1);
         else
-            unsetenv("PYMEM_NATIVE");
+            unsetenv(PM_ENV_NATIVE);
         if (native_depth)
-            setenv("PYMEM_NATIVE_DEPTH", native_depth, 1);
+            setenv(PM_ENV_NATIVE_DEPTH, native_depth, 1);
         if (python_allocators)
-            unsetenv("PYMEM_PYTHON_ALLOCATORS");
+            unsetenv(PM_ENV_PYTHON_ALLOCATORS);
         else
-            setenv("PYMEM_PYTHON_ALLOCATORS", "0", 1);
+            setenv(PM_ENV_PYTHON_ALLOCATORS, "0", 1);
         if (*sample)
-            setenv("PYMEM_SAMPLE", sample, 1);
+            setenv(PM_ENV_SAMPLE, sample, 1);
         else
-            unsetenv("PYMEM_SAMPLE");
+            unsetenv(PM_ENV_SAMPLE);
         if (aggregate)
-            setenv("PYMEM_AGGREGATE", "1", 1);
+            setenv(PM_ENV_AGGREGATE, "1", 1);
         else
-            unsetenv("PYMEM_AGGREGATE");
+            unsetenv(PM_ENV_AGGREGATE);
         if (*oom)
-            setenv("PYMEM_OOM_SNAPSHOT", oom, 1);
+            setenv(PM_ENV_OOM_SNAPSHOT, oom, 1);
         if (*memory_limit)
-            setenv("PYMEM_MEMORY_LIMIT", memory_limit, 1);
+            setenv(PM_ENV_MEMORY_LIMIT, memory_limit, 1);
         execvp(cmd[0], cmd);
         int err = errno;
         (void)!write(sync[1], &err, sizeof err);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pymem/env.h"
 #include "control.h"
 #include "pymem/format.h"
 #include "rawmem.h"
@@ -352,7 +353,7 @@ int pm_file_open(const char *path, const char *const *kv, bool child)
     add_meta(kv);
     /* PYMEM_COMPRESS: zstd level of event chunks, 0 for none (default 1:
      * level 3 saves a tenth more and takes twice the writer's time). */
-    const char *level = getenv("PYMEM_COMPRESS");
+    const char *level = getenv(PM_ENV_COMPRESS);
     int zlevel = level && *level ? atoi(level) : 1;
     static const ZSTD_customMem zstd_mem = {zstd_alloc, zstd_free, NULL};
     if (zlevel > 0 && !F.zctx && (F.zctx = ZSTD_createCCtx_advanced(zstd_mem)) != NULL)

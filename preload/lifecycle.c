@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pymem/env.h"
 #include "aggregate.h"
 #include "buffer.h"
 #include "pressure.h"
@@ -135,21 +136,21 @@ static bool env_flag(const char *name)
 
 static void read_config(void)
 {
-    C.follow_fork = env_flag("PYMEM_FOLLOW_FORK");
+    C.follow_fork = env_flag(PM_ENV_FOLLOW_FORK);
     /* Copied: the program may change its environment before it forks.
      * Made absolute now, in the directory the run started in: a child that
      * changes directory first (a server's --chdir) still writes beside its
      * parent. The run's directory is handed down (PYMEM_DIR) for the default
      * names too. */
     char cwd[PATH_MAX];
-    const char *dir = getenv("PYMEM_DIR");
+    const char *dir = getenv(PM_ENV_DIR);
     if (!dir || *dir != '/') {
         dir = getcwd(cwd, sizeof cwd) ? cwd : NULL;
         if (dir)
-            setenv("PYMEM_DIR", dir, 1);
+            setenv(PM_ENV_DIR, dir, 1);
     }
     snprintf(C.dir, sizeof C.dir, "%s", dir ? dir : ".");
-    const char *output = getenv("PYMEM_OUTPUT");
+    const char *output = getenv(PM_ENV_OUTPUT);
     C.output = NULL;
     if (output && *output) {
         int n = output[0] == '/' ? snprintf(C.output_copy, sizeof C.output_copy, "%s", output)
@@ -157,49 +158,49 @@ static void read_config(void)
         if (n > 0 && (size_t)n < sizeof C.output_copy)
             C.output = C.output_copy;
     }
-    const char *depth = getenv("PYMEM_STACK_DEPTH");
+    const char *depth = getenv(PM_ENV_STACK_DEPTH);
     C.stack_depth = depth ? atoi(depth) : PM_STACK_DEPTH_DEFAULT;
     if (C.stack_depth < 1 || C.stack_depth > PM_STACK_DEPTH_MAX)
         C.stack_depth = PM_STACK_DEPTH_DEFAULT;
     /* PYMEM_NATIVE=1: native frames on C allocations (malloc, mmap);
      * PYMEM_NATIVE=all: on Python's object allocations too. */
-    C.native = env_flag("PYMEM_NATIVE");
-    const char *native = getenv("PYMEM_NATIVE");
+    C.native = env_flag(PM_ENV_NATIVE);
+    const char *native = getenv(PM_ENV_NATIVE);
     C.native_all = native && !strcmp(native, "all");
     /* PYMEM_PYTHON_ALLOCATORS=0: Python's allocator domains are not hooked. */
-    const char *objects = getenv("PYMEM_PYTHON_ALLOCATORS");
+    const char *objects = getenv(PM_ENV_PYTHON_ALLOCATORS);
     C.python_allocators = !objects || strcmp(objects, "0") != 0;
-    const char *ndepth = getenv("PYMEM_NATIVE_DEPTH");
+    const char *ndepth = getenv(PM_ENV_NATIVE_DEPTH);
     C.native_depth = ndepth ? atoi(ndepth) : PM_NATIVE_DEPTH_DEFAULT;
     if (C.native_depth < 1 || C.native_depth > PM_NATIVE_DEPTH_MAX)
         C.native_depth = PM_NATIVE_DEPTH_DEFAULT;
     /* PYMEM_SAMPLE=BYTES: mean bytes between samples (any non-number, as
      * "1" from a bare flag, means the default). */
-    const char *sample = getenv("PYMEM_SAMPLE");
+    const char *sample = getenv(PM_ENV_SAMPLE);
     C.sample = 0;
     if (sample && *sample && strcmp(sample, "0") != 0) {
         char *end;
         unsigned long long v = strtoull(sample, &end, 10);
         C.sample = *end || v < 2 ? PM_SAMPLE_DEFAULT : v;
     }
-    const char *seed = getenv("PYMEM_SAMPLE_SEED");
+    const char *seed = getenv(PM_ENV_SAMPLE_SEED);
     C.sample_seed = seed ? strtoull(seed, NULL, 10) : 0;
     /* PYMEM_AGGREGATE=1: totals per site at snapshots instead of events
      * (aggregate.h). */
-    C.aggregate = env_flag("PYMEM_AGGREGATE");
-    const char *every = getenv("PYMEM_SNAPSHOT_EVERY");
+    C.aggregate = env_flag(PM_ENV_AGGREGATE);
+    const char *every = getenv(PM_ENV_SNAPSHOT_EVERY);
     double secs = every ? strtod(every, NULL) : 0;
     C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
     /* PYMEM_OOM_SNAPSHOT=PERCENT of the memory limit in use that takes the
      * "oom" snapshot (default 90; 0: none); PYMEM_MEMORY_LIMIT=BYTES: the
      * limit, for the process's RSS, where pymem cannot see it. */
-    const char *oom = getenv("PYMEM_OOM_SNAPSHOT");
-    C.oom_percent = oom && *oom ? atoi(oom) : 90;
+    const char *oom = getenv(PM_ENV_OOM_SNAPSHOT);
+    C.oom_percent = oom && *oom ? atoi(oom) : PM_OOM_PERCENT_DEFAULT;
     if (C.oom_percent < 0 || C.oom_percent > 99)
-        C.oom_percent = 90;
-    const char *limit = getenv("PYMEM_MEMORY_LIMIT");
+        C.oom_percent = PM_OOM_PERCENT_DEFAULT;
+    const char *limit = getenv(PM_ENV_MEMORY_LIMIT);
     C.memory_limit = limit ? strtoull(limit, NULL, 10) : 0;
-    const char *sig = getenv("PYMEM_SIGNALS");
+    const char *sig = getenv(PM_ENV_SIGNALS);
     C.handle_sigterm = !sig || strcmp(sig, "0") != 0;
 }
 
@@ -365,7 +366,7 @@ static void activate(bool child, bool reexec, bool forked)
     if (!forked) {
         char self[24];
         snprintf(self, sizeof self, "%d", (int)getpid());
-        setenv("PYMEM_STARTED", self, 1);
+        setenv(PM_ENV_STARTED, self, 1);
     }
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);
@@ -465,15 +466,15 @@ void pm_lifecycle_load(void)
     read_config();
     C.python = pm_pyhooks_present();
     if (C.python || C.native) {
-        const char *root = getenv("PYMEM_ROOT_PID");
+        const char *root = getenv(PM_ENV_ROOT_PID);
         bool child = root && atoi(root) != (int)getpid();
         bool record = !child || C.follow_fork;
         if (!root) {
             char pid[24];
             snprintf(pid, sizeof pid, "%d", (int)getpid());
-            setenv("PYMEM_ROOT_PID", pid, 1);
+            setenv(PM_ENV_ROOT_PID, pid, 1);
         }
-        const char *started = getenv("PYMEM_STARTED");
+        const char *started = getenv(PM_ENV_STARTED);
         bool reexec = started && atoi(started) == (int)getpid();
         if (record)
             activate(child, reexec, false);

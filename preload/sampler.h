@@ -23,7 +23,7 @@
 #include "buffer.h"
 #include "thread.h"
 
-#define PM_SAMPLE_DEFAULT (512u * 1024u)
+/* the default mean: pymem/env.h */
 
 /* Mean bytes between samples; 0 when every allocation is recorded. */
 extern uint64_t pm_sample_mean;

@@ -17,11 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pymem/env.h"
+
 struct pm_buffer;
 struct pm_stackcache;
 
-#define PM_STACK_DEPTH_DEFAULT 128
-#define PM_STACK_DEPTH_MAX 1024
+/* depth bounds and defaults: pymem/env.h */
 
 struct pm_stackcache *pm_stackcache_new(void);
 void pm_stackcache_clear(struct pm_stackcache *c);

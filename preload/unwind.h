@@ -11,8 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PM_NATIVE_DEPTH_DEFAULT 64
-#define PM_NATIVE_DEPTH_MAX 256
+#include "pymem/env.h"
+
+/* depth bounds and defaults: pymem/env.h */
 
 /* Loads libunwind and turns its per-thread cache on. Call once, from the
  * constructor with the guard set. False (with one warning) if it cannot. */
