@@ -111,6 +111,7 @@ struct pm_capture {
     uint32_t stream_cap;
     struct pm_merge merge;
     int passes; /* replays so far (the progress line counts them) */
+    bool split_threads; /* set by a report: replays keep each thread's points apart */
     char error[600];
 };
 

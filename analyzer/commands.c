@@ -41,9 +41,9 @@ static int first_pass(struct pm_capture *c, struct pm_replay *r, const char *pat
                       const char *const *names, int count, bool split_threads)
 {
     memset(r, 0, sizeof *r);
-    r->split_threads = split_threads;
     if (pm_capture_open(c, path))
         return error(c);
+    c->split_threads = split_threads;
     if (peak || exit || count ? pm_replay_named(r, c, peak, exit, names, count, NULL, NULL)
                               : pm_replay_run(r, c, NULL, 0, NULL, NULL))
         return error(c);

@@ -333,12 +333,10 @@ static int run(struct pm_replay *r, struct pm_capture *cap)
     return finish(r, cap);
 }
 
-/* `split_threads`, set by the caller before the pass, stays. */
 static int start(struct pm_replay *r, struct pm_capture *cap)
 {
-    bool split = r->split_threads;
     memset(r, 0, sizeof *r);
-    r->split_threads = split;
+    r->split_threads = cap->split_threads;
     r->cap = cap;
     pm_point_reset(&r->state, UINT64_MAX, 0);
     if (pm_live_init(&r->live)) {

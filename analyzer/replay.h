@@ -67,7 +67,7 @@ struct pm_replay {
     uint32_t snapshots_seen;
     struct pm_point *points[4]; /* those kept: what the live table's observer feeds */
     int point_count;
-    bool split_threads; /* kept points keep each thread apart (flamegraph --split-threads) */
+    bool split_threads; /* kept points keep each thread apart (from the capture's) */
     /* aggregated capture: the state the STATES records set so far (all of
      * it: there is no live table) */
     struct pm_point state;
