@@ -6,6 +6,7 @@
 #define PMA_GROW_H
 
 #include <stdlib.h>
+#include <string.h>
 
 static inline int pm_grow(void *array, size_t *cap, size_t elem_size, size_t need, size_t first)
 {
@@ -19,6 +20,17 @@ static inline int pm_grow(void *array, size_t *cap, size_t elem_size, size_t nee
         return -1;
     *(void **)array = p;
     *cap = n;
+    return 0;
+}
+
+/* pm_grow for a table indexed by id: the new elements are zeroed (0 means
+ * "not known yet" in such tables). */
+static inline int pm_grow_zeroed(void *array, size_t *cap, size_t elem_size, size_t need, size_t first)
+{
+    size_t old = *cap;
+    if (pm_grow(array, cap, elem_size, need, first))
+        return -1;
+    memset((char *)*(void **)array + old * elem_size, 0, (*cap - old) * elem_size);
     return 0;
 }
 

@@ -61,18 +61,9 @@ static bool own_path(const struct lines *L, const char *path)
 
 static bool own_file(struct lines *L, uint32_t file)
 {
-    if (file >= L->own_cap) {
-        size_t cap = L->own_cap ? L->own_cap : 256;
-        while (cap <= file)
-            cap *= 2;
-        uint8_t *o = realloc(L->own, cap);
-        if (!o) {
-            L->oom = true;
-            return false;
-        }
-        memset(o + L->own_cap, 0, cap - L->own_cap);
-        L->own = o;
-        L->own_cap = cap;
+    if (pm_grow_zeroed(&L->own, &L->own_cap, 1, (size_t)file + 1, 256)) {
+        L->oom = true;
+        return false;
     }
     if (!L->own[file])
         L->own[file] = own_path(L, pm_stacks_string(&L->c->stacks, file)) ? 1 : 2;
@@ -123,18 +114,9 @@ static size_t line_of(struct lines *L, uint32_t stack)
     /* An id the capture never defined (a damaged file) sizes nothing. */
     if (stack >= L->c->stacks.node_cap)
         return SIZE_MAX;
-    if (stack >= L->node_cap) {
-        size_t cap = L->node_cap ? L->node_cap : 1024;
-        while (cap <= stack)
-            cap *= 2;
-        uint32_t *b = realloc(L->by_node, cap * sizeof *b);
-        if (!b) {
-            L->oom = true;
-            return SIZE_MAX;
-        }
-        memset(b + L->node_cap, 0, (cap - L->node_cap) * sizeof *b);
-        L->by_node = b;
-        L->node_cap = cap;
+    if (pm_grow_zeroed(&L->by_node, &L->node_cap, sizeof *L->by_node, (size_t)stack + 1, 1024)) {
+        L->oom = true;
+        return SIZE_MAX;
     }
     if (L->by_node[stack])
         return L->by_node[stack] == UINT32_MAX ? SIZE_MAX : L->by_node[stack] - 1;

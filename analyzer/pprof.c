@@ -118,17 +118,8 @@ struct pprof {
 
 static struct sample *sample_of(struct pprof *P, uint32_t canon, uint32_t stack)
 {
-    if (canon >= P->canon_cap) {
-        size_t cap = P->canon_cap ? P->canon_cap : 4096;
-        while (cap <= canon)
-            cap *= 2;
-        uint32_t *m = realloc(P->by_canon, cap * sizeof *m);
-        if (!m)
-            return NULL;
-        memset(m + P->canon_cap, 0, (cap - P->canon_cap) * sizeof *m);
-        P->by_canon = m;
-        P->canon_cap = cap;
-    }
+    if (pm_grow_zeroed(&P->by_canon, &P->canon_cap, sizeof *P->by_canon, (size_t)canon + 1, 4096))
+        return NULL;
     if (P->by_canon[canon])
         return &P->v[P->by_canon[canon] - 1];
     if (pm_grow(&P->v, &P->cap, sizeof *P->v, P->n + 1, 1024))
@@ -183,18 +174,9 @@ static int64_t literal(struct strings *S, const char *text)
 
 static int64_t string_of(struct strings *S, const struct pm_capture *c, uint32_t id)
 {
-    if (id >= S->map_cap) {
-        size_t cap = S->map_cap ? S->map_cap : 1024;
-        while (cap <= id)
-            cap *= 2;
-        uint32_t *m = realloc(S->map, cap * sizeof *m);
-        if (!m) {
-            S->table.oom = true;
-            return 0;
-        }
-        memset(m + S->map_cap, 0, (cap - S->map_cap) * sizeof *m);
-        S->map = m;
-        S->map_cap = cap;
+    if (pm_grow_zeroed(&S->map, &S->map_cap, sizeof *S->map, (size_t)id + 1, 1024)) {
+        S->table.oom = true;
+        return 0;
     }
     if (!S->map[id])
         S->map[id] = (uint32_t)literal(S, pm_stacks_string(&c->stacks, id));

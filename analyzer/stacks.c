@@ -340,17 +340,8 @@ static bool library_string(struct pm_stacks *s, uint32_t file)
     /* Ids are dense; one far out (a damaged capture) is not worth a table. */
     if (file >= (1u << 24))
         return pm_path_is_library(pm_stacks_string(s, file));
-    if (file >= s->library_memo_cap) {
-        uint32_t cap = s->library_memo_cap ? s->library_memo_cap : 256;
-        while (cap <= file)
-            cap *= 2;
-        uint8_t *m = realloc(s->library_memo, cap);
-        if (!m)
-            return false;
-        memset(m + s->library_memo_cap, 0, cap - s->library_memo_cap);
-        s->library_memo = m;
-        s->library_memo_cap = cap;
-    }
+    if (pm_grow_zeroed(&s->library_memo, &s->library_memo_cap, 1, (size_t)file + 1, 256))
+        return false;
     if (!s->library_memo[file])
         s->library_memo[file] = pm_path_is_library(pm_stacks_string(s, file)) ? 1 : 2;
     return s->library_memo[file] == 1;

@@ -59,7 +59,7 @@ struct pm_stacks {
     uint32_t nodes_read, strings_read; /* definitions read: they bound the ids */
     uint64_t file_size;         /* of the capture, when known: it bounds them too */
     uint8_t *library_memo;      /* string id -> 1 a library's file, 2 the program's, 0 unknown */
-    uint32_t library_memo_cap;
+    size_t library_memo_cap;
     uint32_t *chain;            /* scratch for pm_stacks_canon's walk */
     size_t chain_cap;
 };

@@ -54,13 +54,9 @@ static uint64_t time_of(const struct temps *T, uint64_t seq)
 
 static struct recent *recent_of(struct temps *T, uint16_t thread)
 {
-    if (thread >= T->recent_cap) {
-        size_t old = T->recent_cap;
-        if (pm_grow(&T->recent, &T->recent_cap, sizeof *T->recent, (size_t)thread + 1, 64)) {
-            T->oom = true;
-            return NULL;
-        }
-        memset(T->recent + old, 0, (T->recent_cap - old) * sizeof *T->recent);
+    if (pm_grow_zeroed(&T->recent, &T->recent_cap, sizeof *T->recent, (size_t)thread + 1, 64)) {
+        T->oom = true;
+        return NULL;
     }
     struct recent *x = &T->recent[thread];
     if (!x->addr && !(x->addr = calloc(T->gap, sizeof *x->addr)))
