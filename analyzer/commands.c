@@ -138,10 +138,7 @@ struct collect {
 static int on_stop(void *ctx, size_t i, struct pm_replay *r)
 {
     struct collect *k = ctx;
-    if (r->cap->aggregated ? pm_sites_collect_point(k->at[i].sites, &r->cap->stacks, &r->live, &r->state,
-                                                    k->main_seq, k->at[i].slot)
-                           : pm_sites_collect(k->at[i].sites, &r->cap->stacks, &r->live, k->main_seq,
-                                              k->at[i].slot)) {
+    if (pm_sites_collect_replay(k->at[i].sites, r, k->main_seq, k->at[i].slot)) {
         snprintf(r->cap->error, sizeof r->cap->error, "%s: out of memory", r->cap->path);
         return -1;
     }

@@ -298,9 +298,7 @@ static int series_stop(void *ctx, size_t i, struct pm_replay *r)
     pm_sites_filter(&sites, sp->like->view, sp->like->domains);
     sites.sample_bytes = sp->like->sample_bytes;
     sites.split_threads = sp->like->split_threads;
-    int rc = r->cap->aggregated
-                 ? pm_sites_collect_point(&sites, &r->cap->stacks, &r->live, &r->state, sp->main_seq, 1)
-                 : pm_sites_collect(&sites, &r->cap->stacks, &r->live, sp->main_seq, 1);
+    int rc = pm_sites_collect_replay(&sites, r, sp->main_seq, 1);
     int64_t v[MAX_CHECKPOINTS + 1] = {0};
     for (size_t k = 0; !rc && k < sites.n; k++) {
         if (sites.v[k].bytes[1] <= 0)

@@ -293,6 +293,13 @@ int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const s
     return collect(s, stacks, live, p->seq, p, main_seq, slot);
 }
 
+int pm_sites_collect_replay(struct pm_sites *s, struct pm_replay *r, uint64_t main_seq, int slot)
+{
+    if (r->cap->aggregated)
+        return pm_sites_collect_point(s, &r->cap->stacks, &r->live, &r->state, main_seq, slot);
+    return pm_sites_collect(s, &r->cap->stacks, &r->live, main_seq, slot);
+}
+
 const char *const pm_domain_names[PM_DOMAIN_COUNT] = {"malloc", "pyraw", "pymem", "pyobj", "mmap"};
 
 int pm_domains_parse(const char *list, unsigned *out)

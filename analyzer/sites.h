@@ -69,6 +69,11 @@ void pm_sites_filter(struct pm_sites *s, enum pm_view view, unsigned domains);
 int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
                      uint64_t main_seq, int slot);
 
+/* What a replay holds now, at one of its stops: its live table, or in an
+ * aggregated capture the state the STATES records set. */
+struct pm_replay;
+int pm_sites_collect_replay(struct pm_sites *s, struct pm_replay *r, uint64_t main_seq, int slot);
+
 /* The same for a past point of a single pass: the entries of `live`
  * allocated by then and what `p` summed of those freed since. */
 int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,

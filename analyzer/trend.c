@@ -170,9 +170,7 @@ static int on_stop(void *ctx, size_t i, struct pm_replay *r)
     pm_sites_init(&sites, t->by);
     pm_sites_filter(&sites, t->o->view, t->o->domains);
     sites.sample_bytes = t->c->sample_bytes;
-    int rc = r->cap->aggregated
-                 ? pm_sites_collect_point(&sites, &t->c->stacks, &r->live, &r->state, t->main_seq, 1)
-                 : pm_sites_collect(&sites, &t->c->stacks, &r->live, t->main_seq, 1);
+    int rc = pm_sites_collect_replay(&sites, r, t->main_seq, 1);
     uint32_t label = t->stop_label[i];
     for (size_t k = 0; !rc && k < sites.n; k++) {
         const struct pm_site *y = &sites.v[k];
