@@ -27,13 +27,14 @@ endif
 # The preload runs inside other programs' malloc: hidden symbols, initial-exec
 # TLS (no __tls_get_addr on the hot path), and no builtin that could turn our
 # own code into a call to malloc or calloc.
-PRELOAD_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+PRELOAD_CFLAGS := $(BASE_CFLAGS) -Ipreload -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free \
 	-fno-omit-frame-pointer -pthread
 ifneq ($(PRELOAD_SAN),)
 PRELOAD_CFLAGS += $(SAN_FLAGS)
 endif
-PRELOAD_SRCS := $(wildcard preload/*.c)
+# Layers, lowest first (HACKING.md, "Layers"): base, io, stacks, core, entry.
+PRELOAD_SRCS := $(wildcard preload/*/*.c)
 PRELOAD_OBJS := $(PRELOAD_SRCS:preload/%.c=$(BUILD)/preload/%.o)
 
 # The replay loop is the analyzer's cost: -O3 reads server captures ~10% faster
@@ -58,7 +59,7 @@ $(DEPS_STAMP): scripts/install-deps.sh
 	@sh scripts/install-deps.sh
 	@touch $@
 
-$(BUILD)/preload/%.o: preload/%.c $(wildcard preload/*.h preload/*.def include/pymem/*.h) | $(DEPS_STAMP)
+$(BUILD)/preload/%.o: preload/%.c $(wildcard preload/*/*.h preload/*/*.def include/pymem/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
 

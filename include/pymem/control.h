@@ -28,8 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pymem/format.h"
+
 #define PM_CONTROL_DIR "pymem-%u" /* uid */
-#define PM_CONTROL_LABEL_MAX 200u /* labels are cut there, as in the capture */
+#define PM_CONTROL_LABEL_MAX PM_LABEL_MAX /* labels are cut there, as in the capture */
 
 /* The control directory's path for `uid`, from $TMPDIR as `tmpdir` gives it
  * (NULL or "" for /tmp). */

@@ -223,6 +223,13 @@ enum pm_end_reason {
 
 /* Largest encoded event record: tag + 4 varints of at most 10 bytes. */
 #define PM_EVENT_MAX_BYTES 41u
+/* Snapshot labels are cut at this many bytes (by the writer; a reader cuts
+ * a longer one too). */
+#define PM_LABEL_MAX 200u
+/* Largest SNAPSHOT record: tag, 3 varints, the label and its length. */
+#define PM_SNAPSHOT_MAX_BYTES (33u + PM_LABEL_MAX)
+/* Largest entry of a STATES or PEAK record: 6 varints. */
+#define PM_ENTRY_MAX_BYTES 60u
 
 static inline size_t pm_put_varint(uint8_t *p, uint64_t v)
 {

@@ -1,6 +1,6 @@
 /*
  * builder: writes synthetic captures for the analyzer's tests, record by
- * record, with the encodings of include/pymem/format.h. Each stream's records
+ * record, with the preload's encoders (include/pymem/encode.h). Each stream's records
  * collect in the current chunk; changing stream (or b_flush) writes it out.
  */
 #ifndef PM_TEST_BUILDER_H
@@ -9,12 +9,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "pymem/encode.h"
+
 struct builder {
     FILE *f;
     uint8_t buf[1 << 16];
     size_t n;
     uint32_t stream; /* of the open chunk; 0 = control */
-    uint64_t last_seq[16], last_addr[16], last_stack[16];
+    struct pm_deltas deltas[16]; /* per stream */
 };
 
 void b_open(struct builder *b, const char *path);

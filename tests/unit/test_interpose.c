@@ -18,9 +18,9 @@
 
 #include "capture.h"
 #include "pymem/format.h"
-#include "recorder.h"
-#include "thread.h"
-#include "writer.h"
+#include "core/recorder.h"
+#include "base/thread.h"
+#include "io/writer.h"
 
 #define MAX_WATCHED 16
 

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "../../preload/pyframes.c"
+#include "../../preload/stacks/pyframes.c"
 
 static int failures;
 

@@ -18,10 +18,10 @@
 
 #include "capture.h"
 #include "pymem/format.h"
-#include "recorder.h"
+#include "core/recorder.h"
 #include "replay.h"
-#include "thread.h"
-#include "writer.h"
+#include "base/thread.h"
+#include "io/writer.h"
 
 #define ROUNDS 100000
 #define KEPT 50000
@@ -71,7 +71,7 @@ static void concurrent_producers_lose_nothing(void **state)
     pm_clock_start();
     assert_int_equal(pm_writer_open(path, kv, false), 0);
     atomic_store(&pm_state, PM_STATE_ON);
-    assert_true(pm_writer_start(0));
+    assert_true(pm_writer_start(0, false));
 
     pthread_t t[2 * PAIRS];
     struct role roles[2 * PAIRS];

@@ -2,7 +2,7 @@
  * pressure: the memory limit and its use (contract in pressure.h).
  */
 #define _GNU_SOURCE
-#include "pressure.h"
+#include "io/pressure.h"
 
 #include <fcntl.h>
 #include <stdio.h>

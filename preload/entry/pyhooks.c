@@ -5,7 +5,8 @@
  * hooks leave errno as the allocator under them left it.
  */
 #define _GNU_SOURCE
-#include "pyhooks.h"
+#include "base/warn.h"
+#include "entry/pyhooks.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,13 +16,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "pyframes.h"
+#include "stacks/pyframes.h"
 #include "pymem/format.h"
-#include "recorder.h"
-#include "recycled.h"
-#include "stacks.h"
-#include "thread.h"
-#include "writer.h"
+#include "core/recorder.h"
+#include "core/recycled.h"
+#include "stacks/stacks.h"
+#include "base/thread.h"
+#include "io/writer.h"
 
 typedef struct pyobject PyObject;
 typedef ssize_t Py_ssize_t;
@@ -197,14 +198,13 @@ static void *py_malloc(void *ctx, size_t size)
             pm_thread.recording = PM_PROBE_REACHED;
         return d->prev.malloc(d->prev.ctx, size);
     }
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     void *p = d->prev.malloc(d->prev.ctx, size);
-    int saved = errno; /* the allocator's; recording must not change it */
+    pm_guard_take_errno(&g); /* the allocator's; recording must not change it */
     if (p)
         pm_on_alloc(p, size, d->domain);
     pm_thread.last_py_alloc = p;
-    pm_thread.guard = 0;
-    errno = saved;
+    pm_guard_leave(&g);
     return p;
 }
 
@@ -213,15 +213,14 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     struct domain_ctx *d = ctx;
     if (!layer_records(d))
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
-    int saved = errno;
+    pm_guard_take_errno(&g);
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
         pm_on_alloc(p, total, d->domain);
     pm_thread.last_py_alloc = p;
-    pm_thread.guard = 0;
-    errno = saved;
+    pm_guard_leave(&g);
     return p;
 }
 
@@ -233,20 +232,18 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
     struct domain_ctx *d = ctx;
     if (!layer_records(d))
         return d->prev.realloc(d->prev.ctx, ptr, size);
-    pm_thread.guard = 1;
-    int saved = errno;
+    struct pm_guard g = pm_guard_enter();
     if (ptr)
         pm_on_free(ptr);
-    errno = saved;
+    errno = g.err;
     void *p = d->prev.realloc(d->prev.ctx, ptr, size);
-    saved = errno;
+    pm_guard_take_errno(&g);
     if (p)
         pm_on_alloc(p, size, d->domain);
     else if (ptr)
         pm_on_alloc(ptr, 0, d->domain);
     pm_thread.last_py_alloc = p;
-    pm_thread.guard = 0;
-    errno = saved;
+    pm_guard_leave(&g);
     return p;
 }
 
@@ -261,21 +258,20 @@ static void py_free(void *ctx, void *ptr)
         d->prev.free(d->prev.ctx, ptr);
         return;
     }
-    pm_thread.guard = 1;
-    int saved = errno;
+    struct pm_guard g = pm_guard_enter();
     pm_on_free(ptr);
-    errno = saved;
+    errno = g.err;
     d->prev.free(d->prev.ctx, ptr);
-    pm_thread.guard = 0;
+    pm_guard_leave(&g);
 }
 
 static void snapshot(int kind, const char *label)
 {
-    if (!pm_recorder_on() || pm_thread.guard)
+    if (!pm_run_on() || pm_thread.guard)
         return;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     pm_record_snapshot(kind, label);
-    pm_thread.guard = 0;
+    pm_guard_leave(&g);
 }
 
 static PyObject *mod_snapshot(PyObject *self, PyObject *args)
@@ -299,7 +295,7 @@ static PyObject *mod_capture_path(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    if (pm_state == PM_STATE_DORMANT || !*pm_writer_path())
+    if (pm_run_state() == PM_STATE_DORMANT || !*pm_writer_path())
         return api.BuildValue("");
     return api.BuildValue("s", pm_writer_path());
 }
@@ -308,7 +304,7 @@ static PyObject *mod_recording(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return api.BuildValue("i", pm_recorder_on());
+    return api.BuildValue("i", pm_run_on());
 }
 
 static PyObject *at_exit(PyObject *self, PyObject *unused)
@@ -448,15 +444,15 @@ static bool is_layer(int i, const void *ctx)
 /* Whether an allocation through `a` reaches one of pymem's layers. */
 static bool reaches_pymem(const PyMemAllocatorEx *a)
 {
-    int saved_guard = pm_thread.guard, saved = pm_thread.recording;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
+    int saved = pm_thread.recording;
     pm_thread.recording = PM_IN_PYPROBE;
     void *p = a->malloc(a->ctx, 1);
     bool reached = pm_thread.recording == PM_PROBE_REACHED;
     pm_thread.recording = saved;
     if (p)
         a->free(a->ctx, p);
-    pm_thread.guard = saved_guard;
+    pm_guard_leave(&g);
     return reached;
 }
 
@@ -469,7 +465,7 @@ static bool reaches_pymem(const PyMemAllocatorEx *a)
  * recording. */
 static void check_layers(void)
 {
-    if (!objects_wanted || finishing || !pm_recorder_on())
+    if (!objects_wanted || finishing || !pm_run_on())
         return;
     /* Marked in the capture, so that what tracemalloc saw can be compared
      * with what pymem saw since (pymem leaks --since tracemalloc-start). */
@@ -486,13 +482,12 @@ static void check_layers(void)
             static const char *const names[3] = {"pyraw", "pymem", "pyobj"};
             if (!strstr(lost, names[i])) {
                 snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%s", *lost ? "," : "", names[i]);
-                pm_thread.guard = 1;
+                struct pm_guard g = pm_guard_enter();
                 pm_writer_meta("python_lost", lost);
-                fprintf(stderr,
-                        "pymem: CPython's %s allocator was replaced by one that does not reach pymem; "
-                        "what it allocated meanwhile was not recorded\n",
+                pm_warn("CPython's %s allocator was replaced by one that does not reach pymem; "
+                        "what it allocated meanwhile was not recorded",
                         names[i]);
-                pm_thread.guard = 0;
+                pm_guard_leave(&g);
             }
         }
         push_layer(i);
@@ -525,8 +520,7 @@ static void install_early(void)
         if (recycled_on)
             pm_writer_meta("recycled", "reftracer");
     } else {
-        fprintf(stderr, "pymem: Python %s is not supported for call stacks; recording without them\n",
-                short_version);
+        pm_warn("Python %s is not supported for call stacks; recording without them", short_version);
     }
     /* Blocks Python's allocator holds before pymem sees its domains: what
      * can be freed without having been recorded (frees of a sampled capture
@@ -546,10 +540,9 @@ static void install_early(void)
  * the process allocates is only counted (pm_pyhooks_count_after_end). */
 static void end_with_interpreter(void)
 {
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     pm_writer_finish(PM_END_EXIT, 0);
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
     pm_pyhooks_finalised = true;
 }
 
@@ -566,10 +559,9 @@ static int audit_hook(const char *event, PyObject *args, void *data);
 static void after_finalize(void)
 {
     relay = false;
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     pm_writer_checkpoint(PM_END_EXIT);
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
     if (api.AddAuditHook(audit_hook, NULL) == 0)
         between = true;
     else
@@ -624,7 +616,7 @@ static int audit_hook(const char *event, PyObject *args, void *data)
     if (between)
         new_lifetime();
     if (!allocators_in) {
-        if (!pm_recorder_on())
+        if (!pm_run_on())
             return 0;
         install_early();
     }

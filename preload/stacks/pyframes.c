@@ -3,7 +3,8 @@
  * pyframes.h). Runs inside malloc: no allocation, no locks, no stdio.
  */
 #define _GNU_SOURCE
-#include "pyframes.h"
+#include "base/warn.h"
+#include "stacks/pyframes.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -69,13 +70,11 @@ static inline const void *ob_type(const void *obj)
 
 _Atomic(pm_walk_fn) pm_pyframes_walker;
 
-/* Runs inside malloc: one write(2), then stacks stay empty. */
+/* Runs inside malloc: one warning, then stacks stay empty. */
 static void layout_mismatch(void)
 {
-    static const char msg[] = "pymem: this Python's frames do not have the expected layout; "
-                              "recording without call stacks\n";
     if (atomic_exchange(&pm_pyframes_walker, NULL))
-        (void)!write(2, msg, sizeof msg - 1);
+        pm_warn("this Python's frames do not have the expected layout; recording without call stacks");
 }
 
 /* The walk, written once and instantiated per layout below with the layout

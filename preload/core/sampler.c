@@ -4,7 +4,7 @@
  * taken only for sampled blocks and for frees whose filter slot is set.
  */
 #define _GNU_SOURCE
-#include "sampler.h"
+#include "core/sampler.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hash.h"
-#include "rawmem.h"
-#include "thread.h"
+#include "base/hash.h"
+#include "base/rawmem.h"
+#include "base/thread.h"
 
 uint64_t pm_sample_mean;
 static uint64_t seed_base;

@@ -4,14 +4,15 @@
  * the one warning at start-up.
  */
 #define _GNU_SOURCE
-#include "unwind.h"
+#include "base/warn.h"
+#include "stacks/unwind.h"
 
 #include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "thread.h"
+#include "base/thread.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -60,8 +61,7 @@ bool pm_unwind_init(void)
     dl_iterate_phdr(find_own, (void *)(uintptr_t)pm_unwind_init);
     void *h = dlopen(PM_LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        fprintf(stderr, "pymem: cannot load %s (%s): recording without native stacks\n",
-                PM_LIBUNWIND_SONAME, dlerror());
+        pm_warn("cannot load %s (%s): recording without native stacks", PM_LIBUNWIND_SONAME, dlerror());
         return false;
     }
     backtrace_fn = (int (*)(void **, int))dlsym(h, "unw_backtrace");
@@ -70,8 +70,7 @@ bool pm_unwind_init(void)
     int (*set_size)(unw_addr_space_t, size_t, int) = (int (*)(unw_addr_space_t, size_t, int))dlsym(h, SYM(unw_set_cache_size));
     unw_addr_space_t *local_as = (unw_addr_space_t *)dlsym(h, SYM(unw_local_addr_space));
     if (!backtrace_fn) {
-        fprintf(stderr, "pymem: %s has no unw_backtrace: recording without native stacks\n",
-                PM_LIBUNWIND_SONAME);
+        pm_warn("%s has no unw_backtrace: recording without native stacks", PM_LIBUNWIND_SONAME);
         return false;
     }
     /* Per-thread caches: no lock shared between threads while unwinding. */

@@ -5,7 +5,8 @@
  * only, warnings through write(2).
  */
 #define _GNU_SOURCE
-#include "capture_file.h"
+#include "base/warn.h"
+#include "io/capture_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,10 +24,10 @@
 #include <unistd.h>
 
 #include "pymem/env.h"
-#include "control.h"
-#include "pymem/format.h"
-#include "rawmem.h"
-#include "recorder.h"
+#include "io/control.h"
+#include "pymem/encode.h"
+#include "base/rawmem.h"
+#include "core/recorder.h"
 
 #define HIGH_FD 900
 /* A followed child's capture is created at its first pass after this long
@@ -61,12 +62,7 @@ static void warn_failure(const char *what, const char *why)
     if (F.warned)
         return;
     F.warned = true;
-    char msg[4400];
-    int n = snprintf(msg, sizeof msg,
-                     "pymem: cannot %s capture %s: %s; profiling stopped, the program continues\n",
-                     what, F.path, why);
-    if (n > 0)
-        (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    pm_warn("cannot %s capture %s: %s; profiling stopped, the program continues", what, F.path, why);
 }
 
 /* Writes all of iov, retrying EINTR and partial writes. 0 or an errno.
@@ -121,7 +117,7 @@ bool pm_file_give_up(const char *what, const char *why, bool ours)
     if (ours && F.fd >= 0)
         close(F.fd);
     F.fd = -1;
-    atomic_store(&pm_state, PM_STATE_DORMANT);
+    pm_run_stop();
     return false;
 }
 
@@ -228,25 +224,15 @@ bool pm_file_write_chunk(uint8_t kind, uint32_t stream, const void *p1, size_t n
 }
 
 
-static int put_string(uint8_t *p, size_t cap, size_t *at, const char *s)
-{
-    size_t len = strlen(s);
-    if (*at + len + 10 > cap)
-        return -1;
-    *at += pm_put_varint(p + *at, len);
-    memcpy(p + *at, s, len);
-    *at += len;
-    return 0;
-}
-
 /* Appends key/value pairs to the META payload kept for file creation. */
 static size_t add_meta(const char *const *kv)
 {
     size_t start = F.meta_len;
-    for (; kv[0] && kv[1]; kv += 2)
-        if (put_string(F.meta, sizeof F.meta, &F.meta_len, kv[0]) ||
-            put_string(F.meta, sizeof F.meta, &F.meta_len, kv[1]))
+    for (; kv[0] && kv[1]; kv += 2) {
+        if (F.meta_len + strlen(kv[0]) + strlen(kv[1]) + 20 > sizeof F.meta)
             break;
+        F.meta_len += pm_encode_meta_pair(F.meta + F.meta_len, kv[0], kv[1]);
+    }
     return start;
 }
 

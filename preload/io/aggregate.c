@@ -19,19 +19,18 @@
  * rawmem only; no stdio.
  */
 #define _GNU_SOURCE
-#include "aggregate.h"
+#include "io/aggregate.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "hash.h"
-#include "pymem/format.h"
-#include "rawmem.h"
+#include "base/hash.h"
+#include "pymem/encode.h"
+#include "base/rawmem.h"
 
 #define LIVE_INTERVAL_NS 100000000u
 #define ENTRIES_PER_RECORD 65536u
 #define EMIT_BYTES (4u << 20)
-#define ENTRY_MAX_BYTES 60u
 
 enum ev_type { EV_ALLOC, EV_FREE, EV_MUNMAP, EV_RETAG, EV_SNAPSHOT, EV_MAIN };
 
@@ -440,21 +439,15 @@ static bool out_room(size_t n)
     return reserve(&A.out, &A.out_bytes, A.nout + n);
 }
 
-static void put(uint64_t v)
+static uint64_t positive(int64_t v)
 {
-    A.nout += pm_put_varint(A.out + A.nout, v);
+    return v > 0 ? (uint64_t)v : 0;
 }
 
 static void put_entry(const struct key *k, const struct vals *v)
 {
-    put(k->stack);
-    put((uint64_t)k->domain << 1 | k->early);
-    put(v->bytes > 0 ? (uint64_t)v->bytes : 0);
-    put(v->count > 0 ? (uint64_t)v->count : 0);
-    if (A.rate) {
-        put((uint64_t)llround(v->var));
-        put(v->samples > 0 ? (uint64_t)v->samples : 0);
-    }
+    A.nout += pm_encode_entry(A.out + A.nout, k->stack, k->domain, k->early, positive(v->bytes),
+                              positive(v->count), A.rate != 0, (uint64_t)llround(v->var), positive(v->samples));
 }
 
 static bool same(const struct vals *a, const struct vals *b)
@@ -467,11 +460,7 @@ static bool put_live(uint64_t seq, uint64_t now_ns)
 {
     if (!out_room(48))
         return false;
-    A.out[A.nout++] = PM_TAG_LIVE;
-    put(seq);
-    put(now_ns);
-    put(A.live_bytes > 0 ? (uint64_t)A.live_bytes : 0);
-    put(A.live_blocks > 0 ? (uint64_t)A.live_blocks : 0);
+    A.nout += pm_encode_live(A.out + A.nout, seq, now_ns, positive(A.live_bytes), positive(A.live_blocks));
     A.live_written_bytes = A.live_bytes;
     A.live_written_blocks = A.live_blocks;
     return true;
@@ -488,11 +477,9 @@ static bool put_states(uint64_t seq, uint64_t now_ns)
             n += !same(&k->cur, &k->written);
         }
         if (n) {
-            if (!out_room(24 + n * ENTRY_MAX_BYTES))
+            if (!out_room(24 + n * PM_ENTRY_MAX_BYTES))
                 return false;
-            A.out[A.nout++] = PM_TAG_STATES;
-            put(seq);
-            put(n);
+            A.nout += pm_encode_states(A.out + A.nout, seq, n);
         }
         for (; i < j; i++) {
             struct key *k = &A.keys[A.dirty[i]];
@@ -519,15 +506,10 @@ static bool put_peak(void)
         size_t n = 0, j = i;
         for (; j < A.nkeys && n < ENTRIES_PER_RECORD; j++)
             n += !same(peak_value(&A.keys[j]), &A.keys[j].peak_written);
-        if (!out_room(48 + n * ENTRY_MAX_BYTES))
+        if (!out_room(48 + n * PM_ENTRY_MAX_BYTES))
             return false;
-        if (n || first) {
-            A.out[A.nout++] = PM_TAG_PEAK;
-            put(A.peak_seq);
-            put(A.peak_ns);
-            put(A.peak_bytes > 0 ? (uint64_t)A.peak_bytes : 0);
-            put(n);
-        }
+        if (n || first)
+            A.nout += pm_encode_peak(A.out + A.nout, A.peak_seq, A.peak_ns, positive(A.peak_bytes), n);
         first = false;
         for (; i < j; i++) {
             struct key *k = &A.keys[i];
@@ -547,11 +529,7 @@ static bool put_counters(uint64_t seq)
         return true; /* the writer counts a sampled capture's calls itself */
     if (!out_room(48))
         return false;
-    A.out[A.nout++] = PM_TAG_COUNTERS;
-    put(seq);
-    put(A.allocations);
-    put(A.alloc_bytes);
-    put(A.frees);
+    A.nout += pm_encode_counters(A.out + A.nout, seq, A.allocations, A.alloc_bytes, A.frees);
     return true;
 }
 

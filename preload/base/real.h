@@ -13,7 +13,7 @@
 
 struct pm_real {
 #define PM_HOOK(ret, name, params) ret(*name) params;
-#include "hooks.def"
+#include "base/hooks.def"
 #undef PM_HOOK
 };
 

@@ -7,7 +7,8 @@
  * Runs inside malloc: no allocation, no locks, no stdio.
  */
 #define _GNU_SOURCE
-#include "real.h"
+#include "base/warn.h"
+#include "base/real.h"
 
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -39,12 +40,11 @@ bool pm_real_resolve(void)
     resolving = 1;
     struct pm_real r;
 #define PM_HOOK(ret, name, params) r.name = (ret(*) params)dlsym(RTLD_NEXT, #name);
-#include "hooks.def"
+#include "base/hooks.def"
 #undef PM_HOOK
     resolving = 0;
     if (!r.malloc || !r.free || !r.calloc || !r.realloc || !r._exit) {
-        static const char msg[] = "pymem: cannot find the C library's malloc; aborting\n";
-        (void)!write(2, msg, sizeof msg - 1);
+        pm_warn("cannot find the C library's malloc; aborting");
         /* Nothing sane to forward to; continuing would crash later anyway. */
         syscall(SYS_exit_group, 127);
     }

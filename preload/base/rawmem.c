@@ -4,7 +4,7 @@
  * Runs inside malloc: no allocation, no locks, no stdio.
  */
 #define _GNU_SOURCE
-#include "rawmem.h"
+#include "base/rawmem.h"
 
 #include <stdatomic.h>
 #include <sys/mman.h>

@@ -17,7 +17,7 @@
  * handler that never returns) costs only the watermark of that pass.
  */
 #define _GNU_SOURCE
-#include "writer.h"
+#include "io/writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,17 +33,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aggregate.h"
-#include "buffer.h"
-#include "capture_file.h"
-#include "control.h"
+#include "io/aggregate.h"
+#include "io/buffer.h"
+#include "io/capture_file.h"
+#include "io/control.h"
 #include "pymem/control.h"
-#include "pymem/format.h"
-#include "pressure.h"
-#include "rawmem.h"
-#include "sampler.h"
-#include "recorder.h"
-#include "thread.h"
+#include "pymem/encode.h"
+#include "io/pressure.h"
+#include "base/rawmem.h"
+#include "core/sampler.h"
+#include "core/recorder.h"
+#include "base/thread.h"
 
 #define PASS_INTERVAL_NS 10000000u
 /* A pass that found this much to write is followed by the next one at once:
@@ -73,6 +73,7 @@ static struct {
     int periodic_taken;
     int oom_taken;
     uint64_t next_flush_ns;   /* aggregated mode: the next state written */
+    bool counters;            /* sampled mode: COUNTERS in every pass */
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER, .statm_fd = -1};
 
 const char *pm_writer_path(void)
@@ -166,7 +167,7 @@ static bool drain_compressed(struct pm_buffer *b)
     pthread_mutex_lock(&W.lock);
     bool ok = pm_file_write_chunk(PM_CHUNK_EVENTS, b->stream, W.stage, avail, NULL, 0, z);
     atomic_store(&b->writing, 0);
-    return ok && atomic_load(&pm_state) == PM_STATE_ON;
+    return ok && pm_run_state() == PM_STATE_ON;
 }
 
 /* Waits, lock held, until the writer thread has written what it took out of
@@ -218,7 +219,7 @@ static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
     uint64_t seq = atomic_fetch_add(&pm_seq, 1);
     if (pm_aggregate_on() && !pm_aggregate_note_snapshot(seq))
         pm_file_give_up("aggregate into", "out of memory", true);
-    return pm_encode_snapshot(rec, seq, kind, label);
+    return pm_encode_snapshot(rec, seq, kind, pm_now_ns(), label);
 }
 
 static bool thread_gone(pid_t tid)
@@ -303,7 +304,7 @@ static void pass(bool final, int end_reason, int end_detail)
             if ((drained = drain_all(final)) < 0)
                 return;
         }
-        bool closing = atomic_load(&pm_state) != PM_STATE_ON;
+        bool closing = pm_run_state() != PM_STATE_ON;
         bool flush = final || now >= W.next_flush_ns;
         if (flush)
             W.next_flush_ns = now + AGGREGATE_FLUSH_NS;
@@ -316,37 +317,21 @@ static void pass(bool final, int end_reason, int end_detail)
         if (!flush && !snapshots)
             return;
     }
-    if (pm_sample_mean) {
+    if (W.counters) {
         uint64_t allocations = 0, bytes = 0, frees = 0;
         for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next) {
             allocations += atomic_load_explicit(&b->allocations, memory_order_relaxed);
             bytes += atomic_load_explicit(&b->alloc_bytes, memory_order_relaxed);
             frees += atomic_load_explicit(&b->frees, memory_order_relaxed);
         }
-        rec[n++] = PM_TAG_COUNTERS;
-        n += pm_put_varint(rec + n, mark);
-        n += pm_put_varint(rec + n, allocations);
-        n += pm_put_varint(rec + n, bytes);
-        n += pm_put_varint(rec + n, frees);
+        n += pm_encode_counters(rec + n, mark, allocations, bytes, frees);
     }
-    rec[n++] = PM_TAG_TICK;
-    n += pm_put_varint(rec + n, mark);
-    n += pm_put_varint(rec + n, now);
-    n += pm_put_varint(rec + n, rss);
-    n += pm_put_varint(rec + n, pm_rawmem_bytes());
-    if (drained > 0) {
-        rec[n++] = PM_TAG_WATERMARK;
-        n += pm_put_varint(rec + n, mark);
-    }
-    if (final) {
-        rec[n++] = PM_TAG_END;
-        n += pm_put_varint(rec + n, atomic_load(&pm_seq));
-        n += pm_put_varint(rec + n, now);
-        n += pm_put_varint(rec + n, (uint64_t)end_reason);
-        n += pm_put_varint(rec + n, (uint64_t)end_detail);
-        n += pm_put_varint(rec + n, pm_rawmem_bytes());
-        n += pm_put_varint(rec + n, atomic_load(&pm_unrecorded));
-    }
+    n += pm_encode_tick(rec + n, mark, now, rss, pm_rawmem_bytes());
+    if (drained > 0)
+        n += pm_encode_watermark(rec + n, mark);
+    if (final)
+        n += pm_encode_end(rec + n, atomic_load(&pm_seq), now, end_reason, end_detail, pm_rawmem_bytes(),
+                           atomic_load(&pm_unrecorded));
     if (pm_file_is_open() && pm_file_write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0, 0) && requested)
         pm_control_answer(token, label);
 }
@@ -408,7 +393,7 @@ static void *writer_main(void *arg)
         if (stop)
             return NULL;
         pthread_mutex_lock(&W.lock);
-        if (atomic_load(&pm_state) != PM_STATE_ON) {
+        if (pm_run_state() != PM_STATE_ON) {
             pthread_mutex_unlock(&W.lock);
             /* The capture ended: nobody joins this thread unless a pause
              * is under way, so it leaves nothing behind. */
@@ -448,8 +433,9 @@ static bool start_thread(void)
     return T.running;
 }
 
-bool pm_writer_start(uint64_t snapshot_every_ns)
+bool pm_writer_start(uint64_t snapshot_every_ns, bool counters)
 {
+    W.counters = counters;
     W.snapshot_every_ns = snapshot_every_ns;
     W.next_periodic_ns = snapshot_every_ns;
     pthread_mutex_lock(&T.lock);
@@ -479,7 +465,7 @@ void pm_writer_pause(void)
 void pm_writer_resume(void)
 {
     pthread_mutex_lock(&T.lock);
-    if (T.pauses > 0 && --T.pauses == 0 && !T.running && atomic_load(&pm_state) == PM_STATE_ON)
+    if (T.pauses > 0 && --T.pauses == 0 && !T.running && pm_run_state() == PM_STATE_ON)
         start_thread();
     pthread_mutex_unlock(&T.lock);
 }
@@ -502,7 +488,7 @@ bool pm_writer_flush_buffer(struct pm_buffer *b)
 {
     pthread_mutex_lock(&W.lock);
     wait_written(b);
-    bool ok = atomic_load(&pm_state) == PM_STATE_ON && drain(b, false);
+    bool ok = pm_run_state() == PM_STATE_ON && drain(b, false);
     if (ok)
         catch_up();
     uint64_t now = pm_monotonic_ns();
@@ -524,7 +510,7 @@ static void pass_to_end(int reason, int detail)
 
 void pm_writer_finish(int reason, int detail)
 {
-    if (atomic_load(&pm_state) != PM_STATE_ON)
+    if (pm_run_state() != PM_STATE_ON)
         return;
     /* A signal arriving now (the pool that sends SIGTERM to a worker already
      * calling _exit) must not kill the process halfway through the end of
@@ -541,8 +527,7 @@ void pm_writer_finish(int reason, int detail)
         }
         sched_yield();
     }
-    int expected = PM_STATE_ON;
-    if (locked && atomic_compare_exchange_strong(&pm_state, &expected, PM_STATE_CLOSED)) {
+    if (locked && pm_run_close()) {
         pass_to_end(reason, detail);
         pm_file_close(reason == PM_END_EXIT);
         pm_control_close(true);
@@ -555,7 +540,7 @@ void pm_writer_finish(int reason, int detail)
 void pm_writer_checkpoint(int reason)
 {
     pthread_mutex_lock(&W.lock);
-    if (atomic_load(&pm_state) == PM_STATE_ON)
+    if (pm_run_state() == PM_STATE_ON)
         pass_to_end(reason, 0);
     pthread_mutex_unlock(&W.lock);
 }
@@ -568,16 +553,16 @@ bool pm_writer_pending(void)
 bool pm_writer_reopen(void)
 {
     pthread_mutex_lock(&W.lock);
-    bool ok = atomic_load(&pm_state) == PM_STATE_CLOSED && pm_file_reopen();
+    bool ok = pm_run_state() == PM_STATE_CLOSED && pm_file_reopen();
     if (ok)
-        atomic_store(&pm_state, PM_STATE_ON);
+        pm_run_reopen();
     pthread_mutex_unlock(&W.lock);
     return ok;
 }
 
 void pm_writer_exit_status(int status, uint64_t after_end)
 {
-    if (atomic_load(&pm_state) != PM_STATE_CLOSED)
+    if (pm_run_state() != PM_STATE_CLOSED)
         return;
     pthread_mutex_lock(&W.lock);
     pm_file_exit_status(status, after_end);

@@ -3,7 +3,7 @@
  * writer thread or at capture open and end: no allocation (fixed buffers).
  */
 #define _GNU_SOURCE
-#include "control.h"
+#include "io/control.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,19 +4,19 @@
  * no stdio; the one lock is taken on a per-thread cache miss.
  */
 #define _GNU_SOURCE
-#include "stacks.h"
+#include "stacks/stacks.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
-#include "buffer.h"
-#include "hash.h"
-#include "modules.h"
-#include "pyframes.h"
-#include "pymem/format.h"
-#include "rawmem.h"
-#include "unwind.h"
+#include "io/buffer.h"
+#include "base/hash.h"
+#include "stacks/modules.h"
+#include "stacks/pyframes.h"
+#include "pymem/encode.h"
+#include "base/rawmem.h"
+#include "stacks/unwind.h"
 
 #define LOOKUP_BITS 10
 #define LOOKUP_SLOTS (1u << LOOKUP_BITS)
@@ -181,13 +181,8 @@ static uint32_t string_intern(struct pm_buffer *b, const char *s, size_t n)
         slot = (slot + 1) & (T.string_index_cap - 1);
     T.string_index[slot] = id + 1;
 
-    uint8_t rec[16 + PM_STRING_MAX];
-    size_t len = 0;
-    rec[len++] = PM_TAG_STRING;
-    len += pm_put_varint(rec + len, id);
-    len += pm_put_varint(rec + len, n);
-    memcpy(rec + len, s, n);
-    emit(b, rec, len + n);
+    uint8_t rec[21 + PM_STRING_MAX];
+    emit(b, rec, pm_encode_string(rec, id, s, n));
     return id;
 }
 
@@ -214,13 +209,7 @@ static void emit_native(struct pm_buffer *b, uint32_t id, uint32_t parent, uintp
     uint64_t offset;
     pm_modules_find(b, pc, &module, &offset);
     uint8_t rec[48];
-    size_t n = 0;
-    rec[n++] = PM_TAG_NATIVE;
-    n += pm_put_varint(rec + n, id);
-    n += pm_put_varint(rec + n, parent);
-    n += pm_put_varint(rec + n, module);
-    n += pm_put_varint(rec + n, offset);
-    emit(b, rec, n);
+    emit(b, rec, pm_encode_native(rec, id, parent, module, offset));
 }
 
 /* The process-wide lookup; creates and announces the node when new.
@@ -286,14 +275,7 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
     }
 
     uint8_t rec[64];
-    size_t n = 0;
-    rec[n++] = PM_TAG_NODE;
-    n += pm_put_varint(rec + n, id);
-    n += pm_put_varint(rec + n, parent);
-    n += pm_put_varint(rec + n, file_sid);
-    n += pm_put_varint(rec + n, func_sid);
-    n += pm_put_varint(rec + n, (uint64_t)(line < 0 ? 0 : line));
-    emit(b, rec, n);
+    emit(b, rec, pm_encode_node(rec, id, parent, file_sid, func_sid, (uint64_t)(line < 0 ? 0 : line)));
     pthread_mutex_unlock(&T.lock);
     return id;
 }
@@ -381,6 +363,8 @@ static inline bool gil_held(int domain)
 uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
 {
     struct pm_stackcache *c = b->stacks;
+    if (__builtin_expect(!c, 0))
+        return 0; /* memory was short when the thread started */
     bool python = atomic_load_explicit(&enabled, memory_order_relaxed);
     if (!native || (!native_all && domain != PM_DOMAIN_MALLOC && domain != PM_DOMAIN_MMAP)) {
         bool truncated;
@@ -394,16 +378,15 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
     return n ? intern_walk(b, c, &c->hybrid_walk, n, py_truncated || native_truncated) : 0;
 }
 
-struct pm_stackcache *pm_stackcache_new(void)
+bool pm_stacks_thread_start(struct pm_buffer *b)
 {
-    return pm_rawmem_alloc(sizeof(struct pm_stackcache));
-}
-
-void pm_stackcache_clear(struct pm_stackcache *c)
-{
+    struct pm_stackcache *c = b->stacks;
+    if (!c)
+        return (b->stacks = pm_rawmem_alloc(sizeof *c)) != NULL;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;
     memset(c->lookup, 0, sizeof c->lookup);
+    return true;
 }
 
 void pm_stacks_enable(bool on)

@@ -24,8 +24,10 @@ struct pm_stackcache;
 
 /* depth bounds and defaults: pymem/env.h */
 
-struct pm_stackcache *pm_stackcache_new(void);
-void pm_stackcache_clear(struct pm_stackcache *c);
+/* A thread took buffer `b` (new, or another thread's reused): its cache of
+ * recent walks, made or emptied. False when memory is short: that thread's
+ * events then carry no stack. */
+bool pm_stacks_thread_start(struct pm_buffer *b);
 
 /* Node of the calling thread's current stack (0: none) for an allocation in
  * `domain`: its Python frames, or in native mode its hybrid stack (native

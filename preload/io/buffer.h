@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "pymem/encode.h"
+
 enum pm_buffer_state { PM_BUF_LIVE = 0, PM_BUF_EXITED = 1, PM_BUF_FREE = 2 };
 
 struct pm_stackcache;
@@ -38,11 +40,9 @@ struct pm_buffer {
     /* Written by the producer. */
     _Atomic uint64_t head;
     _Atomic int busy;
-    uint64_t last_seq;
-    uint64_t last_addr;
-    uint64_t last_stack;
+    struct pm_deltas deltas; /* the bases of the next event record */
     uint64_t limit; /* head may grow to here without reading `tail` again */
-    struct pm_stackcache *stacks;
+    struct pm_stackcache *stacks; /* stacks.c's, for the thread: kept when the buffer is reused */
     /* Sampled mode: this thread's exact totals (read by the writer). */
     _Atomic uint64_t allocations, alloc_bytes, frees;
     char pad_[64];
@@ -76,6 +76,10 @@ static inline uint64_t pm_buffer_space(struct pm_buffer *b)
 }
 
 bool pm_buffer_make_room(struct pm_buffer *b, size_t n);
+/* Who empties a full ring for its producer (the writer, registered by
+ * lifecycle.c): returns false when the capture is no longer written. Until
+ * one is registered a full ring drops (counted). */
+void pm_buffer_on_full(bool (*flush)(struct pm_buffer *));
 
 /* Makes room for `n` bytes, flushing the ring through the writer if needed.
  * Returns false if the capture can no longer be written (the caller drops).

@@ -5,15 +5,15 @@
  * with the guard set, as the allocator hooks do.
  */
 #define _GNU_SOURCE
-#include "recycled.h"
+#include "core/recycled.h"
 
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "recorder.h"
-#include "thread.h"
+#include "core/recorder.h"
+#include "base/thread.h"
 
 typedef int (*ref_tracer)(void *obj, int event, void *data);
 
@@ -54,19 +54,18 @@ static int tracer(void *obj, int event, void *data)
         if (block == pm_thread.last_py_alloc) {
             pm_thread.last_py_alloc = NULL;
         } else {
-            pm_thread.guard = 1;
+            struct pm_guard g = pm_guard_enter();
             pm_record_retag(block);
-            pm_thread.guard = 0;
+            pm_guard_leave(&g);
         }
     }
     if (!R.prev)
         return 0;
     /* What the chained tracer allocates (tracemalloc's tracebacks) is its
      * own, not the program's. */
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     int rc = R.prev(obj, event, R.prev_data);
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
     return rc;
 }
 

@@ -20,8 +20,8 @@
 
 #include <stdatomic.h>
 
-#include "buffer.h"
-#include "thread.h"
+#include "io/buffer.h"
+#include "base/thread.h"
 
 /* the default mean: pymem/env.h */
 

@@ -18,13 +18,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "lifecycle.h"
-#include "modules.h"
-#include "pyhooks.h"
+#include "base/warn.h"
+#include "entry/lifecycle.h"
+#include "stacks/modules.h"
+#include "entry/pyhooks.h"
 #include "pymem/format.h"
-#include "real.h"
-#include "recorder.h"
-#include "thread.h"
+#include "base/real.h"
+#include "core/recorder.h"
+#include "base/thread.h"
 
 #define PM_EXPORT __attribute__((visibility("default")))
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -49,11 +50,9 @@ static inline void record_alloc(void *p, size_t size)
     if (unlikely(!pm_lifecycle_loaded) && p && !pm_thread.guard)
         pm_lifecycle_load();
     if (p && pm_should_record()) {
-        int saved = errno;
-        pm_thread.guard = 1;
+        struct pm_guard g = pm_guard_enter();
         pm_on_alloc(p, size, PM_DOMAIN_MALLOC);
-        pm_thread.guard = 0;
-        errno = saved;
+        pm_guard_leave(&g);
     } else if (unlikely(pm_thread.recording >= PM_IN_BOOTSTRAP) && p) {
         if (pm_thread.recording == PM_IN_BOOTSTRAP)
             pm_pyhooks_note_bootstrap(p);
@@ -80,11 +79,9 @@ static inline bool unwind_block(void *p)
 static inline void record_free(void *p)
 {
     if (p && pm_should_record() && !unwind_block(p)) {
-        int saved = errno;
-        pm_thread.guard = 1;
+        struct pm_guard g = pm_guard_enter();
         pm_on_free(p);
-        pm_thread.guard = 0;
-        errno = saved;
+        pm_guard_leave(&g);
     }
 }
 
@@ -334,20 +331,18 @@ static size_t page_round(size_t n)
 
 static inline bool mmap_should_record(void)
 {
-    return pm_recorder_on() && atomic_load_explicit(&pm_mmap_recording, memory_order_relaxed) &&
+    return pm_run_on() && atomic_load_explicit(&pm_mmap_recording, memory_order_relaxed) &&
            !pm_thread.guard;
 }
 
 static void record_mapping(void *p, size_t length, int flags, bool unmapped_first)
 {
-    int saved = errno;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     if (unmapped_first)
         pm_record_munmap(p, page_round(length));
     if (flags & MAP_ANONYMOUS)
         pm_record_alloc(p, page_round(length), PM_DOMAIN_MMAP);
-    pm_thread.guard = 0;
-    errno = saved;
+    pm_guard_leave(&g);
 }
 
 /* What mmap and mmap64 return, recorded. MAP_FIXED replaces whatever was
@@ -380,11 +375,9 @@ PM_EXPORT int munmap(void *addr, size_t length)
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return (int)syscall(SYS_munmap, addr, length);
     if (length && !((uintptr_t)addr & 4095) && mmap_should_record()) {
-        int saved = errno;
-        pm_thread.guard = 1;
+        struct pm_guard g = pm_guard_enter();
         pm_record_munmap(addr, page_round(length));
-        pm_thread.guard = 0;
-        errno = saved;
+        pm_guard_leave(&g);
     }
     return pm_real.munmap(addr, length);
 }
@@ -404,20 +397,18 @@ PM_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
         return (void *)syscall(SYS_mremap, old, old_size, new_size, flags, target);
     bool record = mmap_should_record();
     if (record) {
-        pm_thread.guard = 1;
+        struct pm_guard g = pm_guard_enter();
         pm_record_munmap(old, page_round(old_size));
-        pm_thread.guard = 0;
+        pm_guard_leave(&g);
     }
     void *p = pm_real.mremap(old, old_size, new_size, flags, target);
     if (record) {
-        int saved = errno;
-        pm_thread.guard = 1;
+        struct pm_guard g = pm_guard_enter();
         if (p != MAP_FAILED)
             pm_record_alloc(p, page_round(new_size), PM_DOMAIN_MMAP);
         else
             pm_record_alloc(old, page_round(old_size), PM_DOMAIN_MMAP);
-        pm_thread.guard = 0;
-        errno = saved;
+        pm_guard_leave(&g);
     }
     return p;
 }
@@ -432,10 +423,8 @@ PM_EXPORT void *dlopen(const char *file, int mode)
     if (mode & RTLD_DEEPBIND) {
         mode &= ~RTLD_DEEPBIND;
         static _Atomic int warned;
-        static const char msg[] = "pymem: dlopen(RTLD_DEEPBIND) would bypass pymem's hooks; loading "
-                                  "without RTLD_DEEPBIND\n";
-        if (pm_recorder_on() && !atomic_exchange(&warned, 1))
-            (void)!write(2, msg, sizeof msg - 1);
+        if (pm_run_on() && !atomic_exchange(&warned, 1))
+            pm_warn("dlopen(RTLD_DEEPBIND) would bypass pymem's hooks; loading without RTLD_DEEPBIND");
     }
     pm_modules_changed();
     if (unlikely(!pm_real_ready()))

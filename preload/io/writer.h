@@ -28,8 +28,9 @@ int pm_writer_open(const char *path, const char *const *kv, bool child);
 /* Appends a META chunk with one more key. */
 void pm_writer_meta(const char *key, const char *value);
 /* Starts the background thread; false if it cannot (then rings are flushed
- * only when full and at the end). */
-bool pm_writer_start(uint64_t snapshot_every_ns);
+ * only when full and at the end). `counters`: the threads count their calls
+ * (sampled mode), and every pass writes the totals (COUNTERS). */
+bool pm_writer_start(uint64_t snapshot_every_ns, bool counters);
 
 /* Stops the background thread until as many pm_writer_resume() calls (os.fork
  * on Python 3.12+, which warns when it sees more than one thread). While it

@@ -6,6 +6,7 @@
 #ifndef PM_THREAD_H
 #define PM_THREAD_H
 
+#include <errno.h>
 #include <stdint.h>
 
 struct pm_buffer;
@@ -50,5 +51,43 @@ struct pm_thread {
 };
 
 extern __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));
+
+/* In a forked child: this thread's buffer was the parent's. */
+void pm_thread_reset_after_fork(void);
+
+/* A stretch of code inside pymem: what it allocates passes through
+ * unrecorded, and the program finds errno as it left it (a hook that
+ * records, or pymem's own work at load, fork or exit, must never change the
+ * errno the program reads after its call). Nests: leaving gives back the
+ * guard as it was on entry. Use as
+ *     struct pm_guard g = pm_guard_enter(); ...; pm_guard_leave(&g);
+ * or PM_GUARD_SCOPE(); for the rest of a block. */
+struct pm_guard {
+    int guard;
+    int err;
+};
+
+static inline struct pm_guard pm_guard_enter(void)
+{
+    struct pm_guard g = {pm_thread.guard, errno};
+    pm_thread.guard = 1;
+    return g;
+}
+
+static inline void pm_guard_leave(const struct pm_guard *g)
+{
+    pm_thread.guard = g->guard;
+    errno = g->err;
+}
+
+/* Inside a guard around the program's own call (a Python allocator's): the
+ * errno that call left is the one to give back. */
+static inline void pm_guard_take_errno(struct pm_guard *g)
+{
+    g->err = errno;
+}
+
+#define PM_GUARD_SCOPE() \
+    struct pm_guard pm_guard_scope_ __attribute__((cleanup(pm_guard_leave))) = pm_guard_enter()
 
 #endif

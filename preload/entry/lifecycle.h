@@ -38,7 +38,4 @@ int pm_lifecycle_owns_handler(void (*handler)(int));
 struct sigaction;
 bool pm_lifecycle_stand_in(int sig, const struct sigaction *act, struct sigaction *out);
 
-/* A thread took its first buffer: arrange to hear of its exit. */
-void pm_lifecycle_thread_started(struct pm_buffer *b);
-
 #endif

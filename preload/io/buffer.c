@@ -4,18 +4,22 @@
  * through the hooks, no locks, no stdio.
  */
 #define _GNU_SOURCE
-#include "buffer.h"
+#include "io/buffer.h"
 
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "pymem/format.h"
-#include "rawmem.h"
-#include "stacks.h"
-#include "writer.h"
+#include "pymem/encode.h"
+#include "base/rawmem.h"
 
 static _Atomic(struct pm_buffer *) registry;
 static _Atomic uint32_t next_stream = 1;
+static bool (*_Atomic flush_full)(struct pm_buffer *);
+
+void pm_buffer_on_full(bool (*flush)(struct pm_buffer *))
+{
+    atomic_store_explicit(&flush_full, flush, memory_order_release);
+}
 
 static struct pm_buffer *buffer_create(void)
 {
@@ -24,8 +28,7 @@ static struct pm_buffer *buffer_create(void)
         return NULL;
     b->ring = pm_rawmem_alloc(PM_RING_MIN);
     b->cap = PM_RING_MIN;
-    b->stacks = pm_stackcache_new();
-    if (!b->ring || !b->stacks) {
+    if (!b->ring) {
         pm_rawmem_free(b->ring, PM_RING_MIN);
         pm_rawmem_free(b, sizeof *b);
         return NULL;
@@ -44,10 +47,8 @@ static struct pm_buffer *buffer_reuse(void)
     for (struct pm_buffer *b = atomic_load(&registry); b; b = b->next) {
         int expected = PM_BUF_FREE;
         if (atomic_load(&b->state) == PM_BUF_FREE &&
-            atomic_compare_exchange_strong(&b->state, &expected, PM_BUF_LIVE)) {
-            pm_stackcache_clear(b->stacks);
+            atomic_compare_exchange_strong(&b->state, &expected, PM_BUF_LIVE))
             return b;
-        }
     }
     return NULL;
 }
@@ -61,20 +62,12 @@ struct pm_buffer *pm_buffer_claim(pid_t tid)
         return NULL;
     b->tid = tid;
     b->limit = 0; /* the totals of a reused buffer go on adding up */
-    b->last_seq = 0;
-    b->last_addr = 0;
-    b->last_stack = 0;
 
     char name[17] = {0};
     prctl(PR_GET_NAME, name, 0, 0, 0);
     size_t len = strlen(name);
     uint8_t rec[64];
-    size_t n = 0;
-    rec[n++] = PM_TAG_THREAD;
-    n += pm_put_varint(rec + n, (uint64_t)tid);
-    n += pm_put_varint(rec + n, len);
-    memcpy(rec + n, name, len);
-    n += len;
+    size_t n = pm_encode_thread(rec, &b->deltas, (uint64_t)tid, name, len);
     if (pm_buffer_ensure(b, n))
         pm_buffer_append(b, rec, n);
     return b;
@@ -84,7 +77,8 @@ bool pm_buffer_make_room(struct pm_buffer *b, size_t n)
 {
     if (pm_buffer_space(b) >= n)
         return true;
-    return pm_writer_flush_buffer(b) && pm_buffer_space(b) >= n;
+    bool (*flush)(struct pm_buffer *) = atomic_load_explicit(&flush_full, memory_order_acquire);
+    return flush && flush(b) && pm_buffer_space(b) >= n;
 }
 
 bool pm_buffer_grow(struct pm_buffer *b)

@@ -11,7 +11,8 @@
  * keeps pure passthrough hooks.
  */
 #define _GNU_SOURCE
-#include "lifecycle.h"
+#include "base/warn.h"
+#include "entry/lifecycle.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,19 +27,19 @@
 #include <unistd.h>
 
 #include "pymem/env.h"
-#include "aggregate.h"
-#include "buffer.h"
-#include "pressure.h"
-#include "pyhooks.h"
+#include "io/aggregate.h"
+#include "io/buffer.h"
+#include "io/pressure.h"
+#include "entry/pyhooks.h"
 #include "pymem/format.h"
-#include "rawmem.h"
-#include "real.h"
-#include "recorder.h"
-#include "sampler.h"
-#include "stacks.h"
-#include "thread.h"
-#include "unwind.h"
-#include "writer.h"
+#include "base/rawmem.h"
+#include "base/real.h"
+#include "core/recorder.h"
+#include "core/sampler.h"
+#include "stacks/stacks.h"
+#include "base/thread.h"
+#include "stacks/unwind.h"
+#include "io/writer.h"
 
 static struct {
     bool follow_fork;
@@ -72,7 +73,8 @@ static void on_thread_exit(void *value)
         atomic_store(&b->state, PM_BUF_EXITED);
 }
 
-void pm_lifecycle_thread_started(struct pm_buffer *b)
+/* A thread took its first buffer: arrange to hear of its exit. */
+static void thread_started(struct pm_buffer *b)
 {
     if (C.key_ok)
         pthread_setspecific(C.exit_key, b);
@@ -120,7 +122,7 @@ static void take_default_signals(void)
 bool pm_lifecycle_stand_in(int sig, const struct sigaction *act, struct sigaction *out)
 {
     if (!C.handle_sigterm || (sig != SIGTERM && sig != SIGHUP) || !act || act->sa_handler != SIG_DFL ||
-        (act->sa_flags & SA_SIGINFO) || atomic_load(&pm_state) != PM_STATE_ON || getpid() != C.pid)
+        (act->sa_flags & SA_SIGINFO) || pm_run_state() != PM_STATE_ON || getpid() != C.pid)
         return false;
     *out = *act;
     out->sa_handler = on_terminate;
@@ -294,13 +296,12 @@ static void at_process_exit(int status, void *unused)
     (void)unused;
     if (getpid() != C.pid)
         return;
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
-    if (atomic_load(&pm_state) == PM_STATE_ON)
+    struct pm_guard g = pm_guard_enter();
+    if (pm_run_state() == PM_STATE_ON)
         pm_writer_finish(PM_END_EXIT, status);
     else
         pm_writer_exit_status(status, C.python ? pm_pyhooks_after_end() : 0);
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
 }
 
 /* Opens the capture and starts recording. In a process with Python, mmaps
@@ -340,9 +341,8 @@ static void activate(bool child, bool reexec, bool forked)
     snprintf(sample, sizeof sample, "%llu", sampled ? (unsigned long long)C.sample : 0ull);
     bool hooked = malloc_reaches_pymem();
     if (!hooked && !child)
-        fputs("pymem: malloc is served ahead of pymem (an allocator preloaded first or linked into the "
-              "program): allocations made from C are not recorded\n",
-              stderr);
+        pm_warn("malloc is served ahead of pymem (an allocator preloaded first or linked into the "
+                "program): allocations made from C are not recorded");
     const char *kv[] = {"pid",         pid,   "ppid",        ppid,
                         "command",     command, "start_unix_ns", start,
                         "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
@@ -374,11 +374,11 @@ static void activate(bool child, bool reexec, bool forked)
         pm_stacks_set_native(C.native_depth, C.native_all);
     if (!C.python)
         atomic_store(&pm_mmap_recording, 1);
-    atomic_store(&pm_state, PM_STATE_ON);
+    pm_run_start();
     if (!C.key_ok)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
     pm_pressure_init(C.oom_percent, C.memory_limit);
-    pm_writer_start(C.snapshot_every_ns);
+    pm_writer_start(C.snapshot_every_ns, sampled);
     take_default_signals();
     if (!C.at_fork_registered)
         C.at_fork_registered = pthread_atfork(NULL, NULL, at_fork_child) == 0;
@@ -386,31 +386,34 @@ static void activate(bool child, bool reexec, bool forked)
         C.on_exit_registered = on_exit(at_process_exit, NULL) == 0;
 }
 
+/* What a forked child forgets of its parent's run, module by module: the
+ * parent's threads do not exist here, and what they recorded is the
+ * parent's capture's. */
+static void (*const fork_resets[])(void) = {
+    pm_thread_reset_after_fork,  /* base: this thread's buffer and state */
+    pm_buffer_forget_all,        /* io: every thread's ring */
+    pm_stacks_reset_after_fork,  /* stacks: interned stacks and the module map */
+    pm_sampler_reset_after_fork, /* core: the parent's samples */
+    pm_writer_reset_after_fork,  /* io: the parent's file and writer thread */
+    pm_rawmem_reset,             /* base: the count of pymem's own memory */
+};
+
 static void at_fork_child(void)
 {
-    bool was_on = atomic_load(&pm_state) == PM_STATE_ON;
-    atomic_store(&pm_state, PM_STATE_DORMANT);
+    bool was_on = pm_run_reset_after_fork();
     bool mmap_was_on = atomic_exchange(&pm_mmap_recording, 0);
-    pm_thread.buf = NULL;
-    pm_thread.recording = 0;
-    pm_buffer_forget_all();
-    pm_stacks_reset_after_fork();
-    pm_sampler_reset_after_fork();
-    pm_writer_reset_after_fork();
-    pm_rawmem_reset();
-    atomic_store(&pm_seq, 1);
-    atomic_store(&pm_unrecorded, 0);
+    for (size_t i = 0; i < sizeof fork_resets / sizeof *fork_resets; i++)
+        fork_resets[i]();
     if (was_on && C.follow_fork) {
-        int saved = pm_thread.guard;
-        pm_thread.guard = 1;
+        struct pm_guard g = pm_guard_enter();
         pm_thread.own++;
         activate(true, false, true);
-        if (pm_recorder_on())
+        if (pm_run_on())
             pm_pyhooks_after_fork_child();
         if (mmap_was_on)
             atomic_store(&pm_mmap_recording, 1);
         pm_thread.own--;
-        pm_thread.guard = saved;
+        pm_guard_leave(&g);
     }
 }
 
@@ -419,36 +422,42 @@ bool pm_lifecycle_before_exec(void)
     /* A vfork child shares the parent's memory and has its own pid: it
      * touches nothing. A followed child whose capture is not created yet
      * (a fork that execs at once) leaves none. */
-    if (atomic_load(&pm_state) != PM_STATE_ON || getpid() != C.pid || pm_writer_pending())
+    if (pm_run_state() != PM_STATE_ON || getpid() != C.pid || pm_writer_pending())
         return false;
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     /* The writer thread is stopped first: if the exec fails, one writer,
      * not two, goes on. */
     pm_writer_pause();
     pm_writer_finish(PM_END_EXEC, 0);
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
     return true;
 }
 
 void pm_lifecycle_exec_failed(void)
 {
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
+    struct pm_guard g = pm_guard_enter();
     pm_writer_reopen();
     pm_writer_resume();
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
 }
 
 void pm_lifecycle_exit_now(int status)
 {
-    if (atomic_load(&pm_state) == PM_STATE_ON && getpid() == C.pid) {
-        pm_thread.guard = 1;
+    if (pm_run_state() == PM_STATE_ON && getpid() == C.pid) {
+        pm_thread.guard = 1; /* for good: the process is ending */
         pm_writer_finish(PM_END_UEXIT, status);
     }
 }
 
 bool pm_lifecycle_loaded;
+
+/* The calls that go up the layers (HACKING.md, "Layers"), as callbacks
+ * registered here, the one place that knows every layer. */
+static void wire(void)
+{
+    pm_buffer_on_full(pm_writer_flush_buffer);  /* io/buffer -> io/writer */
+    pm_recorder_on_thread_start(thread_started); /* core/recorder -> here */
+}
 
 /* Load time: at pymem's constructor, or earlier, at the first malloc a
  * library's constructor makes (as heaptrack starts at the first call), so
@@ -460,8 +469,8 @@ void pm_lifecycle_load(void)
         return;
     pm_lifecycle_loaded = true;
     pm_real_resolve();
-    int saved = pm_thread.guard;
-    pm_thread.guard = 1;
+    wire();
+    struct pm_guard g = pm_guard_enter();
     pm_thread.own++;
     read_config();
     C.python = pm_pyhooks_present();
@@ -479,10 +488,10 @@ void pm_lifecycle_load(void)
         if (record)
             activate(child, reexec, false);
         if (C.python)
-            pm_pyhooks_register(pm_recorder_on(), C.python_allocators);
+            pm_pyhooks_register(pm_run_on(), C.python_allocators);
     }
     pm_thread.own--;
-    pm_thread.guard = saved;
+    pm_guard_leave(&g);
 }
 
 __attribute__((constructor(101))) static void pm_load(void)
@@ -494,21 +503,21 @@ __attribute__((constructor(101))) static void pm_load(void)
  * destructors (what they free then is recorded, as heaptrack records it). */
 __attribute__((destructor(101))) static void pm_unload(void)
 {
-    if (atomic_load(&pm_state) == PM_STATE_ON && getpid() == C.pid) {
+    if (pm_run_state() == PM_STATE_ON && getpid() == C.pid) {
         /* libstdc++ keeps a 72 KiB pool for exceptions thrown out of memory
          * for the life of the process: given back now, as valgrind and
          * heaptrack have it given back, so that it is no leak of the
          * program's. (A Python capture has ended before.) */
         if (!C.python) {
-            pm_thread.guard = 1;
+            struct pm_guard g = pm_guard_enter();
             pm_thread.own++; /* a failed dlsym allocates its message: pymem's */
             void (*freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
             pm_thread.own--;
-            pm_thread.guard = 0;
+            pm_guard_leave(&g);
             if (freeres)
                 freeres();
         }
-        pm_thread.guard = 1;
+        pm_thread.guard = 1; /* for good: the process is ending */
         pm_writer_finish(PM_END_EXIT, 0);
     }
 }

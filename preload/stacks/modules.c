@@ -5,7 +5,7 @@
  * allocates, and is what libunwind itself calls while unwinding.
  */
 #define _GNU_SOURCE
-#include "modules.h"
+#include "stacks/modules.h"
 
 #include <elf.h>
 #include <link.h>
@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buffer.h"
-#include "hash.h"
-#include "pymem/format.h"
-#include "rawmem.h"
+#include "io/buffer.h"
+#include "base/hash.h"
+#include "pymem/encode.h"
+#include "base/rawmem.h"
 
 #define MAX_SEGMENTS 16
 #define BUILD_ID_MAX 64
@@ -101,43 +101,29 @@ static void emit(struct pm_buffer *b, const uint8_t *rec, size_t n)
 static void announce(struct pm_buffer *b, const struct module *m, const struct dl_phdr_info *info,
                      const char *path, size_t path_len)
 {
-    uint8_t rec[32 + PM_STRING_MAX + BUILD_ID_MAX + MAX_SEGMENTS * 30];
+    uint8_t rec[42 + PM_STRING_MAX + BUILD_ID_MAX + MAX_SEGMENTS * 30];
     uint8_t id[BUILD_ID_MAX];
     size_t id_len = build_id(info, id);
     if (path_len > PM_STRING_MAX)
         path_len = PM_STRING_MAX;
-    size_t n = 0;
-    rec[n++] = PM_TAG_MODULE;
-    n += pm_put_varint(rec + n, m->id);
-    n += pm_put_varint(rec + n, path_len);
-    memcpy(rec + n, path, path_len);
-    n += path_len;
-    n += pm_put_varint(rec + n, id_len);
-    memcpy(rec + n, id, id_len);
-    n += id_len;
-    n += pm_put_varint(rec + n, m->base);
-    uint8_t *count_at = rec + n++;
     unsigned segs = 0;
-    for (int i = 0; i < info->dlpi_phnum && segs < MAX_SEGMENTS; i++) {
+    for (int i = 0; i < info->dlpi_phnum && segs < MAX_SEGMENTS; i++)
+        segs += info->dlpi_phdr[i].p_type == PT_LOAD;
+    size_t n = pm_encode_module(rec, m->id, path, path_len, id, id_len, m->base, segs);
+    for (int i = 0, written = 0; i < info->dlpi_phnum && written < (int)segs; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
             continue;
-        n += pm_put_varint(rec + n, ph->p_vaddr);
-        n += pm_put_varint(rec + n, ph->p_memsz);
-        n += pm_put_varint(rec + n, ph->p_flags);
-        segs++;
+        n += pm_encode_segment(rec + n, ph->p_vaddr, ph->p_memsz, ph->p_flags);
+        written++;
     }
-    *count_at = (uint8_t)segs; /* < 128: a one-byte varint */
     emit(b, rec, n);
 }
 
 static void announce_unload(struct pm_buffer *b, uint32_t id)
 {
-    uint8_t rec[8];
-    size_t n = 0;
-    rec[n++] = PM_TAG_UNLOAD;
-    n += pm_put_varint(rec + n, id);
-    emit(b, rec, n);
+    uint8_t rec[16];
+    emit(b, rec, pm_encode_unload(rec, id));
 }
 
 static bool extent(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi)

@@ -1,0 +1,275 @@
+/*
+ * pymem record encoders: one per record of format.h, the only code that
+ * lays out a record's bytes. Used by the preload (which writes captures) and
+ * by the tests' capture builder; analyzer/capture.c is the one decoder.
+ *
+ * Each encoder writes one whole record at `out`, which has room for it (the
+ * bound is given with each), and returns its length. They allocate nothing,
+ * take no lock and call no library function but memcpy: they run inside
+ * malloc.
+ */
+#ifndef PYMEM_ENCODE_H
+#define PYMEM_ENCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pymem/format.h"
+
+#define PM_ENCODE_INLINE static inline __attribute__((always_inline))
+
+/* The bases a stream's event records are delta-encoded against: the seq,
+ * address and stack of its previous event. A THREAD record resets them. */
+struct pm_deltas {
+    uint64_t seq, addr, stack;
+};
+
+PM_ENCODE_INLINE size_t pm_put_string(uint8_t *out, const void *s, size_t len)
+{
+    size_t n = pm_put_varint(out, len);
+    memcpy(out + n, s, len);
+    return n + len;
+}
+
+/* ---- event records: at most PM_EVENT_MAX_BYTES ---- */
+
+PM_ENCODE_INLINE size_t pm_encode_event_head(uint8_t *out, struct pm_deltas *d, uint8_t tag, uint64_t seq,
+                                             uint64_t addr)
+{
+    size_t n = 0;
+    out[n++] = tag;
+    n += pm_put_varint(out + n, seq - d->seq);
+    n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - d->addr)));
+    d->seq = seq;
+    d->addr = addr;
+    return n;
+}
+
+PM_ENCODE_INLINE size_t pm_encode_stack(uint8_t *out, struct pm_deltas *d, uint64_t stack)
+{
+    size_t n = pm_put_varint(out, pm_zigzag((int64_t)stack - (int64_t)d->stack));
+    d->stack = stack;
+    return n;
+}
+
+PM_ENCODE_INLINE size_t pm_encode_alloc(uint8_t *out, struct pm_deltas *d, int domain, uint64_t seq,
+                                        uint64_t addr, uint64_t size, uint64_t stack)
+{
+    size_t n = pm_encode_event_head(out, d, (uint8_t)(PM_TAG_ALLOC | domain), seq, addr);
+    n += pm_put_varint(out + n, size);
+    return n + pm_encode_stack(out + n, d, stack);
+}
+
+PM_ENCODE_INLINE size_t pm_encode_free(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr)
+{
+    return pm_encode_event_head(out, d, PM_TAG_FREE, seq, addr);
+}
+
+PM_ENCODE_INLINE size_t pm_encode_munmap(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr,
+                                         uint64_t length)
+{
+    size_t n = pm_encode_event_head(out, d, PM_TAG_MUNMAP, seq, addr);
+    return n + pm_put_varint(out + n, length);
+}
+
+PM_ENCODE_INLINE size_t pm_encode_retag(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr,
+                                        uint64_t stack)
+{
+    size_t n = pm_encode_event_head(out, d, PM_TAG_RETAG, seq, addr);
+    return n + pm_encode_stack(out + n, d, stack);
+}
+
+/* ---- a stream's definitions ---- */
+
+/* At most 21 + len bytes; resets the stream's deltas. */
+PM_ENCODE_INLINE size_t pm_encode_thread(uint8_t *out, struct pm_deltas *d, uint64_t tid, const char *name,
+                                         size_t len)
+{
+    *d = (struct pm_deltas){0, 0, 0};
+    out[0] = PM_TAG_THREAD;
+    size_t n = 1 + pm_put_varint(out + 1, tid);
+    return n + pm_put_string(out + n, name, len);
+}
+
+/* At most 21 + len bytes (len <= PM_STRING_MAX). */
+PM_ENCODE_INLINE size_t pm_encode_string(uint8_t *out, uint64_t id, const void *text, size_t len)
+{
+    out[0] = PM_TAG_STRING;
+    size_t n = 1 + pm_put_varint(out + 1, id);
+    return n + pm_put_string(out + n, text, len);
+}
+
+/* At most 51 bytes. */
+PM_ENCODE_INLINE size_t pm_encode_node(uint8_t *out, uint64_t id, uint64_t parent, uint64_t file_sid,
+                                       uint64_t func_sid, uint64_t line)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_NODE;
+    n += pm_put_varint(out + n, id);
+    n += pm_put_varint(out + n, parent);
+    n += pm_put_varint(out + n, file_sid);
+    n += pm_put_varint(out + n, func_sid);
+    return n + pm_put_varint(out + n, line);
+}
+
+/* At most 41 bytes. */
+PM_ENCODE_INLINE size_t pm_encode_native(uint8_t *out, uint64_t id, uint64_t parent, uint64_t module,
+                                         uint64_t offset)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_NATIVE;
+    n += pm_put_varint(out + n, id);
+    n += pm_put_varint(out + n, parent);
+    n += pm_put_varint(out + n, module);
+    return n + pm_put_varint(out + n, offset);
+}
+
+/* A MODULE record up to its segment count (< 128, one byte); the segments
+ * follow, one pm_encode_segment each. At most 42 + path_len + id_len. */
+PM_ENCODE_INLINE size_t pm_encode_module(uint8_t *out, uint64_t id, const char *path, size_t path_len,
+                                         const uint8_t *build_id, size_t id_len, uint64_t base, unsigned nseg)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_MODULE;
+    n += pm_put_varint(out + n, id);
+    n += pm_put_string(out + n, path, path_len);
+    n += pm_put_string(out + n, build_id, id_len);
+    n += pm_put_varint(out + n, base);
+    out[n++] = (uint8_t)(nseg & 0x7f);
+    return n;
+}
+
+/* At most 30 bytes. */
+PM_ENCODE_INLINE size_t pm_encode_segment(uint8_t *out, uint64_t vaddr, uint64_t memsz, uint64_t flags)
+{
+    size_t n = pm_put_varint(out, vaddr);
+    n += pm_put_varint(out + n, memsz);
+    return n + pm_put_varint(out + n, flags);
+}
+
+/* At most 11 bytes. */
+PM_ENCODE_INLINE size_t pm_encode_unload(uint8_t *out, uint64_t id)
+{
+    out[0] = PM_TAG_UNLOAD;
+    return 1 + pm_put_varint(out + 1, id);
+}
+
+/* ---- markers: at most PM_SNAPSHOT_MAX_BYTES ---- */
+
+/* The label is cut at PM_LABEL_MAX bytes. */
+PM_ENCODE_INLINE size_t pm_encode_snapshot(uint8_t *out, uint64_t seq, int kind, uint64_t time_ns,
+                                           const char *label)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_SNAPSHOT;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, (uint64_t)kind);
+    n += pm_put_varint(out + n, time_ns);
+    return n + pm_put_string(out + n, label, strnlen(label, PM_LABEL_MAX));
+}
+
+/* ---- the writer's records (control stream): at most 61 bytes each ---- */
+
+PM_ENCODE_INLINE size_t pm_encode_counters(uint8_t *out, uint64_t seq, uint64_t allocations, uint64_t bytes,
+                                           uint64_t frees)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_COUNTERS;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, allocations);
+    n += pm_put_varint(out + n, bytes);
+    return n + pm_put_varint(out + n, frees);
+}
+
+PM_ENCODE_INLINE size_t pm_encode_tick(uint8_t *out, uint64_t seq, uint64_t time_ns, uint64_t rss,
+                                       uint64_t profiler_bytes)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_TICK;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, time_ns);
+    n += pm_put_varint(out + n, rss);
+    return n + pm_put_varint(out + n, profiler_bytes);
+}
+
+PM_ENCODE_INLINE size_t pm_encode_watermark(uint8_t *out, uint64_t seq)
+{
+    out[0] = PM_TAG_WATERMARK;
+    return 1 + pm_put_varint(out + 1, seq);
+}
+
+PM_ENCODE_INLINE size_t pm_encode_end(uint8_t *out, uint64_t seq, uint64_t time_ns, int reason, int detail,
+                                      uint64_t profiler_bytes, uint64_t unrecorded)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_END;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, time_ns);
+    n += pm_put_varint(out + n, (uint64_t)reason);
+    n += pm_put_varint(out + n, (uint64_t)detail);
+    n += pm_put_varint(out + n, profiler_bytes);
+    return n + pm_put_varint(out + n, unrecorded);
+}
+
+/* ---- aggregated captures ---- */
+
+PM_ENCODE_INLINE size_t pm_encode_live(uint8_t *out, uint64_t seq, uint64_t time_ns, uint64_t bytes,
+                                       uint64_t blocks)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_LIVE;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, time_ns);
+    n += pm_put_varint(out + n, bytes);
+    return n + pm_put_varint(out + n, blocks);
+}
+
+/* A STATES record up to its `count` entries, which follow (pm_encode_entry).
+ * At most 21 bytes. */
+PM_ENCODE_INLINE size_t pm_encode_states(uint8_t *out, uint64_t seq, uint64_t count)
+{
+    out[0] = PM_TAG_STATES;
+    size_t n = 1 + pm_put_varint(out + 1, seq);
+    return n + pm_put_varint(out + n, count);
+}
+
+/* A PEAK record up to its `count` entries. At most 41 bytes. */
+PM_ENCODE_INLINE size_t pm_encode_peak(uint8_t *out, uint64_t seq, uint64_t time_ns, uint64_t bytes,
+                                       uint64_t count)
+{
+    size_t n = 0;
+    out[n++] = PM_TAG_PEAK;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, time_ns);
+    n += pm_put_varint(out + n, bytes);
+    return n + pm_put_varint(out + n, count);
+}
+
+/* One key's totals in a STATES or PEAK record; `sampled`: the capture is
+ * sampled, and the entry carries the estimate's variance and the samples.
+ * At most PM_ENTRY_MAX_BYTES. */
+PM_ENCODE_INLINE size_t pm_encode_entry(uint8_t *out, uint64_t stack, int domain, int early, uint64_t bytes,
+                                        uint64_t blocks, int sampled, uint64_t variance, uint64_t samples)
+{
+    size_t n = pm_put_varint(out, stack);
+    n += pm_put_varint(out + n, (uint64_t)domain << 1 | (uint64_t)(early != 0));
+    n += pm_put_varint(out + n, bytes);
+    n += pm_put_varint(out + n, blocks);
+    if (sampled) {
+        n += pm_put_varint(out + n, variance);
+        n += pm_put_varint(out + n, samples);
+    }
+    return n;
+}
+
+/* ---- META ---- */
+
+/* One key/value pair of a META payload: at most 20 + both lengths. */
+PM_ENCODE_INLINE size_t pm_encode_meta_pair(uint8_t *out, const char *key, const char *value)
+{
+    size_t n = pm_put_string(out, key, strlen(key));
+    return n + pm_put_string(out + n, value, strlen(value));
+}
+
+#endif
