@@ -2,6 +2,7 @@
 #
 #   make            build build/libpymem.so and build/pymem
 #   make test       build, then run the unit, golden and integration tests
+#   make layers     the preload's layers call only downward (scripts/check-layers.py)
 #   make demo       profile examples/demo.py and print the report
 #   make asan       unit and golden tests under AddressSanitizer + UBSan
 #   make tsan       the concurrent recorder test under ThreadSanitizer
@@ -50,7 +51,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd -lz
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
+.PHONY: all deps test layers unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)

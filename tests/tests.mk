@@ -100,4 +100,8 @@ integration: all $(BUILD)/tests/libpmtest.so $(NATIVE_BINS)
 check-cpython: all
 	@sh scripts/check-cpython.sh $(BUILD)/pymem
 
-test: all unit tsan pyoffsets golden integration check-peers check-cpython
+# The preload's layer rule and the halves' boundaries (HACKING.md, "Layers").
+layers: all
+	@python3 scripts/check-layers.py $(BUILD)
+
+test: all layers unit tsan pyoffsets golden integration check-peers check-cpython

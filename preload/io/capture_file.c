@@ -27,7 +27,7 @@
 #include "io/control.h"
 #include "pymem/encode.h"
 #include "base/rawmem.h"
-#include "core/recorder.h"
+#include "base/runstate.h"
 
 #define HIGH_FD 900
 /* A followed child's capture is created at its first pass after this long

@@ -41,8 +41,7 @@
 #include "pymem/encode.h"
 #include "io/pressure.h"
 #include "base/rawmem.h"
-#include "core/sampler.h"
-#include "core/recorder.h"
+#include "base/runstate.h"
 #include "base/thread.h"
 
 #define PASS_INTERVAL_NS 10000000u
