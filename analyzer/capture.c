@@ -154,7 +154,7 @@ static int decode_module(struct pm_capture *c, struct cursor *k)
     if (get(k, &id) || get_bytes(k, &path, &path_len) || get_bytes(k, &build_id, &id_len) ||
         get(k, &base) || get(k, &nseg) || nseg > PM_MODULE_SEGMENTS_MAX || id_len > PM_BUILD_ID_MAX)
         return corrupt(c, "bad module record");
-    struct pm_module *m = pm_modules_slot(&c->modules, id);
+    struct pm_module *m = pm_modmap_slot(&c->modules, id);
     if (!m)
         return corrupt(c, "bad module record");
     for (unsigned i = 0; i < nseg; i++)
@@ -328,7 +328,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 return corrupt(c, "bad stack record");
             struct pm_frame fr = {(uint32_t)b, (uint32_t)d, (uint32_t)e, (uint32_t)f};
             if (b > UINT32_MAX || d > UINT32_MAX || e > UINT32_MAX ||
-                pm_stacks_define_node(&c->stacks, a, &fr))
+                pm_tree_define_node(&c->stacks, a, &fr))
                 return corrupt(c, "bad stack record");
             break;
         }
@@ -340,7 +340,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             break;
         case PM_TAG_NATIVE:
             if (get(k, &a) || get(k, &b) || get(k, &d) || get(k, &e) || b > UINT32_MAX || d > UINT32_MAX ||
-                pm_stacks_define_native(&c->stacks, a, (uint32_t)b, (uint32_t)d, e))
+                pm_tree_define_native(&c->stacks, a, (uint32_t)b, (uint32_t)d, e))
                 return corrupt(c, "bad native frame record");
             break;
         case PM_TAG_MODULE:
@@ -349,14 +349,14 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             break;
         case PM_TAG_UNLOAD: {
             struct pm_module *m;
-            if (get(k, &a) || !(m = pm_modules_slot(&c->modules, a)))
+            if (get(k, &a) || !(m = pm_modmap_slot(&c->modules, a)))
                 return corrupt(c, "bad module record");
             m->unloaded = true;
             break;
         }
         case PM_TAG_STRING: {
             const uint8_t *s;
-            if (get(k, &a) || get_bytes(k, &s, &b) || pm_stacks_define_string(&c->stacks, a, s, b))
+            if (get(k, &a) || get_bytes(k, &s, &b) || pm_tree_define_string(&c->stacks, a, s, b))
                 return corrupt(c, "bad string record");
             break;
         }
@@ -413,7 +413,7 @@ int pm_capture_open(struct pm_capture *c, const char *path)
     c->malloc_hooked = true; /* unless the capture says otherwise */
     c->python_allocators = true;
     c->exit_status = -1;
-    pm_stacks_init(&c->stacks);
+    pm_tree_init(&c->stacks);
     if (pm_reader_open(&c->reader, path)) {
         snprintf(c->error, sizeof c->error, "%s", c->reader.error);
         return -1;
@@ -425,8 +425,8 @@ int pm_capture_open(struct pm_capture *c, const char *path)
 void pm_capture_close(struct pm_capture *c)
 {
     pm_reader_close(&c->reader);
-    pm_stacks_free(&c->stacks);
-    pm_modules_free(&c->modules);
+    pm_tree_free(&c->stacks);
+    pm_modmap_free(&c->modules);
     free(c->snapshots);
     free(c->streams);
     free(c->states);

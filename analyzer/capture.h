@@ -14,10 +14,10 @@
 #include <stdint.h>
 
 #include "merge.h"
-#include "modules.h"
+#include "modmap.h"
 #include "point.h"
 #include "reader.h"
-#include "stacks.h"
+#include "stacktree.h"
 
 enum pm_event_type {
     PM_EV_ALLOC,
@@ -66,8 +66,8 @@ struct pm_thread_info {
 struct pm_capture {
     const char *path;
     struct pm_reader reader;
-    struct pm_stacks stacks;
-    struct pm_modules modules;
+    struct pm_stacktree stacks;
+    struct pm_modmap modules;
     /* META */
     long long pid, ppid;
     char python[32];

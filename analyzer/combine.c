@@ -67,8 +67,8 @@ char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames
 
 char *pm_site_key(enum pm_group by, const struct pm_capture *c, const struct pm_site *x)
 {
-    const char *file = x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>";
-    const char *func = pm_stacks_string(&c->stacks, x->func);
+    const char *file = x->file ? pm_tree_string(&c->stacks, x->file) : "<native>";
+    const char *func = pm_tree_string(&c->stacks, x->func);
     char *key = NULL;
     if (by == PM_BY_FILENAME) {
         key = strdup(file);
@@ -152,8 +152,8 @@ int pm_combined_add(struct pm_combined *m, const struct pm_capture *c, const str
         if (!added)
             free(key);
         if (added) {
-            x->file = y->file ? strdup(pm_stacks_string(&c->stacks, y->file)) : NULL;
-            x->func = strdup(pm_stacks_string(&c->stacks, y->func));
+            x->file = y->file ? strdup(pm_tree_string(&c->stacks, y->file)) : NULL;
+            x->func = strdup(pm_tree_string(&c->stacks, y->func));
             x->line = y->line;
             x->stack_bytes = INT64_MIN;
             if ((y->file && !x->file) || !x->func)

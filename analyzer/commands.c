@@ -182,7 +182,7 @@ static int session_open_named(struct session *s, const char *path, enum pm_group
     s->sites.split_threads = o && o->split_threads;
     int rc = first_pass(&s->c, &s->r, path, peak, exit, names, count, s->sites.split_threads);
     if (o && o->wrappers)
-        pm_stacks_set_wrappers(&s->c.stacks, o->wrappers);
+        pm_tree_set_wrappers(&s->c.stacks, o->wrappers);
     s->t = s->r.t;
     s->sites.sample_bytes = s->c.sample_bytes;
     if (!rc && o && pm_symbolize(&s->c.stacks, &s->c.modules)) {
@@ -402,8 +402,8 @@ static void brief_site(FILE *out, const struct pm_capture *c, const char *prefix
 {
     char b[32];
     fprintf(out, "%s%s in %lld blocks at %s:%u %s\n", prefix, pm_human_bytes(b, sizeof b, (double)x->bytes[1]),
-            (long long)x->count[1], x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>", x->line,
-            pm_stacks_string(&c->stacks, x->func));
+            (long long)x->count[1], x->file ? pm_tree_string(&c->stacks, x->file) : "<native>", x->line,
+            pm_tree_string(&c->stacks, x->func));
 }
 
 /* The few lines `pymem run` prints when the program ends: one more pass,

@@ -39,7 +39,7 @@ size_t pm_stack_root_first(const struct pm_capture *c, uint32_t node, uint32_t *
 {
     size_t n = 0;
     struct pm_frame f;
-    for (uint32_t id = node; n < PM_EXPORT_MAX_FRAMES && pm_stacks_frame(&c->stacks, id, &f); id = f.parent)
+    for (uint32_t id = node; n < PM_EXPORT_MAX_FRAMES && pm_tree_frame(&c->stacks, id, &f); id = f.parent)
         out[n++] = id;
     for (size_t i = 0; i < n / 2; i++) {
         uint32_t t = out[i];
@@ -55,10 +55,10 @@ size_t pm_stack_root_first(const struct pm_capture *c, uint32_t node, uint32_t *
 static void folded_frame(FILE *out, const struct pm_capture *c, uint32_t id)
 {
     struct pm_frame f;
-    pm_stacks_frame(&c->stacks, id, &f);
+    pm_tree_frame(&c->stacks, id, &f);
     char text[1200];
-    const char *func = pm_stacks_string(&c->stacks, f.func), *file = pm_stacks_string(&c->stacks, f.file);
-    if (f.line || !pm_stacks_native(&c->stacks, id).native)
+    const char *func = pm_tree_string(&c->stacks, f.func), *file = pm_tree_string(&c->stacks, f.file);
+    if (f.line || !pm_tree_native(&c->stacks, id).native)
         snprintf(text, sizeof text, "%s (%s:%u)", func, file, f.line);
     else
         snprintf(text, sizeof text, "%s [%s]", func, file);
@@ -121,8 +121,8 @@ static int frame_rehash(struct pm_frame_table *t)
 long pm_frame_table_index(struct pm_frame_table *t, const struct pm_capture *c, uint32_t id)
 {
     struct pm_frame f;
-    pm_stacks_frame(&c->stacks, id, &f);
-    return pm_frame_table_add(t, f.func, f.file, f.line, pm_stacks_native(&c->stacks, id).native);
+    pm_tree_frame(&c->stacks, id, &f);
+    return pm_frame_table_add(t, f.func, f.file, f.line, pm_tree_native(&c->stacks, id).native);
 }
 
 long pm_frame_table_add(struct pm_frame_table *t, uint32_t func, uint32_t file, uint32_t line, uint32_t kind)
@@ -205,9 +205,9 @@ static int export_speedscope(FILE *out, const struct pm_capture *c, const struct
         for (size_t i = 0; i < t.n; i++) {
             const uint32_t *k = &t.keys[4 * i];
             fputs(i ? ", {\"name\": " : "{\"name\": ", out);
-            pm_json_str(out, pm_stacks_string(&c->stacks, k[0]));
+            pm_json_str(out, pm_tree_string(&c->stacks, k[0]));
             fputs(", \"file\": ", out);
-            pm_json_str(out, pm_stacks_string(&c->stacks, k[1]));
+            pm_json_str(out, pm_tree_string(&c->stacks, k[1]));
             if (k[2])
                 fprintf(out, ", \"line\": %u", k[2]);
             fputc('}', out);
@@ -251,9 +251,9 @@ static int export_csv(FILE *out, const struct pm_capture *c, const struct pm_sit
           out);
     for (size_t i = 0; i < s->n; i++) {
         const struct pm_site *x = &s->v[i];
-        csv_str(out, x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>");
+        csv_str(out, x->file ? pm_tree_string(&c->stacks, x->file) : "<native>");
         fprintf(out, ",%u,", x->line);
-        csv_str(out, pm_stacks_string(&c->stacks, x->func));
+        csv_str(out, pm_tree_string(&c->stacks, x->func));
         fprintf(out, ",%" PRId64 ",%" PRId64, x->bytes[1], x->count[1]);
         if (diff)
             fprintf(out, ",%" PRId64 ",%" PRId64, x->bytes[1] - x->bytes[0], x->count[1] - x->count[0]);

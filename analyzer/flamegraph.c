@@ -138,7 +138,7 @@ static long thread_frame(struct pm_frame_table *ft, struct pm_capture *c, uint16
                  (unsigned long long)c->thread_info[thread - 1].tid, thread == PM_THREADS_MAX ? " and later ones" : "");
     else
         snprintf(label, sizeof label, "thread unknown");
-    uint32_t sid = pm_stacks_add_string(&c->stacks, label);
+    uint32_t sid = pm_tree_add_string(&c->stacks, label);
     return sid ? pm_frame_table_add(ft, sid, 0, 0, PM_FRAME_THREAD) : -1;
 }
 
@@ -225,12 +225,12 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
     fprintf(j, ", \"total\": %" PRId64 ", \"frames\": {\"n\": [", vals(t, 0)[COL_BYTES]);
     for (size_t i = 0; i < ft->n; i++) {
         fputs(i ? ", " : "", j);
-        pm_json_str(j, pm_stacks_string(&c->stacks, ft->keys[4 * i]));
+        pm_json_str(j, pm_tree_string(&c->stacks, ft->keys[4 * i]));
     }
     fputs("], \"f\": [", j);
     for (size_t i = 0; i < ft->n; i++) {
         fputs(i ? ", " : "", j);
-        pm_json_str(j, pm_stacks_string(&c->stacks, ft->keys[4 * i + 1]));
+        pm_json_str(j, pm_tree_string(&c->stacks, ft->keys[4 * i + 1]));
     }
     fputs("], \"l\": [", j);
     for (size_t i = 0; i < ft->n; i++)
@@ -241,7 +241,7 @@ static int write_data(FILE *out, const struct pm_capture *c, const struct pm_fra
     fputs("], \"lib\": [", j);
     for (size_t i = 0; i < ft->n; i++)
         fprintf(j, "%s%d", i ? "," : "", ft->keys[4 * i + 3] == 1 ||
-                (!ft->keys[4 * i + 3] && pm_path_is_library(pm_stacks_string(&c->stacks, ft->keys[4 * i + 1]))));
+                (!ft->keys[4 * i + 3] && pm_path_is_library(pm_tree_string(&c->stacks, ft->keys[4 * i + 1]))));
     fputs("]}, \"nodes\": {", j);
     put_shape(j, t);
     fputs(", ", j);

@@ -66,7 +66,7 @@ static bool own_file(struct lines *L, uint32_t file)
         return false;
     }
     if (!L->own[file])
-        L->own[file] = own_path(L, pm_stacks_string(&L->c->stacks, file)) ? 1 : 2;
+        L->own[file] = own_path(L, pm_tree_string(&L->c->stacks, file)) ? 1 : 2;
     return L->own[file] == 1;
 }
 
@@ -122,8 +122,8 @@ static size_t line_of(struct lines *L, uint32_t stack)
         return L->by_node[stack] == UINT32_MAX ? SIZE_MAX : L->by_node[stack] - 1;
     size_t found = SIZE_MAX;
     struct pm_frame f;
-    for (uint32_t id = stack; pm_stacks_frame(&L->c->stacks, id, &f); id = f.parent) {
-        if (pm_stacks_native(&L->c->stacks, id).native || !own_file(L, f.file))
+    for (uint32_t id = stack; pm_tree_frame(&L->c->stacks, id, &f); id = f.parent) {
+        if (pm_tree_native(&L->c->stacks, id).native || !own_file(L, f.file))
             continue;
         found = line_index(L, f.file, f.line);
         if (found == SIZE_MAX)
@@ -242,7 +242,7 @@ static void report(FILE *out, struct lines *L, bool json)
     if (json)
         fputs("{\"files\": [", out);
     for (size_t fi = 0; files && fi < nf; fi++) {
-        const char *path = pm_stacks_string(&L->c->stacks, files[fi].file), *note;
+        const char *path = pm_tree_string(&L->c->stacks, files[fi].file), *note;
         size_t nsrc;
         char **src = read_source(path, L->c, &nsrc, &note);
         char b1[32], b2[32], b3[32];

@@ -88,8 +88,8 @@ static int place_frame(struct places *pl, const struct pm_capture *c, size_t fi,
         pl->address = a;
         pl->cap = cap;
     }
-    struct pm_native nat = pm_stacks_native(&c->stacks, node);
-    const struct pm_module *mod = nat.native ? pm_modules_get(&c->modules, nat.module) : NULL;
+    struct pm_native nat = pm_tree_native(&c->stacks, node);
+    const struct pm_module *mod = nat.native ? pm_modmap_get(&c->modules, nat.module) : NULL;
     pl->module[fi] = mod ? nat.module : 0;
     pl->address[fi] = !nat.native ? 0 : mod ? mod->base + nat.offset : nat.offset;
     return 0;
@@ -179,7 +179,7 @@ static int64_t string_of(struct strings *S, const struct pm_capture *c, uint32_t
         return 0;
     }
     if (!S->map[id])
-        S->map[id] = (uint32_t)literal(S, pm_stacks_string(&c->stacks, id));
+        S->map[id] = (uint32_t)literal(S, pm_tree_string(&c->stacks, id));
     return S->map[id];
 }
 
@@ -188,7 +188,7 @@ static int64_t string_of(struct strings *S, const struct pm_capture *c, uint32_t
  * and "<listcomp>" are written "(module)", "(listcomp)". */
 static int64_t function_name(struct strings *S, const struct pm_capture *c, uint32_t id)
 {
-    const char *name = pm_stacks_string(&c->stacks, id);
+    const char *name = pm_tree_string(&c->stacks, id);
     size_t n = strlen(name);
     if (n < 2 || name[0] != '<' || name[n - 1] != '>')
         return string_of(S, c, id);
@@ -237,8 +237,8 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
     for (size_t i = 0; !rc && i < P.stack_cap; i++) {
         if (!P.alloc_count[i] && !P.alloc_bytes[i])
             continue;
-        uint32_t shown = pm_stacks_view(&c->stacks, (uint32_t)i, s->view);
-        struct sample *x = sample_of(&P, pm_stacks_canon(&c->stacks, shown), shown);
+        uint32_t shown = pm_tree_view(&c->stacks, (uint32_t)i, s->view);
+        struct sample *x = sample_of(&P, pm_tree_canon(&c->stacks, shown), shown);
         if (!x) {
             rc = -1;
             break;
@@ -319,7 +319,7 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
         bool used = false;
         for (size_t i = 0; i < ft.n && !used; i++)
             used = pl.module[i] == id;
-        const struct pm_module *mod = used ? pm_modules_get(&c->modules, id) : NULL;
+        const struct pm_module *mod = used ? pm_modmap_get(&c->modules, id) : NULL;
         if (!mod)
             continue;
         uint64_t lo = UINT64_MAX, hi = 0;

@@ -269,7 +269,7 @@ void pm_report_snapshots(FILE *out, const struct pm_capture *c, bool json)
 
 static const char *site_file(const struct pm_capture *c, const struct pm_site *x)
 {
-    return x->file ? pm_stacks_string(&c->stacks, x->file) : "<native>";
+    return x->file ? pm_tree_string(&c->stacks, x->file) : "<native>";
 }
 
 /* "email.message at app.py:3" for the site's import-time bytes: which
@@ -282,12 +282,12 @@ static void import_text(const struct pm_capture *c, const struct pm_site *x, cha
     *out = *module = 0;
     *file = NULL;
     *line = 0;
-    if (!x->phase_bytes[PM_PHASE_IMPORT] || !pm_stacks_import_of(&c->stacks, x->import_stack, &mod, &trigger))
+    if (!x->phase_bytes[PM_PHASE_IMPORT] || !pm_tree_import_of(&c->stacks, x->import_stack, &mod, &trigger))
         return;
-    if (pm_stacks_frame(&c->stacks, mod, &f))
-        pm_module_name(pm_stacks_string(&c->stacks, f.file), module, mcap);
-    if (pm_stacks_frame(&c->stacks, trigger, &f)) {
-        *file = pm_stacks_string(&c->stacks, f.file);
+    if (pm_tree_frame(&c->stacks, mod, &f))
+        pm_module_name(pm_tree_string(&c->stacks, f.file), module, mcap);
+    if (pm_tree_frame(&c->stacks, trigger, &f)) {
+        *file = pm_tree_string(&c->stacks, f.file);
         *line = f.line;
     }
     snprintf(out, cap, "%s%s%s%s%s:%u", *module ? "of " : "", module, *module ? " " : "", *file ? "at " : "",
@@ -301,16 +301,16 @@ void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
     fputc('[', out);
     struct pm_frame f;
     bool first = true;
-    for (uint32_t id = node; pm_stacks_frame(&c->stacks, id, &f); id = f.parent) {
-        struct pm_native n = pm_stacks_native(&c->stacks, id);
+    for (uint32_t id = node; pm_tree_frame(&c->stacks, id, &f); id = f.parent) {
+        struct pm_native n = pm_tree_native(&c->stacks, id);
         fputs(first ? "{\"kind\": " : ", {\"kind\": ", out);
         fputs(n.native ? "\"native\"" : "\"python\"", out);
         fputs(", \"file\": ", out);
-        pm_json_str(out, pm_stacks_string(&c->stacks, f.file));
+        pm_json_str(out, pm_tree_string(&c->stacks, f.file));
         fprintf(out, ", \"line\": %u, \"function\": ", f.line);
-        pm_json_str(out, pm_stacks_string(&c->stacks, f.func));
+        pm_json_str(out, pm_tree_string(&c->stacks, f.func));
         if (n.native) {
-            const struct pm_module *m = pm_modules_get(&c->modules, n.module);
+            const struct pm_module *m = pm_modmap_get(&c->modules, n.module);
             fputs(", \"module\": ", out);
             pm_json_str(out, m && m->path ? m->path : "");
             fprintf(out, ", \"address\": \"0x%" PRIx64 "\", \"offset\": \"0x%" PRIx64 "\", \"inlined\": %s",
@@ -326,13 +326,13 @@ void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, 
 {
     struct pm_frame f;
     int n = 0;
-    for (uint32_t id = node; pm_stacks_frame(&c->stacks, id, &f); id = f.parent) {
+    for (uint32_t id = node; pm_tree_frame(&c->stacks, id, &f); id = f.parent) {
         if (n == max_frames) {
             fputs("         ...\n", out);
             break;
         }
-        const char *file = pm_stacks_string(&c->stacks, f.file), *func = pm_stacks_string(&c->stacks, f.func);
-        struct pm_native nv = pm_stacks_native(&c->stacks, id);
+        const char *file = pm_tree_string(&c->stacks, f.file), *func = pm_tree_string(&c->stacks, f.func);
+        struct pm_native nv = pm_tree_native(&c->stacks, id);
         if (!nv.native)
             fprintf(out, "         %s:%u %s\n", file, f.line, func);
         else if (f.line)
@@ -441,15 +441,15 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             fputs(i ? ", {\"file\": " : "{\"file\": ", out);
             pm_json_str(out, site_file(c, x));
             fprintf(out, ", \"line\": %u, \"function\": ", x->line);
-            pm_json_str(out, pm_stacks_string(&c->stacks, x->func));
+            pm_json_str(out, pm_tree_string(&c->stacks, x->func));
             /* The innermost frame of its biggest stack: tracemalloc's line,
              * which `--by own` may have passed over for the program's. */
             struct pm_frame inner;
-            if (pm_stacks_frame(&c->stacks, pm_stacks_site_node(&c->stacks, x->stack, s->view), &inner)) {
+            if (pm_tree_frame(&c->stacks, pm_tree_site_node(&c->stacks, x->stack, s->view), &inner)) {
                 fputs(", \"innermost\": {\"file\": ", out);
-                pm_json_str(out, pm_stacks_string(&c->stacks, inner.file));
+                pm_json_str(out, pm_tree_string(&c->stacks, inner.file));
                 fprintf(out, ", \"line\": %u, \"function\": ", inner.line);
-                pm_json_str(out, pm_stacks_string(&c->stacks, inner.func));
+                pm_json_str(out, pm_tree_string(&c->stacks, inner.func));
                 fputc('}', out);
             }
             pm_report_figures_json(out, h->kind, c->sample_bytes != 0, x->bytes, x->count, x->var, x->samples);
@@ -516,9 +516,9 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
         if (s->by == PM_BY_FILENAME || !x->file)
             fprintf(out, "  %s", site_file(c, x));
         else if (!x->line) /* a native frame without line information */
-            fprintf(out, "  %s  [%s]", pm_stacks_string(&c->stacks, x->func), site_file(c, x));
+            fprintf(out, "  %s  [%s]", pm_tree_string(&c->stacks, x->func), site_file(c, x));
         else
-            fprintf(out, "  %s:%u %s", site_file(c, x), x->line, pm_stacks_string(&c->stacks, x->func));
+            fprintf(out, "  %s:%u %s", site_file(c, x), x->line, pm_tree_string(&c->stacks, x->func));
         char what[1200], module[512];
         const char *ifile;
         uint32_t iline;

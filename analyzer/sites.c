@@ -138,14 +138,14 @@ static struct pm_site *find_site(struct pm_sites *s, const struct pm_site *key)
     return &s->v[s->n - 1];
 }
 
-static uint8_t phase_of(struct pm_stacks *stacks, uint32_t stack, bool startup)
+static uint8_t phase_of(struct pm_stacktree *stacks, uint32_t stack, bool startup)
 {
-    return startup ? PM_PHASE_STARTUP : pm_stacks_in_import(stacks, stack) ? PM_PHASE_IMPORT : PM_PHASE_RUNTIME;
+    return startup ? PM_PHASE_STARTUP : pm_tree_in_import(stacks, stack) ? PM_PHASE_IMPORT : PM_PHASE_RUNTIME;
 }
 
 /* The live entries allocated at or before `max_seq`, plus the point's sums
  * of what was freed since (point.h), into slot `slot`. */
-static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live, uint64_t max_seq,
+static int collect(struct pm_sites *s, struct pm_stacktree *stacks, const struct pm_live *live, uint64_t max_seq,
                    const struct pm_point *p, uint64_t main_seq, int slot)
 {
     s->st_n = 0;
@@ -157,7 +157,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
             continue;
         uint8_t domain = e->domain < PM_DOMAIN_COUNT ? e->domain : 0;
         uint64_t rate = pm_sample_rate(s->sample_bytes, domain);
-        uint32_t stack = pm_stacks_view(stacks, e->stack, s->view);
+        uint32_t stack = pm_tree_view(stacks, e->stack, s->view);
         double bytes = (double)pm_estimate_bytes(rate, e->size), count = pm_estimate_count(rate, e->size),
                var = pm_estimate_var(rate, e->size);
         if (p && p->halved)
@@ -171,7 +171,7 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
         uint8_t domain = t->domain < PM_DOMAIN_COUNT ? t->domain : 0;
         if ((s->domains && !(s->domains & (1u << domain))) || (!t->bytes && !t->count))
             continue;
-        uint32_t stack = pm_stacks_view(stacks, t->stack, s->view);
+        uint32_t stack = pm_tree_view(stacks, t->stack, s->view);
         if (add_stack_total(s, stack, phase_of(stacks, t->stack, t->early && main_seq), domain,
                             s->split_threads ? t->thread : 0, (uint64_t)llround(t->bytes), t->count, t->var,
                             t->samples))
@@ -184,15 +184,15 @@ static int collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm
          * function around it share a line and a site; the function shown is
          * that of the stack holding the most bytes. */
         struct pm_frame f = {0};
-        uint32_t site_node = s->by == PM_BY_OWN ? pm_stacks_own_node(stacks, t->stack, s->view)
-                                                : pm_stacks_site_node(stacks, t->stack, s->view);
-        if (pm_stacks_frame(stacks, site_node, &f)) {
+        uint32_t site_node = s->by == PM_BY_OWN ? pm_tree_own_node(stacks, t->stack, s->view)
+                                                : pm_tree_site_node(stacks, t->stack, s->view);
+        if (pm_tree_frame(stacks, site_node, &f)) {
             key.file = f.file;
             if (s->by != PM_BY_FILENAME)
                 key.line = f.line;
             if (s->by == PM_BY_TRACEBACK)
-                key.key = pm_stacks_canon(stacks, t->stack);
-            else if (s->by != PM_BY_FILENAME && pm_stacks_native(stacks, site_node).native)
+                key.key = pm_tree_canon(stacks, t->stack);
+            else if (s->by != PM_BY_FILENAME && pm_tree_native(stacks, site_node).native)
                 key.key = f.func; /* one source line built into two libraries is two sites */
         }
         struct pm_site *x = find_site(s, &key);
@@ -281,13 +281,13 @@ void pm_sites_sort(struct pm_sites *s, enum pm_order order)
     s->index_cap = 0;
 }
 
-int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+int pm_sites_collect(struct pm_sites *s, struct pm_stacktree *stacks, const struct pm_live *live,
                      uint64_t main_seq, int slot)
 {
     return collect(s, stacks, live, UINT64_MAX, NULL, main_seq, slot);
 }
 
-int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+int pm_sites_collect_point(struct pm_sites *s, struct pm_stacktree *stacks, const struct pm_live *live,
                            const struct pm_point *p, uint64_t main_seq, int slot)
 {
     return collect(s, stacks, live, p->seq, p, main_seq, slot);

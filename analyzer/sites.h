@@ -16,10 +16,10 @@
 #include "live.h"
 #include "point.h"
 #include "pymem/format.h"
-#include "stacks.h"
+#include "stacktree.h"
 
 /* own (the default): the innermost line of the program's own code
- * (pm_stacks_own_node); lineno: the innermost frame, tracemalloc's rule. */
+ * (pm_tree_own_node); lineno: the innermost frame, tracemalloc's rule. */
 enum pm_group { PM_BY_LINENO, PM_BY_FILENAME, PM_BY_TRACEBACK, PM_BY_OWN };
 
 /* Ranked in this order in leak reports. */
@@ -66,7 +66,7 @@ void pm_sites_free(struct pm_sites *s);
 void pm_sites_filter(struct pm_sites *s, enum pm_view view, unsigned domains);
 /* Adds every entry of `live` into slot `slot`; allocations numbered below
  * `main_seq` are start-up. Returns 0 or -1 (out of memory). */
-int pm_sites_collect(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+int pm_sites_collect(struct pm_sites *s, struct pm_stacktree *stacks, const struct pm_live *live,
                      uint64_t main_seq, int slot);
 
 /* What a replay holds now, at one of its stops: its live table, or in an
@@ -76,7 +76,7 @@ int pm_sites_collect_replay(struct pm_sites *s, struct pm_replay *r, uint64_t ma
 
 /* The same for a past point of a single pass: the entries of `live`
  * allocated by then and what `p` summed of those freed since. */
-int pm_sites_collect_point(struct pm_sites *s, struct pm_stacks *stacks, const struct pm_live *live,
+int pm_sites_collect_point(struct pm_sites *s, struct pm_stacktree *stacks, const struct pm_live *live,
                            const struct pm_point *p, uint64_t main_seq, int slot);
 
 enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF, PM_ORDER_PHASE_COUNT };

@@ -63,8 +63,8 @@ struct modstate {
 };
 
 struct ctx {
-    struct pm_stacks *s;
-    const struct pm_modules *m;
+    struct pm_stacktree *s;
+    const struct pm_modmap *m;
     struct modstate *mods;
     uint32_t nmods;
     struct cached *cache;
@@ -205,7 +205,7 @@ static const struct symbol *find_symbol(const struct modstate *st, GElf_Addr pc)
 static Dwfl_Module *open_module(struct ctx *c, uint32_t id)
 {
     /* Only modules the capture defines: a native frame may name any id. */
-    const struct pm_module *info = pm_modules_get(c->m, id);
+    const struct pm_module *info = pm_modmap_get(c->m, id);
     if (!info || !info->path || !*info->path)
         return NULL;
     if (id >= c->nmods) {
@@ -245,7 +245,7 @@ static int push_ids(struct ctx *c, uint32_t file, uint32_t func, uint32_t line)
 
 static int push_frame(struct ctx *c, const char *file, const char *func, int line)
 {
-    return push_ids(c, pm_stacks_add_string(c->s, file ? file : ""), pm_stacks_add_string(c->s, func ? func : ""),
+    return push_ids(c, pm_tree_add_string(c->s, file ? file : ""), pm_tree_add_string(c->s, func ? func : ""),
                     line > 0 ? (uint32_t)line : 0);
 }
 
@@ -282,8 +282,8 @@ static void collect_inlined(struct ctx *c, struct function *fn, Dwarf_Die *die, 
             if (dwarf_attr(&child, DW_AT_call_line, &attr))
                 dwarf_formudata(&attr, &call_line);
             const char *cf = files ? dwarf_filesrc(files, call_file, NULL, NULL) : NULL;
-            struct inlined in = {0, 0, depth + 1, pm_stacks_add_string(c->s, name ? name : "?"),
-                                 pm_stacks_add_string(c->s, cf ? cf : ""), (uint32_t)call_line};
+            struct inlined in = {0, 0, depth + 1, pm_tree_add_string(c->s, name ? name : "?"),
+                                 pm_tree_add_string(c->s, cf ? cf : ""), (uint32_t)call_line};
             Dwarf_Addr base, lo, hi;
             ptrdiff_t off = 0;
             while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
@@ -323,7 +323,7 @@ static struct function *function_at(struct ctx *c, struct modstate *st, size_t i
             files = NULL;
         char buf[1024];
         const char *name = die_name(c, &scopes[i], buf, sizeof buf);
-        fn->name = name ? pm_stacks_add_string(c->s, name) : 0;
+        fn->name = name ? pm_tree_add_string(c->s, name) : 0;
         collect_inlined(c, fn, &scopes[i], 0, files, bias);
         break;
     }
@@ -335,7 +335,7 @@ static struct function *function_at(struct ctx *c, struct modstate *st, size_t i
  * there, then the function that holds them. */
 static int resolve(struct ctx *c, uint32_t module, uint64_t offset)
 {
-    const struct pm_module *info = pm_modules_get(c->m, module);
+    const struct pm_module *info = pm_modmap_get(c->m, module);
     Dwfl_Module *mod = module ? open_module(c, module) : NULL;
     const char *path = info && info->path && *info->path ? info->path : "?";
     char fallback[600];
@@ -380,7 +380,7 @@ static int resolve(struct ctx *c, uint32_t module, uint64_t offset)
             chain[j] = chain[j - 1];
             chain[j - 1] = t;
         }
-    uint32_t at_file = pm_stacks_add_string(c->s, file ? file : path);
+    uint32_t at_file = pm_tree_add_string(c->s, file ? file : path);
     uint32_t at_line = line > 0 ? (uint32_t)line : 0;
     for (int i = 0; i < n; i++) {
         if (push_ids(c, at_file, chain[i]->name, at_line))
@@ -388,7 +388,7 @@ static int resolve(struct ctx *c, uint32_t module, uint64_t offset)
         at_file = chain[i]->call_file ? chain[i]->call_file : at_file;
         at_line = chain[i]->call_line;
     }
-    return push_ids(c, at_file, pm_stacks_add_string(c->s, symname), at_line);
+    return push_ids(c, at_file, pm_tree_add_string(c->s, symname), at_line);
 }
 
 static const struct cached *lookup(struct ctx *c, uint32_t module, uint64_t offset)
@@ -423,7 +423,7 @@ static const struct cached *lookup(struct ctx *c, uint32_t module, uint64_t offs
     return &c->cache[c->cache_n - 1];
 }
 
-int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m)
+int pm_symbolize(struct pm_stacktree *s, const struct pm_modmap *m)
 {
     if (s->sealed)
         return 0;
@@ -434,9 +434,9 @@ int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m)
     int rc = 0;
     uint32_t end = s->node_end; /* nodes added below are already named */
     for (uint32_t id = 1; id < end; id++) {
-        struct pm_native n = pm_stacks_native(s, id);
+        struct pm_native n = pm_tree_native(s, id);
         struct pm_frame f;
-        if (!n.native || n.inlined || !pm_stacks_frame(s, id, &f))
+        if (!n.native || n.inlined || !pm_tree_frame(s, id, &f))
             continue;
         const struct cached *e = lookup(&c, n.module, n.offset);
         if (!e) {
@@ -450,7 +450,7 @@ int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m)
             const struct symframe *y = &c.frames[e->first + j];
             struct pm_frame g = {parent, y->file, y->func, y->line};
             struct pm_native gn = {n.offset, n.module, 1, j + 1 < e->count};
-            uint32_t nid = pm_stacks_add_node(s, &g, &gn);
+            uint32_t nid = pm_tree_add_node(s, &g, &gn);
             if (!nid) {
                 rc = -1;
                 break;
@@ -459,7 +459,7 @@ int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m)
         }
         const struct symframe *y = &c.frames[e->first];
         struct pm_frame g = {parent, y->file, y->func, y->line};
-        pm_stacks_set_frame(s, id, &g);
+        pm_tree_set_frame(s, id, &g);
         if (e->count > 1)
             s->native[id].inlined = 1;
     }

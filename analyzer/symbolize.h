@@ -14,12 +14,12 @@
 #ifndef PMA_SYMBOLIZE_H
 #define PMA_SYMBOLIZE_H
 
-#include "modules.h"
-#include "stacks.h"
+#include "modmap.h"
+#include "stacktree.h"
 
 /* Names every native node of `s` and seals the tree (a later pass reading
  * the NODE records again leaves it as it is). Returns 0, or -1 when out of
  * memory. */
-int pm_symbolize(struct pm_stacks *s, const struct pm_modules *m);
+int pm_symbolize(struct pm_stacktree *s, const struct pm_modmap *m);
 
 #endif

@@ -138,7 +138,7 @@ int pm_cmd_temporaries(FILE *out, const char *path, const struct pm_opts *o)
         rc = 1;
     }
     if (!rc && o->wrappers)
-        pm_stacks_set_wrappers(&c.stacks, o->wrappers);
+        pm_tree_set_wrappers(&c.stacks, o->wrappers);
     if (!rc && pm_symbolize(&c.stacks, &c.modules))
         T.oom = true;
     uint64_t main_seq = 0;

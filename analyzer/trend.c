@@ -150,8 +150,8 @@ static struct tsite *site_for(struct trend *t, const struct pm_site *y)
     x->key = key;
     x->line = y->line;
     x->stack_bytes = INT64_MIN;
-    x->file = y->file ? strdup(pm_stacks_string(&t->c->stacks, y->file)) : NULL;
-    x->func = strdup(pm_stacks_string(&t->c->stacks, y->func));
+    x->file = y->file ? strdup(pm_tree_string(&t->c->stacks, y->file)) : NULL;
+    x->func = strdup(pm_tree_string(&t->c->stacks, y->func));
     if ((y->file && !x->file) || !x->func || fit_series(t, x, 0)) {
         free(x->file);
         free(x->func);

@@ -468,7 +468,7 @@ static void views_of_a_hybrid_stack(void **state)
         pm_sites_sort(&sites, PM_ORDER_BYTES);
         assert_int_equal(sites.n, want_sites[v]);
         if (views[v] == PM_VIEW_NATIVE) {
-            assert_string_equal(pm_stacks_string(&c.stacks, sites.v[0].func), "0x20");
+            assert_string_equal(pm_tree_string(&c.stacks, sites.v[0].func), "0x20");
             assert_int_equal(sites.v[0].bytes[1], 100);
         } else {
             assert_int_equal(sites.v[0].line, 9);
@@ -477,8 +477,8 @@ static void views_of_a_hybrid_stack(void **state)
         /* the representative stack, innermost first */
         int kinds = 0, depth = 0;
         struct pm_frame f;
-        for (uint32_t id = sites.v[0].stack; pm_stacks_frame(&c.stacks, id, &f); id = f.parent, depth++)
-            kinds = kinds * 2 + pm_stacks_native(&c.stacks, id).native;
+        for (uint32_t id = sites.v[0].stack; pm_tree_frame(&c.stacks, id, &f); id = f.parent, depth++)
+            kinds = kinds * 2 + pm_tree_native(&c.stacks, id).native;
         if (views[v] == PM_VIEW_PYTHON)
             assert_int_equal(depth, 2), assert_int_equal(kinds, 0);
         else

@@ -1,7 +1,7 @@
 /*
- * stacks: node and string tables of one capture (contract in stacks.h).
+ * stacktree: node and string tables of one capture (contract in stacktree.h).
  */
-#include "stacks.h"
+#include "stacktree.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,7 @@
 
 /* How far ahead an id may be: MAX_AHEAD, or less for a small file (a
  * definition takes at least 4 bytes of it), but never under 2^16. */
-static uint64_t ahead(const struct pm_stacks *s)
+static uint64_t ahead(const struct pm_stacktree *s)
 {
     uint64_t by_size = s->file_size ? s->file_size / 4 : MAX_AHEAD;
     return by_size < (1u << 16) ? 1u << 16 : by_size > MAX_AHEAD ? MAX_AHEAD : by_size;
@@ -34,12 +34,12 @@ struct string_index {
     uint32_t cap, count;
 };
 
-void pm_stacks_init(struct pm_stacks *s)
+void pm_tree_init(struct pm_stacktree *s)
 {
     memset(s, 0, sizeof *s);
 }
 
-void pm_stacks_free(struct pm_stacks *s)
+void pm_tree_free(struct pm_stacktree *s)
 {
     for (uint32_t i = 0; i < s->string_cap; i++)
         free(s->strings[i]);
@@ -60,7 +60,7 @@ void pm_stacks_free(struct pm_stacks *s)
     memset(s, 0, sizeof *s);
 }
 
-static int grow_nodes(struct pm_stacks *s, uint32_t need)
+static int grow_nodes(struct pm_stacktree *s, uint32_t need)
 {
     if (need <= s->node_cap)
         return 0;
@@ -105,7 +105,7 @@ static int grow_nodes(struct pm_stacks *s, uint32_t need)
     return 0;
 }
 
-int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_frame *f)
+int pm_tree_define_node(struct pm_stacktree *s, uint64_t id, const struct pm_frame *f)
 {
     /* A parent is always announced before its children: this also keeps a
      * damaged capture from making the tree a cycle. */
@@ -122,11 +122,11 @@ int pm_stacks_define_node(struct pm_stacks *s, uint64_t id, const struct pm_fram
     return 0;
 }
 
-int pm_stacks_define_native(struct pm_stacks *s, uint64_t id, uint32_t parent, uint32_t module,
+int pm_tree_define_native(struct pm_stacktree *s, uint64_t id, uint32_t parent, uint32_t module,
                             uint64_t offset)
 {
     const struct pm_frame f = {parent, 0, 0, 0};
-    if (pm_stacks_define_node(s, id, &f))
+    if (pm_tree_define_node(s, id, &f))
         return -1;
     if (!s->native) {
         s->native = calloc(s->node_cap, sizeof *s->native);
@@ -138,14 +138,14 @@ int pm_stacks_define_native(struct pm_stacks *s, uint64_t id, uint32_t parent, u
     return 0;
 }
 
-struct pm_native pm_stacks_native(const struct pm_stacks *s, uint32_t id)
+struct pm_native pm_tree_native(const struct pm_stacktree *s, uint32_t id)
 {
     if (!s->native || id >= s->node_cap)
         return (struct pm_native){0};
     return s->native[id];
 }
 
-uint32_t pm_stacks_add_node(struct pm_stacks *s, const struct pm_frame *f, const struct pm_native *n)
+uint32_t pm_tree_add_node(struct pm_stacktree *s, const struct pm_frame *f, const struct pm_native *n)
 {
     if (s->node_end == 0)
         s->node_end = 1;
@@ -165,7 +165,7 @@ uint32_t pm_stacks_add_node(struct pm_stacks *s, const struct pm_frame *f, const
     return id;
 }
 
-void pm_stacks_set_frame(struct pm_stacks *s, uint32_t id, const struct pm_frame *f)
+void pm_tree_set_frame(struct pm_stacktree *s, uint32_t id, const struct pm_frame *f)
 {
     if (id && id < s->node_cap && s->defined[id])
         s->nodes[id] = *f;
@@ -179,7 +179,7 @@ static uint64_t text_hash(const char *t)
     return h;
 }
 
-static int index_put(struct string_index *x, const struct pm_stacks *s, uint32_t id)
+static int index_put(struct string_index *x, const struct pm_stacktree *s, uint32_t id)
 {
     uint32_t slot = (uint32_t)text_hash(s->strings[id]) & (x->cap - 1);
     while (x->slots[slot])
@@ -188,7 +188,7 @@ static int index_put(struct string_index *x, const struct pm_stacks *s, uint32_t
     return 0;
 }
 
-uint32_t pm_stacks_add_string(struct pm_stacks *s, const char *text)
+uint32_t pm_tree_add_string(struct pm_stacktree *s, const char *text)
 {
     if (!*text)
         return 0;
@@ -215,19 +215,19 @@ uint32_t pm_stacks_add_string(struct pm_stacks *s, const char *text)
         if (!strcmp(s->strings[x->slots[slot] - 1], text))
             return x->slots[slot] - 1;
     uint32_t id = s->string_end ? s->string_end : 1;
-    if (pm_stacks_define_string(s, id, (const uint8_t *)text, strlen(text)))
+    if (pm_tree_define_string(s, id, (const uint8_t *)text, strlen(text)))
         return 0;
     x->slots[slot] = id + 1;
     x->count++;
     return id;
 }
 
-static bool is_native(const struct pm_stacks *s, uint32_t id)
+static bool is_native(const struct pm_stacktree *s, uint32_t id)
 {
     return s->native && s->native[id].native;
 }
 
-uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view)
+uint32_t pm_tree_view(struct pm_stacktree *s, uint32_t id, enum pm_view view)
 {
     if (view != PM_VIEW_PYTHON || !s->native || id == 0 || id >= s->node_cap || !s->defined[id])
         return id;
@@ -254,7 +254,7 @@ uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view)
         }
         if (n == (int)(sizeof chain / sizeof chain[0])) {
             /* too deep for one round: project the outer part first */
-            pm_stacks_view(s, s->nodes[chain[n - 1]].parent, view);
+            pm_tree_view(s, s->nodes[chain[n - 1]].parent, view);
             continue;
         }
         for (int i = n - 1; i >= 0; i--) {
@@ -266,7 +266,7 @@ uint32_t pm_stacks_view(struct pm_stacks *s, uint32_t id, enum pm_view view)
                     proj = x;
                 } else {
                     f.parent = base;
-                    proj = pm_stacks_add_node(s, &f, NULL);
+                    proj = pm_tree_add_node(s, &f, NULL);
                     if (!proj)
                         proj = x;
                 }
@@ -291,15 +291,15 @@ static const char *const default_wrappers =
     "__gnu_cxx::__alloc_traits,std::_Vector_base,std::vector,std::__cxx11::basic_string,std::basic_string,malloc,calloc,realloc,reallocarray,posix_memalign,aligned_alloc,memalign,"
     "valloc,pvalloc,__libc_malloc,__libc_calloc,__libc_realloc,__libc_memalign";
 
-void pm_stacks_set_wrappers(struct pm_stacks *s, const char *list)
+void pm_tree_set_wrappers(struct pm_stacktree *s, const char *list)
 {
     s->wrappers = list;
 }
 
-static bool is_wrapper(const struct pm_stacks *s, uint32_t id)
+static bool is_wrapper(const struct pm_stacktree *s, uint32_t id)
 {
     const char *list = s->wrappers ? s->wrappers : default_wrappers;
-    const char *name = pm_stacks_string(s, s->nodes[id].func);
+    const char *name = pm_tree_string(s, s->nodes[id].func);
     while (*list) {
         size_t n = strcspn(list, ",");
         if (n && !strncmp(name, list, n)) {
@@ -312,7 +312,7 @@ static bool is_wrapper(const struct pm_stacks *s, uint32_t id)
     return false;
 }
 
-uint32_t pm_stacks_site_node(const struct pm_stacks *s, uint32_t id, enum pm_view view)
+uint32_t pm_tree_site_node(const struct pm_stacktree *s, uint32_t id, enum pm_view view)
 {
     if (view == PM_VIEW_PYTHON || !s->native)
         return id;
@@ -335,21 +335,21 @@ bool pm_path_is_library(const char *path)
 
 /* pm_path_is_library of string `file`, remembered; a file of the program's
  * own when memory runs out (the innermost frame is then kept). */
-static bool library_string(struct pm_stacks *s, uint32_t file)
+static bool library_string(struct pm_stacktree *s, uint32_t file)
 {
     /* Ids are dense; one far out (a damaged capture) is not worth a table. */
     if (file >= (1u << 24))
-        return pm_path_is_library(pm_stacks_string(s, file));
+        return pm_path_is_library(pm_tree_string(s, file));
     if (pm_grow_zeroed(&s->library_memo, &s->library_memo_cap, 1, (size_t)file + 1, 256))
         return false;
     if (!s->library_memo[file])
-        s->library_memo[file] = pm_path_is_library(pm_stacks_string(s, file)) ? 1 : 2;
+        s->library_memo[file] = pm_path_is_library(pm_tree_string(s, file)) ? 1 : 2;
     return s->library_memo[file] == 1;
 }
 
-uint32_t pm_stacks_own_node(struct pm_stacks *s, uint32_t id, enum pm_view view)
+uint32_t pm_tree_own_node(struct pm_stacktree *s, uint32_t id, enum pm_view view)
 {
-    uint32_t site = pm_stacks_site_node(s, id, view);
+    uint32_t site = pm_tree_site_node(s, id, view);
     /* An id the capture never defined (a damaged one) names no frame. */
     if (!site || site >= s->node_cap || !s->defined[site] || is_native(s, site))
         return site; /* the native view names C sites, as heaptrack does */
@@ -359,7 +359,7 @@ uint32_t pm_stacks_own_node(struct pm_stacks *s, uint32_t id, enum pm_view view)
     return site;
 }
 
-int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *text, size_t len)
+int pm_tree_define_string(struct pm_stacktree *s, uint64_t id, const uint8_t *text, size_t len)
 {
     if (id == 0 || id >= MAX_ID || id > 2 * (uint64_t)s->strings_read + ahead(s))
         return -1;
@@ -389,7 +389,7 @@ int pm_stacks_define_string(struct pm_stacks *s, uint64_t id, const uint8_t *tex
     return 0;
 }
 
-bool pm_stacks_frame(const struct pm_stacks *s, uint32_t id, struct pm_frame *out)
+bool pm_tree_frame(const struct pm_stacktree *s, uint32_t id, struct pm_frame *out)
 {
     if (id == 0 || id >= s->node_cap || !s->defined[id])
         return false;
@@ -397,7 +397,7 @@ bool pm_stacks_frame(const struct pm_stacks *s, uint32_t id, struct pm_frame *ou
     return true;
 }
 
-const char *pm_stacks_string(const struct pm_stacks *s, uint32_t id)
+const char *pm_tree_string(const struct pm_stacktree *s, uint32_t id)
 {
     if (id == 0)
         return "";
@@ -414,15 +414,15 @@ static uint64_t hash4(uint32_t a, uint32_t b, uint32_t c, uint32_t d)
     return h * 0x94d049bb133111ebULL;
 }
 
-static bool same_identity(struct pm_stacks *s, uint32_t canon_id, uint32_t cparent,
+static bool same_identity(struct pm_stacktree *s, uint32_t canon_id, uint32_t cparent,
                           const struct pm_frame *f)
 {
     const struct pm_frame *g = &s->nodes[s->canon_nodes[canon_id]];
     return g->file == f->file && g->func == f->func && g->line == f->line &&
-           pm_stacks_canon(s, g->parent) == cparent;
+           pm_tree_canon(s, g->parent) == cparent;
 }
 
-static int canon_rehash(struct pm_stacks *s)
+static int canon_rehash(struct pm_stacktree *s)
 {
     uint32_t cap = s->canon_index_cap ? s->canon_index_cap * 2 : 4096;
     uint32_t *idx = calloc(cap, sizeof *idx);
@@ -443,7 +443,7 @@ static int canon_rehash(struct pm_stacks *s)
 }
 
 /* The canonical id of `id`, whose parent's is known (0 for the root). */
-static uint32_t canon_one(struct pm_stacks *s, uint32_t id)
+static uint32_t canon_one(struct pm_stacktree *s, uint32_t id)
 {
     const struct pm_frame f = s->nodes[id];
     uint32_t p = f.parent;
@@ -475,7 +475,7 @@ static uint32_t canon_one(struct pm_stacks *s, uint32_t id)
     return c;
 }
 
-uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id)
+uint32_t pm_tree_canon(struct pm_stacktree *s, uint32_t id)
 {
     if (id == 0 || id >= s->node_cap || !s->defined[id])
         return 0;
@@ -495,21 +495,21 @@ uint32_t pm_stacks_canon(struct pm_stacks *s, uint32_t id)
     return c;
 }
 
-static bool is_importlib(const struct pm_stacks *s, const struct pm_frame *f)
+static bool is_importlib(const struct pm_stacktree *s, const struct pm_frame *f)
 {
-    return strncmp(pm_stacks_string(s, f->file), "<frozen importlib", 17) == 0;
+    return strncmp(pm_tree_string(s, f->file), "<frozen importlib", 17) == 0;
 }
 
 /* The frame where the import system loads a module: every import of a
  * module not yet in sys.modules goes through it, from an import statement,
  * __import__ or importlib.import_module. */
-static bool is_find_and_load(const struct pm_stacks *s, const struct pm_frame *f)
+static bool is_find_and_load(const struct pm_stacktree *s, const struct pm_frame *f)
 {
-    return strcmp(pm_stacks_string(s, f->file), "<frozen importlib._bootstrap>") == 0 &&
-           strcmp(pm_stacks_string(s, f->func), "_find_and_load") == 0;
+    return strcmp(pm_tree_string(s, f->file), "<frozen importlib._bootstrap>") == 0 &&
+           strcmp(pm_tree_string(s, f->func), "_find_and_load") == 0;
 }
 
-bool pm_stacks_in_import(struct pm_stacks *s, uint32_t id)
+bool pm_tree_in_import(struct pm_stacktree *s, uint32_t id)
 {
     /* Iterative: a hostile capture may chain any number of nodes. The memo
      * is filled on the way back down. */
@@ -531,7 +531,7 @@ bool pm_stacks_in_import(struct pm_stacks *s, uint32_t id)
     return in;
 }
 
-bool pm_stacks_import_of(const struct pm_stacks *s, uint32_t id, uint32_t *module, uint32_t *trigger)
+bool pm_tree_import_of(const struct pm_stacktree *s, uint32_t id, uint32_t *module, uint32_t *trigger)
 {
     uint32_t candidate = 0, outer_module = 0, outer_trigger = 0;
     bool found = false, after = false;
@@ -549,13 +549,13 @@ bool pm_stacks_import_of(const struct pm_stacks *s, uint32_t id, uint32_t *modul
             candidate = 0;
             continue;
         }
-        if (is_importlib(s, f) || pm_stacks_native(s, at).native)
+        if (is_importlib(s, f) || pm_tree_native(s, at).native)
             continue;
         if (after) {
             outer_trigger = at;
             after = false;
         }
-        if (!strcmp(pm_stacks_string(s, f->func), "<module>"))
+        if (!strcmp(pm_tree_string(s, f->func), "<module>"))
             candidate = at;
     }
     *module = outer_module;

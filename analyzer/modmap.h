@@ -1,11 +1,11 @@
 /*
- * modules (analyzer side): the module map a capture records with MODULE and
+ * modmap: the module map a capture records with MODULE and
  * UNLOAD records: which file, with which build id, was loaded where. Ids are
  * the capture's and never reused, so a frame of a library that was unloaded
  * (or replaced at the same address) still names the right file.
  */
-#ifndef PMA_MODULES_H
-#define PMA_MODULES_H
+#ifndef PMA_MODMAP_H
+#define PMA_MODMAP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,17 +26,17 @@ struct pm_module {
     } seg[PM_MODULE_SEGMENTS_MAX];
 };
 
-struct pm_modules {
+struct pm_modmap {
     struct pm_module *v; /* indexed by module id */
     uint32_t cap;
     uint32_t slots_asked; /* records that named a module: bounds the ids */
 };
 
-void pm_modules_free(struct pm_modules *m);
+void pm_modmap_free(struct pm_modmap *m);
 /* Slot for module `id`, created empty if new; NULL for a bad id or no memory. */
-struct pm_module *pm_modules_slot(struct pm_modules *m, uint64_t id);
+struct pm_module *pm_modmap_slot(struct pm_modmap *m, uint64_t id);
 /* Module `id`, or NULL when the capture never defined it. */
-const struct pm_module *pm_modules_get(const struct pm_modules *m, uint32_t id);
+const struct pm_module *pm_modmap_get(const struct pm_modmap *m, uint32_t id);
 /* The file name without its directory ("?" for an unknown module). */
 const char *pm_module_basename(const struct pm_module *mod);
 

@@ -1,7 +1,7 @@
 /*
- * modules: the capture's module table (contract in modules.h).
+ * modmap: the capture's module table (contract in modmap.h).
  */
-#include "modules.h"
+#include "modmap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 /* Module ids count loads; a process that loads more than this is damage. */
 #define MAX_MODULES (1u << 20)
 
-void pm_modules_free(struct pm_modules *m)
+void pm_modmap_free(struct pm_modmap *m)
 {
     for (uint32_t i = 0; i < m->cap; i++)
         free(m->v[i].path);
@@ -17,7 +17,7 @@ void pm_modules_free(struct pm_modules *m)
     memset(m, 0, sizeof *m);
 }
 
-struct pm_module *pm_modules_slot(struct pm_modules *m, uint64_t id)
+struct pm_module *pm_modmap_slot(struct pm_modmap *m, uint64_t id)
 {
     /* Module ids are dense (one per library, numbered from 1): an id far
      * beyond the records read so far is a damaged or hostile file, which
@@ -39,7 +39,7 @@ struct pm_module *pm_modules_slot(struct pm_modules *m, uint64_t id)
     return &m->v[id];
 }
 
-const struct pm_module *pm_modules_get(const struct pm_modules *m, uint32_t id)
+const struct pm_module *pm_modmap_get(const struct pm_modmap *m, uint32_t id)
 {
     return id < m->cap && m->v[id].defined ? &m->v[id] : NULL;
 }
