@@ -134,6 +134,13 @@ static size_t line_of(struct lines *L, uint32_t stack)
     return found;
 }
 
+/* Totals of allocated bytes only grow: a hostile capture's sizes (up to
+ * 2^64 each) stop at INT64_MAX instead of wrapping to negative figures. */
+static int64_t add_bytes(int64_t total, uint64_t n)
+{
+    return n > (uint64_t)(INT64_MAX - total) ? INT64_MAX : total + (int64_t)n;
+}
+
 static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev)
 {
     struct lines *L = ctx;
@@ -142,7 +149,7 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
     size_t i = line_of(L, ev->stack);
     if (i != SIZE_MAX) {
         uint64_t R = pm_sample_rate(r->cap->sample_bytes, ev->domain);
-        L->v[i].bytes += (int64_t)pm_estimate_bytes(R, ev->size);
+        L->v[i].bytes = add_bytes(L->v[i].bytes, pm_estimate_bytes(R, ev->size));
         L->v[i].blocks += llround(pm_estimate_count(R, ev->size));
     }
     return L->oom ? -1 : 0;
@@ -232,7 +239,7 @@ static void report(FILE *out, struct lines *L, bool json)
     for (size_t i = 0; files && i < L->n; i++) {
         if (!nf || files[nf - 1].file != L->v[i].file)
             files[nf++] = (struct file_sum){L->v[i].file, 0};
-        files[nf - 1].bytes += L->v[i].bytes;
+        files[nf - 1].bytes = add_bytes(files[nf - 1].bytes, (uint64_t)L->v[i].bytes);
     }
     if (files)
         qsort(files, nf, sizeof *files, by_bytes);
@@ -275,7 +282,8 @@ static void report(FILE *out, struct lines *L, bool json)
                 fputc('}', out);
             } else {
                 char bar[21];
-                int w = (int)(20 * (double)t->bytes / (double)top + 0.5);
+                double share = (double)t->bytes / (double)top;
+                int w = share > 0 ? (int)(20 * (share < 1 ? share : 1) + 0.5) : 0;
                 memset(bar, '#', (size_t)w);
                 bar[w] = 0;
                 fprintf(out, " %6u %12s %10" PRId64 " %12s %12s  %-20s  %.100s\n", t->line,
