@@ -119,7 +119,7 @@ static void default_output(char *out, size_t cap, const char *target, pid_t pid)
     size_t n = strlen(base);
     if (n > 3 && !strcmp(base + n - 3, ".py"))
         n -= 3;
-    snprintf(out, cap, "pymem-%.*s.%d.pmem", (int)n, base, (int)pid);
+    snprintf(out, cap, PM_CAPTURE_DEFAULT_NAME, (int)n, base, (int)pid);
 }
 
 int pm_run_main(int argc, char **argv)

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "runfiles.h"
 
+#include "pymem/env.h"
+
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +29,11 @@ int pm_run_captures(const char *root, char ***names, size_t *count)
     *count = 0;
     if (add(names, count, root))
         return -1;
-    size_t len = strlen(root);
-    int stem = (int)len - (len > 5 && !strcmp(root + len - 5, ".pmem") ? 5 : 0);
+    int stem = pm_capture_stem(root);
     char pattern[8192];
     glob_t g;
     int flags = 0;
-    static const char *const suffixes[] = {".*.pmem", "-[0-9]*.pmem"};
+    static const char *const suffixes[] = {PM_CAPTURE_CHILD_GLOB, PM_CAPTURE_VARIANT_GLOB};
     for (int i = 0; i < 2; i++) {
         snprintf(pattern, sizeof pattern, "%.*s%s", stem, root, suffixes[i]);
         int rc = glob(pattern, flags, NULL, &g);

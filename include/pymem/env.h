@@ -9,6 +9,8 @@
 #ifndef PYMEM_ENV_H
 #define PYMEM_ENV_H
 
+#include <string.h>
+
 #define PM_ENV_OUTPUT "PYMEM_OUTPUT"               /* capture path */
 #define PM_ENV_DIR "PYMEM_DIR"                     /* the run's directory, handed to children */
 #define PM_ENV_FOLLOW_FORK "PYMEM_FOLLOW_FORK"     /* "1": record forked and exec'd children */
@@ -26,6 +28,27 @@
 #define PM_ENV_COMPRESS "PYMEM_COMPRESS"           /* zstd level of event chunks; 0: none */
 #define PM_ENV_ROOT_PID "PYMEM_ROOT_PID"           /* the run's root process, for its children */
 #define PM_ENV_STARTED "PYMEM_STARTED"             /* set by a recording image, for one that replaces it */
+
+/* Capture names. A run's capture is PYMEM_OUTPUT, or by default
+ * DIR/pymem-PROGRAM.PID.pmem in the run's directory (PROGRAM: the script
+ * without .py, the module of -m, or the executable). A followed child's is
+ * STEM.PID.pmem beside its root's (STEM: the root's name without .pmem);
+ * when a name is taken (an exec'd image keeps its pid) the capture takes the
+ * next free STEM-N.pmem. The analyzer finds a run's captures (`--merge`) by
+ * the same rules. */
+#define PM_CAPTURE_EXT ".pmem"
+#define PM_CAPTURE_DEFAULT_NAME "pymem-%.*s.%d.pmem" /* program (length, text), pid */
+#define PM_CAPTURE_CHILD_NAME "%.*s.%d.pmem"         /* stem (length, text), pid */
+#define PM_CAPTURE_VARIANT_NAME "%.*s-%d.pmem"       /* stem (length, text), n >= 2 */
+#define PM_CAPTURE_CHILD_GLOB ".*.pmem"              /* after the stem */
+#define PM_CAPTURE_VARIANT_GLOB "-[0-9]*.pmem"       /* after the stem */
+
+/* The length of `path`'s stem: without its .pmem, if it has one. */
+static inline int pm_capture_stem(const char *path)
+{
+    size_t n = strlen(path), ext = sizeof PM_CAPTURE_EXT - 1;
+    return (int)(n > ext && !strcmp(path + n - ext, PM_CAPTURE_EXT) ? n - ext : n);
+}
 
 #define PM_STACK_DEPTH_DEFAULT 128
 #define PM_STACK_DEPTH_MAX 1024

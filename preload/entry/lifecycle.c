@@ -256,16 +256,13 @@ static void capture_path(bool child, const char *argv, size_t len, char *out, si
         return;
     }
     if (C.output) {
-        size_t n = strlen(C.output);
-        int stem = (int)n;
-        if (n > 5 && !strcmp(C.output + n - 5, ".pmem"))
-            stem -= 5;
-        snprintf(out, cap, "%.*s.%d.pmem", stem, C.output, (int)getpid());
+        snprintf(out, cap, PM_CAPTURE_CHILD_NAME, pm_capture_stem(C.output), C.output, (int)getpid());
         return;
     }
     char prog[256];
     program_name(argv, len, prog, sizeof prog);
-    snprintf(out, cap, "%.3800s/pymem-%s.%d.pmem", C.dir, prog, (int)getpid());
+    int at = snprintf(out, cap, "%.3800s/", C.dir);
+    snprintf(out + at, cap - (size_t)at, PM_CAPTURE_DEFAULT_NAME, (int)strlen(prog), prog, (int)getpid());
 }
 
 /* Calls malloc as the program does (through the dynamic linker's binding)

@@ -290,8 +290,7 @@ static int create_linked(void)
         return -1;
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", F.fd);
-    size_t n = strlen(F.path);
-    size_t stem = n > 5 && !strcmp(F.path + n - 5, ".pmem") ? n - 5 : n;
+    int stem = pm_capture_stem(F.path);
     char name[sizeof F.path];
     snprintf(name, sizeof name, "%s", F.path);
     for (int i = 2; i < 100; i++) {
@@ -302,7 +301,7 @@ static int create_linked(void)
         }
         if (errno != EEXIST)
             break;
-        snprintf(name, sizeof name, "%.*s-%d.pmem", (int)stem, F.path, i);
+        snprintf(name, sizeof name, PM_CAPTURE_VARIANT_NAME, stem, F.path, i);
     }
     close(F.fd);
     F.fd = -1;
