@@ -122,7 +122,18 @@ static void default_output(char *out, size_t cap, const char *target, pid_t pid)
     snprintf(out, cap, PM_CAPTURE_DEFAULT_NAME, (int)n, base, (int)pid);
 }
 
-int pm_run_main(int argc, char **argv)
+/* What `pymem run` was asked for. */
+struct run_options {
+    const char *output, *python, *depth, *every, *module, *native_depth;
+    char sample[32], oom[8], memory_limit[32]; /* "" when not given */
+    bool follow, quiet, native, native_all, python_allocators, aggregate;
+    char **target; /* the program and its arguments (none with -m) */
+    int ntarget;
+};
+
+/* Parses the options. Returns -1 to go on, or the status to exit with (the
+ * error said on stderr). */
+static int parse_run_options(int argc, char **argv, struct run_options *o)
 {
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'}, {"follow-fork", no_argument, NULL, 'f'},
@@ -134,11 +145,7 @@ int pm_run_main(int argc, char **argv)
         {"aggregate", no_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    const char *output = NULL, *python = "python3", *depth = NULL, *every = NULL, *module = NULL;
-    const char *native_depth = NULL;
-    char sample[32] = "", oom[8] = "", memory_limit[32] = "";
-    bool follow = false, quiet = false, native = false, native_all = false, python_allocators = true;
-    bool aggregate = false;
+    *o = (struct run_options){.python = "python3", .python_allocators = true};
     int c;
     optind = 1;
     opterr = 0;
@@ -146,15 +153,15 @@ int pm_run_main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+o:qm:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
-            output = optarg;
+            o->output = optarg;
             break;
         case 'f':
-            follow = true;
+            o->follow = true;
             break;
         case 'd':
             if (!whole_number_in("--stack-depth", optarg, 1, PM_STACK_DEPTH_MAX))
                 return 2;
-            depth = optarg;
+            o->depth = optarg;
             break;
         case 'S': {
             unsigned long long bytes = PM_SAMPLE_DEFAULT;
@@ -163,7 +170,7 @@ int pm_run_main(int argc, char **argv)
                         optarg);
                 return 2;
             }
-            snprintf(sample, sizeof sample, "%llu", bytes);
+            snprintf(o->sample, sizeof o->sample, "%llu", bytes);
             break;
         }
         case 'n':
@@ -171,22 +178,22 @@ int pm_run_main(int argc, char **argv)
                 fprintf(stderr, "pymem run: --native takes no value or 'all', not '%s'\n", optarg);
                 return 2;
             }
-            native = true;
-            native_all = native_all || optarg;
+            o->native = true;
+            o->native_all = o->native_all || optarg;
             break;
         case 'P':
-            python_allocators = false;
+            o->python_allocators = false;
             break;
         case 'A':
-            aggregate = true;
+            o->aggregate = true;
             break;
         case 'O':
             if (optarg && !whole_number_in("--oom-snapshot", optarg, 1, 99))
                 return 2;
-            snprintf(oom, sizeof oom, "%d", optarg ? atoi(optarg) : PM_OOM_PERCENT_DEFAULT);
+            snprintf(o->oom, sizeof o->oom, "%d", optarg ? atoi(optarg) : PM_OOM_PERCENT_DEFAULT);
             break;
         case 'N':
-            snprintf(oom, sizeof oom, "0");
+            snprintf(o->oom, sizeof o->oom, "0");
             break;
         case 'L': {
             unsigned long long bytes;
@@ -194,14 +201,14 @@ int pm_run_main(int argc, char **argv)
                 fprintf(stderr, "pymem run: --memory-limit takes a size (such as 512M, 2G), not '%s'\n", optarg);
                 return 2;
             }
-            snprintf(memory_limit, sizeof memory_limit, "%llu", bytes);
+            snprintf(o->memory_limit, sizeof o->memory_limit, "%llu", bytes);
             break;
         }
         case 'D':
             if (!whole_number_in("--native-depth", optarg, 1, PM_NATIVE_DEPTH_MAX))
                 return 2;
-            native_depth = optarg;
-            native = true;
+            o->native_depth = optarg;
+            o->native = true;
             break;
         case 's': {
             char *end;
@@ -210,17 +217,17 @@ int pm_run_main(int argc, char **argv)
                 fprintf(stderr, "pymem run: --snapshot-every takes a positive number of seconds, not '%s'\n", optarg);
                 return 2;
             }
-            every = optarg;
+            o->every = optarg;
             break;
         }
         case 'p':
-            python = optarg;
+            o->python = optarg;
             break;
         case 'q':
-            quiet = true;
+            o->quiet = true;
             break;
         case 'm':
-            module = optarg; /* what follows belongs to the module */
+            o->module = optarg; /* what follows belongs to the module */
             goto operands;
         case 'h':
             usage_run(stdout);
@@ -231,21 +238,95 @@ int pm_run_main(int argc, char **argv)
         }
     }
 operands:
-    if (native_all && !python_allocators) {
+    if (o->native_all && !o->python_allocators) {
         fprintf(stderr, "pymem run: --native=all takes native frames on Python's objects, which "
                         "--no-python-allocators does not record\n");
         return 2;
     }
-    if (optind >= argc && !module) {
+    if (optind >= argc && !o->module) {
         fprintf(stderr, "pymem run: no program given (see 'pymem run --help')\n");
         return 2;
     }
-    char **target = argv + optind;
-    int ntarget = argc - optind;
+    o->target = argv + optind;
+    o->ntarget = argc - optind;
+    return -1;
+}
+
+static void set_or_unset(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
+/* The child's environment: the preload, and the options as the preload
+ * reads them (pymem/env.h). Variables the options leave alone keep what the
+ * user set. */
+static void set_environment(const struct run_options *o, const char *lib, const char *path)
+{
+    const char *old = getenv("LD_PRELOAD");
+    char preload[PATH_MAX * 2];
+    snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+    setenv("LD_PRELOAD", preload, 1);
+    setenv(PM_ENV_OUTPUT, path, 1);
+    unsetenv(PM_ENV_ROOT_PID);
+    set_or_unset(PM_ENV_FOLLOW_FORK, o->follow ? "1" : NULL);
+    if (o->depth)
+        setenv(PM_ENV_STACK_DEPTH, o->depth, 1);
+    if (o->every)
+        setenv(PM_ENV_SNAPSHOT_EVERY, o->every, 1);
+    set_or_unset(PM_ENV_NATIVE, !o->native ? NULL : o->native_all ? "all" : "1");
+    if (o->native_depth)
+        setenv(PM_ENV_NATIVE_DEPTH, o->native_depth, 1);
+    set_or_unset(PM_ENV_PYTHON_ALLOCATORS, o->python_allocators ? NULL : "0");
+    set_or_unset(PM_ENV_SAMPLE, *o->sample ? o->sample : NULL);
+    set_or_unset(PM_ENV_AGGREGATE, o->aggregate ? "1" : NULL);
+    if (*o->oom)
+        setenv(PM_ENV_OOM_SNAPSHOT, o->oom, 1);
+    if (*o->memory_limit)
+        setenv(PM_ENV_MEMORY_LIMIT, o->memory_limit, 1);
+}
+
+/* The capture `pid` writes: -o, or the default name. */
+static void capture_name(const struct run_options *o, pid_t pid, char *out, size_t cap)
+{
+    if (o->output)
+        snprintf(out, cap, "%s", o->output);
+    else
+        default_output(out, cap, o->module ? o->module : o->target[0], pid);
+}
+
+/* The launcher's own status: the program's, or its death by the same signal
+ * (so that a shell sees what it would have seen). */
+static int exit_like(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        signal(sig, SIG_DFL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        fflush(NULL);
+        raise(sig);
+        return 128 + sig;
+    }
+    return 1;
+}
+
+int pm_run_main(int argc, char **argv)
+{
+    struct run_options o;
+    int rc = parse_run_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
     struct stat st;
-    if (output && lstat(output, &st) == 0) {
+    if (o.output && lstat(o.output, &st) == 0) {
         fprintf(stderr, "pymem run: %s already exists; pymem never overwrites a capture (remove it or choose another -o)\n",
-                output);
+                o.output);
         return 1;
     }
     char lib[PATH_MAX];
@@ -253,19 +334,19 @@ operands:
         fprintf(stderr, "pymem run: cannot find libpymem.so next to this program or in ../lib\n");
         return 1;
     }
-    bool via_python = module || is_script(target[0]);
-    char **cmd = calloc((size_t)ntarget + 4, sizeof *cmd);
+    bool via_python = o.module || is_script(o.target[0]);
+    char **cmd = calloc((size_t)o.ntarget + 4, sizeof *cmd);
     if (!cmd)
         return 1;
     int k = 0;
     if (via_python)
-        cmd[k++] = (char *)python;
-    if (module) {
+        cmd[k++] = (char *)o.python;
+    if (o.module) {
         cmd[k++] = "-m";
-        cmd[k++] = (char *)module;
+        cmd[k++] = (char *)o.module;
     }
-    for (int i = 0; i < ntarget; i++)
-        cmd[k++] = target[i];
+    for (int i = 0; i < o.ntarget; i++)
+        cmd[k++] = o.target[i];
 
     char path[PATH_MAX];
     int sync[2];
@@ -290,47 +371,8 @@ operands:
         for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
             signal(forwarded[i], SIG_DFL);
         close(sync[0]);
-        const char *name = module ? module : target[0];
-        if (output)
-            snprintf(path, sizeof path, "%s", output);
-        else
-            default_output(path, sizeof path, name, getpid());
-        const char *old = getenv("LD_PRELOAD");
-        char preload[PATH_MAX * 2];
-        snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
-        setenv("LD_PRELOAD", preload, 1);
-        setenv(PM_ENV_OUTPUT, path, 1);
-        unsetenv(PM_ENV_ROOT_PID);
-        if (follow)
-            setenv(PM_ENV_FOLLOW_FORK, "1", 1);
-        else
-            unsetenv(PM_ENV_FOLLOW_FORK);
-        if (depth)
-            setenv(PM_ENV_STACK_DEPTH, depth, 1);
-        if (every)
-            setenv(PM_ENV_SNAPSHOT_EVERY, every, 1);
-        if (native)
-            setenv(PM_ENV_NATIVE, native_all ? "all" : "1", 1);
-        else
-            unsetenv(PM_ENV_NATIVE);
-        if (native_depth)
-            setenv(PM_ENV_NATIVE_DEPTH, native_depth, 1);
-        if (python_allocators)
-            unsetenv(PM_ENV_PYTHON_ALLOCATORS);
-        else
-            setenv(PM_ENV_PYTHON_ALLOCATORS, "0", 1);
-        if (*sample)
-            setenv(PM_ENV_SAMPLE, sample, 1);
-        else
-            unsetenv(PM_ENV_SAMPLE);
-        if (aggregate)
-            setenv(PM_ENV_AGGREGATE, "1", 1);
-        else
-            unsetenv(PM_ENV_AGGREGATE);
-        if (*oom)
-            setenv(PM_ENV_OOM_SNAPSHOT, oom, 1);
-        if (*memory_limit)
-            setenv(PM_ENV_MEMORY_LIMIT, memory_limit, 1);
+        capture_name(&o, getpid(), path, sizeof path);
+        set_environment(&o, lib, path);
         execvp(cmd[0], cmd);
         int err = errno;
         (void)!write(sync[1], &err, sizeof err);
@@ -340,10 +382,7 @@ operands:
     int exec_err = 0;
     bool exec_failed = read(sync[0], &exec_err, sizeof exec_err) == (ssize_t)sizeof exec_err;
     close(sync[0]);
-    if (output)
-        snprintf(path, sizeof path, "%s", output);
-    else
-        default_output(path, sizeof path, module ? module : target[0], child_pid);
+    capture_name(&o, child_pid, path, sizeof path);
 
     int status;
     while (waitpid(child_pid, &status, 0) < 0) {
@@ -354,30 +393,16 @@ operands:
     }
     free(cmd);
     if (exec_failed) {
-        fprintf(stderr, "pymem run: cannot run %s: %s\n", via_python ? python : target[0], strerror(exec_err));
+        fprintf(stderr, "pymem run: cannot run %s: %s\n", via_python ? o.python : o.target[0], strerror(exec_err));
         return 127;
     }
-    if (!quiet) {
-        if (stat(path, &st) == 0) {
+    if (!o.quiet) {
+        if (stat(path, &st) == 0)
             pm_cmd_run_brief(stderr, path);
-        } else {
+        else
             fprintf(stderr, "pymem: no capture was written to %s (%s)\n", path,
-                    native ? "the program ended before pymem started" : "was the program a Python process? --native profiles any program");
-        }
+                    o.native ? "the program ended before pymem started"
+                             : "was the program a Python process? --native profiles any program");
     }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        /* Die the same way, so a shell sees what it would have seen. */
-        signal(sig, SIG_DFL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, sig);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
-        fflush(NULL);
-        raise(sig);
-        return 128 + sig;
-    }
-    return 1;
+    return exit_like(status);
 }
