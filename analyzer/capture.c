@@ -78,41 +78,41 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
     memcpy(v, val, n);
     v[n] = 0;
 #define KEY(name) (klen == sizeof(name) - 1 && !memcmp(key, name, klen))
-    if (KEY("pid"))
+    if (KEY(PM_META_PID))
         c->pid = atoll(v);
-    else if (KEY("ppid"))
+    else if (KEY(PM_META_PPID))
         c->ppid = atoll(v);
-    else if (KEY("python"))
+    else if (KEY(PM_META_PYTHON))
         snprintf(c->python, sizeof c->python, "%.31s", v);
-    else if (KEY("command"))
+    else if (KEY(PM_META_COMMAND))
         snprintf(c->command, sizeof c->command, "%s", v);
-    else if (KEY("role"))
+    else if (KEY(PM_META_ROLE))
         snprintf(c->role, sizeof c->role, "%.15s", v);
-    else if (KEY("start_unix_ns"))
+    else if (KEY(PM_META_START_UNIX_NS))
         c->start_unix_ns = strtoull(v, NULL, 10);
-    else if (KEY("stack_depth"))
+    else if (KEY(PM_META_STACK_DEPTH))
         c->stack_depth = atoi(v);
-    else if (KEY("sample_bytes"))
+    else if (KEY(PM_META_SAMPLE_BYTES))
         c->sample_bytes = strtoull(v, NULL, 10);
-    else if (KEY("native_depth"))
+    else if (KEY(PM_META_NATIVE_DEPTH))
         c->native_depth = atoi(v);
-    else if (KEY("follow_fork"))
+    else if (KEY(PM_META_FOLLOW_FORK))
         c->follow_fork = atoi(v) != 0;
-    else if (KEY("malloc_hooked"))
+    else if (KEY(PM_META_MALLOC_HOOKED))
         c->malloc_hooked = atoi(v) != 0;
-    else if (KEY("python_allocators"))
+    else if (KEY(PM_META_PYTHON_ALLOCATORS))
         c->python_allocators = atoi(v) != 0;
-    else if (KEY("python_lost"))
+    else if (KEY(PM_META_PYTHON_LOST))
         snprintf(c->python_lost, sizeof c->python_lost, "%.63s", v);
-    else if (KEY("recycled"))
+    else if (KEY(PM_META_RECYCLED))
         c->recycled = !strcmp(v, "reftracer");
-    else if (KEY("after_end"))
+    else if (KEY(PM_META_AFTER_END))
         c->after_end = strtoull(v, NULL, 10);
-    else if (KEY("blocks_before"))
+    else if (KEY(PM_META_BLOCKS_BEFORE))
         c->blocks_before = strtoull(v, NULL, 10);
-    else if (KEY("exit_status"))
+    else if (KEY(PM_META_EXIT_STATUS))
         c->exit_status = atoi(v);
-    else if (KEY("aggregate"))
+    else if (KEY(PM_META_AGGREGATE))
         c->aggregated = atoi(v) != 0;
 #undef KEY
 }

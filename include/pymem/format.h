@@ -38,7 +38,13 @@
  *   at some point replaced by one that no longer reached pymem, until pymem
  *   hooked it again: allocations and frees made meanwhile were not seen),
  *   "recycled" (version 3: "reftracer" when recycled objects are RETAGged),
- *   "aggregate" ("1": an aggregated capture, below).
+ *   "aggregate" ("1": an aggregated capture, below), "role" (how this process
+ *   came to record: "root", "fork", "spawn" for an exec'd child, "exec" for
+ *   an image that replaced a recording one), "blocks_before" (version 3:
+ *   blocks Python's object allocator held before pymem hooked it, which may
+ *   be freed unrecorded), and at the end "exit_status" (version 3: the
+ *   status given to exit() after the capture ended) and "after_end"
+ *   (version 3: Python objects allocated after that end, counted only).
  *   A later META chunk adds keys; readers ignore keys they do not know.
  *
  * Records: a one-byte tag, then varints (LEB128, unsigned) and zigzag svarints.
@@ -161,6 +167,28 @@
 #define PM_CHUNK_MAX_RATIO 16384u
 #define PM_STRING_MAX 1024u              /* longer names are cut */
 #define PM_TRUNCATED_FILE "<truncated>"
+
+/* META keys (their meanings are above; a reader ignores keys it does not
+ * know). */
+#define PM_META_PID "pid"
+#define PM_META_PPID "ppid"
+#define PM_META_COMMAND "command"
+#define PM_META_START_UNIX_NS "start_unix_ns"
+#define PM_META_STACK_DEPTH "stack_depth"
+#define PM_META_FOLLOW_FORK "follow_fork"
+#define PM_META_PYTHON "python"
+#define PM_META_MALLOC_HOOKED "malloc_hooked"
+#define PM_META_NATIVE_DEPTH "native_depth"
+#define PM_META_NATIVE_DOMAINS "native_domains"
+#define PM_META_SAMPLE_BYTES "sample_bytes"
+#define PM_META_PYTHON_ALLOCATORS "python_allocators"
+#define PM_META_PYTHON_LOST "python_lost"
+#define PM_META_RECYCLED "recycled"
+#define PM_META_AGGREGATE "aggregate"
+#define PM_META_ROLE "role"
+#define PM_META_BLOCKS_BEFORE "blocks_before"
+#define PM_META_AFTER_END "after_end"
+#define PM_META_EXIT_STATUS "exit_status"
 
 enum pm_chunk_kind {
     PM_CHUNK_META = 1,

@@ -340,15 +340,15 @@ static void activate(bool child, bool reexec, bool forked)
     if (!hooked && !child)
         pm_warn("malloc is served ahead of pymem (an allocator preloaded first or linked into the "
                 "program): allocations made from C are not recorded");
-    const char *kv[] = {"pid",         pid,   "ppid",        ppid,
-                        "command",     command, "start_unix_ns", start,
-                        "stack_depth", depth, "follow_fork", C.follow_fork ? "1" : "0",
-                        "malloc_hooked", hooked ? "1" : "0", "native_depth", native,
-                        "native_domains", !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
-                        "sample_bytes", sample,
-                        "python_allocators", C.python_allocators ? "1" : "0",
-                        "role", reexec ? "exec" : forked ? "fork" : child ? "spawn" : "root",
-                        C.aggregate ? "aggregate" : NULL, "1", NULL};
+    const char *kv[] = {PM_META_PID, pid, PM_META_PPID, ppid,
+                        PM_META_COMMAND, command, PM_META_START_UNIX_NS, start,
+                        PM_META_STACK_DEPTH, depth, PM_META_FOLLOW_FORK, C.follow_fork ? "1" : "0",
+                        PM_META_MALLOC_HOOKED, hooked ? "1" : "0", PM_META_NATIVE_DEPTH, native,
+                        PM_META_NATIVE_DOMAINS, !native_ok ? "" : C.native_all ? "all" : "malloc,mmap",
+                        PM_META_SAMPLE_BYTES, sample,
+                        PM_META_PYTHON_ALLOCATORS, C.python_allocators ? "1" : "0",
+                        PM_META_ROLE, reexec ? "exec" : forked ? "fork" : child ? "spawn" : "root",
+                        C.aggregate ? PM_META_AGGREGATE : NULL, "1", NULL};
     if (C.aggregate)
         pm_aggregate_start(sampled ? C.sample : 0);
     /* An image that replaced a recording one with exec: that capture ended

@@ -483,7 +483,7 @@ static void check_layers(void)
             if (!strstr(lost, names[i])) {
                 snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%s", *lost ? "," : "", names[i]);
                 struct pm_guard g = pm_guard_enter();
-                pm_writer_meta("python_lost", lost);
+                pm_writer_meta(PM_META_PYTHON_LOST, lost);
                 pm_warn("CPython's %s allocator was replaced by one that does not reach pymem; "
                         "what it allocated meanwhile was not recorded",
                         names[i]);
@@ -509,7 +509,7 @@ static void install_early(void)
     sscanf(short_version, "%d.%d", &major, &minor);
     memcpy(python_version, short_version, sizeof python_version);
     python_minor = major == 3 ? minor : 0;
-    pm_writer_meta("python", short_version);
+    pm_writer_meta(PM_META_PYTHON, short_version);
     if (major == 3 && pm_pyframes_init(minor)) {
         frames_on = true;
         pm_stacks_enable(true);
@@ -518,7 +518,7 @@ static void install_early(void)
             tm_seen = *tm_tracing;
         recycled_on = objects_wanted && pm_recycled_init(minor);
         if (recycled_on)
-            pm_writer_meta("recycled", "reftracer");
+            pm_writer_meta(PM_META_RECYCLED, "reftracer");
     } else {
         pm_warn("Python %s is not supported for call stacks; recording without them", short_version);
     }
@@ -529,7 +529,7 @@ static void install_early(void)
     if (allocated_blocks && objects_wanted) {
         char before[24];
         snprintf(before, sizeof before, "%zd", allocated_blocks());
-        pm_writer_meta("blocks_before", before);
+        pm_writer_meta(PM_META_BLOCKS_BEFORE, before);
     }
     install_allocators();
     atomic_store(&pm_mmap_recording, 1);
@@ -697,9 +697,9 @@ void pm_pyhooks_after_fork_child(void)
 {
     if (!allocators_in)
         return;
-    pm_writer_meta("python", python_version);
+    pm_writer_meta(PM_META_PYTHON, python_version);
     if (recycled_on)
-        pm_writer_meta("recycled", "reftracer");
+        pm_writer_meta(PM_META_RECYCLED, "reftracer");
 }
 
 #define LOOKUP(field, name)                                                                        \

@@ -427,7 +427,7 @@ void pm_file_exit_status(int status, uint64_t after_end)
         char value[16], missed[24];
         snprintf(value, sizeof value, "%d", status);
         snprintf(missed, sizeof missed, "%llu", (unsigned long long)after_end);
-        const char *kv[] = {"exit_status", value, after_end ? "after_end" : NULL, missed, NULL};
+        const char *kv[] = {PM_META_EXIT_STATUS, value, after_end ? PM_META_AFTER_END : NULL, missed, NULL};
         size_t start = add_meta(kv);
         F.fd = fd;
         pm_file_write_chunk(PM_CHUNK_META, 0, F.meta + start, F.meta_len - start, NULL, 0, 0);
