@@ -8,7 +8,11 @@ second on that capture (`pymem summary`), and pymem's own memory.
 Prints a Markdown table. Not part of `make test`.
 
     python3 bench/run.py [--runs N] [--tools pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack]
-                         [-k WORKLOAD]
+                         [-k WORKLOAD] [--baseline BUILD]
+
+--baseline BUILD adds a column "pymem-baseline": exact mode with BUILD's
+libpymem.so (another commit's build), in the same alternating run, so that a
+change is measured against what it replaces.
 
 pymem-native-c is `--native --no-python-allocators`: heaptrack's scope (what
 reaches malloc, with native stacks) plus the Python frames.
@@ -60,18 +64,19 @@ def timed(cmd, env=None, cwd=None):
     return t
 
 
-def tool_command(tool, workload, tmp, build, args=()):
+def tool_command(tool, workload, tmp, build, args=(), baseline=None):
     env = dict(os.environ)
     for k in list(env):
         if k.startswith("PYMEM_"):
             del env[k]
     if tool == "plain":
         return [PYTHON, workload] + list(args), env, None
-    if tool in ("pymem", "pymem-native", "pymem-native-c", "pymem-sample"):
+    if tool in ("pymem", "pymem-baseline", "pymem-native", "pymem-native-c", "pymem-sample"):
         out = os.path.join(tmp, "capture.pmem")
         if os.path.exists(out):
             os.unlink(out)
-        env.update(LD_PRELOAD=os.path.join(build, "libpymem.so"), PYMEM_OUTPUT=out)
+        lib = os.path.join(baseline if tool == "pymem-baseline" else build, "libpymem.so")
+        env.update(LD_PRELOAD=lib, PYMEM_OUTPUT=out)
         if tool in ("pymem-native", "pymem-native-c"):
             env["PYMEM_NATIVE"] = "1"
         if tool == "pymem-native-c":
@@ -106,6 +111,7 @@ def main():
     ap.add_argument("--tools", default="pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("-k", help="only workloads whose name contains this")
+    ap.add_argument("--baseline", help="another build directory: its exact mode in a column of its own")
     ap.add_argument("--synthetic", type=int, default=100_000_000,
                     help="events in the synthetic capture for the analyzer (0: skip)")
     args = ap.parse_args()
@@ -114,6 +120,9 @@ def main():
         print("heaptrack not installed: column left out", file=sys.stderr)
         tools.remove("heaptrack")
     build = os.path.abspath(args.build)
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
+    if baseline:
+        tools.insert(tools.index("pymem") + 1 if "pymem" in tools else 0, "pymem-baseline")
     print(machine())
     tmp = tempfile.mkdtemp(prefix="pymem-bench-")
     numpy = has_numpy()
@@ -129,7 +138,7 @@ def main():
                 for _ in range(args.runs):
                     cmd, env, _ = tool_command("plain", w, tmp, build, wargs)
                     plain = timed(cmd, env, tmp)
-                    cmd, env, capture = tool_command(tool, w, tmp, build, wargs)
+                    cmd, env, capture = tool_command(tool, w, tmp, build, wargs, baseline)
                     ratios.append(timed(cmd, env, tmp) / plain)
                 row[tool] = statistics.median(ratios)
                 if tool == "pymem":
