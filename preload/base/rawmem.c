@@ -7,21 +7,28 @@
 #include "base/rawmem.h"
 
 #include <stdatomic.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 static _Atomic size_t mapped_bytes;
 
-static size_t round_to_pages(size_t size)
+size_t pm_page_size(void)
 {
-    size_t page = 4096;
-    return (size + page - 1) & ~(page - 1);
+    static _Atomic size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)getauxval(AT_PAGESZ);
+        p = p ? p : 4096;
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 void *pm_rawmem_alloc(size_t size)
 {
-    size = round_to_pages(size);
+    size = pm_page_round(size);
     void *p = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -33,15 +40,15 @@ void pm_rawmem_free(void *p, size_t size)
 {
     if (!p)
         return;
-    size = round_to_pages(size);
+    size = pm_page_round(size);
     syscall(SYS_munmap, p, size);
     atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
 }
 
 void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size)
 {
-    old_size = round_to_pages(old_size);
-    new_size = round_to_pages(new_size);
+    old_size = pm_page_round(old_size);
+    new_size = pm_page_round(new_size);
     void *q = (void *)syscall(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE);
     if (q == MAP_FAILED)
         return NULL;

@@ -8,6 +8,18 @@
 #define PM_RAWMEM_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* The system's page size (from the auxiliary vector: no allocation, usable
+ * before anything is set up). */
+size_t pm_page_size(void);
+
+/* `n` rounded up to whole pages (`n` itself where that would overflow). */
+static inline size_t pm_page_round(size_t n)
+{
+    size_t page = pm_page_size();
+    return n > SIZE_MAX - page ? n : (n + page - 1) & ~(page - 1);
+}
 
 /* Returns zeroed, page-aligned memory, or NULL when mmap fails. */
 void *pm_rawmem_alloc(size_t size);

@@ -23,6 +23,7 @@
 #include "stacks/modules.h"
 #include "entry/pyhooks.h"
 #include "pymem/format.h"
+#include "base/rawmem.h"
 #include "base/real.h"
 #include "core/recorder.h"
 #include "base/thread.h"
@@ -218,8 +219,8 @@ PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
 
 ALIGNED_HOOK(aligned_alloc, (size_t alignment, size_t size), (alignment, size), size, alignment)
 ALIGNED_HOOK(memalign, (size_t alignment, size_t size), (alignment, size), size, alignment)
-ALIGNED_HOOK(valloc, (size_t size), (size), size, 4096)
-ALIGNED_HOOK(pvalloc, (size_t size), (size), size, 4096)
+ALIGNED_HOOK(valloc, (size_t size), (size), size, pm_page_size())
+ALIGNED_HOOK(pvalloc, (size_t size), (size), size, pm_page_size())
 
 PM_EXPORT size_t malloc_usable_size(void *p)
 {
@@ -323,12 +324,6 @@ PM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
  * allocator serving malloc), nor in a Python process before the allocator
  * hooks are in (pm_mmap_recording): arenas made then are later filled
  * with recorded objects, and counting both would count twice. */
-static size_t page_round(size_t n)
-{
-    size_t page = 4096;
-    return n > SIZE_MAX - page ? n : (n + page - 1) & ~(page - 1);
-}
-
 static inline bool mmap_should_record(void)
 {
     return pm_run_on() && atomic_load_explicit(&pm_mmap_recording, memory_order_relaxed) &&
@@ -339,9 +334,9 @@ static void record_mapping(void *p, size_t length, int flags, bool unmapped_firs
 {
     struct pm_guard g = pm_guard_enter();
     if (unmapped_first)
-        pm_record_munmap(p, page_round(length));
+        pm_record_munmap(p, pm_page_round(length));
     if (flags & MAP_ANONYMOUS)
-        pm_record_alloc(p, page_round(length), PM_DOMAIN_MMAP);
+        pm_record_alloc(p, pm_page_round(length), PM_DOMAIN_MMAP);
     pm_guard_leave(&g);
 }
 
@@ -374,9 +369,9 @@ PM_EXPORT int munmap(void *addr, size_t length)
 {
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return (int)syscall(SYS_munmap, addr, length);
-    if (length && !((uintptr_t)addr & 4095) && mmap_should_record()) {
+    if (length && !((uintptr_t)addr & (pm_page_size() - 1)) && mmap_should_record()) {
         struct pm_guard g = pm_guard_enter();
-        pm_record_munmap(addr, page_round(length));
+        pm_record_munmap(addr, pm_page_round(length));
         pm_guard_leave(&g);
     }
     return pm_real.munmap(addr, length);
@@ -398,16 +393,16 @@ PM_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
     bool record = mmap_should_record();
     if (record) {
         struct pm_guard g = pm_guard_enter();
-        pm_record_munmap(old, page_round(old_size));
+        pm_record_munmap(old, pm_page_round(old_size));
         pm_guard_leave(&g);
     }
     void *p = pm_real.mremap(old, old_size, new_size, flags, target);
     if (record) {
         struct pm_guard g = pm_guard_enter();
         if (p != MAP_FAILED)
-            pm_record_alloc(p, page_round(new_size), PM_DOMAIN_MMAP);
+            pm_record_alloc(p, pm_page_round(new_size), PM_DOMAIN_MMAP);
         else
-            pm_record_alloc(old, page_round(old_size), PM_DOMAIN_MMAP);
+            pm_record_alloc(old, pm_page_round(old_size), PM_DOMAIN_MMAP);
         pm_guard_leave(&g);
     }
     return p;

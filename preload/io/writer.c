@@ -209,7 +209,7 @@ static uint64_t rss_bytes(void)
     unsigned long long size, resident;
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return 0;
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    return (uint64_t)resident * (uint64_t)pm_page_size();
 }
 
 /* A snapshot the writer takes itself. */
