@@ -166,7 +166,10 @@ PM_ENCODE_INLINE size_t pm_encode_snapshot(uint8_t *out, uint64_t seq, int kind,
     n += pm_put_varint(out + n, seq);
     n += pm_put_varint(out + n, (uint64_t)kind);
     n += pm_put_varint(out + n, time_ns);
-    return n + pm_put_string(out + n, label, strnlen(label, PM_LABEL_MAX));
+    size_t len = 0;
+    while (len < PM_LABEL_MAX && label[len])
+        len++;
+    return n + pm_put_string(out + n, label, len);
 }
 
 /* ---- the writer's records (control stream): at most 61 bytes each ---- */
