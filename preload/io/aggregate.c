@@ -677,7 +677,7 @@ bool pm_aggregate_take(uint32_t stream, const uint8_t *s1, size_t n1, const uint
             break;
         }
         case PM_TAG_SNAPSHOT: {
-            uint64_t seq, kind;
+            uint64_t seq = 0, kind = 0;
             ok = get(&p, end, &seq) && get(&p, end, &kind) && skip_varints(&p, end, 1) && skip_string(&p, end);
             struct ev e = {.seq = seq, .type = kind == PM_SNAP_MAIN ? EV_MAIN : EV_SNAPSHOT};
             ok = ok && push(&e);

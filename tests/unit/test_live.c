@@ -16,7 +16,7 @@ static void put_take_replace(void **state)
     (void)state;
     struct pm_live t;
     assert_int_equal(pm_live_init(&t), 0);
-    struct pm_live_entry e = {0x1000, 10, 1, 5, 0}, old;
+    struct pm_live_entry e = {.addr = 0x1000, .size = 10, .seq = 1, .stack = 5}, old;
     assert_int_equal(pm_live_put(&t, &e, &old), 0);
     e.size = 20;
     assert_int_equal(pm_live_put(&t, &e, &old), 1);
@@ -48,7 +48,7 @@ static void random_operations_match_reference(void **state)
         uint64_t addr = 0x10000 + (uint64_t)k * 16;
         struct pm_live_entry old;
         if (x & (1ull << 40)) {
-            struct pm_live_entry e = {addr, x & 0xffff, (uint64_t)i, (uint32_t)k, 0};
+            struct pm_live_entry e = {.addr = addr, .size = x & 0xffff, .seq = (uint64_t)i, .stack = (uint32_t)k};
             int r = pm_live_put(&t, &e, &old);
             assert_int_equal(r, ref[k] ? 1 : 0);
             if (!ref[k])
