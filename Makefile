@@ -106,13 +106,18 @@ tsan:
 
 # Overhead against the plain run and other tools (heaptrack if installed).
 # Synthetic captures for the analyzer's figures (bench/synth.c).
-$(BUILD)/synth: bench/synth.c tests/unit/builder.c tests/unit/builder.h include/pymem/format.h
+$(BUILD)/synth: bench/synth.c tests/unit/builder.c tests/unit/builder.h include/pymem/format.h include/pymem/encode.h
 	$(CC) $(BASE_CFLAGS) -Itests/unit -o $@ bench/synth.c tests/unit/builder.c
 
 # heaptrack for its column; libc's debug files for the symbolisation row.
+# Debian's Python first (with the analyzer's synthetic figures), then
+# pyenv's 3.12 and 3.13 where they are installed.
+BENCH_PYTHONS := $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12))) \
+	$(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python3.13)))
 bench: all $(BUILD)/synth
 	@sh scripts/install-deps.sh heaptrack libc6-dbg
 	python3 bench/run.py
+	@for py in $(BENCH_PYTHONS); do echo; python3 bench/run.py --python $$py --synthetic 0 || exit 1; done
 
 # libFuzzer (clang's, from Debian) over the reader and every analysis, with
 # ASan and UBSan and the checksum check off (PM_FUZZING). The corpus starts

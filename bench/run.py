@@ -8,7 +8,7 @@ second on that capture (`pymem summary`), and pymem's own memory.
 Prints a Markdown table. Not part of `make test`.
 
     python3 bench/run.py [--runs N] [--tools pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack]
-                         [-k WORKLOAD] [--baseline BUILD]
+                         [-k WORKLOAD] [--baseline BUILD] [--python PATH]
 
 --baseline BUILD adds a column "pymem-baseline": exact mode with BUILD's
 libpymem.so (another commit's build), in the same alternating run, so that a
@@ -106,15 +106,18 @@ def machine():
 
 
 def main():
+    global PYTHON
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tools", default="pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("-k", help="only workloads whose name contains this")
     ap.add_argument("--baseline", help="another build directory: its exact mode in a column of its own")
+    ap.add_argument("--python", default=PYTHON, help="the interpreter every column runs (default %(default)s)")
     ap.add_argument("--synthetic", type=int, default=100_000_000,
                     help="events in the synthetic capture for the analyzer (0: skip)")
     args = ap.parse_args()
+    PYTHON = args.python
     tools = [t for t in args.tools.split(",") if t]
     if "heaptrack" in tools and not shutil.which("heaptrack"):
         print("heaptrack not installed: column left out", file=sys.stderr)
