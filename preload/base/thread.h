@@ -59,9 +59,8 @@ void pm_thread_reset_after_fork(void);
  * unrecorded, and the program finds errno as it left it (a hook that
  * records, or pymem's own work at load, fork or exit, must never change the
  * errno the program reads after its call). Nests: leaving gives back the
- * guard as it was on entry. Use as
- *     struct pm_guard g = pm_guard_enter(); ...; pm_guard_leave(&g);
- * or PM_GUARD_SCOPE(); for the rest of a block. */
+ * guard as it was on entry:
+ *     struct pm_guard g = pm_guard_enter(); ...; pm_guard_leave(&g); */
 struct pm_guard {
     int guard;
     int err;
@@ -86,8 +85,5 @@ static inline void pm_guard_take_errno(struct pm_guard *g)
 {
     g->err = errno;
 }
-
-#define PM_GUARD_SCOPE() \
-    struct pm_guard pm_guard_scope_ __attribute__((cleanup(pm_guard_leave))) = pm_guard_enter()
 
 #endif
