@@ -848,6 +848,39 @@ def test_fork_leaves_output_alone(c, tag):
               r.returncode == 0 and r.stdout == "child 7\n" and r.stderr == "", r.stderr[-300:])
 
 
+def test_reentered_stacks(c, tag):
+    """Every allocation's whole stack, where the inner frames repeat at the
+    same addresses and only an outer frame 150 below differs."""
+    m = marks("reentered.py")
+    out = c.capture("reentered.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "reentered.py")], out, PYMEM_STACK_DEPTH=400)
+    check(tag + " reentered.py runs", r.returncode == 0 and r.stdout == "147\n", r.stderr[-300:])
+    sites = c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]
+
+    def stacks_at(line, size):
+        found = {}
+        for s in sites:
+            f = s["stack"]
+            if f and f[0]["line"] == line and f[0]["file"].endswith("reentered.py"):
+                found[tuple(x["line"] for x in f if x["file"].endswith("reentered.py"))] = s["count"]
+        return found
+
+    leaf = stacks_at(m["LEAF"], 1111)
+    want = {(m["LEAF"],) + (m["DOWN"],) * 150 + (m[o], m["OUTER_CALL"]): 40 for o in ("OUTER_A", "OUTER_B")}
+    check(tag + " same inner frames under two outer lines, 150 frames below: 40 blocks each, whole stacks",
+          leaf == want, "%d stacks: %s" % (len(leaf), sorted((len(k), k[-3:], v) for k, v in leaf.items())))
+    gen = stacks_at(m["GEN"], 2222)
+    want = {(m["GEN"], m["CONSUME_" + x], m["CONSUME_CALL"]): 30 for x in "AB"}
+    check(tag + " a generator resumed under two lines: 30 blocks at each", gen == want, str(gen))
+    other = stacks_at(m["OTHER_LEAF"], 3333)
+    want = {}
+    for depth in (3, 150, 3, 149, 150, 3):
+        k = (m["OTHER_LEAF"],) + (m["OTHER_DOWN"],) * depth + (m["VARYING"], m["VARYING_CALL"])
+        want[k] = want.get(k, 0) + 1
+    check(tag + " recursion depths 3, 150, 3, 149, 150, 3: one stack each, as deep as it was", other == want,
+          str(sorted((len(k), v) for k, v in other.items())))
+
+
 def test_stack_depth_and_generators(c, tag):
     m = marks("deep.py")
     out = c.capture("deep.pmem")
@@ -1332,7 +1365,7 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
