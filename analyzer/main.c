@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <elfutils/libdwfl.h>
+#include <zstd.h>
+
 #include "combine.h"
 #include "export.h"
 #include "lines.h"
@@ -28,8 +31,17 @@
 #include "runfiles.h"
 #include "snapshot.h"
 #include "trend.h"
+#include "pymem/format.h"
 
-#define PYMEM_VERSION "0.1.0"
+#ifdef __clang__
+#define PM_COMPILER "clang " __clang_version__
+#else
+#define PM_COMPILER "gcc " __VERSION__
+#endif
+
+#ifndef PM_VERSION
+#define PM_VERSION "unknown"
+#endif
 
 static void usage(FILE *out)
 {
@@ -81,6 +93,16 @@ static void usage(FILE *out)
           "  machine's memory): a capture that would need more is an error.\n"
           "  pymem run --help for the options of run.\n",
           out);
+}
+
+/* The version, the capture format, and what this build was made with. */
+static void print_version(FILE *out)
+{
+    fprintf(out, "pymem %s\n", PM_VERSION);
+    fprintf(out, "capture format %u (reads versions %u to %u)\n", PM_FORMAT_VERSION, PM_FORMAT_VERSION_MIN,
+            PM_FORMAT_VERSION);
+    fprintf(out, "built with %s; zstd %s; elfutils libdw %s; native stacks: libunwind, loaded by --native\n",
+            PM_COMPILER, ZSTD_versionString(), dwfl_version(NULL));
 }
 
 typedef int (*command_fn)(FILE *, const char *, const struct pm_opts *);
@@ -456,13 +478,18 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    if ((!strcmp(cmd, "help") && argc == 2) || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("pymem %s\n", PYMEM_VERSION);
+        print_version(stdout);
         return 0;
+    }
+    /* help CMD: what CMD --help says (the man page says the same). */
+    if (!strcmp(cmd, "help") && argc == 3) {
+        char *args[] = {argv[0], argv[2], "--help", NULL};
+        return main(3, args);
     }
     if (!strcmp(cmd, "run"))
         return pm_run_main(argc - 1, argv + 1);
