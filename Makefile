@@ -9,6 +9,8 @@
 #   make check-cpython   CPython's own regression tests under pymem (long)
 #   make bench      overhead against plain runs and other tools (not in make test)
 #   make check-peers  native test programs under pymem --native and heaptrack, compared
+#   make install    PREFIX=/usr/local, DESTDIR=; make uninstall removes it all again
+#   make deb        the Debian package pymem_<version>_<arch>.deb, checked by lintian
 #   make fuzz       libFuzzer over the capture reader and every analysis (FUZZ_RUNS, FUZZ_TIME)
 #   SANITIZE=address,undefined   instrument the analyzer and unit tests
 #
@@ -53,7 +55,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd -lz
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test layers unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
+.PHONY: all deps test layers install uninstall deb unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)
@@ -67,7 +69,7 @@ $(BUILD)/preload/%.o: preload/%.c $(wildcard preload/*/*.h preload/*/*.def inclu
 	$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
 
 $(BUILD)/libpymem.so: $(PRELOAD_OBJS) preload/libpymem.map
-	$(CC) -shared -pthread -Wl,--version-script=preload/libpymem.map -Wl,-z,now \
+	$(CC) -shared -pthread -Wl,--version-script=preload/libpymem.map -Wl,-z,now -Wl,-soname,libpymem.so \
 		-o $@ $(PRELOAD_OBJS) -ldl -lm -lzstd
 
 $(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard analyzer/*.h include/pymem/*.h) VERSION | $(DEPS_STAMP)
@@ -140,6 +142,65 @@ fuzz: $(FUZZ_DIR)/fuzz_capture
 	cp -n tests/fuzz/seeds/*.pmem $(FUZZ_DIR)/corpus/ 2>/dev/null || true
 	$(FUZZ_DIR)/fuzz_capture -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
 		-max_len=65536 -close_fd_mask=3 -artifact_prefix=$(FUZZ_DIR)/findings/ $(FUZZ_DIR)/corpus
+
+# Installation: PREFIX (default /usr/local) and DESTDIR (a staging root).
+# libpymem.so goes where the dynamic linker finds it by name, so that
+# LD_PRELOAD=libpymem.so works once ldconfig has run (done here when
+# installing for real as root); `pymem run` takes the one in ../lib beside
+# its own directory. Every file installed is in INSTALLED, which uninstall
+# removes, and only the directories pymem made with them.
+PREFIX ?= /usr/local
+DESTDIR ?=
+PY_DIST := lib/python3/dist-packages
+PUBLIC_HEADERS := $(wildcard include/pymem/*.h)
+INSTALLED := bin/pymem lib/libpymem.so $(PUBLIC_HEADERS) share/man/man1/pymem.1.gz share/man/man7/libpymem.7.gz \
+	share/bash-completion/completions/pymem share/doc/pymem/README.md share/doc/pymem/HACKING.md
+INSTALLED_DIRS := include/pymem share/doc/pymem
+ROOT := $(DESTDIR)$(PREFIX)
+
+install: all
+	install -d $(ROOT)/bin $(ROOT)/lib $(ROOT)/include/pymem $(ROOT)/share/man/man1 $(ROOT)/share/man/man7 \
+		$(ROOT)/share/bash-completion/completions $(ROOT)/share/doc/pymem
+	install -m 0755 $(BUILD)/pymem $(ROOT)/bin/pymem
+	install -m 0644 $(BUILD)/libpymem.so $(ROOT)/lib/libpymem.so
+	install -m 0644 $(PUBLIC_HEADERS) $(ROOT)/include/pymem/
+	sed 's/@VERSION@/$(VERSION)/' docs/pymem.1 | gzip -9n > $(ROOT)/share/man/man1/pymem.1.gz
+	sed 's/@VERSION@/$(VERSION)/' docs/libpymem.7 | gzip -9n > $(ROOT)/share/man/man7/libpymem.7.gz
+	install -m 0644 dist/pymem.bash-completion $(ROOT)/share/bash-completion/completions/pymem
+	install -m 0644 README.md HACKING.md $(ROOT)/share/doc/pymem/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(addprefix $(ROOT)/,$(INSTALLED))
+	-rmdir $(addprefix $(ROOT)/,$(INSTALLED_DIRS)) 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+# The Debian package, beside the Makefile: an install under /usr into a
+# staging root, stripped, with the changelog and copyright Debian wants and
+# Depends from dpkg-shlibdeps; lintian must find no error in it.
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB = pymem_$(VERSION)_$(DEB_ARCH).deb
+deb: all
+	@sh scripts/install-deps.sh dpkg-dev lintian fakeroot
+	rm -rf $(BUILD)/deb $(DEB)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(BUILD)/deb/root PREFIX=/usr
+	strip --strip-unneeded $(BUILD)/deb/root/usr/bin/pymem $(BUILD)/deb/root/usr/lib/libpymem.so
+	install -m 0644 dist/debian/copyright $(BUILD)/deb/root/usr/share/doc/pymem/copyright
+	gzip -9n < dist/debian/changelog > $(BUILD)/deb/root/usr/share/doc/pymem/changelog.gz
+	chmod 0644 $(BUILD)/deb/root/usr/share/doc/pymem/changelog.gz
+	mkdir -p $(BUILD)/deb/root/DEBIAN $(BUILD)/deb/debian
+	printf 'Source: pymem\n\nPackage: pymem\nArchitecture: any\n' > $(BUILD)/deb/debian/control
+	cd $(BUILD)/deb && dpkg-shlibdeps -O root/usr/bin/pymem root/usr/lib/libpymem.so \
+		| sed -n 's/^shlibs:Depends=//p' > depends
+	test -s $(BUILD)/deb/depends
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+		-e "s/@DEPENDS@/$$(cat $(BUILD)/deb/depends)/" \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(BUILD)/deb/root | cut -f1)/" \
+		dist/debian/control.in > $(BUILD)/deb/root/DEBIAN/control
+	echo 'activate-noawait ldconfig' > $(BUILD)/deb/root/DEBIAN/triggers
+	cd $(BUILD)/deb/root && find usr -type f -exec md5sum {} + > DEBIAN/md5sums
+	fakeroot dpkg-deb --build $(BUILD)/deb/root $(DEB)
+	lintian --fail-on error $(DEB)
 
 # The native test programs under pymem --native and under heaptrack (installed
 # here if missing): leaks, peaks and leak sites compared.
