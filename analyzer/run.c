@@ -63,6 +63,10 @@ static void usage_run(FILE *out)
           "                           totals per stack at each snapshot and every second\n"
           "                           (and the exact peak), not every event; grows with\n"
           "                           snapshots x live sites. With --sample too\n"
+          "      --live               keep the live heap in memory as well, for the live\n"
+          "                           API and the pytest plugin's limits (on by itself\n"
+          "                           when the program is pytest: -m pytest, pytest)\n"
+          "      --no-live            not even for pytest\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
           "      --oom-snapshot[=PCT] take the snapshot 'oom' and write the capture out when\n"
           "                           PCT%% of the memory limit is in use (default 90; the\n"
@@ -127,6 +131,7 @@ struct run_options {
     const char *output, *python, *depth, *every, *module, *native_depth;
     char sample[32], oom[8], memory_limit[32]; /* "" when not given */
     bool follow, quiet, native, native_all, python_allocators, aggregate;
+    int live; /* 1: --live, 0: --no-live, -1: on for pytest */
     char **target; /* the program and its arguments (none with -m) */
     int ntarget;
 };
@@ -142,10 +147,11 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
         {"native", optional_argument, NULL, 'n'}, {"sample", optional_argument, NULL, 'S'}, {"native-depth", required_argument, NULL, 'D'},
         {"no-python-allocators", no_argument, NULL, 'P'}, {"oom-snapshot", optional_argument, NULL, 'O'},
         {"no-oom-snapshot", no_argument, NULL, 'N'}, {"memory-limit", required_argument, NULL, 'L'},
-        {"aggregate", no_argument, NULL, 'A'},
+        {"aggregate", no_argument, NULL, 'A'}, {"live", no_argument, NULL, 'V'},
+        {"no-live", no_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    *o = (struct run_options){.python = "python3", .python_allocators = true};
+    *o = (struct run_options){.python = "python3", .python_allocators = true, .live = -1};
     int c;
     optind = 1;
     opterr = 0;
@@ -186,6 +192,12 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
             break;
         case 'A':
             o->aggregate = true;
+            break;
+        case 'V':
+            o->live = 1;
+            break;
+        case 'W':
+            o->live = 0;
             break;
         case 'O':
             if (optarg && !whole_number_in("--oom-snapshot", optarg, 1, 99))
@@ -252,6 +264,17 @@ operands:
     return -1;
 }
 
+/* pytest, as `-m pytest` or its own script (pytest, py.test, pytest-3):
+ * the live table is kept for the plugin's limits. */
+static bool runs_pytest(const struct run_options *o)
+{
+    if (o->module)
+        return !strcmp(o->module, "pytest");
+    const char *base = strrchr(o->target[0], '/');
+    base = base ? base + 1 : o->target[0];
+    return !strncmp(base, "pytest", 6) || !strcmp(base, "py.test");
+}
+
 static void set_or_unset(const char *name, const char *value)
 {
     if (value)
@@ -282,6 +305,7 @@ static void set_environment(const struct run_options *o, const char *lib, const 
     set_or_unset(PM_ENV_PYTHON_ALLOCATORS, o->python_allocators ? NULL : "0");
     set_or_unset(PM_ENV_SAMPLE, *o->sample ? o->sample : NULL);
     set_or_unset(PM_ENV_AGGREGATE, o->aggregate ? "1" : NULL);
+    set_or_unset(PM_ENV_LIVE, o->live == 1 || (o->live < 0 && runs_pytest(o)) ? "1" : NULL);
     if (*o->oom)
         setenv(PM_ENV_OOM_SNAPSHOT, o->oom, 1);
     if (*o->memory_limit)

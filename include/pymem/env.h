@@ -21,6 +21,7 @@
 #define PM_ENV_SAMPLE "PYMEM_SAMPLE"               /* mean bytes between samples */
 #define PM_ENV_SAMPLE_SEED "PYMEM_SAMPLE_SEED"
 #define PM_ENV_AGGREGATE "PYMEM_AGGREGATE"         /* "1": aggregated recording */
+#define PM_ENV_LIVE "PYMEM_LIVE"                   /* "1": keep the live table (pymem/live.h) */
 #define PM_ENV_SNAPSHOT_EVERY "PYMEM_SNAPSHOT_EVERY" /* seconds between periodic snapshots */
 #define PM_ENV_OOM_SNAPSHOT "PYMEM_OOM_SNAPSHOT"   /* percent of the memory limit; "0": none */
 #define PM_ENV_MEMORY_LIMIT "PYMEM_MEMORY_LIMIT"   /* bytes */

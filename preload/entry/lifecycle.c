@@ -44,6 +44,7 @@
 static struct {
     bool follow_fork;
     bool aggregate;
+    bool live;
     bool native, native_all;
     int native_depth;
     int stack_depth;
@@ -190,6 +191,9 @@ static void read_config(void)
     /* PYMEM_AGGREGATE=1: totals per site at snapshots instead of events
      * (aggregate.h). */
     C.aggregate = env_flag(PM_ENV_AGGREGATE);
+    /* PYMEM_LIVE=1: the writer keeps the live table beside the events, for
+     * the live API (pymem/live.h) that the pytest plugin uses. */
+    C.live = env_flag(PM_ENV_LIVE);
     const char *every = getenv(PM_ENV_SNAPSHOT_EVERY);
     double secs = every ? strtod(every, NULL) : 0;
     C.snapshot_every_ns = secs > 0 ? (uint64_t)(secs * 1e9) : 0;
@@ -351,6 +355,8 @@ static void activate(bool child, bool reexec, bool forked)
                         C.aggregate ? PM_META_AGGREGATE : NULL, "1", NULL};
     if (C.aggregate)
         pm_aggregate_start(sampled ? C.sample : 0);
+    else if (C.live)
+        pm_aggregate_keep(sampled ? C.sample : 0);
     /* An image that replaced a recording one with exec: that capture ended
      * complete (END "exec"), and this one takes the next free variant of
      * its name, as a followed child does. */

@@ -57,16 +57,25 @@ struct key {
     struct vals cur;
     struct vals half; /* sampled: the weights the peak is measured with (pm_half) */
     struct vals written, peak, peak_written;
+    /* In the window (pm_aggregate_window_*): what its blocks made since the
+     * window began hold now, and held at the window's last committed peak
+     * (saved at window epoch win_stamp, as `peak` is for the whole heap).
+     * Valid only while `win` is the current window. */
+    uint32_t win;
+    uint64_t win_stamp;
+    int64_t win_bytes, win_count, win_peak_bytes, win_peak_count;
 };
 
 struct block {
     uint64_t addr, size; /* addr 0: empty slot */
     uint32_t key;
+    uint32_t window; /* the window it was made in; 0: none */
 };
 
 struct mapping {
     uint64_t start, end;
     uint32_t key;
+    uint32_t window;
 };
 
 struct stream {
@@ -74,7 +83,8 @@ struct stream {
 };
 
 static struct {
-    bool on;
+    bool on;   /* aggregated mode: the table's records replace the events */
+    bool kept; /* PYMEM_LIVE: the table is kept beside an event capture */
     uint64_t rate; /* sampling mean; 0: exact */
     struct key *keys;
     size_t nkeys, keys_bytes;
@@ -113,15 +123,44 @@ static struct {
     uint64_t allocations, alloc_bytes, frees;
 } A;
 
+/* The window: the blocks made since pm_aggregate_window_begin, their total
+ * now and at its highest, and the keys they touched. */
+static struct {
+    uint32_t id;   /* 0: no window yet */
+    uint32_t open; /* id while it is open, else 0: the window new blocks join */
+    int64_t bytes, blocks, peak_bytes, peak_blocks;
+    uint64_t epoch;
+    bool candidate, lost;
+    uint64_t begin_seq;
+    uint32_t *keys;
+    size_t nkeys, keys_bytes;
+} Win;
+
 void pm_aggregate_start(uint64_t sample_bytes)
 {
     A.on = true;
     A.rate = sample_bytes;
 }
 
+void pm_aggregate_keep(uint64_t sample_bytes)
+{
+    A.kept = true;
+    A.rate = sample_bytes;
+}
+
 bool pm_aggregate_on(void)
 {
     return A.on;
+}
+
+bool pm_aggregate_kept(void)
+{
+    return A.kept;
+}
+
+bool pm_aggregate_tracking(void)
+{
+    return A.on || A.kept;
 }
 
 /* Makes room for `need` bytes in a rawmem array. */
@@ -268,9 +307,53 @@ static int64_t tracked(void)
     return A.rate ? A.whole + 2 * A.halves[0] : A.live_bytes;
 }
 
-/* Every change goes through here: the candidate peak is committed first. */
+/* ---- the window ---- */
+
+/* Before a key's window totals change: reset if they belong to an earlier
+ * window, and their value at the window's last committed peak saved. */
+static void window_touch(struct key *k, uint32_t index)
+{
+    if (k->win != Win.id) {
+        k->win = Win.id;
+        k->win_bytes = k->win_count = k->win_peak_bytes = k->win_peak_count = 0;
+        k->win_stamp = Win.epoch;
+        if (reserve(&Win.keys, &Win.keys_bytes, (Win.nkeys + 1) * sizeof *Win.keys))
+            Win.keys[Win.nkeys++] = index;
+        else
+            Win.lost = true; /* its totals stay right; its sites are not all listed */
+    }
+    if (k->win_stamp < Win.epoch) {
+        k->win_peak_bytes = k->win_bytes;
+        k->win_peak_count = k->win_count;
+        k->win_stamp = Win.epoch;
+    }
+}
+
+static void window_add(struct key *k, uint32_t index, int64_t bytes, int64_t count, int sign)
+{
+    window_touch(k, index);
+    k->win_bytes += sign * bytes;
+    k->win_count += sign * count;
+    Win.bytes += sign * bytes;
+    Win.blocks += sign * count;
+    if (Win.bytes > Win.peak_bytes)
+        Win.candidate = true;
+}
+
+static void window_commit(void)
+{
+    if (!Win.candidate)
+        return;
+    Win.candidate = false;
+    Win.epoch++;
+    Win.peak_bytes = Win.bytes;
+    Win.peak_blocks = Win.blocks;
+}
+
+/* Every change goes through here: the candidate peaks are committed first. */
 static void commit_candidate(void)
 {
+    window_commit();
     if (!A.candidate)
         return;
     A.candidate = false;
@@ -281,9 +364,12 @@ static void commit_candidate(void)
     A.peak_ns = A.candidate_ns;
 }
 
-static void add_weight(uint32_t index, const struct weight *w, int sign)
+/* `window`: the window the block was made in. */
+static void add_weight(uint32_t index, const struct weight *w, int sign, uint32_t window)
 {
     struct key *k = &A.keys[index];
+    if (window && window == Win.open)
+        window_add(k, index, w->full.bytes, w->full.count, sign);
     touch(k, index);
     vals_add(&k->cur, &w->full, sign);
     if (A.rate)
@@ -354,7 +440,7 @@ static bool free_block(uint64_t addr)
     if (!b)
         return false; /* allocated before recording */
     struct weight w = weigh(b->addr, b->size, A.keys[b->key].domain);
-    add_weight(b->key, &w, -1);
+    add_weight(b->key, &w, -1, b->window);
     live_remove(b);
     A.frees++;
     return true;
@@ -375,11 +461,11 @@ static size_t first_ending_after(uint64_t addr)
     return lo;
 }
 
-static void mapping_change(uint32_t key, uint64_t bytes, int64_t count, int sign)
+static void mapping_change(const struct mapping *m, uint64_t bytes, int64_t count, int sign)
 {
     struct weight w = {.full = {(int64_t)bytes, count, count, 0}, .part = -1};
     w.half = w.full;
-    add_weight(key, &w, sign);
+    add_weight(m->key, &w, sign, m->window);
 }
 
 /* Unmaps [start, start + len): whole mappings go, others shrink or split. */
@@ -390,7 +476,7 @@ static bool unmap(uint64_t start, uint64_t len, bool count_frees)
         struct mapping *m = &A.maps[i];
         uint64_t lo = m->start > start ? m->start : start, hi = m->end < end ? m->end : end;
         if (lo == m->start && hi == m->end) {
-            mapping_change(m->key, hi - lo, 1, -1);
+            mapping_change(m, hi - lo, 1, -1);
             if (count_frees)
                 A.frees++;
             memmove(m, m + 1, (A.nmaps - i - 1) * sizeof *m);
@@ -402,11 +488,11 @@ static bool unmap(uint64_t start, uint64_t len, bool count_frees)
                 return false;
             m = &A.maps[i];
             memmove(m + 2, m + 1, (A.nmaps - i - 1) * sizeof *m);
-            m[1] = (struct mapping){hi, m->end, m->key};
+            m[1] = (struct mapping){hi, m->end, m->key, m->window};
             m->end = lo;
             A.nmaps++;
-            mapping_change(m->key, hi - lo, 1, -1);
-            mapping_change(m->key, 0, 2, 1); /* one mapping is two now */
+            mapping_change(m, hi - lo, 1, -1);
+            mapping_change(m, 0, 2, 1); /* one mapping is two now */
             i += 2;
             continue;
         }
@@ -414,7 +500,7 @@ static bool unmap(uint64_t start, uint64_t len, bool count_frees)
             m->start = hi;
         else
             m->end = lo;
-        mapping_change(m->key, hi - lo, 0, -1);
+        mapping_change(m, hi - lo, 0, -1);
         i++;
     }
     return true;
@@ -426,9 +512,9 @@ static bool map(uint64_t start, uint64_t len, uint32_t key)
         return false;
     size_t i = first_ending_after(start);
     memmove(&A.maps[i + 1], &A.maps[i], (A.nmaps - i) * sizeof *A.maps);
-    A.maps[i] = (struct mapping){start, start + len, key};
+    A.maps[i] = (struct mapping){start, start + len, key, Win.open};
     A.nmaps++;
-    mapping_change(key, len, 1, 1);
+    mapping_change(&A.maps[i], len, 1, 1);
     return true;
 }
 
@@ -732,7 +818,7 @@ static bool apply_event(const struct ev *e, uint64_t now_ns, bool *snapshot_reac
     if (e->type == EV_SNAPSHOT || e->type == EV_MAIN) {
         /* The state every event before the snapshot made, at seq - 1 so
          * that a reader applies it before the snapshot. */
-        if (!put_states(e->seq ? e->seq - 1 : 0, now_ns))
+        if (A.on && !put_states(e->seq ? e->seq - 1 : 0, now_ns))
             return false;
         *snapshot_reached = true;
         if (e->type == EV_MAIN)
@@ -755,7 +841,7 @@ static bool apply_event(const struct ev *e, uint64_t now_ns, bool *snapshot_reac
             if (old) {
                 /* Its free was never seen (made where pymem cannot record). */
                 struct weight w = weigh(old->addr, old->size, A.keys[old->key].domain);
-                add_weight(old->key, &w, -1);
+                add_weight(old->key, &w, -1, old->window);
                 live_remove(old);
             }
             if ((A.live_n + 1) * 2 > A.live_cap && !live_grow())
@@ -763,10 +849,10 @@ static bool apply_event(const struct ev *e, uint64_t now_ns, bool *snapshot_reac
             size_t s = slot_of(e->addr);
             while (A.live[s].addr)
                 s = (s + 1) & (A.live_cap - 1);
-            A.live[s] = (struct block){e->addr, e->size, k};
+            A.live[s] = (struct block){e->addr, e->size, k, Win.open};
             A.live_n++;
             struct weight w = weigh(e->addr, e->size, e->domain);
-            add_weight(k, &w, 1);
+            add_weight(k, &w, 1, Win.open);
         }
         if (tracked() > A.peak_tracked) {
             A.candidate = true;
@@ -790,8 +876,8 @@ static bool apply_event(const struct ev *e, uint64_t now_ns, bool *snapshot_reac
         if (k == UINT32_MAX)
             return false;
         struct weight w = weigh(b->addr, b->size, domain);
-        add_weight(b->key, &w, -1);
-        add_weight(k, &w, 1);
+        add_weight(b->key, &w, -1, b->window);
+        add_weight(k, &w, 1, b->window);
         b->key = k;
         return true;
     }
@@ -830,6 +916,8 @@ bool pm_aggregate_apply(uint64_t limit, uint64_t now_ns, bool flush, pm_aggregat
     }
     A.npend = kept;
     A.nruns = runs;
+    if (!A.on)
+        return true; /* kept beside the events: nothing to write */
 
     /* Not the limit: a pass whose watermark failed applies nothing, and the
      * last one applies everything. */
@@ -853,7 +941,71 @@ size_t pm_aggregate_pending(void)
     return A.npend;
 }
 
-void pm_aggregate_reset_after_fork(void)
+void pm_aggregate_window_begin(void)
+{
+    commit_candidate();
+    Win.id = Win.id == UINT32_MAX ? 1 : Win.id + 1;
+    Win.open = Win.id;
+    Win.bytes = Win.blocks = Win.peak_bytes = Win.peak_blocks = 0;
+    Win.candidate = Win.lost = false;
+    Win.epoch++;
+    Win.nkeys = 0;
+    Win.begin_seq = A.last_seq;
+}
+
+void pm_aggregate_window_end(void)
+{
+    commit_candidate();
+    Win.open = 0;
+}
+
+void pm_aggregate_window_read(struct pymem_live *out)
+{
+    commit_candidate();
+    *out = (struct pymem_live){
+        .window = Win.id,
+        .open = Win.open != 0,
+        .begin_seq = Win.begin_seq,
+        .seq = A.last_seq,
+        .bytes = Win.bytes,
+        .blocks = Win.blocks,
+        .peak_bytes = Win.peak_bytes,
+        .peak_blocks = Win.peak_blocks,
+        .heap_bytes = A.live_bytes,
+        .heap_blocks = A.live_blocks,
+        .sites_complete = !Win.lost,
+    };
+}
+
+size_t pm_aggregate_window_sites(bool at_peak, struct pymem_live_site *out, size_t max)
+{
+    commit_candidate();
+    size_t n = 0;
+    for (size_t i = 0; i < Win.nkeys && max; i++) {
+        const struct key *k = &A.keys[Win.keys[i]];
+        bool saved = at_peak && k->win_stamp >= Win.epoch;
+        struct pymem_live_site site = {
+            .stack = k->stack,
+            .domain = k->domain,
+            .bytes = saved ? k->win_peak_bytes : k->win_bytes,
+            .blocks = saved ? k->win_peak_count : k->win_count,
+        };
+        if (site.bytes <= 0)
+            continue;
+        /* Kept sorted, largest first: an insertion into the top `max`. */
+        size_t at = n < max ? n++ : max;
+        while (at > 0 && out[at - 1].bytes < site.bytes) {
+            if (at < max)
+                out[at] = out[at - 1];
+            at--;
+        }
+        if (at < max)
+            out[at] = site;
+    }
+    return n;
+}
+
+void pm_aggregate_drop(void)
 {
     pm_rawmem_free(A.keys, A.keys_bytes);
     pm_rawmem_free(A.kindex, A.kindex_cap * sizeof *A.kindex);
@@ -867,4 +1019,6 @@ void pm_aggregate_reset_after_fork(void)
     pm_rawmem_free(A.out, A.out_bytes);
     pm_rawmem_free(A.scratch, A.scratch_bytes);
     memset(&A, 0, sizeof A);
+    pm_rawmem_free(Win.keys, Win.keys_bytes);
+    memset(&Win, 0, sizeof Win);
 }

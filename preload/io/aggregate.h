@@ -18,10 +18,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pymem/live.h"
+
 /* Turns the mode on for this capture; `sample_bytes`: the sampling mean of a
  * sampled capture (the totals are then estimates), 0 in exact mode. */
 void pm_aggregate_start(uint64_t sample_bytes);
 bool pm_aggregate_on(void);
+
+/* PYMEM_LIVE: the live table kept beside an event capture, for the live C
+ * API (pymem/live.h). The writer still writes every record as it is, and
+ * also hands the events to pm_aggregate_take and pm_aggregate_apply, which
+ * then write nothing (`emit` may be NULL). */
+void pm_aggregate_keep(uint64_t sample_bytes);
+bool pm_aggregate_kept(void);
+/* Either: the table is there. */
+bool pm_aggregate_tracking(void);
 
 /* Takes the whole records a ring held (in two segments, as the ring wraps)
  * for stream `stream`: its events are kept to be applied; the other records
@@ -50,8 +61,18 @@ bool pm_aggregate_apply(uint64_t limit, uint64_t now_ns, bool flush, pm_aggregat
 /* Events taken and not applied yet. */
 size_t pm_aggregate_pending(void);
 
-/* In a forked child: the parent's table is dropped; the child's capture
- * starts empty, as an event capture does. */
-void pm_aggregate_reset_after_fork(void);
+/* The window of the live API (pymem/live.h), under the writer's lock with
+ * every event before the call applied: begin opens one as of the last event
+ * applied, end freezes it; read and sites say what the blocks made in it
+ * hold. */
+void pm_aggregate_window_begin(void);
+void pm_aggregate_window_end(void);
+void pm_aggregate_window_read(struct pymem_live *out);
+size_t pm_aggregate_window_sites(bool at_peak, struct pymem_live_site *out, size_t max);
+
+/* Drops the table and turns both modes off: in a forked child (whose
+ * capture starts empty, as an event capture does, and turns its mode on
+ * again), or when the kept table ran out of memory. */
+void pm_aggregate_drop(void);
 
 #endif

@@ -43,6 +43,7 @@
 #include "base/rawmem.h"
 #include "base/runstate.h"
 #include "base/thread.h"
+#include "base/warn.h"
 
 #define PASS_INTERVAL_NS 10000000u
 /* A pass that found this much to write is followed by the next one at once:
@@ -100,6 +101,24 @@ static size_t compress_locked(const void *p, size_t n)
     return pm_aggregate_on() ? pm_file_compress(p, n) : 0;
 }
 
+/* The kept live table (PYMEM_LIVE) could not go on: it is dropped, the
+ * capture goes on, and the live API answers no more. */
+static void stop_keeping(void)
+{
+    pm_aggregate_drop();
+    pm_warn("out of memory for the live table: the live API (pytest limits) stops, the capture goes on");
+}
+
+/* In kept mode, the live table sees what the ring holds before it is
+ * written. */
+static void keep_events(const struct pm_buffer *b, const uint8_t *s1, size_t n1, const uint8_t *s2, size_t n2)
+{
+    const uint8_t *defs;
+    size_t len;
+    if (pm_aggregate_kept() && !pm_aggregate_take(b->stream, s1, n1, s2, n2, &defs, &len))
+        stop_keeping();
+}
+
 /* Writes out what `b` holds, as it is. `may_wait`: a periodic pass, which
  * leaves a followed child's data in its ring for the child's first 50 ms,
  * so that a fork that execs at once (subprocess before 3.10) leaves no
@@ -128,6 +147,7 @@ static bool drain(struct pm_buffer *b, bool may_wait)
         size_t z = len >= 1024 ? compress_locked(defs, len) : 0;
         return !len || pm_file_write_chunk(PM_CHUNK_EVENTS, b->stream, defs, len, NULL, 0, z);
     }
+    keep_events(b, s1, n1, s2, n2);
     if (!pm_file_write_chunk(PM_CHUNK_EVENTS, b->stream, s1, n1, s2, n2, 0))
         return false;
     pm_buffer_consume(b, avail);
@@ -158,6 +178,7 @@ static bool drain_compressed(struct pm_buffer *b)
     }
     memcpy(W.stage, s1, n1);
     memcpy((uint8_t *)W.stage + n1, s2, n2);
+    keep_events(b, s1, n1, s2, n2);
     pm_buffer_consume(b, avail);
     W.pass_bytes += avail;
     atomic_store(&b->writing, 1);
@@ -292,6 +313,8 @@ static void pass(bool final, int end_reason, int end_detail)
     }
     bool snapshots = n > 0;
     uint64_t now = pm_now_ns();
+    if (pm_aggregate_kept() && drained > 0 && !pm_aggregate_apply(mark, now, false, NULL))
+        stop_keeping();
     if (pm_aggregate_on()) {
         /* A snapshot's state goes out with it: the rings are drained once
          * more, past it, and applied up to there. The state of the heap is
@@ -475,12 +498,59 @@ void pm_writer_resume(void)
  * thread then drains every ring and applies them itself. */
 static void catch_up(void)
 {
-    if (!pm_aggregate_on() || pm_aggregate_pending() < AGGREGATE_PENDING_MAX)
+    if (!pm_aggregate_tracking() || pm_aggregate_pending() < AGGREGATE_PENDING_MAX)
         return;
     uint64_t mark = atomic_load(&pm_seq);
     int drained = drain_all(false);
-    if (drained > 0 && !pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated) && pm_file_is_open())
+    if (drained <= 0 || pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated))
+        return;
+    if (pm_aggregate_kept())
+        stop_keeping();
+    else if (pm_file_is_open())
         pm_file_give_up("aggregate into", "out of memory", true);
+}
+
+/* Every ring drained by the calling thread, which waits for a ring the
+ * writer thread is writing and for one whose thread is recording. 1: done;
+ * 0: a ring stayed busy 50 ms; -1: the capture can no longer be written. */
+static int drain_all_now(void)
+{
+    for (struct pm_buffer *b = pm_buffer_first(); b; b = b->next) {
+        if (atomic_load(&b->state) == PM_BUF_FREE)
+            continue;
+        wait_written(b);
+        if (!wait_not_busy(b))
+            return 0;
+        if (!drain(b, false))
+            return -1;
+    }
+    return 1;
+}
+
+bool pm_writer_with_live(void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&W.lock);
+    bool ok = false;
+    for (int tries = 0; tries < 100 && pm_run_state() == PM_STATE_ON && pm_aggregate_tracking(); tries++) {
+        uint64_t mark = atomic_load(&pm_seq);
+        int drained = drain_all_now();
+        if (drained < 0)
+            break;
+        if (drained == 0)
+            continue; /* a thread stayed busy 50 ms: stopped in a signal handler, perhaps */
+        if (!pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated)) {
+            if (pm_aggregate_kept())
+                stop_keeping();
+            else if (pm_file_is_open())
+                pm_file_give_up("aggregate into", "out of memory", true);
+            break;
+        }
+        fn(arg);
+        ok = true;
+        break;
+    }
+    pthread_mutex_unlock(&W.lock);
+    return ok;
 }
 
 bool pm_writer_flush_buffer(struct pm_buffer *b)
@@ -586,5 +656,5 @@ void pm_writer_reset_after_fork(void)
     W.periodic_taken = 0;
     W.oom_taken = 0;
     W.next_flush_ns = 0;
-    pm_aggregate_reset_after_fork();
+    pm_aggregate_drop();
 }

@@ -62,6 +62,13 @@ bool pm_writer_pending(void);
 bool pm_writer_reopen(void);
 
 /* In a forked child: forget the parent's file and thread. */
+/* Runs `fn(arg)` under the writer's lock once every event recorded before
+ * the call is applied to the live table (aggregate.h), which `fn` may then
+ * read. False, without calling it, when there is no table, the capture has
+ * ended, or a thread stayed in the middle of a record for seconds. Not from
+ * inside a hook: it drains every ring itself. */
+bool pm_writer_with_live(void (*fn)(void *), void *arg);
+
 void pm_writer_reset_after_fork(void);
 
 /* The capture's path, for messages ("" before open). */

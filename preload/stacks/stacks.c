@@ -61,6 +61,8 @@ struct node {
     const void *code;
     const void *filename;
     const void *name;
+    /* what its NODE record said, for pm_stacks_text */
+    uint32_t file_sid, func_sid, line;
 };
 
 struct string {
@@ -193,7 +195,7 @@ static bool store_node(uint32_t id, uint32_t parent, const struct pm_rawframe *f
     if (!grow((void **)&T.nodes, &T.node_cap, sizeof *T.nodes, id + 1) ||
         ((id + 1) * 2 > T.index_cap && !rehash(&T.node_index, &T.index_cap, id, node_hash_of)))
         return false;
-    T.nodes[id] = (struct node){parent, f->lasti, f->code, ci->filename, ci->name};
+    T.nodes[id] = (struct node){parent, f->lasti, f->code, ci->filename, ci->name, 0, 0, 0};
     T.node_count = id + 1;
     uint32_t slot = (uint32_t)h & (T.index_cap - 1);
     while (T.node_index[slot])
@@ -274,8 +276,12 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
         return parent; /* out of memory: attribute to the caller's frame */
     }
 
+    struct node *n = &T.nodes[id];
+    n->file_sid = file_sid;
+    n->func_sid = func_sid;
+    n->line = (uint32_t)(line < 0 ? 0 : line);
     uint8_t rec[64];
-    emit(b, rec, pm_encode_node(rec, id, parent, file_sid, func_sid, (uint64_t)(line < 0 ? 0 : line)));
+    emit(b, rec, pm_encode_node(rec, id, parent, file_sid, func_sid, n->line));
     pthread_mutex_unlock(&T.lock);
     return id;
 }
@@ -412,6 +418,79 @@ void pm_stacks_set_native(int depth, bool all_domains)
         depth = PM_NATIVE_DEPTH_MAX;
     native_depth = depth;
     native = true;
+}
+
+/* Text for pm_stacks_text, never past cap - 1 bytes; no stdio. */
+struct text {
+    char *out;
+    size_t cap, len;
+};
+
+/* `s` (n bytes), its tabs and newlines made spaces: they separate fields. */
+static void put_bytes(struct text *t, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && t->len + 1 < t->cap; i++)
+        t->out[t->len++] = s[i] == '\t' || s[i] == '\n' ? ' ' : s[i];
+}
+
+static void put_char(struct text *t, char c)
+{
+    if (t->len + 1 < t->cap)
+        t->out[t->len++] = c;
+}
+
+static void put_number(struct text *t, uint64_t v, unsigned base)
+{
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (n > 0)
+        put_char(t, digits[--n]);
+}
+
+static void put_string(struct text *t, uint32_t sid)
+{
+    if (sid && sid < T.string_count)
+        put_bytes(t, T.text + T.strings[sid].offset, T.strings[sid].length);
+}
+
+int pm_stacks_text(uint32_t node, char *out, size_t cap)
+{
+    if (!cap)
+        return -1;
+    struct text t = {out, cap, 0};
+    pthread_mutex_lock(&T.lock);
+    bool known = node == 0 || node < T.node_count;
+    for (int depth = 0; known && node && depth <= WALK_MAX; depth++) {
+        const struct node *n = &T.nodes[node];
+        size_t line_start = t.len;
+        if (IS_NATIVE(n)) {
+            put_bytes(&t, "<native>", 8);
+            put_char(&t, '\t');
+            put_bytes(&t, "0x", 2);
+            put_number(&t, (uintptr_t)n->code, 16);
+            put_char(&t, '\t');
+            put_char(&t, '0');
+        } else {
+            put_string(&t, n->file_sid);
+            put_char(&t, '\t');
+            put_string(&t, n->func_sid);
+            put_char(&t, '\t');
+            put_number(&t, n->line, 10);
+        }
+        put_char(&t, '\n');
+        if (t.len == line_start || t.out[t.len - 1] != '\n') {
+            t.len = line_start; /* cut on a whole line */
+            break;
+        }
+        node = n->parent;
+    }
+    pthread_mutex_unlock(&T.lock);
+    out[t.len] = 0;
+    return known ? (int)t.len : -1;
 }
 
 void pm_stacks_reset_after_fork(void)

@@ -45,6 +45,11 @@ void pm_stacks_set_depth(int depth);
  * C allocations only or, with `all_domains`, for Python's too. */
 void pm_stacks_set_native(int depth, bool all_domains);
 
+/* The frames of `node`, innermost first, as the live API gives them
+ * (pymem/live.h, pymem_stack_text); -1 for a node this process has not
+ * made. Takes the stacks lock: not from inside a hook. */
+int pm_stacks_text(uint32_t node, char *out, size_t cap);
+
 /* In a forked child: start over with empty process-wide tables. */
 void pm_stacks_reset_after_fork(void);
 
