@@ -11,6 +11,7 @@
 #   make check-peers  native test programs under pymem --native and heaptrack, compared
 #   make install    PREFIX=/usr/local, DESTDIR=; make uninstall removes it all again
 #   make deb        the Debian package pymem_<version>_<arch>.deb, checked by lintian
+#   make package    tests of the installed tool (in make test): man page, install, the .deb
 #   make fuzz       libFuzzer over the capture reader and every analysis (FUZZ_RUNS, FUZZ_TIME)
 #   SANITIZE=address,undefined   instrument the analyzer and unit tests
 #
@@ -55,7 +56,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd -lz
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test layers install uninstall deb unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
+.PHONY: all deps test layers install uninstall deb package unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)
@@ -151,11 +152,17 @@ fuzz: $(FUZZ_DIR)/fuzz_capture
 # removes, and only the directories pymem made with them.
 PREFIX ?= /usr/local
 DESTDIR ?=
-PY_DIST := lib/python3/dist-packages
+# The pytest plugin goes where Debian's python3 looks: /usr/lib/python3/
+# dist-packages for the package, /usr/local/lib/python3.X/dist-packages for
+# a local install; its dist-info's entry point makes pytest load it by itself.
+PY_VERSION = $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PY_DIST = $(if $(filter /usr,$(PREFIX)),lib/python3/dist-packages,lib/python$(PY_VERSION)/dist-packages)
+PLUGIN_INFO = $(PY_DIST)/pytest_pymem-$(VERSION).dist-info
 PUBLIC_HEADERS := $(wildcard include/pymem/*.h)
-INSTALLED := bin/pymem lib/libpymem.so $(PUBLIC_HEADERS) share/man/man1/pymem.1.gz share/man/man7/libpymem.7.gz \
-	share/bash-completion/completions/pymem share/doc/pymem/README.md share/doc/pymem/HACKING.md
-INSTALLED_DIRS := include/pymem share/doc/pymem
+INSTALLED = bin/pymem lib/libpymem.so $(PUBLIC_HEADERS) share/man/man1/pymem.1.gz share/man/man7/libpymem.7.gz \
+	share/bash-completion/completions/pymem share/doc/pymem/README.md share/doc/pymem/HACKING.md \
+	$(PY_DIST)/pytest_pymem.py $(PLUGIN_INFO)/METADATA $(PLUGIN_INFO)/entry_points.txt $(PLUGIN_INFO)/RECORD
+INSTALLED_DIRS = include/pymem share/doc/pymem $(PLUGIN_INFO)
 ROOT := $(DESTDIR)$(PREFIX)
 
 install: all
@@ -168,6 +175,14 @@ install: all
 	sed 's/@VERSION@/$(VERSION)/' docs/libpymem.7 | gzip -9n > $(ROOT)/share/man/man7/libpymem.7.gz
 	install -m 0644 dist/pymem.bash-completion $(ROOT)/share/bash-completion/completions/pymem
 	install -m 0644 README.md HACKING.md $(ROOT)/share/doc/pymem/
+	install -d $(ROOT)/$(PLUGIN_INFO)
+	install -m 0644 python/pytest_pymem.py $(ROOT)/$(PY_DIST)/pytest_pymem.py
+	printf 'Metadata-Version: 2.1\nName: pytest-pymem\nVersion: %s\nSummary: pytest memory limits measured by pymem\n' \
+		'$(VERSION)' > $(ROOT)/$(PLUGIN_INFO)/METADATA
+	printf '[pytest11]\npymem = pytest_pymem\n' > $(ROOT)/$(PLUGIN_INFO)/entry_points.txt
+	printf 'pytest_pymem.py,,\n%s/METADATA,,\n%s/entry_points.txt,,\n%s/RECORD,,\n' $(notdir $(PLUGIN_INFO)) \
+		$(notdir $(PLUGIN_INFO)) $(notdir $(PLUGIN_INFO)) > $(ROOT)/$(PLUGIN_INFO)/RECORD
+	chmod 0644 $(ROOT)/$(PLUGIN_INFO)/*
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 uninstall:

@@ -341,5 +341,8 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
+    """Under pymem only: an installed plugin stays silent in other runs,
+    unless a test has a limit (pytest_terminal_summary says it was not
+    enforced)."""
     plugin = getattr(config, "_pymem", None)
-    return plugin.header() if plugin else None
+    return plugin.header() if plugin and plugin.state is not None else None

@@ -100,8 +100,13 @@ integration: all $(BUILD)/tests/libpmtest.so $(NATIVE_BINS)
 check-cpython: all
 	@sh scripts/check-cpython.sh $(BUILD)/pymem
 
+# pymem installed: man page against help, make install/uninstall in a
+# staging root, and (as root) the Debian package installed and removed.
+package: all
+	@/usr/bin/python3 tests/package/run.py --build $(BUILD)
+
 # The preload's layer rule and the halves' boundaries (HACKING.md, "Layers").
 layers: all
 	@python3 scripts/check-layers.py $(BUILD)
 
-test: all layers unit tsan pyoffsets golden integration check-peers check-cpython
+test: all layers unit tsan pyoffsets golden integration package check-peers check-cpython
