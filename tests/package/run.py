@@ -61,6 +61,12 @@ def test_man_page_says_what_help_says(pymem):
             if opt.replace("-", "\\-") not in man:
                 missing.append("%s %s" % (cmd, opt))
     check("man pymem names every command and every option of `pymem help CMD`", not missing, missing)
+    completion = open(os.path.join(ROOT, "dist", "pymem.bash-completion")).read()
+    missing = [cmd for cmd in commands if not re.search(r"\b%s\b" % cmd, completion)]
+    for cmd in commands:
+        missing += ["%s %s" % (cmd, opt) for opt in set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", helps[cmd].stdout))
+                    - {"--help"} if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(opt), completion)]
+    check("bash completion knows every command and option of `pymem help CMD`", not missing, missing)
     missing = []
     for env in re.findall(r'#define PM_ENV_\w+ "(PYMEM_\w+)"', open(os.path.join(ROOT, "include/pymem/env.h")).read()):
         if env in ("PYMEM_DIR", "PYMEM_ROOT_PID", "PYMEM_STARTED", "PYMEM_SAMPLE_SEED"):
