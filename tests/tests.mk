@@ -7,7 +7,7 @@
 
 UNIT_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -Ianalyzer -Ipreload -Itests/unit -pthread
 UNIT_PRELOAD_OBJS := $(filter-out $(BUILD)/preload/entry/interpose.o,$(PRELOAD_OBJS))
-UNIT_TESTS := format live stacktree replay recorder
+UNIT_TESTS := format live stacktree replay recorder window
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 # test_interpose makes its own malloc the binary's: not with a sanitizer's.
 ifeq ($(SANITIZE),)
