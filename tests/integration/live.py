@@ -35,8 +35,10 @@ def test_live_api(c, tag):
     check(tag + " live API: another thread's block counts, at its line",
           [(s["bytes"], s["blocks"]) for s in thread] == [(2000000 + BYTES_HEADER, 1)], str(thread))
     check(tag + " live API: the freed 4 MB temporary is not live", not at(got["now"], m["BIG"]))
-    check(tag + " live API: the window's peak is the 4 MB temporary alone, exact",
-          live["peak_bytes"] == big and live["peak_blocks"] == 1
+    # The peak: the temporary, exact at its line, and what the call into
+    # ctypes left live around it (a few small blocks).
+    check(tag + " live API: the window's peak is the 4 MB temporary, exact at its line",
+          big <= live["peak_bytes"] < big + 1024 and live["peak_blocks"] <= 4
           and [(s["bytes"], s["blocks"]) for s in at(got["peak"], m["BIG"])] == [(big, 1)], str(live))
     # Blocks of the window: the 500, the thread's, and a few of ctypes and
     # threading (under 16 KiB); frees after the end change nothing, and
