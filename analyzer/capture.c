@@ -240,6 +240,33 @@ const struct pm_point_total *pm_capture_states(struct pm_capture *c, const struc
     return v;
 }
 
+/* A HEAPSTATS record into c->heapstats, and its event. Keys this reader
+ * does not know are skipped; a key twice keeps its last value. */
+static int decode_heapstats(struct pm_capture *c, struct cursor *k, struct pm_event *ev)
+{
+    uint64_t seq, time, allocator, n, key, value;
+    if (get(k, &seq) || get(k, &time) || get(k, &allocator) || get(k, &n) || n > (uint64_t)(k->end - k->p) / 2)
+        return corrupt(c, "bad heap statistics record");
+    if (pm_grow(&c->heapstats, &c->heapstats_cap, sizeof *c->heapstats, c->heapstats_n + 1, 64))
+        return oom(c);
+    struct pm_heapstats *h = &c->heapstats[c->heapstats_n];
+    memset(h, 0, sizeof *h);
+    h->seq = seq;
+    h->time_ns = time;
+    h->allocator = allocator <= PM_ALLOCATOR_JEMALLOC ? (int)allocator : PM_ALLOCATOR_UNKNOWN;
+    for (uint64_t i = 0; i < n; i++) {
+        if (get(k, &key) || get(k, &value))
+            return corrupt(c, "bad heap statistics record");
+        if (key > 0 && key < PM_HS_KEYS) {
+            h->value[key] = value;
+            h->have[key] = true;
+        }
+    }
+    *ev = (struct pm_event){.seq = seq, .time = time, .stack = (uint32_t)c->heapstats_n, .type = PM_EV_HEAPSTATS};
+    c->heapstats_n++;
+    return 0;
+}
+
 static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
 {
     if (id >= c->stream_cap) {
@@ -268,7 +295,8 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
         uint8_t tag = *k->p++;
         struct pm_event ev = {0};
         uint64_t a, b, d, e, f;
-        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG) {
+        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG ||
+            tag == PM_TAG_ARENA || tag == PM_TAG_ARENA_FREE) {
             if (!st)
                 return corrupt(c, "event outside a thread stream");
             if ((tag & 0xf0) == PM_TAG_ALLOC && (tag & 0x0f) >= PM_DOMAIN_COUNT)
@@ -288,10 +316,10 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 st->stack += (uint64_t)pm_unzigzag(e);
                 ev.type = PM_EV_RETAG;
                 ev.stack = (uint32_t)st->stack;
-            } else if (tag == PM_TAG_MUNMAP) {
+            } else if (tag == PM_TAG_MUNMAP || tag == PM_TAG_ARENA || tag == PM_TAG_ARENA_FREE) {
                 if (get(k, &d))
                     return corrupt(c, "cut event record");
-                ev.type = PM_EV_MUNMAP;
+                ev.type = tag == PM_TAG_MUNMAP ? PM_EV_MUNMAP : tag == PM_TAG_ARENA ? PM_EV_ARENA : PM_EV_ARENA_FREE;
                 ev.size = d;
             } else {
                 if (get(k, &d) || get(k, &e))
@@ -375,6 +403,10 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             if (decode_states(c, k, &ev) || push(c, queue, &ev, fn, ctx))
                 return -1;
             break;
+        case PM_TAG_HEAPSTATS:
+            if (decode_heapstats(c, k, &ev) || push(c, queue, &ev, fn, ctx))
+                return -1;
+            break;
         case PM_TAG_PEAK:
             if (decode_peak(c, k))
                 return -1;
@@ -431,6 +463,8 @@ void pm_capture_close(struct pm_capture *c)
     free(c->streams);
     free(c->states);
     c->states = NULL;
+    free(c->heapstats);
+    c->heapstats = NULL;
     free(c->thread_info);
     c->thread_info = NULL;
     pm_point_free(&c->peak_state);
@@ -488,6 +522,7 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     c->has_end = false;
     c->states_n = 0;
     c->states_base = 0;
+    c->heapstats_n = 0;
     pm_point_reset(&c->peak_state, 0, 0);
     c->peak_state.set = false;
     c->peak_bytes = 0;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pymem/format.h"
 #include "merge.h"
 #include "modmap.h"
 #include "point.h"
@@ -28,6 +29,17 @@ enum pm_event_type {
     PM_EV_RETAG, /* addr, stack: the live block at addr now belongs to stack */
     PM_EV_STATES, /* aggregated: `size` entries from number `addr` (pm_capture_states) */
     PM_EV_LIVE,   /* aggregated: size live bytes, addr live blocks, at time */
+    PM_EV_ARENA,  /* addr, size: pymalloc mapped an arena (in no domain) */
+    PM_EV_ARENA_FREE, /* addr, size: ... and returned pages of one */
+    PM_EV_HEAPSTATS,  /* time: the allocator's view, c->heapstats[stack] */
+};
+
+/* A HEAPSTATS record (format.h): value[key] where have[key]. */
+struct pm_heapstats {
+    uint64_t seq, time_ns;
+    int allocator; /* enum pm_allocator */
+    uint64_t value[PM_HS_KEYS];
+    bool have[PM_HS_KEYS];
 };
 
 struct pm_event {
@@ -103,6 +115,9 @@ struct pm_capture {
     uint64_t states_base;
     struct pm_point peak_state;
     uint64_t peak_bytes;
+    /* HEAPSTATS records, in the order decoded (one pass fills them) */
+    struct pm_heapstats *heapstats;
+    size_t heapstats_n, heapstats_cap;
     /* sampled and aggregated captures: the last COUNTERS record (exact totals) */
     bool has_counters;
     uint64_t counted_allocations, counted_bytes, counted_frees;

@@ -22,6 +22,8 @@
 #include "export.h"
 #include "lines.h"
 #include "temporaries.h"
+#include "compare.h"
+#include "fragmentation.h"
 #include "plot.h"
 #include "commands.h"
 #include "cli.h"
@@ -71,6 +73,12 @@ static void usage(FILE *out)
           "                                                 allocations freed right after they were made:\n"
           "                                                 before their thread made N more (default 1,\n"
           "                                                 heaptrack's and memray's rule), or within T ms\n"
+          "  fragmentation CAPTURE [--top N] [--json]       leak or fragmentation? RSS against the live\n"
+          "                                                 heap and the allocator's own view, the gap\n"
+          "                                                 split into its causes, a verdict, and the\n"
+          "                                                 sites whose few objects keep arenas mapped\n"
+          "  compare A B [--json]                           two runs (another allocator: pymem run\n"
+          "                                                 --allocator): RSS and live heap over time\n"
           "\n"
           "  CAPTURE may be a directory: each .pmem in it is reported in turn, and\n"
           "  with --merge (summary, peak, leaks, diff) the processes of a run are\n"
@@ -504,6 +512,7 @@ int main(int argc, char **argv)
 
     command_fn fn;
     int operands;
+    bool compare = false;
     if (!strcmp(cmd, "summary")) {
         fn = pm_cmd_summary;
         operands = 1;
@@ -525,6 +534,13 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "temporaries")) {
         fn = pm_cmd_temporaries;
         operands = 1;
+    } else if (!strcmp(cmd, "fragmentation")) {
+        fn = pm_cmd_fragmentation;
+        operands = 1;
+    } else if (!strcmp(cmd, "compare")) {
+        fn = NULL;
+        compare = true;
+        operands = 2;
     } else {
         fprintf(stderr, "pymem: unknown command '%s' (see 'pymem help')\n", cmd);
         return 2;
@@ -540,7 +556,7 @@ int main(int argc, char **argv)
         {"merge", no_argument, NULL, 'm'}, {"within", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
-    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff || !fn || fn == pm_cmd_temporaries;
+    bool sites_command = fn == pm_cmd_peak || fn == pm_cmd_leaks || fn == pm_cmd_diff || (!fn && !compare) || fn == pm_cmd_temporaries;
     struct pm_opts o = {.by = PM_BY_OWN, .top = 10};
     unsigned long long max_memory = 0;
     bool merge = false;
@@ -651,7 +667,7 @@ int main(int argc, char **argv)
     char **rest = argv + 1 + optind;
     if (left != operands) {
         fprintf(stderr, "pymem %s: expected %s, got %d argument(s)\n", cmd,
-                operands == 1 ? "one CAPTURE" : "CAPTURE A B", left);
+                operands == 1 ? "one CAPTURE" : operands == 2 ? "two captures A B" : "CAPTURE A B", left);
         return 2;
     }
     if (fn == pm_cmd_diff) {
@@ -659,6 +675,8 @@ int main(int argc, char **argv)
         o.to = rest[2];
     }
     limit_memory(max_memory);
+    if (compare)
+        return pm_cmd_compare(stdout, rest[0], rest[1], &o);
     if (!fn) {
         char **names;
         size_t n;

@@ -102,10 +102,11 @@ static int ensure_queues(struct pm_merge *m, uint32_t id)
     return 0;
 }
 
-/* Events and snapshots take a number each; ticks only mark a position. */
+/* Events and snapshots take a number each; ticks and heap statistics only
+ * mark a position. */
 static int numbered(const struct pm_event *ev)
 {
-    return ev->type != PM_EV_TICK;
+    return ev->type != PM_EV_TICK && ev->type != PM_EV_HEAPSTATS;
 }
 
 static int hold(struct pm_merge *m, uint32_t id, const struct pm_event *ev);

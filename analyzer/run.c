@@ -7,6 +7,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -63,6 +64,10 @@ static void usage_run(FILE *out)
           "                           totals per stack at each snapshot and every second\n"
           "                           (and the exact peak), not every event; grows with\n"
           "                           snapshots x live sites. With --sample too\n"
+          "      --allocator A[:OPTS] run the program on another allocator, to compare with\n"
+          "                           a first run (pymem compare): jemalloc (loaded behind\n"
+          "                           pymem, OPTS its MALLOC_CONF, e.g. dirty_decay_ms:0), or\n"
+          "                           glibc with tunables, e.g. glibc:arena_max=2,trim_threshold=1M\n"
           "      --live               keep the live heap in memory as well, for the live\n"
           "                           API and the pytest plugin's limits (on by itself\n"
           "                           when the program is pytest: -m pytest, pytest)\n"
@@ -132,9 +137,117 @@ struct run_options {
     char sample[32], oom[8], memory_limit[32]; /* "" when not given */
     bool follow, quiet, native, native_all, python_allocators, aggregate;
     int live; /* 1: --live, 0: --no-live, -1: on for pytest */
+    char allocator_lib[PATH_MAX];     /* --allocator jemalloc: loaded behind the preload */
+    char malloc_conf[256];            /* ... its MALLOC_CONF */
+    char tunables[512];               /* --allocator glibc:...: GLIBC_TUNABLES to add */
     char **target; /* the program and its arguments (none with -m) */
     int ntarget;
 };
+
+/* glibc's malloc tunables --allocator glibc: takes, by their short names. */
+static const char *const glibc_tunables[] = {"arena_max", "arena_test", "trim_threshold", "top_pad",
+                                             "mmap_threshold", "mmap_max", "tcache_count", "tcache_max",
+                                             "tcache_unsorted_limit", "mxfast", "perturb", "hugetlb"};
+
+/* The C library's directory (where this program's libc.so.6 was found). */
+static int libc_dir(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    if (!slash || strcmp(slash, "/libc.so.6") != 0)
+        return 0;
+    snprintf(data, PATH_MAX, "%.*s", (int)(slash - info->dlpi_name), info->dlpi_name);
+    return 1;
+}
+
+/* A library installed beside the C library, or in /usr's or /usr/local's lib
+ * (it cannot be dlopen'ed to be found: jemalloc's thread-local storage must
+ * be there from the start). */
+static int find_beside_libc(const char *soname, char *out, size_t cap)
+{
+    char dir[PATH_MAX] = "";
+    dl_iterate_phdr(libc_dir, dir);
+    const char *prefixes[] = {"", "/usr", NULL};
+    for (int i = 0; i < 3; i++) {
+        if (prefixes[i] && *dir)
+            snprintf(out, cap, "%s%s/%s", prefixes[i], dir, soname);
+        else if (!prefixes[i])
+            snprintf(out, cap, "/usr/local/lib/%s", soname);
+        else
+            continue;
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* A whole number, with K, M or G (powers of 1024); 0 and 1 allowed. */
+static int parse_count(const char *text, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *text == '-')
+        return -1;
+    unsigned long long unit = *end == 'K' ? 1ull << 10 : *end == 'M' ? 1ull << 20 : *end == 'G' ? 1ull << 30 : 1;
+    if (unit > 1)
+        end++;
+    if (*end || v > (1ull << 50) / unit)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
+/* --allocator jemalloc[:CONF] or glibc[:k=v,...]: jemalloc's path (found as
+ * the dynamic linker finds it), or the GLIBC_TUNABLES to add. 0, or -1 after
+ * a one-line error. */
+static int parse_allocator(const char *spec, struct run_options *o)
+{
+    const char *colon = strchr(spec, ':');
+    size_t name = colon ? (size_t)(colon - spec) : strlen(spec);
+    const char *opts = colon ? colon + 1 : "";
+    o->allocator_lib[0] = o->malloc_conf[0] = o->tunables[0] = 0;
+    if (name == 8 && !strncmp(spec, "jemalloc", 8)) {
+        if (find_beside_libc("libjemalloc.so.2", o->allocator_lib, sizeof o->allocator_lib)) {
+            fprintf(stderr, "pymem run: --allocator jemalloc: libjemalloc.so.2 is not installed "
+                            "(Debian: apt-get install libjemalloc2)\n");
+            return -1;
+        }
+        snprintf(o->malloc_conf, sizeof o->malloc_conf, "%s", opts);
+        return 0;
+    }
+    if (name != 5 || strncmp(spec, "glibc", 5)) {
+        fprintf(stderr, "pymem run: --allocator takes jemalloc[:MALLOC_CONF] or glibc[:tunable=value,...], not '%s'\n",
+                spec);
+        return -1;
+    }
+    char list[512];
+    snprintf(list, sizeof list, "%s", opts);
+    size_t used = 0;
+    for (char *save = NULL, *kv = strtok_r(list, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        unsigned long long v;
+        bool known = false;
+        if (eq) {
+            *eq = 0;
+            for (size_t i = 0; i < sizeof glibc_tunables / sizeof glibc_tunables[0]; i++)
+                known = known || !strcmp(kv, glibc_tunables[i]);
+        }
+        if (!eq || !known || parse_count(eq + 1, &v)) {
+            fprintf(stderr, "pymem run: --allocator glibc: '%s%s%s' is not tunable=value with a tunable of "
+                            "arena_max, arena_test, trim_threshold, top_pad, mmap_threshold, mmap_max, "
+                            "tcache_count, tcache_max, tcache_unsorted_limit, mxfast, perturb, hugetlb\n",
+                    kv, eq ? "=" : "", eq ? eq + 1 : "");
+            return -1;
+        }
+        used += (size_t)snprintf(o->tunables + used, sizeof o->tunables - used, "%sglibc.malloc.%s=%llu",
+                                 used ? ":" : "", kv, v);
+        if (used >= sizeof o->tunables) {
+            fputs("pymem run: --allocator glibc: too many tunables\n", stderr);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* Parses the options. Returns -1 to go on, or the status to exit with (the
  * error said on stderr). */
@@ -148,7 +261,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
         {"no-python-allocators", no_argument, NULL, 'P'}, {"oom-snapshot", optional_argument, NULL, 'O'},
         {"no-oom-snapshot", no_argument, NULL, 'N'}, {"memory-limit", required_argument, NULL, 'L'},
         {"aggregate", no_argument, NULL, 'A'}, {"live", no_argument, NULL, 'V'},
-        {"no-live", no_argument, NULL, 'W'},
+        {"no-live", no_argument, NULL, 'W'}, {"allocator", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     *o = (struct run_options){.python = "python3", .python_allocators = true, .live = -1};
@@ -195,6 +308,10 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
             break;
         case 'V':
             o->live = 1;
+            break;
+        case 'Z':
+            if (parse_allocator(optarg, o))
+                return 2;
             break;
         case 'W':
             o->live = 0;
@@ -290,8 +407,19 @@ static void set_environment(const struct run_options *o, const char *lib, const 
 {
     const char *old = getenv("LD_PRELOAD");
     char preload[PATH_MAX * 2];
-    snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+    /* An allocator behind the preload: pymem's malloc forwards to the next
+     * definition, which is then the allocator's. */
+    snprintf(preload, sizeof preload, "%s%s%s%s%s", lib, *o->allocator_lib ? ":" : "", o->allocator_lib,
+             old && *old ? ":" : "", old ? old : "");
     setenv("LD_PRELOAD", preload, 1);
+    if (*o->allocator_lib)
+        set_or_unset("MALLOC_CONF", *o->malloc_conf ? o->malloc_conf : NULL);
+    if (*o->tunables) {
+        const char *had = getenv("GLIBC_TUNABLES");
+        char tunables[1024];
+        snprintf(tunables, sizeof tunables, "%s%s%s", had && *had ? had : "", had && *had ? ":" : "", o->tunables);
+        setenv("GLIBC_TUNABLES", tunables, 1);
+    }
     setenv(PM_ENV_OUTPUT, path, 1);
     unsetenv(PM_ENV_ROOT_PID);
     set_or_unset(PM_ENV_FOLLOW_FORK, o->follow ? "1" : NULL);

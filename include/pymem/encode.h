@@ -11,6 +11,7 @@
 #ifndef PYMEM_ENCODE_H
 #define PYMEM_ENCODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,6 +60,14 @@ PM_ENCODE_INLINE size_t pm_encode_alloc(uint8_t *out, struct pm_deltas *d, int d
     size_t n = pm_encode_event_head(out, d, (uint8_t)(PM_TAG_ALLOC | domain), seq, addr);
     n += pm_put_varint(out + n, size);
     return n + pm_encode_stack(out + n, d, stack);
+}
+
+/* ARENA and ARENA_FREE: pymalloc's arena mappings (format.h). */
+PM_ENCODE_INLINE size_t pm_encode_arena(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr, uint64_t size,
+                                        bool freed)
+{
+    size_t n = pm_encode_event_head(out, d, freed ? PM_TAG_ARENA_FREE : PM_TAG_ARENA, seq, addr);
+    return n + pm_put_varint(out + n, size);
 }
 
 PM_ENCODE_INLINE size_t pm_encode_free(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr)
@@ -194,6 +203,30 @@ PM_ENCODE_INLINE size_t pm_encode_tick(uint8_t *out, uint64_t seq, uint64_t time
     n += pm_put_varint(out + n, time_ns);
     n += pm_put_varint(out + n, rss);
     return n + pm_put_varint(out + n, profiler_bytes);
+}
+
+/* The largest HEAPSTATS record: tag, 4 varints, and every key with its value. */
+#define PM_HEAPSTATS_MAX_BYTES (41u + 11u * PM_HS_KEYS)
+
+/* HEAPSTATS: `value[key]` for the keys with `have[key]` set. */
+PM_ENCODE_INLINE size_t pm_encode_heapstats(uint8_t *out, uint64_t seq, uint64_t time_ns, int allocator,
+                                            const uint64_t *value, const uint8_t *have)
+{
+    size_t n = 0, count = 0;
+    for (int k = 1; k < PM_HS_KEYS; k++)
+        count += have[k] != 0;
+    out[n++] = PM_TAG_HEAPSTATS;
+    n += pm_put_varint(out + n, seq);
+    n += pm_put_varint(out + n, time_ns);
+    n += pm_put_varint(out + n, (uint64_t)allocator);
+    n += pm_put_varint(out + n, count);
+    for (int k = 1; k < PM_HS_KEYS; k++) {
+        if (!have[k])
+            continue;
+        n += pm_put_varint(out + n, (uint64_t)k);
+        n += pm_put_varint(out + n, value[k]);
+    }
+    return n;
 }
 
 PM_ENCODE_INLINE size_t pm_encode_watermark(uint8_t *out, uint64_t seq)

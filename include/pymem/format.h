@@ -77,6 +77,13 @@
  *                           varint frees                      (version 2)
  *   RETAG     [0x40]        varint dseq | svarint daddr | svarint dstack
  *                                                             (version 3)
+ *   ARENA     [0x50]        varint dseq | svarint daddr | varint size
+ *                                                             (version 4)
+ *   ARENA_FREE [0x60]       varint dseq | svarint daddr | varint length
+ *                                                             (version 4)
+ *   HEAPSTATS [0x70]        varint seq | varint time_ns | varint allocator |
+ *                           varint n | n x (varint key | varint value)
+ *                                                             (version 4)
  *   STATES    [0x0d]        varint seq | varint n | n x entry (aggregated)
  *   PEAK      [0x0e]        varint seq | varint time_ns | varint bytes |
  *                           varint n | n x entry              (aggregated)
@@ -129,6 +136,19 @@
  * does. It uses the ALLOC/FREE delta bases of its stream. A RETAG of an
  * address that is not live changes nothing.
  *
+ * ARENA and ARENA_FREE (version 4): a mapping Python's object allocator
+ * (pymalloc) made or returned for its arenas, inside an allocation or free
+ * of the Python domains, whose objects are recorded one by one: not in any
+ * domain and not in the live heap (that would count them twice), but the
+ * ground the objects stand on, for telling which few live objects keep
+ * mostly empty arenas mapped. They use the ALLOC/FREE delta bases.
+ *
+ * HEAPSTATS (version 4): the allocator's own view, written by the writer
+ * every few hundred milliseconds, with each snapshot and at the end:
+ * `allocator` is enum pm_allocator, then key/value pairs of enum
+ * pm_heapstat (a reader skips keys it does not know). Figures the allocator
+ * does not give are absent.
+ *
  * The mmap domain holds anonymous mappings made with mmap/mremap. MUNMAP
  * frees a byte range, which may cover several mappings or only part of one
  * (the rest stays live). It uses the ALLOC/FREE delta bases of its stream.
@@ -153,7 +173,7 @@
 #include <string.h>
 
 #define PM_FILE_MAGIC "PYMEMCAP"
-#define PM_FORMAT_VERSION 3u
+#define PM_FORMAT_VERSION 4u
 #define PM_FORMAT_VERSION_MIN 1u /* oldest version readers accept */
 #define PM_FILE_HEADER_SIZE 16u
 #define PM_CHUNK_MAGIC 0x4b434d50u /* "PMCK" read as little-endian u32 */
@@ -227,6 +247,39 @@ enum pm_tag {
     PM_TAG_FREE = 0x20,
     PM_TAG_MUNMAP = 0x30,
     PM_TAG_RETAG = 0x40,
+    PM_TAG_ARENA = 0x50,
+    PM_TAG_ARENA_FREE = 0x60,
+    PM_TAG_HEAPSTATS = 0x70,
+};
+
+/* HEAPSTATS: which allocator served malloc. */
+enum pm_allocator {
+    PM_ALLOCATOR_UNKNOWN = 0,
+    PM_ALLOCATOR_GLIBC = 1,
+    PM_ALLOCATOR_JEMALLOC = 2,
+};
+
+/* HEAPSTATS keys, all in bytes but the counts. */
+enum pm_heapstat {
+    PM_HS_RSS = 1,             /* the process's resident set */
+    PM_HS_PROFILER = 2,        /* pymem's own memory (mapped) */
+    PM_HS_GLIBC_SYSTEM = 3,    /* mallinfo2 arena: bytes the arenas hold from the system */
+    PM_HS_GLIBC_IN_USE = 4,    /* uordblks: in allocated chunks, headers included */
+    PM_HS_GLIBC_FREE = 5,      /* fordblks: in free chunks, the top chunk included */
+    PM_HS_GLIBC_MMAPPED = 6,   /* hblkhd: blocks glibc mapped one by one */
+    PM_HS_GLIBC_TOP = 7,       /* keepcost: the main arena's top chunk, trimmable */
+    PM_HS_GLIBC_FREE_CHUNKS = 8, /* ordblks: free chunks (a count) */
+    PM_HS_MAIN_HEAP_RSS = 9,   /* resident bytes of the [heap] (the main arena) */
+    PM_HS_THREAD_HEAPS_RSS = 10, /* resident bytes of the thread arenas' heaps */
+    PM_HS_THREAD_HEAPS = 11,   /* those heaps (a count) */
+    PM_HS_JE_ALLOCATED = 12,   /* jemalloc stats.allocated */
+    PM_HS_JE_ACTIVE = 13,      /* stats.active */
+    PM_HS_JE_RESIDENT = 14,    /* stats.resident */
+    PM_HS_JE_MAPPED = 15,      /* stats.mapped */
+    PM_HS_JE_RETAINED = 16,    /* stats.retained */
+    PM_HS_MAIN_HEAP_START = 17, /* the [heap]'s addresses: blocks of the main arena */
+    PM_HS_MAIN_HEAP_END = 18,
+    PM_HS_KEYS = 19,           /* one past the last */
 };
 
 enum pm_snapshot_kind {

@@ -17,7 +17,9 @@ enum { PM_IN_RECORDER = 1, PM_IN_BOOTSTRAP = 2, PM_IN_PROBE = 3, PM_PROBE_REACHE
 struct pm_thread {
     /* Non-zero while this thread is inside pymem or inside a hooked Python
      * allocator: nested calls pass straight through, so an allocation is
-     * recorded once, at its outermost layer, and pymem never records itself. */
+     * recorded once, at its outermost layer, and pymem never records itself.
+     * PM_GUARD_PYTHON inside a Python allocator domain's own allocator: an
+     * anonymous mapping made or returned there is one of pymalloc's arenas. */
     int guard;
     /* PM_IN_RECORDER inside the recorder proper: a malloc reaching the hooks
      * now comes from a signal handler that interrupted us, and cannot be
@@ -66,10 +68,20 @@ struct pm_guard {
     int err;
 };
 
+enum { PM_GUARD_PYMEM = 1, PM_GUARD_PYTHON = 2 };
+
 static inline struct pm_guard pm_guard_enter(void)
 {
     struct pm_guard g = {pm_thread.guard, errno};
-    pm_thread.guard = 1;
+    pm_thread.guard = PM_GUARD_PYMEM;
+    return g;
+}
+
+/* Around a call of a Python allocator domain's own allocator. */
+static inline struct pm_guard pm_guard_enter_python(void)
+{
+    struct pm_guard g = {pm_thread.guard, errno};
+    pm_thread.guard = PM_GUARD_PYTHON;
     return g;
 }
 

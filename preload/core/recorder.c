@@ -126,6 +126,22 @@ void pm_record_munmap(void *p, size_t length)
     record_event(EVENT_MUNMAP, PM_DOMAIN_MMAP, p, length);
 }
 
+void pm_record_arena(void *p, size_t length, bool freed)
+{
+    pm_thread.recording = PM_IN_RECORDER;
+    struct pm_buffer *b = thread_buffer();
+    if (b && pm_buffer_ensure(b, PM_EVENT_MAX_BYTES)) {
+        uint8_t rec[PM_EVENT_MAX_BYTES];
+        atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
+        uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_acq_rel);
+        pm_buffer_append(b, rec, pm_encode_arena(rec, &b->deltas, seq, (uint64_t)(uintptr_t)p, length, freed));
+        atomic_store_explicit(&b->busy, 0, memory_order_release);
+    } else if (b) {
+        atomic_fetch_add(&pm_unrecorded, 1);
+    }
+    pm_thread.recording = 0;
+}
+
 void pm_record_snapshot(int kind, const char *label)
 {
     pm_thread.recording = PM_IN_RECORDER;

@@ -60,6 +60,9 @@ static inline void pm_on_free(void *p)
 void pm_record_retag(void *p);
 /* Pages [p, p + length) are no longer mapped (mmap domain, ranged free). */
 void pm_record_munmap(void *p, size_t length);
+/* Pages [p, p + length) pymalloc mapped for an arena, or returned
+ * (`freed`): ARENA and ARENA_FREE records (format.h), outside the domains. */
+void pm_record_arena(void *p, size_t length, bool freed);
 /* A snapshot marker ordered with the calling thread's events. */
 void pm_record_snapshot(int kind, const char *label);
 

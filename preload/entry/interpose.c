@@ -342,10 +342,21 @@ static void record_mapping(void *p, size_t length, int flags, bool unmapped_firs
 
 /* What mmap and mmap64 return, recorded. MAP_FIXED replaces whatever was
  * mapped there. */
+/* An anonymous mapping of an arena's size made inside a Python domain's
+ * own allocator: one of pymalloc's arenas (the objects in it are recorded
+ * one by one). */
+static inline bool arena_should_record(size_t length)
+{
+    return pm_thread.guard == PM_GUARD_PYTHON && length == atomic_load(&pm_pyhooks_arena_size) && pm_run_on() &&
+           atomic_load_explicit(&pm_mmap_recording, memory_order_relaxed);
+}
+
 static void *mapped(void *p, size_t length, int flags)
 {
     if (p != MAP_FAILED && mmap_should_record() && (flags & (MAP_ANONYMOUS | MAP_FIXED)))
         record_mapping(p, length, flags, (flags & MAP_FIXED) != 0);
+    else if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && arena_should_record(length))
+        pm_record_arena(p, pm_page_round(length), false);
     return p;
 }
 
@@ -373,6 +384,8 @@ PM_EXPORT int munmap(void *addr, size_t length)
         struct pm_guard g = pm_guard_enter();
         pm_record_munmap(addr, pm_page_round(length));
         pm_guard_leave(&g);
+    } else if (length && arena_should_record(length)) {
+        pm_record_arena(addr, pm_page_round(length), true);
     }
     return pm_real.munmap(addr, length);
 }

@@ -135,6 +135,7 @@ static int tm_seen;
 
 static void check_layers(void);
 bool pm_pyhooks_finalised;
+_Atomic size_t pm_pyhooks_arena_size;
 static _Atomic uint64_t after_end;
 static int resume_countdown; /* see after_fork_parent() */
 static void resume_writer(void);
@@ -198,7 +199,7 @@ static void *py_malloc(void *ctx, size_t size)
             pm_thread.recording = PM_PROBE_REACHED;
         return d->prev.malloc(d->prev.ctx, size);
     }
-    struct pm_guard g = pm_guard_enter();
+    struct pm_guard g = pm_guard_enter_python();
     void *p = d->prev.malloc(d->prev.ctx, size);
     pm_guard_take_errno(&g); /* the allocator's; recording must not change it */
     if (p)
@@ -213,7 +214,7 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     struct domain_ctx *d = ctx;
     if (!layer_records(d))
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
-    struct pm_guard g = pm_guard_enter();
+    struct pm_guard g = pm_guard_enter_python();
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
     pm_guard_take_errno(&g);
     size_t total;
@@ -232,7 +233,7 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
     struct domain_ctx *d = ctx;
     if (!layer_records(d))
         return d->prev.realloc(d->prev.ctx, ptr, size);
-    struct pm_guard g = pm_guard_enter();
+    struct pm_guard g = pm_guard_enter_python();
     if (ptr)
         pm_on_free(ptr);
     errno = g.err;
@@ -258,7 +259,7 @@ static void py_free(void *ctx, void *ptr)
         d->prev.free(d->prev.ctx, ptr);
         return;
     }
-    struct pm_guard g = pm_guard_enter();
+    struct pm_guard g = pm_guard_enter_python();
     pm_on_free(ptr);
     errno = g.err;
     d->prev.free(d->prev.ctx, ptr);
@@ -271,6 +272,7 @@ static void snapshot(int kind, const char *label)
         return;
     struct pm_guard g = pm_guard_enter();
     pm_record_snapshot(kind, label);
+    pm_writer_heapstats_now();
     pm_guard_leave(&g);
 }
 
@@ -509,6 +511,8 @@ static void install_early(void)
     sscanf(short_version, "%d.%d", &major, &minor);
     memcpy(python_version, short_version, sizeof python_version);
     python_minor = major == 3 ? minor : 0;
+    if (python_minor)
+        atomic_store(&pm_pyhooks_arena_size, python_minor >= 10 && sizeof(void *) == 8 ? 1u << 20 : 256u << 10);
     pm_writer_meta(PM_META_PYTHON, short_version);
     if (major == 3 && pm_pyframes_init(minor)) {
         frames_on = true;

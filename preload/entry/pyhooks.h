@@ -15,6 +15,7 @@
 #define PM_PYHOOKS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* True if this process carries a CPython interpreter. */
@@ -35,6 +36,12 @@ void pm_pyhooks_register(bool record, bool python_allocators);
 extern bool pm_pyhooks_finalised;
 void pm_pyhooks_count_after_end(void);
 uint64_t pm_pyhooks_after_end(void);
+
+/* The size of pymalloc's arenas in this Python (256 KiB up to 3.9, 1 MiB
+ * from 3.10 on 64-bit), 0 until the interpreter is known: an anonymous
+ * mapping of that size made inside a Python domain's allocator is an arena
+ * (another size there is the C allocator's, e.g. jemalloc's extents). */
+extern _Atomic size_t pm_pyhooks_arena_size;
 
 /* In a followed child's new capture: what the parent's says of Python. */
 void pm_pyhooks_after_fork_child(void);

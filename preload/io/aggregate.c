@@ -739,6 +739,14 @@ bool pm_aggregate_take(uint32_t stream, const uint8_t *s1, size_t n1, const uint
                 return false;
             continue;
         }
+        if (tag == PM_TAG_ARENA || tag == PM_TAG_ARENA_FREE) {
+            /* pymalloc's arenas: their bases move, the record goes (its
+             * deltas would not hold among the records kept). */
+            struct ev e;
+            if (!decode_event(PM_TAG_MUNMAP, &p, end, st, &e))
+                return false;
+            continue;
+        }
         switch (tag) {
         case PM_TAG_THREAD:
             *st = (struct stream){0};

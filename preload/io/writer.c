@@ -37,6 +37,7 @@
 #include "io/buffer.h"
 #include "io/capture_file.h"
 #include "io/control.h"
+#include "io/heapstats.h"
 #include "pymem/control.h"
 #include "pymem/encode.h"
 #include "io/pressure.h"
@@ -56,6 +57,10 @@
 #define FINISH_LOCK_WAIT_NS 2000000000u
 #define AGGREGATE_FLUSH_NS 1000000000u
 #define AGGREGATE_PENDING_MAX (1u << 20) /* events held, 32 MiB */
+/* HEAPSTATS at most this often, and rarer when a sample costs more than 2%
+ * of the time between two (mallinfo2 walks every free chunk). */
+#define HEAPSTATS_NS 250000000u
+#define HEAPSTATS_COST_FACTOR 50u
 
 /* The file lock (W.lock) covers the capture file (capture_file.h), the
  * rings' consumer side and the aggregated mode's state. Compression in the
@@ -73,6 +78,7 @@ static struct {
     int periodic_taken;
     int oom_taken;
     uint64_t next_flush_ns;   /* aggregated mode: the next state written */
+    uint64_t next_heapstats_ns;
     bool counters;            /* sampled mode: COUNTERS in every pass */
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER, .statm_fd = -1};
 
@@ -106,7 +112,8 @@ static size_t compress_locked(const void *p, size_t n)
 static void stop_keeping(void)
 {
     pm_aggregate_drop();
-    pm_warn("out of memory for the live table: the live API (pytest limits) stops, the capture goes on");
+    pm_warn("the live table could not go on (out of memory): the live API (pytest limits) stops, "
+            "the capture goes on");
 }
 
 /* In kept mode, the live table sees what the ring holds before it is
@@ -349,6 +356,18 @@ static void pass(bool final, int end_reason, int end_detail)
         n += pm_encode_counters(rec + n, mark, allocations, bytes, frees);
     }
     n += pm_encode_tick(rec + n, mark, now, rss, pm_rawmem_bytes());
+    /* The allocator's view: with each snapshot, at the end (not from a
+     * fatal signal's handler, which may have stopped malloc holding its
+     * locks) and every HEAPSTATS_NS or so. */
+    if (final ? end_reason != PM_END_SIGNAL : snapshots || pm_monotonic_ns() >= W.next_heapstats_ns) {
+        uint64_t started = pm_monotonic_ns();
+        struct pm_heapstats_sample hs;
+        pm_heapstats_take(&hs, rss);
+        uint64_t cost = pm_monotonic_ns() - started;
+        W.next_heapstats_ns = started + (cost * HEAPSTATS_COST_FACTOR > HEAPSTATS_NS ? cost * HEAPSTATS_COST_FACTOR
+                                                                                      : HEAPSTATS_NS);
+        n += pm_encode_heapstats(rec + n, mark, now, hs.allocator, hs.value, hs.have);
+    }
     if (drained > 0)
         n += pm_encode_watermark(rec + n, mark);
     if (final)
@@ -527,6 +546,19 @@ static int drain_all_now(void)
     return 1;
 }
 
+void pm_writer_heapstats_now(void)
+{
+    pthread_mutex_lock(&W.lock);
+    if (pm_run_state() == PM_STATE_ON && pm_file_is_open()) {
+        uint8_t rec[PM_HEAPSTATS_MAX_BYTES];
+        struct pm_heapstats_sample hs;
+        pm_heapstats_take(&hs, rss_bytes());
+        size_t n = pm_encode_heapstats(rec, atomic_load(&pm_seq), pm_now_ns(), hs.allocator, hs.value, hs.have);
+        pm_file_write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0, 0);
+    }
+    pthread_mutex_unlock(&W.lock);
+}
+
 bool pm_writer_with_live(void (*fn)(void *), void *arg)
 {
     pthread_mutex_lock(&W.lock);
@@ -656,5 +688,6 @@ void pm_writer_reset_after_fork(void)
     W.periodic_taken = 0;
     W.oom_taken = 0;
     W.next_flush_ns = 0;
+    W.next_heapstats_ns = 0;
     pm_aggregate_drop();
 }

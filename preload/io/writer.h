@@ -62,6 +62,11 @@ bool pm_writer_pending(void);
 bool pm_writer_reopen(void);
 
 /* In a forked child: forget the parent's file and thread. */
+/* A HEAPSTATS record now, positioned after every event numbered so far (a
+ * Python snapshot: the allocator's view at the same moment). Not from
+ * inside a hook: it takes the allocator's locks. */
+void pm_writer_heapstats_now(void);
+
 /* Runs `fn(arg)` under the writer's lock once every event recorded before
  * the call is applied to the live table (aggregate.h), which `fn` may then
  * read. False, without calling it, when there is no table, the capture has
