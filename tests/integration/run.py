@@ -16,6 +16,7 @@ import tempfile
 import time
 
 import harness
+import heap
 import hostile
 import live
 HERE_NATIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
@@ -1371,8 +1372,8 @@ def main():
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
-            test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE
-    every += native.EVERY + oracle.EVERY + live.EVERY
+            test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE + heap.ONCE
+    every += native.EVERY + oracle.EVERY + live.EVERY + heap.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
         for i, py in enumerate(args.python or pythons()):
