@@ -121,6 +121,77 @@ static int exit_status(const struct pm_capture *c)
     return c->has_end && c->end_reason == PM_END_UEXIT ? (int)c->end_detail : -1;
 }
 
+/* The allocator's view at the `exit` snapshot (the first HEAPSTATS after
+ * it), else its last; NULL before format 4. */
+static const struct pm_heapstats *heap_at_exit(const struct pm_capture *c, bool *at_exit)
+{
+    uint64_t exit_seq = 0;
+    for (uint32_t i = 0; i < c->snapshot_count && !exit_seq; i++)
+        if (c->snapshots[i].kind == PM_SNAP_EXIT)
+            exit_seq = c->snapshots[i].seq;
+    *at_exit = false;
+    for (size_t i = 0; exit_seq && i < c->heapstats_n; i++)
+        if (c->heapstats[i].seq > exit_seq)
+            return *at_exit = true, &c->heapstats[i];
+    return c->heapstats_n ? &c->heapstats[c->heapstats_n - 1] : NULL;
+}
+
+static uint64_t heap_value(const struct pm_heapstats *h, int key)
+{
+    return h->have[key] ? h->value[key] : 0;
+}
+
+static void heap_json(FILE *out, const struct pm_capture *c)
+{
+    bool at_exit;
+    const struct pm_heapstats *h = heap_at_exit(c, &at_exit);
+    if (!h) {
+        fputs(", \"heap\": null", out);
+        return;
+    }
+    static const char *const names[PM_HS_KEYS] = {
+        [PM_HS_RSS] = "rss", [PM_HS_PROFILER] = "profiler", [PM_HS_GLIBC_SYSTEM] = "glibc_system",
+        [PM_HS_GLIBC_IN_USE] = "glibc_in_use", [PM_HS_GLIBC_FREE] = "glibc_free",
+        [PM_HS_GLIBC_MMAPPED] = "glibc_mmapped", [PM_HS_GLIBC_TOP] = "glibc_top",
+        [PM_HS_GLIBC_FREE_CHUNKS] = "glibc_free_chunks", [PM_HS_MAIN_HEAP_RSS] = "main_heap_rss",
+        [PM_HS_THREAD_HEAPS_RSS] = "thread_heaps_rss", [PM_HS_THREAD_HEAPS] = "thread_heaps",
+        [PM_HS_JE_ALLOCATED] = "jemalloc_allocated", [PM_HS_JE_ACTIVE] = "jemalloc_active",
+        [PM_HS_JE_RESIDENT] = "jemalloc_resident", [PM_HS_JE_MAPPED] = "jemalloc_mapped",
+        [PM_HS_JE_RETAINED] = "jemalloc_retained",
+    };
+    fprintf(out, ", \"heap\": {\"allocator\": \"%s\", \"point\": \"%s\", \"time_s\": ",
+            h->allocator == PM_ALLOCATOR_GLIBC ? "glibc" : h->allocator == PM_ALLOCATOR_JEMALLOC ? "jemalloc" : "unknown",
+            at_exit ? "exit" : "end");
+    pm_json_seconds(out, h->time_ns);
+    for (int k = 1; k < PM_HS_KEYS; k++)
+        if (h->have[k] && names[k])
+            fprintf(out, ", \"%s\": %" PRIu64, names[k], h->value[k]);
+    fputc('}', out);
+}
+
+static void heap_text(FILE *out, const struct pm_capture *c)
+{
+    bool at_exit;
+    const struct pm_heapstats *h = heap_at_exit(c, &at_exit);
+    char a[32], b[32], d[32];
+    if (!h || h->allocator == PM_ALLOCATOR_UNKNOWN)
+        return;
+    if (h->allocator == PM_ALLOCATOR_GLIBC)
+        fprintf(out, "Allocator:    glibc, at %s: %s in use, %s free in its heaps (%" PRIu64 " thread arenas), "
+                     "%s resident in them\n",
+                at_exit ? "exit" : "the end",
+                pm_human_bytes(a, sizeof a, (double)(heap_value(h, PM_HS_GLIBC_IN_USE) + heap_value(h, PM_HS_GLIBC_MMAPPED))),
+                pm_human_bytes(b, sizeof b, (double)heap_value(h, PM_HS_GLIBC_FREE)), heap_value(h, PM_HS_THREAD_HEAPS),
+                pm_human_bytes(d, sizeof d,
+                               (double)(heap_value(h, PM_HS_MAIN_HEAP_RSS) + heap_value(h, PM_HS_THREAD_HEAPS_RSS))));
+    else
+        fprintf(out, "Allocator:    jemalloc, at %s: %s allocated, %s active, %s resident\n", at_exit ? "exit" : "the end",
+                pm_human_bytes(a, sizeof a, (double)heap_value(h, PM_HS_JE_ALLOCATED)),
+                pm_human_bytes(b, sizeof b, (double)heap_value(h, PM_HS_JE_ACTIVE)),
+                pm_human_bytes(d, sizeof d, (double)heap_value(h, PM_HS_JE_RESIDENT)));
+    fputs("              (leak or fragmentation? pymem fragmentation CAPTURE)\n", out);
+}
+
 void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_totals *t, bool json)
 {
     bool truncated = !c->has_end;
@@ -170,6 +241,7 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
                     c->sample_bytes, t->samples);
         fprintf(out, "\"aggregated\": %s", c->aggregated ? "true" : "false");
+        heap_json(out, c);
         if (c->aggregated) {
             fputs(", \"domains\": null", out); /* not counted per domain */
         } else {
@@ -218,6 +290,7 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
             t->live_count);
     fprintf(out, "Max RSS:      %s; profiler's own memory: %s\n", pm_human_bytes(r, sizeof r, (double)t->max_rss),
             pm_human_bytes(a, sizeof a, (double)(t->max_profiler_bytes > c->profiler_bytes ? t->max_profiler_bytes : c->profiler_bytes)));
+    heap_text(out, c);
     if (!c->aggregated) {
         fputs("Domains:     ", out);
         for (int d = 0; d < PM_DOMAIN_COUNT; d++)
