@@ -28,6 +28,10 @@ struct series {
     uint64_t duration_ns;
     double lo[BUCKETS], hi[BUCKETS], last[BUCKETS], rss[BUCKETS];
     bool seen[BUCKETS], rss_seen[BUCKETS];
+    /* the allocator's heap (HEAPSTATS, format 4): what glibc's arenas and
+     * mapped chunks take from the system, or jemalloc's resident bytes */
+    double heap[BUCKETS];
+    bool heap_seen[BUCKETS], has_heap;
     bool by_domain;
     double domain[PM_DOMAIN_COUNT][BUCKETS]; /* each column's highest live bytes of the domain */
     double domain_last[PM_DOMAIN_COUNT][BUCKETS];
@@ -62,6 +66,18 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
     if (ev->type == PM_EV_TICK && (double)ev->size > s->rss[b]) {
         s->rss[b] = (double)ev->size;
         s->rss_seen[b] = true;
+    }
+    if (ev->type == PM_EV_HEAPSTATS) {
+        const struct pm_heapstats *h = &r->cap->heapstats[ev->stack];
+        double held = h->allocator == PM_ALLOCATOR_GLIBC
+                          ? (double)(h->value[PM_HS_GLIBC_SYSTEM] + h->value[PM_HS_GLIBC_MMAPPED])
+                      : h->allocator == PM_ALLOCATOR_JEMALLOC ? (double)h->value[PM_HS_JE_RESIDENT]
+                                                             : -1;
+        size_t hb = bucket_of(s, h->time_ns);
+        if (held >= 0 && (!s->heap_seen[hb] || held > s->heap[hb])) {
+            s->heap[hb] = held;
+            s->heap_seen[hb] = s->has_heap = true;
+        }
     }
     return 0;
 }
@@ -103,9 +119,12 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
                  bool inline_svg)
 {
     double maxv = (double)t->peak_bytes;
-    for (size_t i = 0; i < BUCKETS; i++)
+    for (size_t i = 0; i < BUCKETS; i++) {
         if (s->rss_seen[i] && s->rss[i] > maxv)
             maxv = s->rss[i];
+        if (s->heap_seen[i] && s->heap[i] > maxv)
+            maxv = s->heap[i];
+    }
     double top = nice_bytes(maxv > 0 ? maxv * 1.05 : 1);
     char b1[32], b2[32];
     if (!inline_svg)
@@ -154,6 +173,17 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
         if (s->rss_seen[i])
             fprintf(out, "%.1f,%.1f ", LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS, y_of(s->rss[i], top));
     fputs("\"/>\n", out);
+    /* the allocator's heap, where the capture has it */
+    if (s->has_heap) {
+        fputs("<polyline class=\"allocator\" fill=\"none\" stroke=\"#2e8b57\" stroke-width=\"1.5\" "
+              "stroke-dasharray=\"1,3\" points=\"",
+              out);
+        for (size_t i = 0; i < BUCKETS; i++)
+            if (s->heap_seen[i])
+                fprintf(out, "%.1f,%.1f ", LEFT + (W - LEFT - RIGHT) * ((double)i + 0.5) / BUCKETS,
+                        y_of(s->heap[i], top));
+        fputs("\"/>\n", out);
+    }
     /* one line per domain, on request */
     for (int d = 0; s->by_domain && d < PM_DOMAIN_COUNT; d++) {
         double most = 0;
@@ -203,11 +233,18 @@ static void draw(FILE *out, const struct pm_capture *c, const struct pm_totals *
                  "<text x=\"%.1f\" y=\"%.1f\">RSS</text>\n",
             LEFT, H - 22, LEFT + 20, H - 14, c->sample_bytes ? " (estimated: sampled capture)" : c->aggregated ? " (exact, every 100 ms: aggregated)" : " (exact, all domains)",
             LEFT + 310, H - 18, LEFT + 330, H - 18, LEFT + 336, H - 14);
+    double shift = 0;
+    if (s->has_heap) {
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2e8b57\" "
+                     "stroke-dasharray=\"1,3\"/><text x=\"%.1f\" y=\"%.1f\">allocator's heap</text>\n",
+                LEFT + 370, H - 18, LEFT + 390, H - 18, LEFT + 396, H - 14);
+        shift = 120;
+    }
     for (int d = 0; s->by_domain && d < PM_DOMAIN_COUNT; d++)
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
                      "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-                LEFT + 390 + 75 * d, H - 18, LEFT + 404 + 75 * d, H - 18, domain_colour[d], LEFT + 410 + 75 * d,
-                H - 14, pm_domain_names[d]);
+                LEFT + 390 + shift + 75 * d, H - 18, LEFT + 404 + shift + 75 * d, H - 18, domain_colour[d],
+                LEFT + 410 + shift + 75 * d, H - 14, pm_domain_names[d]);
     if (!c->has_end)
         fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">capture truncated</text>\n", W - 160, H - 34);
     fputs("</svg>\n", out);
