@@ -126,23 +126,20 @@ void pm_record_munmap(void *p, size_t length)
     record_event(EVENT_MUNMAP, PM_DOMAIN_MMAP, p, length);
 }
 
-void pm_record_arena(void *p, size_t length, bool freed)
-{
-    pm_thread.recording = PM_IN_RECORDER;
-    struct pm_buffer *b = thread_buffer();
-    if (b && pm_buffer_ensure(b, PM_EVENT_MAX_BYTES)) {
-        uint8_t rec[PM_EVENT_MAX_BYTES];
-        atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
-        uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_acq_rel);
-        pm_buffer_append(b, rec, pm_encode_arena(rec, &b->deltas, seq, (uint64_t)(uintptr_t)p, length, freed));
-        atomic_store_explicit(&b->busy, 0, memory_order_release);
-    } else if (b) {
-        atomic_fetch_add(&pm_unrecorded, 1);
-    }
-    pm_thread.recording = 0;
-}
+/* A record that takes a sequence number but is no event: `encode` lays it
+ * out, numbered `seq`, in at most PM_SNAPSHOT_MAX_BYTES. One that finds no
+ * room is counted as unrecorded. */
+struct numbered {
+    const char *label; /* snapshot */
+    int kind;
+    void *p;           /* arena */
+    size_t length;
+    bool freed;
+};
 
-void pm_record_snapshot(int kind, const char *label)
+typedef size_t (*numbered_fn)(uint8_t *rec, struct pm_buffer *b, uint64_t seq, const struct numbered *n);
+
+static void publish_numbered(numbered_fn encode, const struct numbered *n)
 {
     pm_thread.recording = PM_IN_RECORDER;
     struct pm_buffer *b = thread_buffer();
@@ -150,8 +147,31 @@ void pm_record_snapshot(int kind, const char *label)
         uint8_t rec[PM_SNAPSHOT_MAX_BYTES];
         atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
         uint64_t seq = atomic_fetch_add_explicit(&pm_seq, 1, memory_order_acq_rel);
-        pm_buffer_append(b, rec, pm_encode_snapshot(rec, seq, kind, pm_now_ns(), label));
+        pm_buffer_append(b, rec, encode(rec, b, seq, n));
         atomic_store_explicit(&b->busy, 0, memory_order_release);
+    } else if (b) {
+        atomic_fetch_add(&pm_unrecorded, 1);
     }
     pm_thread.recording = 0;
+}
+
+static size_t encode_arena(uint8_t *rec, struct pm_buffer *b, uint64_t seq, const struct numbered *n)
+{
+    return pm_encode_arena(rec, &b->deltas, seq, (uint64_t)(uintptr_t)n->p, n->length, n->freed);
+}
+
+static size_t encode_snapshot(uint8_t *rec, struct pm_buffer *b, uint64_t seq, const struct numbered *n)
+{
+    (void)b;
+    return pm_encode_snapshot(rec, seq, n->kind, pm_now_ns(), n->label);
+}
+
+void pm_record_arena(void *p, size_t length, bool freed)
+{
+    publish_numbered(encode_arena, &(struct numbered){.p = p, .length = length, .freed = freed});
+}
+
+void pm_record_snapshot(int kind, const char *label)
+{
+    publish_numbered(encode_snapshot, &(struct numbered){.label = label, .kind = kind});
 }
