@@ -31,6 +31,19 @@
 #define PM_EXPORT __attribute__((visibility("default")))
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* A call of the allocator behind pymem, under the guard: what it maps for
+ * itself (jemalloc's extents, through mmap's symbol) is its own, not the
+ * program's mmap domain. Inside a Python domain's allocator the guard stays
+ * PM_GUARD_PYTHON, which marks pymalloc's arenas. */
+#define IN_ALLOCATOR(call)                                                                         \
+    ({                                                                                             \
+        int outer_ = pm_thread.guard;                                                              \
+        pm_thread.guard = outer_ ? outer_ : PM_GUARD_PYMEM;                                        \
+        __typeof__(call) result_ = (call);                                                         \
+        pm_thread.guard = outer_;                                                                  \
+        result_;                                                                                   \
+    })
+
 /* pymem setting itself up (pm_thread.own), or libunwind taking its
  * per-thread block: the block comes from the bootstrap pool, so that the
  * program's heap looks as it would without pymem. NULL when the pool is
@@ -93,7 +106,7 @@ PM_EXPORT void *malloc(size_t size)
     void *p;
     if (unlikely(pm_thread.own || pm_thread.recording == PM_IN_UNWIND) && (p = own_alloc(size, 16)))
         return p;
-    p = pm_real.malloc(size);
+    p = IN_ALLOCATOR(pm_real.malloc(size));
     record_alloc(p, size);
     return p;
 }
@@ -107,7 +120,10 @@ PM_EXPORT void free(void *p)
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return;
     record_free(p);
+    int outer = pm_thread.guard;
+    pm_thread.guard = outer ? outer : PM_GUARD_PYMEM;
     pm_real.free(p);
+    pm_thread.guard = outer;
 }
 
 PM_EXPORT void *calloc(size_t n, size_t size)
@@ -122,7 +138,7 @@ PM_EXPORT void *calloc(size_t n, size_t size)
     if (unlikely(pm_thread.own || pm_thread.recording == PM_IN_UNWIND) && !__builtin_mul_overflow(n, size, &total) &&
         (p = own_alloc(total, 16)))
         return p;
-    p = pm_real.calloc(n, size);
+    p = IN_ALLOCATOR(pm_real.calloc(n, size));
     if (p && !__builtin_mul_overflow(n, size, &total))
         record_alloc(p, total);
     return p;
@@ -156,7 +172,7 @@ PM_EXPORT void *realloc(void *p, size_t size)
         }
     }
     if (unlikely(p && pm_pool_owns(p))) {
-        void *q = pm_real.malloc(size);
+        void *q = IN_ALLOCATOR(pm_real.malloc(size));
         if (q) {
             copy_pool_block(q, p, size);
             record_alloc(q, size);
@@ -165,7 +181,7 @@ PM_EXPORT void *realloc(void *p, size_t size)
     }
     if (p)
         record_free(p);
-    void *q = pm_real.realloc(p, size);
+    void *q = IN_ALLOCATOR(pm_real.realloc(p, size));
     if (q)
         record_alloc(q, size);
     else if (p && size)
@@ -198,7 +214,7 @@ PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
         *out = own;
         return 0;
     }
-    int rc = pm_real.posix_memalign(out, alignment, size);
+    int rc = IN_ALLOCATOR(pm_real.posix_memalign(out, alignment, size));
     if (rc == 0)
         record_alloc(*out, size);
     return rc;
@@ -212,7 +228,7 @@ PM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
         void *p;                                                                                   \
         if (unlikely(pm_thread.own) && (p = own_alloc(size_expr, align_expr)))                     \
             return p;                                                                              \
-        p = pm_real.name args;                                                                     \
+        p = IN_ALLOCATOR(pm_real.name args);                                                       \
         record_alloc(p, size_expr);                                                                \
         return p;                                                                                  \
     }
