@@ -114,12 +114,16 @@ class _Api:
         return None if self.lib is None else self.lib.pymem_live_state()
 
     def begin(self):
-        return self.lib.pymem_live_begin() == 0
-
-    def end(self):
-        """Ends the window; its totals, or None."""
+        """Opens a window; the object its totals will be read into (made
+        before the window, so that it is not in it), or None."""
         live = _Live()
-        return live if self.lib.pymem_live_end(ctypes.byref(live)) == 0 else None
+        ref = ctypes.byref(live)
+        return (live, ref) if self.lib.pymem_live_begin() == 0 else None
+
+    def end(self, window):
+        """Ends the window; its totals, or None."""
+        live, ref = window
+        return live if self.lib.pymem_live_end(ref) == 0 else None
 
     def sites(self, at_peak, top):
         """The window's sites as (bytes, blocks, domains, frames), merged by
@@ -220,14 +224,15 @@ class PymemPlugin:
         if not self.active or (memory is None and leaks is None and not self.report):
             yield
             return
-        if not self.api.begin():
+        window = self.api.begin()
+        if window is None:
             self.lost("could not open a window")
             yield
             return
         yield
         if leaks is not None:
             gc.collect()
-        live = self.api.end()
+        live = self.api.end(window)
         if live is None:
             self.lost("could not end the window")
             return

@@ -56,7 +56,7 @@ def test_live_api(c, tag):
           (got["state"], got["begin"], got["end"], got["read"]) == (0, -1, -1, -1), str(got)[:200])
 
 
-def run_suite(c, args, live=True, pymem=True, files=("test_limits.py",)):
+def run_suite(c, args, live=True, pymem=True, files=("test_limits.py",), follow=False):
     """pytest on the plugin's test suite, under `pymem run` (or not)."""
     env = dict(os.environ)
     for k in list(env):
@@ -67,7 +67,8 @@ def run_suite(c, args, live=True, pymem=True, files=("test_limits.py",)):
     pytest = ["-m", "pytest", "-p", "pytest_pymem", "-p", "no:cacheprovider", "-rf"] + list(args) + list(files)
     if pymem:
         out = c.capture("plugin.pmem")
-        cmd = [c.pymem, "run", "-q", "--python", c.python, "-o", out] + ([] if live else ["--no-live"]) + pytest
+        cmd = ([c.pymem, "run", "-q", "--python", c.python, "-o", out] + ([] if live else ["--no-live"])
+               + (["--follow-fork"] if follow else []) + pytest)
     else:
         cmd = [c.python] + pytest
     return subprocess.run(cmd, capture_output=True, text=True, cwd=SUITE, env=env, timeout=300)
@@ -126,6 +127,13 @@ def test_pytest_plugin(c, tag):
           "test_frees_what_setup_made" not in fails and rows.get("test_frees_what_setup_made", (1, 1))[0] < 4096,
           str(rows.get("test_frees_what_setup_made")))
 
+    if subprocess.run([c.python, "-c", "import xdist"], capture_output=True).returncode == 0:
+        r = run_suite(c, ["-n", "2"], follow=True)
+        fails = set(re.findall(r"^FAILED \S+::(\S+)", r.stdout, re.M))
+        check(tag + " pytest plugin under xdist (pymem run --follow-fork -m pytest -n 2): the workers enforce the limits",
+              fails == want_fail - {"test_default_limit_applies"} and "[gw" in r.stdout, r.stdout[-1500:])
+    else:
+        check(tag + " pytest-xdist importable (python3-pytest-xdist)", False)
     r = run_suite(c, [], pymem=False)
     check(tag + " pytest plugin without pymem: says so, enforces nothing, changes no result",
           r.returncode == 0 and "not running under pymem" in r.stdout and "11 passed" in r.stdout, r.stdout[-800:])
