@@ -36,9 +36,10 @@ def test_live_api(c, tag):
           [(s["bytes"], s["blocks"]) for s in thread] == [(2000000 + BYTES_HEADER, 1)], str(thread))
     check(tag + " live API: the freed 4 MB temporary is not live", not at(got["now"], m["BIG"]))
     # The peak: the temporary, exact at its line, and what the call into
-    # ctypes left live around it (a few small blocks).
+    # ctypes and the interpreter left live around it (a few small blocks:
+    # 1,862 B in 6 on 3.8 once, none in most runs).
     check(tag + " live API: the window's peak is the 4 MB temporary, exact at its line",
-          big <= live["peak_bytes"] < big + 1024 and live["peak_blocks"] <= 4
+          big <= live["peak_bytes"] < big + 4096 and live["peak_blocks"] <= 8
           and [(s["bytes"], s["blocks"]) for s in at(got["peak"], m["BIG"])] == [(big, 1)], str(live))
     # Blocks of the window: the 500, the thread's, and a few of ctypes and
     # threading (under 16 KiB); frees after the end change nothing, and
