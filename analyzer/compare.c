@@ -129,8 +129,8 @@ static void verdict(const struct run *A, const struct run *B, char *line, size_t
 static void row(FILE *out, const char *what, uint64_t a, uint64_t b)
 {
     char x[32], y[32], z[32], signed_z[40];
-    int64_t d = (int64_t)b - (int64_t)a;
-    pm_human_bytes(z, sizeof z, (double)(d < 0 ? -d : d));
+    double d = (double)b - (double)a;
+    pm_human_bytes(z, sizeof z, fabs(d));
     snprintf(signed_z, sizeof signed_z, "%c%s", d < 0 ? '-' : '+', z);
     fprintf(out, "  %-18s %12s %12s %12s\n", what, pm_human_bytes(x, sizeof x, (double)a),
             pm_human_bytes(y, sizeof y, (double)b), signed_z);

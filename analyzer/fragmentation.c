@@ -22,6 +22,7 @@
 #include "fragmentation.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +139,26 @@ static uint64_t minus(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
+/* a - b, saturated: figures come from a file, which may hold anything. */
+static int64_t signed_diff(uint64_t a, uint64_t b)
+{
+    if (a >= b)
+        return a - b > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(a - b);
+    return b - a > (uint64_t)INT64_MAX ? -INT64_MAX : -(int64_t)(b - a);
+}
+
+/* a + b, saturated. */
+static uint64_t plus(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Used less than a quarter: its objects hold it mapped for little. */
+static bool sparse(const struct arena *a)
+{
+    return a->used < (a->end - a->start) / SPARSE_ARENA;
+}
+
 /* The gap at this point of the replay, from its live table and sample `h`. */
 static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_heapstats *h, size_t sample)
 {
@@ -184,9 +205,9 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
     s->glibc_live = s->main_live + s->thread_live + s->large_live;
     s->pymalloc_free = minus(F->arena_bytes, s->small_in_arenas);
     if (h->allocator == PM_ALLOCATOR_GLIBC) {
-        s->overhead = minus(hs(h, PM_HS_GLIBC_IN_USE) + hs(h, PM_HS_GLIBC_MMAPPED), s->glibc_live);
-        uint64_t main_used = s->main_live + s->main_blocks * GLIBC_CHUNK_OVERHEAD;
-        uint64_t thread_used = s->thread_live + s->thread_blocks * GLIBC_CHUNK_OVERHEAD;
+        s->overhead = minus(plus(hs(h, PM_HS_GLIBC_IN_USE), hs(h, PM_HS_GLIBC_MMAPPED)), s->glibc_live);
+        uint64_t main_used = plus(s->main_live, s->main_blocks * GLIBC_CHUNK_OVERHEAD);
+        uint64_t thread_used = plus(s->thread_live, s->thread_blocks * GLIBC_CHUNK_OVERHEAD);
         uint64_t free_total = hs(h, PM_HS_GLIBC_FREE);
         s->main_free = minus(hs(h, PM_HS_MAIN_HEAP_RSS), main_used);
         s->thread_free = minus(hs(h, PM_HS_THREAD_HEAPS_RSS), thread_used);
@@ -203,8 +224,12 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
         s->je_slabs = minus(hs(h, PM_HS_JE_ACTIVE), hs(h, PM_HS_JE_ALLOCATED));
         s->je_free = minus(hs(h, PM_HS_JE_RESIDENT), hs(h, PM_HS_JE_ACTIVE));
     }
-    s->rest = (int64_t)s->rss - (int64_t)(s->live + s->overhead + s->main_free + s->thread_free + s->je_free +
-                                          s->je_slabs + s->pymalloc_free + s->profiler);
+    uint64_t parts = s->live;
+    const uint64_t more[] = {s->overhead, s->main_free,     s->thread_free, s->je_free,
+                             s->je_slabs, s->pymalloc_free, s->profiler};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+        parts = plus(parts, more[i]);
+    s->rest = signed_diff(s->rss, parts);
 
     /* Mostly empty arenas, and the objects keeping them mapped: each object
      * holds an equal share of its arena's free bytes. */
@@ -214,9 +239,9 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
         if ((e->domain != PM_DOMAIN_PYOBJ && e->domain != PM_DOMAIN_PYMEM) || e->size > SMALL_REQUEST_MAX)
             continue;
         struct arena *a = arena_of(F, e->addr);
-        if (!a || a->used * SPARSE_ARENA >= a->end - a->start)
+        if (!a || !sparse(a))
             continue;
-        double share = (double)(a->end - a->start - a->used) / (double)a->blocks;
+        double share = (double)minus(a->end - a->start, a->used) / (double)a->blocks;
         bool early = e->seq < main_seq;
         if (pm_point_add(&F->held, e->stack, e->domain, early, 0, share, 1, 0, 1) ||
             pm_point_add(&F->objects, e->stack, e->domain, early, 0, (double)e->size, 1, 0, 1))
@@ -224,10 +249,10 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
     }
     for (size_t i = 0; i < F->narenas; i++) {
         const struct arena *a = &F->arenas[i];
-        if (!a->blocks || a->used * SPARSE_ARENA >= a->end - a->start)
+        if (!a->blocks || !sparse(a))
             continue;
         s->sparse_arenas++;
-        s->sparse_free += a->end - a->start - a->used;
+        s->sparse_free = plus(s->sparse_free, minus(a->end - a->start, a->used));
         s->sparse_blocks += a->blocks;
         s->sparse_bytes += a->used;
     }
@@ -295,10 +320,10 @@ static void judge(const struct frag *F, struct verdict *v)
 {
     const struct split *s = &F->at;
     const struct pm_heap_figures *b = &F->samples[F->baseline_set ? F->baseline : 0];
-    int64_t drss = (int64_t)s->rss - (int64_t)b->rss, dlive = (int64_t)s->live - (int64_t)b->live;
+    int64_t drss = signed_diff(s->rss, b->rss), dlive = signed_diff(s->live, b->live);
     char rss_s[32], live_s[32], cause_s[32], rss_now[32], live_now[32];
-    pm_human_bytes(rss_s, sizeof rss_s, (double)(drss < 0 ? -drss : drss));
-    pm_human_bytes(live_s, sizeof live_s, (double)(dlive < 0 ? -dlive : dlive));
+    pm_human_bytes(rss_s, sizeof rss_s, fabs((double)drss));
+    pm_human_bytes(live_s, sizeof live_s, fabs((double)dlive));
     pm_human_bytes(rss_now, sizeof rss_now, (double)s->rss);
     pm_human_bytes(live_now, sizeof live_now, (double)s->live);
     struct {
@@ -322,11 +347,11 @@ static void judge(const struct frag *F, struct verdict *v)
              dlive < 0 ? "fell" : "grew", live_s);
     v->cause = NULL;
     v->cause_bytes = 0;
-    if (dlive > 0 && (uint64_t)dlive >= (1u << 20) && dlive * 2 >= drss) {
+    if (dlive >= (1 << 20) && dlive >= drss / 2) {
         v->kind = "leak";
         snprintf(v->line, sizeof v->line,
                  "%s: live objects hold it, a leak or growth, not fragmentation (pymem leaks, pymem trend)", growth);
-    } else if (causes[top].bytes >= NOTABLE && causes[top].bytes * 4 >= s->rss) {
+    } else if (causes[top].bytes >= NOTABLE && causes[top].bytes >= s->rss / 4) {
         v->kind = "fragmentation";
         v->cause = causes[top].name;
         v->cause_bytes = causes[top].bytes;

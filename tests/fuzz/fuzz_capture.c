@@ -1,8 +1,8 @@
 /*
  * libFuzzer target: one input is one capture file, read by one of the
  * analysis commands (summary, snapshots, peak, leaks at exit and since start,
- * diff start..end, trend, lines, plot, exports, temporaries, the run-end
- * report), as a user's pymem would read a file
+ * diff start..end, trend, lines, plot, exports, temporaries, fragmentation,
+ * the run-end report), as a user's pymem would read a file
  * from elsewhere. Built with the checksum check off (PM_FUZZING) so that the
  * fuzzer reaches the decoders. `make fuzz` runs it; inputs it ever found
  * crashing or hanging are kept in tests/hostile and replayed by make test.
@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "export.h"
+#include "fragmentation.h"
 #include "lines.h"
 #include "plot.h"
 #include "temporaries.h"
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct pm_opts o = {.by = PM_BY_LINENO, .top = 0};
         char *no_files[] = {NULL};
         char *paths[] = {path};
-        switch (size % 13) {
+        switch (size % 14) {
         case 0:
             pm_cmd_summary(null, path, &o);
             break;
@@ -90,6 +91,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             o.by = PM_BY_OWN;
             o.within_ms = size & 64 ? 5 : 0;
             pm_cmd_temporaries(null, path, &o);
+            break;
+        case 12:
+            o.by = PM_BY_OWN;
+            o.json = size & 64;
+            pm_cmd_fragmentation(null, path, &o);
             break;
         default:
             o.by = PM_BY_OWN;

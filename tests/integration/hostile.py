@@ -24,7 +24,8 @@ COMMANDS = (["summary"], ["snapshots"], ["peak", "--native", "--top", "0"], ["le
             ["leaks", "--since", "start", "--at", "end", "--python-only"], ["diff", "start", "end"], ["trend"],
             ["lines"], ["plot", "-o", "/dev/null"], ["flamegraph", "-o", "/dev/null"],
             ["export", "--format", "folded"], ["export", "--format", "pprof", "-o", "/dev/null"],
-            ["temporaries"], ["temporaries", "--within", "5ms"], ["peak", "--top", "0"])
+            ["temporaries"], ["temporaries", "--within", "5ms"], ["peak", "--top", "0"], ["fragmentation"],
+            ["compare", "@self"])
 
 
 def _crc32c_table():
@@ -132,6 +133,21 @@ def variants(fifo):
         plain = b"\x00" * size
         out.append(("zstd-ratio-%d" % ratio, capture(*[chunk(EVENTS, zstd_frames.rle(plain), 1, 1)] * 20)))
         del plain
+    # Format 4: pymalloc arenas that overlap, wrap around and are freed in
+    # part, objects in them, and heap statistics with extreme figures and a
+    # count of pairs far beyond the record.
+    recs = (b"\x50" + varint(1) + varint(zz(0x100000)) + varint(1 << 20)
+            + b"\x50" + varint(1) + varint(zz(0x80000)) + varint(1 << 20)
+            + b"\x50" + varint(1) + varint(zz(-0x180000 + (1 << 62))) + varint((1 << 64) - 1)
+            + b"\x60" + varint(1) + varint(zz(0x40)) + varint(4096)
+            + alloc(1, 0x1000, 64, 0) + alloc(1, 0x10, 512, 0, domain=2))
+    stats = (b"\x70" + varint(2) + varint(10) + varint(1) + varint(3) + varint(1) + varint((1 << 64) - 1)
+             + varint(4) + varint((1 << 64) - 1) + varint(99) + varint(5))
+    out.append(("format4-arenas-heapstats", header(4) + meta(pid="1", python="3.11.2")
+                + chunk(EVENTS, thread(1) + recs, 1) + chunk(CONTROL, stats) + chunk(CONTROL, end(9))))
+    stats = b"\x70" + varint(3) + varint(11) + varint(2) + varint(1 << 40)
+    out.append(("format4-heapstats-count", header(4) + meta(pid="1", python="3.11.2")
+                + chunk(EVENTS, thread(1) + recs, 1) + chunk(CONTROL, stats) + chunk(CONTROL, end(9))))
     out.append(("empty-chunks", capture(chunk(EVENTS, b"", 1), chunk(CONTROL, b""), chunk(EVENTS, thread(1), 1))))
     # A million events with no watermark, in a small file (held for ordering).
     recs = thread(1) + alloc(1, 0x1000, 8, 0) * 2000
@@ -172,8 +188,8 @@ def test_hostile_captures(c, tag):
             f.write(data)
         for args in COMMANDS:
             try:
-                r = subprocess.run([c.pymem, args[0], path] + args[1:], capture_output=True, text=True, timeout=20,
-                                   preexec_fn=limited)
+                r = subprocess.run([c.pymem, args[0], path] + [path if a == "@self" else a for a in args[1:]],
+                                   capture_output=True, text=True, timeout=20, preexec_fn=limited)
             except subprocess.TimeoutExpired:
                 bad.append((name, args[0], "hang"))
                 continue
