@@ -40,6 +40,9 @@ struct pm_heapstats {
     int allocator; /* enum pm_allocator */
     uint64_t value[PM_HS_KEYS];
     bool have[PM_HS_KEYS];
+    /* set by the replay when it reaches the record: the live heap and
+     * pymalloc's arenas at that moment */
+    uint64_t live_bytes, arena_bytes;
 };
 
 struct pm_event {

@@ -292,6 +292,18 @@ static int apply(void *ctx, const struct pm_event *ev)
         if (ev->addr > t->max_profiler_bytes)
             t->max_profiler_bytes = ev->addr;
         break;
+    case PM_EV_ARENA:
+        t->arena_bytes = ev->size > UINT64_MAX - t->arena_bytes ? UINT64_MAX : t->arena_bytes + ev->size;
+        break;
+    case PM_EV_ARENA_FREE:
+        t->arena_bytes -= ev->size < t->arena_bytes ? ev->size : t->arena_bytes;
+        break;
+    case PM_EV_HEAPSTATS: {
+        struct pm_heapstats *h = &r->cap->heapstats[ev->stack];
+        h->live_bytes = t->live_bytes;
+        h->arena_bytes = t->arena_bytes;
+        break;
+    }
     }
     return r->watch ? r->watch(r->watch_ctx, r, ev) : 0;
 }

@@ -34,6 +34,7 @@ struct pm_totals {
     uint64_t unmatched_frees; /* frees of blocks allocated before tracking */
     uint64_t retagged;        /* recycled objects re-attributed (RETAG) */
     uint64_t max_rss, max_profiler_bytes;
+    uint64_t arena_bytes; /* pymalloc's arenas mapped now (ARENA records, format 4) */
     /* sampled: live bytes recorded whole (mappings), and each half's
      * estimate of the rest (pm_half) */
     double live_whole, live_half[2], peak_half0;

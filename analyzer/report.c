@@ -163,6 +163,7 @@ static void heap_json(FILE *out, const struct pm_capture *c)
             h->allocator == PM_ALLOCATOR_GLIBC ? "glibc" : h->allocator == PM_ALLOCATOR_JEMALLOC ? "jemalloc" : "unknown",
             at_exit ? "exit" : "end");
     pm_json_seconds(out, h->time_ns);
+    fprintf(out, ", \"live\": %" PRIu64 ", \"pymalloc_arena_bytes\": %" PRIu64, h->live_bytes, h->arena_bytes);
     for (int k = 1; k < PM_HS_KEYS; k++)
         if (h->have[k] && names[k])
             fprintf(out, ", \"%s\": %" PRIu64, names[k], h->value[k]);
@@ -173,8 +174,13 @@ static void heap_text(FILE *out, const struct pm_capture *c)
 {
     bool at_exit;
     const struct pm_heapstats *h = heap_at_exit(c, &at_exit);
-    char a[32], b[32], d[32];
-    if (!h || h->allocator == PM_ALLOCATOR_UNKNOWN)
+    char a[32], b[32], d[32], e[32], f[32];
+    if (!h)
+        return;
+    fprintf(out, "%-14sRSS %s, live heap %s, pymalloc's arenas %s\n", at_exit ? "Heap at exit:" : "Heap at end:",
+            pm_human_bytes(e, sizeof e, (double)heap_value(h, PM_HS_RSS)),
+            pm_human_bytes(f, sizeof f, (double)h->live_bytes), pm_human_bytes(a, sizeof a, (double)h->arena_bytes));
+    if (h->allocator == PM_ALLOCATOR_UNKNOWN)
         return;
     if (h->allocator == PM_ALLOCATOR_GLIBC)
         fprintf(out, "Allocator:    glibc, at %s: %s in use, %s free in its heaps (%" PRIu64 " thread arenas), "

@@ -50,6 +50,10 @@ def test_arena_pinning(c, tag):
           and top.get("held_bytes", 0) >= floats * 9 // 10, json.dumps(f["pinning_sites"][:2]))
     check(tag + " fragmentation: RSS, the live heap and the causes add up within %d MiB" % (RSS_MARGIN // MiB),
           adds_up(at), json.dumps(at))
+    heap = c.json("summary", out)["heap"]
+    check(tag + " summary: the heap at exit, with pymalloc's arenas and the live heap as fragmentation has them",
+          heap["point"] == "exit" and heap["pymalloc_arena_bytes"] == at["pymalloc_arena_bytes"]
+          and heap["live"] == at["live"] and heap["rss"] == at["rss"], json.dumps(heap))
 
 
 def test_leak_verdict(c, tag):
