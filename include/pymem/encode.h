@@ -33,6 +33,17 @@ PM_ENCODE_INLINE size_t pm_put_string(uint8_t *out, const void *s, size_t len)
     return n + len;
 }
 
+/* A record that is its tag and `count` varints (at most 1 + 10 x count
+ * bytes). */
+PM_ENCODE_INLINE size_t pm_put_record(uint8_t *out, uint8_t tag, const uint64_t *v, int count)
+{
+    size_t n = 0;
+    out[n++] = tag;
+    for (int i = 0; i < count; i++)
+        n += pm_put_varint(out + n, v[i]);
+    return n;
+}
+
 /* ---- event records: at most PM_EVENT_MAX_BYTES ---- */
 
 PM_ENCODE_INLINE size_t pm_encode_event_head(uint8_t *out, struct pm_deltas *d, uint8_t tag, uint64_t seq,
@@ -113,25 +124,14 @@ PM_ENCODE_INLINE size_t pm_encode_string(uint8_t *out, uint64_t id, const void *
 PM_ENCODE_INLINE size_t pm_encode_node(uint8_t *out, uint64_t id, uint64_t parent, uint64_t file_sid,
                                        uint64_t func_sid, uint64_t line)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_NODE;
-    n += pm_put_varint(out + n, id);
-    n += pm_put_varint(out + n, parent);
-    n += pm_put_varint(out + n, file_sid);
-    n += pm_put_varint(out + n, func_sid);
-    return n + pm_put_varint(out + n, line);
+    return pm_put_record(out, PM_TAG_NODE, (const uint64_t[]){id, parent, file_sid, func_sid, line}, 5);
 }
 
 /* At most 41 bytes. */
 PM_ENCODE_INLINE size_t pm_encode_native(uint8_t *out, uint64_t id, uint64_t parent, uint64_t module,
                                          uint64_t offset)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_NATIVE;
-    n += pm_put_varint(out + n, id);
-    n += pm_put_varint(out + n, parent);
-    n += pm_put_varint(out + n, module);
-    return n + pm_put_varint(out + n, offset);
+    return pm_put_record(out, PM_TAG_NATIVE, (const uint64_t[]){id, parent, module, offset}, 4);
 }
 
 /* A MODULE record up to its segment count (< 128, one byte); the segments
@@ -160,8 +160,7 @@ PM_ENCODE_INLINE size_t pm_encode_segment(uint8_t *out, uint64_t vaddr, uint64_t
 /* At most 11 bytes. */
 PM_ENCODE_INLINE size_t pm_encode_unload(uint8_t *out, uint64_t id)
 {
-    out[0] = PM_TAG_UNLOAD;
-    return 1 + pm_put_varint(out + 1, id);
+    return pm_put_record(out, PM_TAG_UNLOAD, &id, 1);
 }
 
 /* ---- markers: at most PM_SNAPSHOT_MAX_BYTES ---- */
@@ -186,23 +185,13 @@ PM_ENCODE_INLINE size_t pm_encode_snapshot(uint8_t *out, uint64_t seq, int kind,
 PM_ENCODE_INLINE size_t pm_encode_counters(uint8_t *out, uint64_t seq, uint64_t allocations, uint64_t bytes,
                                            uint64_t frees)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_COUNTERS;
-    n += pm_put_varint(out + n, seq);
-    n += pm_put_varint(out + n, allocations);
-    n += pm_put_varint(out + n, bytes);
-    return n + pm_put_varint(out + n, frees);
+    return pm_put_record(out, PM_TAG_COUNTERS, (const uint64_t[]){seq, allocations, bytes, frees}, 4);
 }
 
 PM_ENCODE_INLINE size_t pm_encode_tick(uint8_t *out, uint64_t seq, uint64_t time_ns, uint64_t rss,
                                        uint64_t profiler_bytes)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_TICK;
-    n += pm_put_varint(out + n, seq);
-    n += pm_put_varint(out + n, time_ns);
-    n += pm_put_varint(out + n, rss);
-    return n + pm_put_varint(out + n, profiler_bytes);
+    return pm_put_record(out, PM_TAG_TICK, (const uint64_t[]){seq, time_ns, rss, profiler_bytes}, 4);
 }
 
 /* The largest HEAPSTATS record: tag, 4 varints, and every key with its value. */
@@ -212,14 +201,10 @@ PM_ENCODE_INLINE size_t pm_encode_tick(uint8_t *out, uint64_t seq, uint64_t time
 PM_ENCODE_INLINE size_t pm_encode_heapstats(uint8_t *out, uint64_t seq, uint64_t time_ns, int allocator,
                                             const uint64_t *value, const uint8_t *have)
 {
-    size_t n = 0, count = 0;
+    uint64_t count = 0;
     for (int k = 1; k < PM_HS_KEYS; k++)
         count += have[k] != 0;
-    out[n++] = PM_TAG_HEAPSTATS;
-    n += pm_put_varint(out + n, seq);
-    n += pm_put_varint(out + n, time_ns);
-    n += pm_put_varint(out + n, (uint64_t)allocator);
-    n += pm_put_varint(out + n, count);
+    size_t n = pm_put_record(out, PM_TAG_HEAPSTATS, (const uint64_t[]){seq, time_ns, (uint64_t)allocator, count}, 4);
     for (int k = 1; k < PM_HS_KEYS; k++) {
         if (!have[k])
             continue;
@@ -231,21 +216,15 @@ PM_ENCODE_INLINE size_t pm_encode_heapstats(uint8_t *out, uint64_t seq, uint64_t
 
 PM_ENCODE_INLINE size_t pm_encode_watermark(uint8_t *out, uint64_t seq)
 {
-    out[0] = PM_TAG_WATERMARK;
-    return 1 + pm_put_varint(out + 1, seq);
+    return pm_put_record(out, PM_TAG_WATERMARK, &seq, 1);
 }
 
 PM_ENCODE_INLINE size_t pm_encode_end(uint8_t *out, uint64_t seq, uint64_t time_ns, int reason, int detail,
                                       uint64_t profiler_bytes, uint64_t unrecorded)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_END;
-    n += pm_put_varint(out + n, seq);
-    n += pm_put_varint(out + n, time_ns);
-    n += pm_put_varint(out + n, (uint64_t)reason);
-    n += pm_put_varint(out + n, (uint64_t)detail);
-    n += pm_put_varint(out + n, profiler_bytes);
-    return n + pm_put_varint(out + n, unrecorded);
+    return pm_put_record(out, PM_TAG_END,
+                         (const uint64_t[]){seq, time_ns, (uint64_t)reason, (uint64_t)detail, profiler_bytes, unrecorded},
+                         6);
 }
 
 /* ---- aggregated captures ---- */
@@ -253,33 +232,21 @@ PM_ENCODE_INLINE size_t pm_encode_end(uint8_t *out, uint64_t seq, uint64_t time_
 PM_ENCODE_INLINE size_t pm_encode_live(uint8_t *out, uint64_t seq, uint64_t time_ns, uint64_t bytes,
                                        uint64_t blocks)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_LIVE;
-    n += pm_put_varint(out + n, seq);
-    n += pm_put_varint(out + n, time_ns);
-    n += pm_put_varint(out + n, bytes);
-    return n + pm_put_varint(out + n, blocks);
+    return pm_put_record(out, PM_TAG_LIVE, (const uint64_t[]){seq, time_ns, bytes, blocks}, 4);
 }
 
 /* A STATES record up to its `count` entries, which follow (pm_encode_entry).
  * At most 21 bytes. */
 PM_ENCODE_INLINE size_t pm_encode_states(uint8_t *out, uint64_t seq, uint64_t count)
 {
-    out[0] = PM_TAG_STATES;
-    size_t n = 1 + pm_put_varint(out + 1, seq);
-    return n + pm_put_varint(out + n, count);
+    return pm_put_record(out, PM_TAG_STATES, (const uint64_t[]){seq, count}, 2);
 }
 
 /* A PEAK record up to its `count` entries. At most 41 bytes. */
 PM_ENCODE_INLINE size_t pm_encode_peak(uint8_t *out, uint64_t seq, uint64_t time_ns, uint64_t bytes,
                                        uint64_t count)
 {
-    size_t n = 0;
-    out[n++] = PM_TAG_PEAK;
-    n += pm_put_varint(out + n, seq);
-    n += pm_put_varint(out + n, time_ns);
-    n += pm_put_varint(out + n, bytes);
-    return n + pm_put_varint(out + n, count);
+    return pm_put_record(out, PM_TAG_PEAK, (const uint64_t[]){seq, time_ns, bytes, count}, 4);
 }
 
 /* One key's totals in a STATES or PEAK record; `sampled`: the capture is
