@@ -28,7 +28,7 @@ bool pm_aggregate_on(void);
 /* PYMEM_LIVE: the live table kept beside an event capture, for the live C
  * API (pymem/live.h). The writer still writes every record as it is, and
  * also hands the events to pm_aggregate_take and pm_aggregate_apply, which
- * then write nothing (`emit` may be NULL). */
+ * then write nothing through `emit`. */
 void pm_aggregate_keep(uint64_t sample_bytes);
 bool pm_aggregate_kept(void);
 /* Either: the table is there. */

@@ -280,6 +280,34 @@ static bool emit_aggregated(const uint8_t *p, size_t n)
     return pm_file_write_chunk(PM_CHUNK_CONTROL, 0, p, n, NULL, 0, z);
 }
 
+/* Applies the events numbered below `limit` to the live table. When memory
+ * runs out, a table kept beside the events is dropped (the capture goes on),
+ * an aggregated capture cannot go on. */
+static bool apply_events(uint64_t limit, uint64_t now_ns, bool flush)
+{
+    if (pm_aggregate_apply(limit, now_ns, flush, emit_aggregated))
+        return true;
+    if (pm_aggregate_kept())
+        stop_keeping();
+    else if (pm_file_is_open())
+        pm_file_give_up("aggregate into", "out of memory", true);
+    return false;
+}
+
+/* A HEAPSTATS record into `rec`, as of `seq`; the next one from the writer
+ * is due HEAPSTATS_NS later, or later still when this one cost more than
+ * 1/HEAPSTATS_COST_FACTOR of that. */
+static size_t put_heapstats(uint8_t *rec, uint64_t seq, uint64_t now_ns, uint64_t rss)
+{
+    uint64_t started = pm_monotonic_ns();
+    struct pm_heapstats_sample hs;
+    pm_heapstats_take(&hs, rss);
+    uint64_t cost = pm_monotonic_ns() - started;
+    W.next_heapstats_ns = started + (cost * HEAPSTATS_COST_FACTOR > HEAPSTATS_NS ? cost * HEAPSTATS_COST_FACTOR
+                                                                                  : HEAPSTATS_NS);
+    return pm_encode_heapstats(rec, seq, now_ns, hs.allocator, hs.value, hs.have);
+}
+
 /* One pass over every ring, then the control chunk. Caller holds the lock. */
 static void pass(bool final, int end_reason, int end_detail)
 {
@@ -320,8 +348,8 @@ static void pass(bool final, int end_reason, int end_detail)
     }
     bool snapshots = n > 0;
     uint64_t now = pm_now_ns();
-    if (pm_aggregate_kept() && drained > 0 && !pm_aggregate_apply(mark, now, false, NULL))
-        stop_keeping();
+    if (pm_aggregate_kept() && drained > 0)
+        apply_events(mark, now, false);
     if (pm_aggregate_on()) {
         /* A snapshot's state goes out with it: the rings are drained once
          * more, past it, and applied up to there. The state of the heap is
@@ -338,11 +366,8 @@ static void pass(bool final, int end_reason, int end_detail)
         if (flush)
             W.next_flush_ns = now + AGGREGATE_FLUSH_NS;
         uint64_t limit = closing ? UINT64_MAX : drained > 0 ? mark : 0;
-        if (!pm_aggregate_apply(limit, now, flush, emit_aggregated)) {
-            if (pm_file_is_open())
-                pm_file_give_up("aggregate into", "out of memory", true);
+        if (!apply_events(limit, now, flush))
             return;
-        }
         if (!flush && !snapshots)
             return;
     }
@@ -359,15 +384,8 @@ static void pass(bool final, int end_reason, int end_detail)
     /* The allocator's view: with each snapshot, at the end (not from a
      * fatal signal's handler, which may have stopped malloc holding its
      * locks) and every HEAPSTATS_NS or so. */
-    if (final ? end_reason != PM_END_SIGNAL : snapshots || pm_monotonic_ns() >= W.next_heapstats_ns) {
-        uint64_t started = pm_monotonic_ns();
-        struct pm_heapstats_sample hs;
-        pm_heapstats_take(&hs, rss);
-        uint64_t cost = pm_monotonic_ns() - started;
-        W.next_heapstats_ns = started + (cost * HEAPSTATS_COST_FACTOR > HEAPSTATS_NS ? cost * HEAPSTATS_COST_FACTOR
-                                                                                      : HEAPSTATS_NS);
-        n += pm_encode_heapstats(rec + n, mark, now, hs.allocator, hs.value, hs.have);
-    }
+    if (final ? end_reason != PM_END_SIGNAL : snapshots || pm_monotonic_ns() >= W.next_heapstats_ns)
+        n += put_heapstats(rec + n, mark, now, rss);
     if (drained > 0)
         n += pm_encode_watermark(rec + n, mark);
     if (final)
@@ -520,13 +538,8 @@ static void catch_up(void)
     if (!pm_aggregate_tracking() || pm_aggregate_pending() < AGGREGATE_PENDING_MAX)
         return;
     uint64_t mark = atomic_load(&pm_seq);
-    int drained = drain_all(false);
-    if (drained <= 0 || pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated))
-        return;
-    if (pm_aggregate_kept())
-        stop_keeping();
-    else if (pm_file_is_open())
-        pm_file_give_up("aggregate into", "out of memory", true);
+    if (drain_all(false) > 0)
+        apply_events(mark, pm_now_ns(), false);
 }
 
 /* Every ring drained by the calling thread, which waits for a ring the
@@ -551,9 +564,7 @@ void pm_writer_heapstats_now(void)
     pthread_mutex_lock(&W.lock);
     if (pm_run_state() == PM_STATE_ON && pm_file_is_open()) {
         uint8_t rec[PM_HEAPSTATS_MAX_BYTES];
-        struct pm_heapstats_sample hs;
-        pm_heapstats_take(&hs, rss_bytes());
-        size_t n = pm_encode_heapstats(rec, atomic_load(&pm_seq), pm_now_ns(), hs.allocator, hs.value, hs.have);
+        size_t n = put_heapstats(rec, atomic_load(&pm_seq), pm_now_ns(), rss_bytes());
         pm_file_write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0, 0);
     }
     pthread_mutex_unlock(&W.lock);
@@ -570,13 +581,8 @@ bool pm_writer_with_live(void (*fn)(void *), void *arg)
             break;
         if (drained == 0)
             continue; /* a thread stayed busy 50 ms: stopped in a signal handler, perhaps */
-        if (!pm_aggregate_apply(mark, pm_now_ns(), false, emit_aggregated)) {
-            if (pm_aggregate_kept())
-                stop_keeping();
-            else if (pm_file_is_open())
-                pm_file_give_up("aggregate into", "out of memory", true);
+        if (!apply_events(mark, pm_now_ns(), false))
             break;
-        }
         fn(arg);
         ok = true;
         break;
