@@ -240,6 +240,11 @@ const struct pm_point_total *pm_capture_states(struct pm_capture *c, const struc
     return v;
 }
 
+const char *pm_allocator_name(int allocator)
+{
+    return allocator == PM_ALLOCATOR_GLIBC ? "glibc" : allocator == PM_ALLOCATOR_JEMALLOC ? "jemalloc" : "unknown";
+}
+
 /* A HEAPSTATS record into c->heapstats, and its event. Keys this reader
  * does not know are skipped; a key twice keeps its last value. */
 static int decode_heapstats(struct pm_capture *c, struct cursor *k, struct pm_event *ev)

@@ -34,7 +34,7 @@ enum pm_event_type {
     PM_EV_HEAPSTATS,  /* time: the allocator's view, c->heapstats[stack] */
 };
 
-/* A HEAPSTATS record (format.h): value[key] where have[key]. */
+/* A HEAPSTATS record (format.h): value[key] where have[key], 0 elsewhere. */
 struct pm_heapstats {
     uint64_t seq, time_ns;
     int allocator; /* enum pm_allocator */
@@ -134,6 +134,8 @@ struct pm_capture {
 };
 
 int pm_capture_open(struct pm_capture *c, const char *path);
+/* "glibc", "jemalloc" or "unknown", for enum pm_allocator. */
+const char *pm_allocator_name(int allocator);
 void pm_capture_close(struct pm_capture *c);
 
 typedef int (*pm_event_fn)(void *ctx, const struct pm_event *ev);

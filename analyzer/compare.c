@@ -98,11 +98,6 @@ static const struct tick *at_tenth(const struct run *R, int tenth)
     return &R->ticks[lo < R->n ? lo : R->n - 1];
 }
 
-static const char *allocator_name(int a)
-{
-    return a == PM_ALLOCATOR_GLIBC ? "glibc" : a == PM_ALLOCATOR_JEMALLOC ? "jemalloc" : "unknown allocator";
-}
-
 static double change(uint64_t a, uint64_t b)
 {
     return a ? ((double)b - (double)a) / (double)a : 0;
@@ -157,7 +152,7 @@ static void json_run(FILE *out, const struct run *R)
     fputs("{\"file\": ", out);
     pm_json_str(out, R->path);
     fputs(", \"allocator\": ", out);
-    pm_json_str(out, allocator_name(R->allocator));
+    pm_json_str(out, pm_allocator_name(R->allocator));
     fprintf(out, ", \"duration_s\": %.3f, \"peak_rss\": %" PRIu64 ", \"peak_live\": %" PRIu64
                  ", \"exit_rss\": %" PRIu64 ", \"exit_live\": %" PRIu64 ", \"ticks\": ",
             (double)R->ticks[R->n - 1].time_ns / 1e9, R->peak_rss, R->peak_live, R->exit_rss, R->exit_live);
@@ -187,8 +182,8 @@ int pm_cmd_compare(FILE *out, const char *a, const char *b, const struct pm_opts
         pm_json_str(out, line);
         fputs("}\n", out);
     } else {
-        fprintf(out, "A:         %s (%s)\nB:         %s (%s)\nVerdict:   %s\n\n", a, allocator_name(A.allocator), b,
-                allocator_name(B.allocator), line);
+        fprintf(out, "A:         %s (%s)\nB:         %s (%s)\nVerdict:   %s\n\n", a, pm_allocator_name(A.allocator), b,
+                pm_allocator_name(B.allocator), line);
         fprintf(out, "  %-18s %12s %12s %12s\n", "", "A", "B", "B - A");
         row(out, "peak RSS", A.peak_rss, B.peak_rss);
         row(out, "peak live heap", A.peak_live, B.peak_live);

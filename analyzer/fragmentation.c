@@ -129,11 +129,6 @@ static struct arena *arena_of(struct frag *F, uint64_t addr)
     return i < F->narenas && F->arenas[i].start <= addr ? &F->arenas[i] : NULL;
 }
 
-static uint64_t hs(const struct pm_heapstats *h, int key)
-{
-    return h->have[key] ? h->value[key] : 0;
-}
-
 static uint64_t minus(uint64_t a, uint64_t b)
 {
     return a > b ? a - b : 0;
@@ -168,13 +163,13 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
     s->seq = h->seq;
     s->time_ns = h->time_ns;
     s->sample = sample;
-    s->rss = hs(h, PM_HS_RSS);
+    s->rss = h->value[PM_HS_RSS];
     s->live = r->t.live_bytes;
-    s->profiler = hs(h, PM_HS_PROFILER);
+    s->profiler = h->value[PM_HS_PROFILER];
     s->arenas = F->narenas;
     s->arena_bytes = F->arena_bytes;
-    s->thread_heaps = hs(h, PM_HS_THREAD_HEAPS);
-    uint64_t heap_lo = hs(h, PM_HS_MAIN_HEAP_START), heap_hi = hs(h, PM_HS_MAIN_HEAP_END);
+    s->thread_heaps = h->value[PM_HS_THREAD_HEAPS];
+    uint64_t heap_lo = h->value[PM_HS_MAIN_HEAP_START], heap_hi = h->value[PM_HS_MAIN_HEAP_END];
     for (size_t i = 0; i < F->narenas; i++)
         F->arenas[i].used = F->arenas[i].blocks = 0;
     PM_LIVE_FOREACH(&r->live, e)
@@ -205,12 +200,12 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
     s->glibc_live = s->main_live + s->thread_live + s->large_live;
     s->pymalloc_free = minus(F->arena_bytes, s->small_in_arenas);
     if (h->allocator == PM_ALLOCATOR_GLIBC) {
-        s->overhead = minus(plus(hs(h, PM_HS_GLIBC_IN_USE), hs(h, PM_HS_GLIBC_MMAPPED)), s->glibc_live);
+        s->overhead = minus(plus(h->value[PM_HS_GLIBC_IN_USE], h->value[PM_HS_GLIBC_MMAPPED]), s->glibc_live);
         uint64_t main_used = plus(s->main_live, s->main_blocks * GLIBC_CHUNK_OVERHEAD);
         uint64_t thread_used = plus(s->thread_live, s->thread_blocks * GLIBC_CHUNK_OVERHEAD);
-        uint64_t free_total = hs(h, PM_HS_GLIBC_FREE);
-        s->main_free = minus(hs(h, PM_HS_MAIN_HEAP_RSS), main_used);
-        s->thread_free = minus(hs(h, PM_HS_THREAD_HEAPS_RSS), thread_used);
+        uint64_t free_total = h->value[PM_HS_GLIBC_FREE];
+        s->main_free = minus(h->value[PM_HS_MAIN_HEAP_RSS], main_used);
+        s->thread_free = minus(h->value[PM_HS_THREAD_HEAPS_RSS], thread_used);
         /* Free bytes resident cannot exceed the free bytes glibc counts. */
         if (s->main_free > free_total)
             s->main_free = free_total;
@@ -220,9 +215,9 @@ static int split_now(struct frag *F, const struct pm_replay *r, const struct pm_
         /* allocated: what its blocks take (size classes); active: the pages
          * of extents in use, free regions of partly used slabs included;
          * resident: and the dirty pages not purged yet. */
-        s->overhead = minus(hs(h, PM_HS_JE_ALLOCATED), s->glibc_live);
-        s->je_slabs = minus(hs(h, PM_HS_JE_ACTIVE), hs(h, PM_HS_JE_ALLOCATED));
-        s->je_free = minus(hs(h, PM_HS_JE_RESIDENT), hs(h, PM_HS_JE_ACTIVE));
+        s->overhead = minus(h->value[PM_HS_JE_ALLOCATED], s->glibc_live);
+        s->je_slabs = minus(h->value[PM_HS_JE_ACTIVE], h->value[PM_HS_JE_ALLOCATED]);
+        s->je_free = minus(h->value[PM_HS_JE_RESIDENT], h->value[PM_HS_JE_ACTIVE]);
     }
     uint64_t parts = s->live;
     const uint64_t more[] = {s->overhead, s->main_free,     s->thread_free, s->je_free,
@@ -281,14 +276,14 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
             return F->oom = true, -1;
         struct pm_heap_figures *f = &F->samples[F->nsamples];
         *f = (struct pm_heap_figures){.time_s = (double)h->time_ns / 1e9, .allocator = h->allocator,
-                                      .rss = hs(h, PM_HS_RSS), .live = r->t.live_bytes,
-                                      .profiler = hs(h, PM_HS_PROFILER), .arenas = F->arena_bytes};
+                                      .rss = h->value[PM_HS_RSS], .live = r->t.live_bytes,
+                                      .profiler = h->value[PM_HS_PROFILER], .arenas = F->arena_bytes};
         if (h->allocator == PM_ALLOCATOR_GLIBC) {
-            f->allocator_in_use = hs(h, PM_HS_GLIBC_IN_USE) + hs(h, PM_HS_GLIBC_MMAPPED);
-            f->allocator_free = hs(h, PM_HS_GLIBC_FREE);
+            f->allocator_in_use = h->value[PM_HS_GLIBC_IN_USE] + h->value[PM_HS_GLIBC_MMAPPED];
+            f->allocator_free = h->value[PM_HS_GLIBC_FREE];
         } else if (h->allocator == PM_ALLOCATOR_JEMALLOC) {
-            f->allocator_in_use = hs(h, PM_HS_JE_ACTIVE);
-            f->allocator_free = minus(hs(h, PM_HS_JE_RESIDENT), hs(h, PM_HS_JE_ACTIVE));
+            f->allocator_in_use = h->value[PM_HS_JE_ACTIVE];
+            f->allocator_free = minus(h->value[PM_HS_JE_RESIDENT], h->value[PM_HS_JE_ACTIVE]);
         }
         if (!F->baseline_set && r->main_seen) {
             F->baseline = F->nsamples;
@@ -301,11 +296,6 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
     }
     }
     return 0;
-}
-
-static const char *allocator_name(int a)
-{
-    return a == PM_ALLOCATOR_GLIBC ? "glibc" : a == PM_ALLOCATOR_JEMALLOC ? "jemalloc" : "unknown";
 }
 
 /* The verdict: a short name, the cause's name and its bytes, and the line. */
@@ -376,7 +366,7 @@ static void report_text(FILE *out, struct pm_capture *c, const struct frag *F, c
     const struct split *s = &F->at;
     const struct pm_heap_figures *b = &F->samples[F->baseline_set ? F->baseline : 0];
     char t[64], x[32], y[32];
-    fprintf(out, "Capture:   %s (%s malloc)\n", c->path, allocator_name(c->heapstats[s->sample].allocator));
+    fprintf(out, "Capture:   %s (%s malloc)\n", c->path, pm_allocator_name(c->heapstats[s->sample].allocator));
     fprintf(out, "Verdict:   %s\n\n", v->line);
     snprintf(t, sizeof t, "%s (%.3f s)", F->exit_seq ? "At exit" : "At the end", (double)s->time_ns / 1e9);
     fprintf(out, "%-56s %12s %7s\n", t, "bytes", "of RSS");
@@ -425,7 +415,7 @@ static void report_json(FILE *out, struct pm_capture *c, const struct frag *F, c
     fputs("{\"file\": ", out);
     pm_json_str(out, c->path);
     fputs(", \"allocator\": ", out);
-    pm_json_str(out, allocator_name(c->heapstats[s->sample].allocator));
+    pm_json_str(out, pm_allocator_name(c->heapstats[s->sample].allocator));
     fputs(", \"verdict\": ", out);
     pm_json_str(out, v->kind);
     fputs(", \"cause\": ", out);

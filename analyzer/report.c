@@ -136,11 +136,6 @@ static const struct pm_heapstats *heap_at_exit(const struct pm_capture *c, bool 
     return c->heapstats_n ? &c->heapstats[c->heapstats_n - 1] : NULL;
 }
 
-static uint64_t heap_value(const struct pm_heapstats *h, int key)
-{
-    return h->have[key] ? h->value[key] : 0;
-}
-
 static void heap_json(FILE *out, const struct pm_capture *c)
 {
     bool at_exit;
@@ -160,7 +155,7 @@ static void heap_json(FILE *out, const struct pm_capture *c)
         [PM_HS_JE_RETAINED] = "jemalloc_retained",
     };
     fprintf(out, ", \"heap\": {\"allocator\": \"%s\", \"point\": \"%s\", \"time_s\": ",
-            h->allocator == PM_ALLOCATOR_GLIBC ? "glibc" : h->allocator == PM_ALLOCATOR_JEMALLOC ? "jemalloc" : "unknown",
+            pm_allocator_name(h->allocator),
             at_exit ? "exit" : "end");
     pm_json_seconds(out, h->time_ns);
     fprintf(out, ", \"live\": %" PRIu64 ", \"pymalloc_arena_bytes\": %" PRIu64, h->live_bytes, h->arena_bytes);
@@ -178,7 +173,7 @@ static void heap_text(FILE *out, const struct pm_capture *c)
     if (!h)
         return;
     fprintf(out, "%-14sRSS %s, live heap %s, pymalloc's arenas %s\n", at_exit ? "Heap at exit:" : "Heap at end:",
-            pm_human_bytes(e, sizeof e, (double)heap_value(h, PM_HS_RSS)),
+            pm_human_bytes(e, sizeof e, (double)h->value[PM_HS_RSS]),
             pm_human_bytes(f, sizeof f, (double)h->live_bytes), pm_human_bytes(a, sizeof a, (double)h->arena_bytes));
     if (h->allocator == PM_ALLOCATOR_UNKNOWN)
         return;
@@ -186,15 +181,15 @@ static void heap_text(FILE *out, const struct pm_capture *c)
         fprintf(out, "Allocator:    glibc, at %s: %s in use, %s free in its heaps (%" PRIu64 " thread arenas), "
                      "%s resident in them\n",
                 at_exit ? "exit" : "the end",
-                pm_human_bytes(a, sizeof a, (double)(heap_value(h, PM_HS_GLIBC_IN_USE) + heap_value(h, PM_HS_GLIBC_MMAPPED))),
-                pm_human_bytes(b, sizeof b, (double)heap_value(h, PM_HS_GLIBC_FREE)), heap_value(h, PM_HS_THREAD_HEAPS),
+                pm_human_bytes(a, sizeof a, (double)(h->value[PM_HS_GLIBC_IN_USE] + h->value[PM_HS_GLIBC_MMAPPED])),
+                pm_human_bytes(b, sizeof b, (double)h->value[PM_HS_GLIBC_FREE]), h->value[PM_HS_THREAD_HEAPS],
                 pm_human_bytes(d, sizeof d,
-                               (double)(heap_value(h, PM_HS_MAIN_HEAP_RSS) + heap_value(h, PM_HS_THREAD_HEAPS_RSS))));
+                               (double)(h->value[PM_HS_MAIN_HEAP_RSS] + h->value[PM_HS_THREAD_HEAPS_RSS])));
     else
         fprintf(out, "Allocator:    jemalloc, at %s: %s allocated, %s active, %s resident\n", at_exit ? "exit" : "the end",
-                pm_human_bytes(a, sizeof a, (double)heap_value(h, PM_HS_JE_ALLOCATED)),
-                pm_human_bytes(b, sizeof b, (double)heap_value(h, PM_HS_JE_ACTIVE)),
-                pm_human_bytes(d, sizeof d, (double)heap_value(h, PM_HS_JE_RESIDENT)));
+                pm_human_bytes(a, sizeof a, (double)h->value[PM_HS_JE_ALLOCATED]),
+                pm_human_bytes(b, sizeof b, (double)h->value[PM_HS_JE_ACTIVE]),
+                pm_human_bytes(d, sizeof d, (double)h->value[PM_HS_JE_RESIDENT]));
     fputs("              (leak or fragmentation? pymem fragmentation CAPTURE)\n", out);
 }
 
