@@ -35,10 +35,16 @@
  * itself (jemalloc's extents, through mmap's symbol) is its own, not the
  * program's mmap domain. Inside a Python domain's allocator the guard stays
  * PM_GUARD_PYTHON, which marks pymalloc's arenas. */
+static inline int allocator_enter(void)
+{
+    int outer = pm_thread.guard;
+    pm_thread.guard = outer ? outer : PM_GUARD_PYMEM;
+    return outer;
+}
+
 #define IN_ALLOCATOR(call)                                                                         \
     ({                                                                                             \
-        int outer_ = pm_thread.guard;                                                              \
-        pm_thread.guard = outer_ ? outer_ : PM_GUARD_PYMEM;                                        \
+        int outer_ = allocator_enter();                                                            \
         __typeof__(call) result_ = (call);                                                         \
         pm_thread.guard = outer_;                                                                  \
         result_;                                                                                   \
@@ -120,8 +126,7 @@ PM_EXPORT void free(void *p)
     if (unlikely(!pm_real_ready()) && !pm_real_resolve())
         return;
     record_free(p);
-    int outer = pm_thread.guard;
-    pm_thread.guard = outer ? outer : PM_GUARD_PYMEM;
+    int outer = allocator_enter();
     pm_real.free(p);
     pm_thread.guard = outer;
 }
