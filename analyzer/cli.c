@@ -23,8 +23,12 @@ void pm_option_error(const char *cmd, const struct option *opts, int bad, const 
         fprintf(stderr, "pymem %s: unknown option '%s' (see '%s')\n", cmd, arg, help);
 }
 
-/* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). */
 int pm_parse_size(const char *text, unsigned long long *out)
+{
+    return pm_parse_number(text, 2, out);
+}
+
+int pm_parse_number(const char *text, unsigned long long min, unsigned long long *out)
 {
     char *end;
     unsigned long long v = strtoull(text, &end, 10);
@@ -41,7 +45,7 @@ int pm_parse_size(const char *text, unsigned long long *out)
         end++;
     if (unit > 1 && (!strcmp(end, "iB") || !strcmp(end, "B")))
         end += strlen(end);
-    if (*end || v == 0 || v > (1ull << 50) / unit || v * unit < 2)
+    if (*end || v > (1ull << 50) / unit || v * unit < min)
         return -1;
     *out = v * unit;
     return 0;

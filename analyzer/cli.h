@@ -14,5 +14,8 @@ void pm_option_error(const char *cmd, const struct option *opts, int bad, const 
 /* "65536", "64K", "64KiB", "1M", "1G" -> bytes (at least 2). Returns 0, or
  * -1 for anything else. */
 int pm_parse_size(const char *text, unsigned long long *out);
+/* The same, for any whole number of at least `min` (K, M, G: powers of
+ * 1024). */
+int pm_parse_number(const char *text, unsigned long long min, unsigned long long *out);
 
 #endif

@@ -181,22 +181,6 @@ static int find_beside_libc(const char *soname, char *out, size_t cap)
     return -1;
 }
 
-/* A whole number, with K, M or G (powers of 1024); 0 and 1 allowed. */
-static int parse_count(const char *text, unsigned long long *out)
-{
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || *text == '-')
-        return -1;
-    unsigned long long unit = *end == 'K' ? 1ull << 10 : *end == 'M' ? 1ull << 20 : *end == 'G' ? 1ull << 30 : 1;
-    if (unit > 1)
-        end++;
-    if (*end || v > (1ull << 50) / unit)
-        return -1;
-    *out = v * unit;
-    return 0;
-}
-
 /* --allocator jemalloc[:CONF] or glibc[:k=v,...]: jemalloc's path (found as
  * the dynamic linker finds it), or the GLIBC_TUNABLES to add. 0, or -1 after
  * a one-line error. */
@@ -232,7 +216,7 @@ static int parse_allocator(const char *spec, struct run_options *o)
             for (size_t i = 0; i < sizeof glibc_tunables / sizeof glibc_tunables[0]; i++)
                 known = known || !strcmp(kv, glibc_tunables[i]);
         }
-        if (!eq || !known || parse_count(eq + 1, &v)) {
+        if (!eq || !known || pm_parse_number(eq + 1, 0, &v)) {
             fprintf(stderr, "pymem run: --allocator glibc: '%s%s%s' is not tunable=value with a tunable of "
                             "arena_max, arena_test, trim_threshold, top_pad, mmap_threshold, mmap_max, "
                             "tcache_count, tcache_max, tcache_unsorted_limit, mxfast, perturb, hugetlb\n",
