@@ -325,7 +325,8 @@ static void judge(const struct frag *F, struct verdict *v)
         {"pymalloc_arenas", "held by pymalloc arenas that a few live objects keep mapped", s->sparse_free},
         {"jemalloc_dirty", "held free by jemalloc's dirty pages (purged after its decay time)", s->je_free},
         {"jemalloc_slabs", "held free in jemalloc's partly used slabs", s->je_slabs},
-        {"allocator_overhead", "the allocator's overhead (chunk headers, rounding)", s->overhead},
+        {"allocator_overhead", "in use by the allocator beyond the recorded blocks (headers, rounding, blocks from "
+                               "before recording)", s->overhead},
     };
     size_t top = 0;
     for (size_t i = 1; i < sizeof causes / sizeof causes[0]; i++)
@@ -372,7 +373,7 @@ static void report_text(FILE *out, struct pm_capture *c, const struct frag *F, c
     fprintf(out, "%-56s %12s %7s\n", t, "bytes", "of RSS");
     row_text(out, "RSS", (double)s->rss, s->rss);
     row_text(out, "live heap (bytes requested, every domain)", (double)s->live, s->rss);
-    row_text(out, "allocator overhead (headers, rounding)", (double)s->overhead, s->rss);
+    row_text(out, "allocator overhead (headers, rounding, earlier blocks)", (double)s->overhead, s->rss);
     if (c->heapstats[s->sample].allocator == PM_ALLOCATOR_GLIBC) {
         row_text(out, "free in glibc's main heap, resident", (double)s->main_free, s->rss);
         snprintf(t, sizeof t, "free in glibc's thread arenas (%" PRIu64 " heaps), resident", s->thread_heaps);
