@@ -373,7 +373,7 @@ static void report_text(FILE *out, struct pm_capture *c, const struct frag *F, c
     fprintf(out, "%-56s %12s %7s\n", t, "bytes", "of RSS");
     row_text(out, "RSS", (double)s->rss, s->rss);
     row_text(out, "live heap (bytes requested, every domain)", (double)s->live, s->rss);
-    row_text(out, "allocator overhead (headers, rounding, earlier blocks)", (double)s->overhead, s->rss);
+    row_text(out, "allocator overhead: headers, rounding, older blocks", (double)s->overhead, s->rss);
     if (c->heapstats[s->sample].allocator == PM_ALLOCATOR_GLIBC) {
         row_text(out, "free in glibc's main heap, resident", (double)s->main_free, s->rss);
         snprintf(t, sizeof t, "free in glibc's thread arenas (%" PRIu64 " heaps), resident", s->thread_heaps);
