@@ -9,18 +9,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pm_option_error(const char *cmd, const struct option *opts, int bad, const char *arg, const char *help)
+void pm_option_error(const char *cmd, const char *shortopts, const struct option *opts, int bad, const char *arg,
+                     const char *help)
 {
-    for (; bad && opts->name; opts++) {
-        if (opts->val == bad) {
-            fprintf(stderr, "pymem %s: option --%s needs a value (see '%s')\n", cmd, opts->name, help);
-            return;
+    /* getopt_long reports a long option's missing value with the option's
+     * val in optopt, which may equal an unrelated short letter: the token
+     * says which kind of option was refused. */
+    if (arg && !strncmp(arg, "--", 2)) {
+        size_t len = strcspn(arg + 2, "=");
+        const struct option *found = NULL;
+        int matches = 0;
+        for (; opts->name; opts++) {
+            if (strncmp(opts->name, arg + 2, len) != 0)
+                continue;
+            if (!opts->name[len]) { /* exact: abbreviations of it do not count */
+                found = opts, matches = 1;
+                break;
+            }
+            found = opts, matches++;
         }
-    }
-    if (bad)
+        if (matches == 1 && found->has_arg == required_argument && !arg[2 + len])
+            fprintf(stderr, "pymem %s: option --%s needs a value (see '%s')\n", cmd, found->name, help);
+        else if (matches == 1 && found->has_arg == no_argument && arg[2 + len])
+            fprintf(stderr, "pymem %s: option --%s takes no value (see '%s')\n", cmd, found->name, help);
+        else
+            fprintf(stderr, "pymem %s: unknown or ambiguous option '%.*s' (see '%s')\n", cmd, (int)(len + 2), arg,
+                    help);
+    } else if (bad && bad != ':' && strchr(shortopts, bad)) {
+        fprintf(stderr, "pymem %s: option -%c needs a value (see '%s')\n", cmd, bad, help);
+    } else if (bad) {
         fprintf(stderr, "pymem %s: unknown option '-%c' (see '%s')\n", cmd, bad, help);
-    else
+    } else {
         fprintf(stderr, "pymem %s: unknown option '%s' (see '%s')\n", cmd, arg, help);
+    }
 }
 
 int pm_parse_size(const char *text, unsigned long long *out)

@@ -295,7 +295,7 @@ static int lines_main(int argc, char **argv)
                   stdout);
             return 0;
         } else {
-            pm_option_error("lines", opts, optopt, argv[optind - 1], "pymem lines --help");
+            pm_option_error("lines", "h", opts, optopt, argv[optind - 1], "pymem lines --help");
             return 2;
         }
     }
@@ -332,7 +332,7 @@ static int plot_main(int argc, char **argv)
                   stdout);
             return 0;
         } else {
-            pm_option_error("plot", opts, optopt, argv[optind - 1], "pymem plot --help");
+            pm_option_error("plot", "o:h", opts, optopt, argv[optind - 1], "pymem plot --help");
             return 2;
         }
     }
@@ -436,7 +436,7 @@ static int export_main(int argc, char **argv, bool flamegraph)
                   stdout);
             return 0;
         default:
-            pm_option_error(cmd, opts, optopt, argv[optind - 1], flamegraph ? "pymem flamegraph --help" : "pymem export --help");
+            pm_option_error(cmd, "f:o:b:h", opts, optopt, argv[optind - 1], flamegraph ? "pymem flamegraph --help" : "pymem export --help");
             return 2;
         }
     }
@@ -658,9 +658,12 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
-        default:
-            pm_option_error(cmd, opts, optopt, argv[optind], "pymem help");
+        default: {
+            char help[64];
+            snprintf(help, sizeof help, "pymem help %s", cmd);
+            pm_option_error(cmd, "jb:t:a:h", opts, optopt, argv[optind], help);
             return 2;
+        }
         }
     }
     int left = argc - 1 - optind;

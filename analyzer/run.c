@@ -74,7 +74,7 @@ static void usage_run(FILE *out)
           "      --no-live            not even for pytest\n"
           "      --snapshot-every SEC take a snapshot every SEC seconds\n"
           "      --oom-snapshot[=PCT] take the snapshot 'oom' and write the capture out when\n"
-          "                           PCT%% of the memory limit is in use (default 90; the\n"
+          "                           PCT% of the memory limit is in use (default 90; the\n"
           "                           cgroup's limit, or the machine's memory); on by default\n"
           "      --no-oom-snapshot    no such snapshot\n"
           "      --memory-limit SIZE  the limit, for the process's RSS (K, M, G suffixes)\n"
@@ -346,7 +346,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
             usage_run(stdout);
             return 0;
         default:
-            pm_option_error("run", opts, optopt, argv[optind - 1], "pymem run --help");
+            pm_option_error("run", "+o:qm:h", opts, optopt, argv[optind - 1], "pymem run --help");
             return 2;
         }
     }

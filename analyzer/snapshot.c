@@ -184,7 +184,7 @@ int pm_snapshot_main(int argc, char **argv)
             puts(USAGE);
             return 0;
         default:
-            pm_option_error("snapshot", opts, optopt, argv[optind - 1], "pymem snapshot --help");
+            pm_option_error("snapshot", "l:h", opts, optopt, argv[optind - 1], "pymem snapshot --help");
             return 2;
         }
     }
