@@ -135,7 +135,11 @@ static void maps_line(const char *line, struct pm_heapstats_sample *s)
 
 static void glibc_heaps(struct pm_heapstats_sample *s)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    /* This thread's view: /proc/self's is empty once the thread group's
+     * leader has exited (a process forked from a thread). */
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
     put(s, PM_HS_MAIN_HEAP_RSS, 0);

@@ -221,16 +221,10 @@ static bool wait_not_busy(struct pm_buffer *b)
     return true;
 }
 
-static uint64_t rss_bytes(void)
+static uint64_t statm_resident(int fd)
 {
-    if (W.statm_fd < 0) {
-        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-        W.statm_fd = fd >= 0 ? pm_file_move_high(fd) : -1;
-    }
-    if (W.statm_fd < 0)
-        return 0;
     char buf[128];
-    ssize_t n = pread(W.statm_fd, buf, sizeof buf - 1, 0);
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0)
         return 0;
     buf[n] = 0;
@@ -238,6 +232,27 @@ static uint64_t rss_bytes(void)
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return 0;
     return (uint64_t)resident * (uint64_t)pm_page_size();
+}
+
+/* The process's resident bytes. /proc/self is the thread group leader's
+ * view, which reads as empty once the leader has exited while other
+ * threads run (a process forked from a thread, whose first thread is gone):
+ * then this thread's own view, /proc/thread-self, same memory. */
+static uint64_t rss_bytes(void)
+{
+    if (W.statm_fd < 0) {
+        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        W.statm_fd = fd >= 0 ? pm_file_move_high(fd) : -1;
+    }
+    uint64_t rss = W.statm_fd >= 0 ? statm_resident(W.statm_fd) : 0;
+    if (rss)
+        return rss;
+    int fd = open("/proc/thread-self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    rss = statm_resident(fd);
+    close(fd);
+    return rss;
 }
 
 /* A snapshot the writer takes itself. */

@@ -834,6 +834,11 @@ def test_fork_from_a_thread(c, tag):
     check(tag + " the child's capture is complete and knows its Python", summ.get("end") == "exit"
           and summ.get("truncated") is False and summ.get("python", "").startswith("%d.%d" % c.version),
           "%s %s" % (children, json.dumps(summ)[:300]))
+    # Its first thread is gone when it ends: /proc/self reads as empty then.
+    heap = summ.get("heap") or {}
+    check(tag + " the child's RSS and heaps measured after its first thread ended",
+          summ.get("max_rss_bytes", 0) > 4 << 20 and heap.get("rss", 0) > 4 << 20
+          and heap.get("main_heap_rss", 0) > 0, json.dumps(heap)[:300])
     s = site(c.json("leaks", children[0], "--top", "0")["sites"], m["CHILD"], "fork_thread.py") if children else None
     check(tag + " the child's blocks at their line", blocks_at(c, s, 100, 1000 + BYTES_HEADER, domain="pyobj"),
           json.dumps(s)[:300])
