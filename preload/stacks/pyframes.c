@@ -69,26 +69,25 @@ static inline const void *ob_type(const void *obj)
 }
 
 _Atomic(pm_walk_fn) pm_pyframes_walker;
+_Atomic(pm_walk_cached_fn) pm_pyframes_cached_walker;
 
 /* Runs inside malloc: one warning, then stacks stay empty. */
 static void layout_mismatch(void)
 {
+    atomic_store(&pm_pyframes_cached_walker, NULL);
     if (atomic_exchange(&pm_pyframes_walker, NULL))
         pm_warn("this Python's frames do not have the expected layout; recording without call stacks");
 }
 
-/* The walk, written once and instantiated per layout below with the layout
- * as a constant, so that every offset folds into the instructions. */
-static inline __attribute__((always_inline)) int walk(const struct layout *l, struct pm_rawframe *out,
-                                                      int max, bool *truncated, bool gil_held)
+/* The calling thread's innermost frame, or NULL. The thread holding the GIL
+ * is the one running: its thread state is one load away. Without the GIL
+ * (malloc, PyMem_Raw*) the current state may be another thread's (up to
+ * 3.11 it is the GIL holder's), so the thread's own is looked up in
+ * thread-specific storage; so it is too when a MEM or OBJ allocation comes
+ * from a thread that does not hold the GIL (a faulty extension), rather
+ * than walking another thread's frames. */
+static inline __attribute__((always_inline)) const void *top_frame(const struct layout *l, bool gil_held)
 {
-    *truncated = false;
-    /* The thread holding the GIL is the one running: its thread state is one
-     * load away. Without the GIL (malloc, PyMem_Raw*) the current state may
-     * be another thread's (up to 3.11 it is the GIL holder's), so the
-     * thread's own is looked up in thread-specific storage; so it is too when
-     * a MEM or OBJ allocation comes from a thread that does not hold the GIL
-     * (a faulty extension), rather than walking another thread's frames. */
     const void *tstate = NULL;
     if (gil_held) {
         tstate = running_tstate();
@@ -102,67 +101,191 @@ static inline __attribute__((always_inline)) int walk(const struct layout *l, st
     if (!tstate)
         tstate = get_tstate();
     if (!tstate)
-        return 0;
+        return NULL;
     const void *frame = load_ptr(tstate, l->tstate_frame);
     if (frame && l->cframe_current >= 0)
         frame = load_ptr(frame, l->cframe_current);
+    return frame;
+}
+
+/* What one frame of the chain is to a stack. */
+enum frame_kind {
+    FRAME_KEPT,
+    FRAME_SHIM,     /* 3.12+: the shim an eval call pushes under the frames it runs */
+    FRAME_LEFT_OUT, /* no code object (3.13 shims), or still in its prologue */
+    FRAME_BAD,      /* not this layout */
+};
+
+/* Reads one frame into `out`. `innermost`: the first frame with a code
+ * object the walk meets, whose code object is checked even before 3.13: a
+ * layout that does not match this interpreter shows there first, and turns
+ * the walk off instead of following stray pointers. */
+static inline __attribute__((always_inline)) enum frame_kind read_frame(const struct layout *l, const void *frame,
+                                                                       bool innermost, struct pm_rawframe *out)
+{
+    char owner = l->frame_owner >= 0 ? ((const char *)frame)[l->frame_owner] : 0;
+    if (owner == PM_OWNER_CSTACK)
+        return FRAME_SHIM;
+    const void *code = load_ptr(frame, l->frame_code);
+    out->code = code;
+    out->lasti = -1;
+    out->entry = 0;
+    if (!code || ((l->minor >= 13 || innermost) && ob_type(code) != code_type))
+        return l->minor >= 13 ? FRAME_LEFT_OUT : FRAME_BAD;
+    int32_t lasti;
+    if (l->co_code_adaptive) {
+        const char *instr = load_ptr(frame, l->frame_instr);
+        lasti = (int32_t)(instr - ((const char *)code + l->co_code_adaptive));
+    } else {
+        int raw;
+        memcpy(&raw, (const char *)frame + l->frame_instr, sizeof raw);
+        lasti = raw * l->lasti_scale;
+    }
+    out->lasti = lasti;
+    /* 3.11+: a frame still in its prologue (making closure cells, or the
+     * generator or coroutine it returns) has not begun to run its first
+     * line; what it allocates is its caller's, as CPython's tracebacks and
+     * tracemalloc say (_PyFrame_IsIncomplete). */
+    if (l->co_firsttraceable >= 0 && owner != PM_OWNER_GENERATOR) {
+        int first;
+        memcpy(&first, (const char *)code + l->co_firsttraceable, sizeof first);
+        if (lasti < first * 2)
+            return FRAME_LEFT_OUT;
+    }
+    /* Up to 3.10 every Python frame has its own eval call. */
+    out->entry = l->minor <= 10 || (l->frame_is_entry >= 0 && ((const char *)frame)[l->frame_is_entry]);
+    return FRAME_KEPT;
+}
+
+/* The walk, written once and instantiated per layout below with the layout
+ * as a constant, so that every offset folds into the instructions. */
+static inline __attribute__((always_inline)) int walk(const struct layout *l, struct pm_rawframe *out,
+                                                      int max, bool *truncated, bool gil_held)
+{
+    *truncated = false;
     int n = 0;
-    for (; frame; frame = load_ptr(frame, l->frame_back)) {
-        char owner = l->frame_owner >= 0 ? ((const char *)frame)[l->frame_owner] : 0;
-        if (owner == PM_OWNER_CSTACK) {
-            /* 3.12+: the shim frame an eval call pushes under the frames it
-             * runs; the frame above it is the first that call ran. */
+    for (const void *frame = top_frame(l, gil_held); frame; frame = load_ptr(frame, l->frame_back)) {
+        struct pm_rawframe f;
+        switch (read_frame(l, frame, n == 0, &f)) {
+        case FRAME_SHIM:
+            /* the frame above it is the first that eval call ran */
             if (n > 0)
                 out[n - 1].entry = 1;
             continue;
-        }
-        const void *code = load_ptr(frame, l->frame_code);
-        /* 3.13 shim frames carry no code object in f_executable; before, the
-         * innermost frame's code is checked all the same: a layout that does
-         * not match this interpreter shows there first, and turns the walk
-         * off instead of following stray pointers. */
-        if (!code || ((l->minor >= 13 || n == 0) && ob_type(code) != code_type)) {
-            if (l->minor >= 13)
-                continue;
+        case FRAME_LEFT_OUT:
+            continue;
+        case FRAME_BAD:
             layout_mismatch();
             return 0;
+        case FRAME_KEPT:
+            break;
         }
         if (n == max) {
             *truncated = true;
             break;
         }
-        int32_t lasti;
-        if (l->co_code_adaptive) {
-            const char *instr = load_ptr(frame, l->frame_instr);
-            lasti = (int32_t)(instr - ((const char *)code + l->co_code_adaptive));
-        } else {
-            int raw;
-            memcpy(&raw, (const char *)frame + l->frame_instr, sizeof raw);
-            lasti = raw * l->lasti_scale;
-        }
-        /* 3.11+: a frame still in its prologue (making closure cells, or the
-         * generator or coroutine it returns) has not begun to run its first
-         * line; what it allocates is its caller's, as CPython's tracebacks
-         * and tracemalloc say (_PyFrame_IsIncomplete). */
-        if (l->co_firsttraceable >= 0 && owner != PM_OWNER_GENERATOR) {
-            int first;
-            memcpy(&first, (const char *)code + l->co_firsttraceable, sizeof first);
-            if (lasti < first * 2)
-                continue;
-        }
-        out[n].code = code;
-        out[n].lasti = lasti;
-        /* Up to 3.10 every Python frame has its own eval call. */
-        out[n].entry = l->minor <= 10 || (l->frame_is_entry >= 0 && ((const char *)frame)[l->frame_is_entry]);
-        n++;
+        out[n++] = f;
     }
     return n;
+}
+
+/* What tells a frame's position in its code: the instruction pointer from
+ * 3.11, f_lasti before (with f_code, which a PyFrameObject reused from a
+ * free list may change). From 3.11 the pointer alone says which code object
+ * runs: it points into that object's bytecode, kept alive by the frame. */
+static inline __attribute__((always_inline)) uintptr_t frame_word(const struct layout *l, const void *frame)
+{
+    if (l->co_code_adaptive)
+        return (uintptr_t)load_ptr(frame, l->frame_instr);
+    int raw;
+    memcpy(&raw, (const char *)frame + l->frame_instr, sizeof raw);
+    return (uint32_t)raw;
+}
+
+static inline unsigned frame_slot(const void *frame)
+{
+    uintptr_t a = (uintptr_t)frame;
+    return (unsigned)((a >> 4) ^ (a >> 12)) & (PM_FRAMECACHE_SLOTS - 1);
+}
+
+static inline __attribute__((always_inline)) int walk_cached(const struct layout *l, struct pm_framecache *c,
+                                                             bool gil_held)
+{
+    const void *top = top_frame(l, gil_held);
+    /* Down from the top to the first frame the cache holds: `above` frames
+     * are new. */
+    int depth = c->depth, above = 0, junction = -1;
+    const void *f = top;
+    for (; f; f = load_ptr(f, l->frame_back), above++) {
+        unsigned i = c->slot[frame_slot(f)];
+        if (i < (unsigned)depth && c->frame[i] == f) {
+            junction = (int)i;
+            break;
+        }
+        if (above == PM_FRAMECACHE_MAX)
+            goto uncached;
+    }
+    /* Below it, each cached frame is checked with loads whose addresses are
+     * known beforehand: its link to the one below (a frame is only read
+     * once the one above it is known to link to it: a popped frame's memory
+     * may be gone), and its position. The lowest that moved, and all above
+     * it, are read again. */
+    int keep = 0, total = above;
+    if (junction >= 0) {
+        keep = junction + 1;
+        for (int k = junction; k >= 0; k--) {
+            const void *fk = c->frame[k];
+            if (load_ptr(fk, l->frame_back) != (k ? c->frame[k - 1] : NULL)) {
+                keep = -1;
+                break;
+            }
+            if (frame_word(l, fk) != c->word[k] ||
+                (!l->co_code_adaptive && load_ptr(fk, l->frame_code) != c->raw[k].code))
+                keep = k;
+        }
+        if (keep >= 0) {
+            total = above + junction + 1;
+        } else {
+            keep = 0; /* another chain under it: all of it is new */
+            for (; f; f = load_ptr(f, l->frame_back))
+                if (++total > PM_FRAMECACHE_MAX)
+                    goto uncached;
+        }
+    }
+    if (total > PM_FRAMECACHE_MAX)
+        goto uncached;
+    f = top;
+    bool innermost = true;
+    for (int pos = total - 1; pos >= keep; pos--, f = load_ptr(f, l->frame_back)) {
+        c->frame[pos] = f;
+        c->word[pos] = frame_word(l, f);
+        enum frame_kind kind = read_frame(l, f, innermost, &c->raw[pos]);
+        if (kind == FRAME_BAD) {
+            layout_mismatch();
+            goto uncached;
+        }
+        innermost = innermost && kind != FRAME_KEPT;
+        c->kept[pos] = kind == FRAME_KEPT;
+    }
+    for (int pos = keep; pos < total; pos++) {
+        c->kept[pos] = (uint16_t)(c->kept[pos] + (pos ? c->kept[pos - 1] : 0));
+        c->slot[frame_slot(c->frame[pos])] = (uint16_t)pos;
+    }
+    c->depth = total;
+    return keep;
+uncached:
+    c->depth = 0;
+    return -1;
 }
 
 #define WALK(i)                                                                                    \
     static int walk_##i(struct pm_rawframe *out, int max, bool *truncated, bool gil_held)          \
     {                                                                                              \
         return walk(&layouts[i], out, max, truncated, gil_held);                                   \
+    }                                                                                              \
+    static int walk_cached_##i(struct pm_framecache *c, bool gil_held)                              \
+    {                                                                                              \
+        return walk_cached(&layouts[i], c, gil_held);                                              \
     }
 WALK(0)
 WALK(1)
@@ -173,8 +296,12 @@ WALK(5)
 #undef WALK
 
 static const pm_walk_fn walks[] = {walk_0, walk_1, walk_2, walk_3, walk_4, walk_5};
+static const pm_walk_cached_fn cached_walks[] = {walk_cached_0, walk_cached_1, walk_cached_2,
+                                                 walk_cached_3, walk_cached_4, walk_cached_5};
 _Static_assert(sizeof walks / sizeof walks[0] == sizeof layouts / sizeof layouts[0],
                "one walk per layout");
+_Static_assert(sizeof cached_walks / sizeof cached_walks[0] == sizeof layouts / sizeof layouts[0],
+               "one cached walk per layout");
 
 bool pm_pyframes_init(int minor)
 {
@@ -207,6 +334,7 @@ bool pm_pyframes_init(int minor)
         eval_lo = (uintptr_t)eval;
         eval_hi = eval_lo + sym->st_size;
     }
+    atomic_store(&pm_pyframes_cached_walker, cached_walks[index]);
     atomic_store(&pm_pyframes_walker, walks[index]);
     return true;
 }

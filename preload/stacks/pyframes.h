@@ -56,6 +56,45 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
     return walk(out, max, truncated, gil_held);
 }
 
+/* The calling thread's last walk, every frame read (those a stack leaves
+ * out included), outermost first: what the next walk checks with loads whose
+ * addresses it knows beforehand, instead of following the chain and
+ * re-reading it all. Consecutive allocations mostly share all but the top
+ * frames; a frame below the top cannot have changed unless everything above
+ * it was popped, which the check of every link and instruction catches (a
+ * frame re-pushed at the same address under a caller now at another line).
+ * `node` belongs to the stacks layer: its node for the stack up to and
+ * including the frame. */
+#define PM_FRAMECACHE_MAX 1024
+#define PM_FRAMECACHE_SLOTS 256
+struct pm_framecache {
+    int depth;
+    const void *frame[PM_FRAMECACHE_MAX];
+    uintptr_t word[PM_FRAMECACHE_MAX];        /* the instruction pointer (3.11+), f_lasti (before) */
+    struct pm_rawframe raw[PM_FRAMECACHE_MAX]; /* its code object as read, and offset */
+    uint16_t kept[PM_FRAMECACHE_MAX];          /* frames the stack keeps up to and including this one */
+    uint32_t node[PM_FRAMECACHE_MAX];
+    uint16_t slot[PM_FRAMECACHE_SLOTS];        /* frame address -> index, direct mapped */
+};
+
+/* Walks the calling thread's frames against `c` and brings it up to date.
+ * Returns how many of its frames, from the outermost, are unchanged; the
+ * others, up to c->depth, are new. -1 when this walk cannot be cached (a
+ * deeper chain than the cache, stacks off): c is then emptied and
+ * pm_pyframes_walk must do. */
+typedef int (*pm_walk_cached_fn)(struct pm_framecache *c, bool gil_held);
+extern _Atomic(pm_walk_cached_fn) pm_pyframes_cached_walker;
+
+static inline int pm_pyframes_walk_cached(struct pm_framecache *c, bool gil_held)
+{
+    pm_walk_cached_fn walk = atomic_load_explicit(&pm_pyframes_cached_walker, memory_order_relaxed);
+    if (!walk) {
+        c->depth = 0;
+        return -1;
+    }
+    return walk(c, gil_held);
+}
+
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native
  * frame that runs Python frames (a return address points just past a call,
  * hence the half-open range shifted by one). */

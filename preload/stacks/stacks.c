@@ -45,8 +45,13 @@ struct lastwalk {
 };
 
 struct pm_stackcache {
-    /* Python-only and hybrid walks alternate when only C allocations carry
-     * native frames: each kind is compared with its own last walk. */
+    /* Python-only walks: the frames of the last one, checked in place; the
+     * first `noded` have their node (a truncated stack's are not made) */
+    struct pm_framecache frames;
+    int noded;
+    /* Python-only walks the frame cache cannot hold (truncated ones), and
+     * hybrid walks: each kind is compared with its own last walk (they
+     * alternate when only C allocations carry native frames). */
     struct lastwalk python_walk, hybrid_walk;
     struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
     struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
@@ -335,6 +340,34 @@ static inline __attribute__((always_inline)) uint32_t intern_walk(struct pm_buff
     return w->nodes[n - 1];
 }
 
+/* The stack of c->frames, whose first `keep` frames are unchanged since
+ * the last walk. Up to the depth kept, each new frame is interned on the
+ * node under it. A deeper stack keeps its innermost frames under the
+ * "<truncated>" marker: where they start moves with the depth, so they are
+ * compared with the last truncated walk instead. */
+static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_buffer *b, struct pm_stackcache *c,
+                                                                   int keep)
+{
+    struct pm_framecache *fc = &c->frames;
+    int from = keep < c->noded ? keep : c->noded;
+    if (__builtin_expect(!fc->depth || fc->kept[fc->depth - 1] <= max_depth, 1)) {
+        uint32_t node = from ? fc->node[from - 1] : 0;
+        for (int k = from; k < fc->depth; k++) {
+            if (fc->kept[k] != (k ? fc->kept[k - 1] : 0))
+                node = cached_intern(b, c, node, &fc->raw[k]);
+            fc->node[k] = node;
+        }
+        c->noded = fc->depth;
+        return node;
+    }
+    c->noded = from;
+    int n = 0;
+    for (int k = fc->depth - 1; k >= 0 && n < max_depth; k--)
+        if (fc->kept[k] != (k ? fc->kept[k - 1] : 0))
+            c->scratch[n++] = fc->raw[k];
+    return intern_walk(b, c, &c->python_walk, n, true);
+}
+
 /* Hybrid stack: the native return addresses, in which each call of the
  * interpreter loop is replaced by the Python frames it was running (from
  * 3.11 one call runs several: up to the frame marked `entry`). Python frames
@@ -373,6 +406,11 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
         return 0; /* memory was short when the thread started */
     bool python = atomic_load_explicit(&enabled, memory_order_relaxed);
     if (!native || (!native_all && domain != PM_DOMAIN_MALLOC && domain != PM_DOMAIN_MMAP)) {
+        if (!python)
+            return 0;
+        int keep = pm_pyframes_walk_cached(&c->frames, gil_held(domain));
+        if (__builtin_expect(keep >= 0, 1))
+            return intern_cached(b, c, keep);
         bool truncated;
         int n = python ? pm_pyframes_walk(c->scratch, max_depth, &truncated, gil_held(domain)) : 0;
         return n ? intern_walk(b, c, &c->python_walk, n, truncated) : 0;
@@ -389,6 +427,7 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
     struct pm_stackcache *c = b->stacks;
     if (!c)
         return (b->stacks = pm_rawmem_alloc(sizeof *c)) != NULL;
+    c->frames.depth = c->noded = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;
     memset(c->lookup, 0, sizeof c->lookup);
