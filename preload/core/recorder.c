@@ -92,17 +92,20 @@ static inline __attribute__((always_inline)) void record_event(enum event_kind k
 
 void pm_record_alloc(void *p, size_t size, int domain)
 {
-    if (pm_sample_mean && domain != PM_DOMAIN_MMAP) { /* mappings are all recorded */
+    if (pm_sample_mean) {
         pm_thread.recording = PM_IN_RECORDER;
         struct pm_buffer *b = thread_buffer();
         pm_thread.recording = 0;
         if (!b)
             return;
+        /* The totals count every allocation; mappings are all recorded too. */
         pm_count(&b->allocations, 1);
         pm_count(&b->alloc_bytes, size);
-        if (!pm_sampler_take(size))
-            return;
-        pm_sampler_remember(p);
+        if (domain != PM_DOMAIN_MMAP) {
+            if (!pm_sampler_take(size))
+                return;
+            pm_sampler_remember(p);
+        }
     }
     record_event(EVENT_ALLOC, domain, p, size);
 }

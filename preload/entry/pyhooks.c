@@ -85,6 +85,8 @@ static struct {
     void (*DecRef)(PyObject *);
     void (*ErrClear)(void);
     int (*AtExit)(void (*)(void));
+    PyObject *(*SysGetObject)(const char *);
+    Py_ssize_t (*LongAsSsize)(PyObject *);
 } api;
 
 static bool installed, installing, allocators_in, finishing, main_seen, main_next, recording_wanted, objects_wanted;
@@ -138,6 +140,12 @@ bool pm_pyhooks_finalised;
 _Atomic size_t pm_pyhooks_arena_size;
 static _Atomic uint64_t after_end;
 static int resume_countdown; /* see after_fork_parent() */
+/* Python 3.12+ no longer export the count of blocks Python's allocator holds:
+ * from the domains' wrapping to the end of start-up the blocks recorded are
+ * counted, and sys.getallocatedblocks() then tells what was there before
+ * (see count_blocks_before). */
+static bool startup_counting;
+static uint64_t startup_blocks_made, startup_blocks_freed;
 static void resume_writer(void);
 
 /* Whether layer `d` records this call (the guard is clear: it is the
@@ -204,6 +212,8 @@ static void *py_malloc(void *ctx, size_t size)
     pm_guard_take_errno(&g); /* the allocator's; recording must not change it */
     if (p)
         pm_on_alloc(p, size, d->domain);
+    if (__builtin_expect(startup_counting, 0) && p && d->domain != PM_DOMAIN_PYRAW)
+        startup_blocks_made++;
     pm_thread.last_py_alloc = p;
     pm_guard_leave(&g);
     return p;
@@ -220,6 +230,8 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
         pm_on_alloc(p, total, d->domain);
+    if (__builtin_expect(startup_counting, 0) && p && d->domain != PM_DOMAIN_PYRAW)
+        startup_blocks_made++;
     pm_thread.last_py_alloc = p;
     pm_guard_leave(&g);
     return p;
@@ -243,6 +255,8 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
         pm_on_alloc(p, size, d->domain);
     else if (ptr)
         pm_on_alloc(ptr, 0, d->domain);
+    if (__builtin_expect(startup_counting, 0) && p && !ptr && d->domain != PM_DOMAIN_PYRAW)
+        startup_blocks_made++;
     pm_thread.last_py_alloc = p;
     pm_guard_leave(&g);
     return p;
@@ -261,6 +275,8 @@ static void py_free(void *ctx, void *ptr)
     }
     struct pm_guard g = pm_guard_enter_python();
     pm_on_free(ptr);
+    if (__builtin_expect(startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
+        startup_blocks_freed++;
     errno = g.err;
     d->prev.free(d->prev.ctx, ptr);
     pm_guard_leave(&g);
@@ -534,6 +550,9 @@ static void install_early(void)
         char before[24];
         snprintf(before, sizeof before, "%zd", allocated_blocks());
         pm_writer_meta(PM_META_BLOCKS_BEFORE, before);
+    } else if (objects_wanted) {
+        startup_blocks_made = startup_blocks_freed = 0;
+        startup_counting = true;
     }
     install_allocators();
     atomic_store(&pm_mmap_recording, 1);
@@ -548,6 +567,31 @@ static void end_with_interpreter(void)
     pm_writer_finish(PM_END_EXIT, 0);
     pm_guard_leave(&g);
     pm_pyhooks_finalised = true;
+}
+
+/* Start-up has ended (GIL held): the blocks held before the domains were
+ * wrapped are those held now, less those recorded since. Without the count
+ * the capture says nothing of them (its unmatched frees stay unexplained). */
+static void count_blocks_before(void)
+{
+    startup_counting = false;
+    PyObject *fn = api.SysGetObject("getallocatedblocks"); /* borrowed */
+    PyObject *now = fn ? api.CallFunctionObjArgs(fn, NULL) : NULL;
+    Py_ssize_t held = now ? api.LongAsSsize(now) : -1;
+    if (now)
+        api.DecRef(now);
+    if (held < 0) {
+        api.ErrClear();
+        return;
+    }
+    int64_t before = (int64_t)held - (int64_t)(startup_blocks_made - startup_blocks_freed);
+    if (before < 0)
+        return;
+    char text[24];
+    snprintf(text, sizeof text, "%lld", (long long)before);
+    struct pm_guard g = pm_guard_enter();
+    pm_writer_meta(PM_META_BLOCKS_BEFORE, text);
+    pm_guard_leave(&g);
 }
 
 static int audit_hook(const char *event, PyObject *args, void *data);
@@ -628,6 +672,8 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         if (!api.IsInitialized())
             return 0;
         installing = true;
+        if (startup_counting)
+            count_blocks_before();
         register_callback("atexit", "register", &at_exit_def, NULL);
         if (!relay)
             relay = api.AtExit(after_finalize) == 0;
@@ -699,6 +745,10 @@ uint64_t pm_pyhooks_after_end(void)
 
 void pm_pyhooks_after_fork_child(void)
 {
+    /* The parent paused its writer for this fork; this process's writer is
+     * its own, and must be paused again when it forks in turn. */
+    fork_paused = false;
+    resume_countdown = 0;
     if (!allocators_in)
         return;
     pm_writer_meta(PM_META_PYTHON, python_version);
@@ -735,6 +785,8 @@ static bool resolve_api(void)
     LOOKUP(DictSetItemString, "PyDict_SetItemString");
     LOOKUP(TupleNew, "PyTuple_New");
     LOOKUP(AtExit, "Py_AtExit");
+    LOOKUP(SysGetObject, "PySys_GetObject");
+    LOOKUP(LongAsSsize, "PyLong_AsSsize_t");
     return true;
 }
 

@@ -263,12 +263,18 @@ def test_mmap_domain_python(c, tag):
     r = c.preload([os.path.join(PROGRAMS, "mmap_anon.py")], out)
     check(tag + " mmap_anon.py runs", r.returncode == 0 and r.stdout == "ok\n", r.stderr)
     summ = c.json("summary", out)
+    # Python 3.13 may map its thread's first frame stack chunk (16 KiB)
+    # during start-up, once pymem records: a mapping of its own, not an arena.
+    leaks = c.json("leaks", out, "--domain", "mmap", "--top", "0")
+    runtime = [x for x in leaks["sites"] if x["phase"] == "runtime"]
+    startup = [x for x in leaks["sites"] if x["phase"] == "startup"]
+    startup_bytes = sum(x["bytes"] for x in startup)
     check(tag + " mmap domain: the one anonymous mmap, not pymalloc's arenas", summ["domains"]["mmap"] == {
-        "allocations": 1, "bytes": 1 << 20} and summ["domains"]["pyobj"]["allocations"] > 200000,
-        str(summ["domains"]))
-    leaks = c.json("leaks", out, "--domain", "mmap")
-    check(tag + " mmap domain: attributed to its Python line", len(leaks["sites"]) == 1 and leaks["sites"][0][
-        "line"] == m["MMAP"] and leaks["sites"][0]["bytes"] == 1 << 20, str(leaks["sites"])[:300])
+        "allocations": 1 + sum(x["count"] for x in startup), "bytes": (1 << 20) + startup_bytes}
+        and all(x["bytes"] <= (64 << 10) * x["count"] for x in startup)
+        and summ["domains"]["pyobj"]["allocations"] > 200000, str(summ["domains"]) + str(startup)[:200])
+    check(tag + " mmap domain: attributed to its Python line", len(runtime) == 1 and runtime[0][
+        "line"] == m["MMAP"] and runtime[0]["bytes"] == 1 << 20, str(leaks["sites"])[:300])
 
 
 def test_numpy_native(c, tag):

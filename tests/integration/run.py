@@ -695,7 +695,8 @@ def test_lines(c, tag):
     size = 10000 + BYTES_HEADER
     check(tag + " lines: the leak's line allocated 1000 blocks, all live at exit; the churn's 3000, none",
           leak.get("bytes") == 1000 * size and leak.get("blocks") == 1000 and leak.get("exit_bytes") == 1000 * size
-          and churn.get("bytes") == 3000 * size and churn.get("blocks") == 3000 and churn.get("exit_bytes") == 0
+          and churn.get("bytes") == 3000 * size and churn.get("blocks") == 3000 and churn.get("exit_bytes", 1) <= (
+              64 if c.version >= (3, 13) else 0)  # 3.13: a recycled object re-attributed, as tracemalloc does
           and leak.get("source") == src[m["LEAK"] - 1] and files[0]["note"] is None, json.dumps(files)[:500])
     check(tag + " lines: only the program's files (no standard library, no frozen modules)",
           all(not f["file"].startswith("<") and "/lib/python3" not in f["file"] for f in report["files"]),
@@ -848,11 +849,12 @@ def test_fork_leaves_output_alone(c, tag):
     """Python 3.12+ warns at os.fork() when the process has other threads:
     pymem's own must not count."""
     for follow in ("0", "1"):
-        out = c.capture("forkquiet-%s.pmem" % follow)
-        r = c.preload(["-W", "error", os.path.join(PROGRAMS, "fork_quiet.py")], out, PYMEM_FOLLOW_FORK=follow)
-        check(tag + " os.fork under -W error%s: no warning, same output" % (" and --follow-fork" if follow == "1"
-                                                                          else ""),
-              r.returncode == 0 and r.stdout == "child 7\n" and r.stderr == "", r.stderr[-300:])
+        for flags in (["-W", "error"], []):
+            out = c.capture("forkquiet-%s%d.pmem" % (follow, len(flags)))
+            r = c.preload(flags + [os.path.join(PROGRAMS, "fork_quiet.py")], out, PYMEM_FOLLOW_FORK=follow)
+            check(tag + " os.fork%s%s: no warning, same output" % (" under -W error" if flags else "",
+                                                                  " with --follow-fork" if follow == "1" else ""),
+                  r.returncode == 0 and r.stdout == "child 7\n" and r.stderr == "", r.stderr[-300:])
 
 
 def test_reentered_stacks(c, tag):
@@ -1226,8 +1228,12 @@ def test_undecodable_path(c, tag):
         top = json.loads(raw.decode("utf-8"))["sites"][0]
     except (UnicodeDecodeError, ValueError, IndexError) as e:
         top = {"error": str(e)}
+    # Python 3.13 re-attributes an object it recycles to the line that reuses
+    # it (pymem as tracemalloc): one small object may join the 50 blocks.
+    want = 50 * (7000 + BYTES_HEADER)
     check(tag + " undecodable script path: valid JSON, the leak found", r.returncode == 0
-          and top.get("file", "").endswith("dir-\ufffd/sc\ufffd.py") and top.get("count") == 50, str(top)[:200])
+          and top.get("file", "").endswith("dir-\ufffd/sc\ufffd.py") and 50 <= top.get("count", 0) <= 51
+          and want <= top.get("bytes", 0) <= want + 64 * (top["count"] - 50), str(top)[:200])
 
 
 def test_program_descriptors(c, tag):
