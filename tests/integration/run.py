@@ -966,6 +966,9 @@ def test_snapshots_on_request(c, tag):
     out = c.capture("tree.pmem")
     p = subprocess.Popen([c.python, "-c", "import os, sys, time\n"
                           "kids = [os.fork() for _ in range(1)] + [os.fork()]\n"
+                          # 3.13 restarts the writer a forking process paused
+                          # at its next audit event or 256 allocations
+                          "work = [str(i) for i in range(1000)]\n"
                           "print('ready', flush=True); sys.stdin.readline()"],
                          env=c.env(PYMEM_OUTPUT=out, PYMEM_FOLLOW_FORK=1), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True, cwd=c.tmp)
