@@ -292,6 +292,48 @@ static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
     return &c->streams[id];
 }
 
+/* One record of the address model (format.h, version 5; tag >= 0x80) into
+ * `ev`. Returns 0, or the error: a cut record, one that names an entry its
+ * list does not hold, an unknown tag or domain. */
+static const char *decode_model_event(uint8_t tag, struct cursor *k, struct pm_deltas *d, struct pm_event *ev)
+{
+    if (tag > PM_TAG_FREE_FAR)
+        return "unknown record tag";
+    bool reuse = tag < PM_TAG_FREE_RECENT, near = (tag & 0xf8) == PM_TAG_ALLOC_NEAR;
+    bool recent = !reuse && !near && tag != PM_TAG_FREE_FAR;
+    unsigned domain = tag & 7;
+    if ((reuse || near) && domain >= PM_DOMAIN_COUNT)
+        return "unknown allocation domain";
+    uint64_t dseq, age = reuse ? (tag >> 3) & 7 : tag & 15, more = 0, daddr = 0, size = 0, dstack = 0;
+    if (get(k, &dseq) || ((reuse ? age == 7 : recent && age == 15) && get(k, &more)) ||
+        ((near || tag == PM_TAG_FREE_FAR) && get(k, &daddr)) || ((reuse || near) && (get(k, &size) || get(k, &dstack))))
+        return "cut event record";
+    age += more < (1u << 20) ? more : (1u << 20);
+    d->seq += dseq;
+    ev->seq = d->seq;
+    if (reuse || near) {
+        unsigned cls = pm_size_class(size, domain);
+        ev->addr = reuse ? pm_model_take(d->freed, PM_MODEL_FREED, d->freed_count, age)
+                         : d->class_base[cls] + (uint64_t)pm_unzigzag(daddr);
+        if (reuse && !ev->addr)
+            return "bad address reference";
+        d->stack += (uint64_t)pm_unzigzag(dstack);
+        ev->type = PM_EV_ALLOC;
+        ev->domain = (uint8_t)domain;
+        ev->size = size;
+        ev->stack = (uint32_t)d->stack;
+        pm_model_allocated(d, ev->addr, cls);
+    } else {
+        ev->addr = recent ? pm_model_take(d->made, PM_MODEL_MADE, d->made_count, age)
+                          : d->addr + (uint64_t)pm_unzigzag(daddr);
+        if (recent && !ev->addr)
+            return "bad address reference";
+        ev->type = PM_EV_FREE;
+        pm_model_freed(d, ev->addr);
+    }
+    return NULL;
+}
+
 /* Records that may appear in any chunk kind but META. */
 static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stream_state *st, uint32_t queue,
                           pm_event_fn fn, void *ctx)
@@ -300,6 +342,17 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
         uint8_t tag = *k->p++;
         struct pm_event ev = {0};
         uint64_t a, b, d, e, f;
+        if (tag >= PM_TAG_ALLOC_REUSE) {
+            if (!st)
+                return corrupt(c, "event outside a thread stream");
+            const char *bad = decode_model_event(tag, k, &st->d, &ev);
+            if (bad)
+                return corrupt(c, bad);
+            ev.thread = (uint16_t)st->thread;
+            if (push(c, queue, &ev, fn, ctx))
+                return -1;
+            continue;
+        }
         if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG ||
             tag == PM_TAG_ARENA || tag == PM_TAG_ARENA_FREE) {
             if (!st)
@@ -308,19 +361,19 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 return corrupt(c, "unknown allocation domain");
             if (get(k, &a) || get(k, &b))
                 return corrupt(c, "cut event record");
-            st->seq += a;
-            st->addr += (uint64_t)pm_unzigzag(b);
-            ev.seq = st->seq;
-            ev.addr = st->addr;
+            st->d.seq += a;
+            st->d.addr += (uint64_t)pm_unzigzag(b);
+            ev.seq = st->d.seq;
+            ev.addr = st->d.addr;
             ev.thread = (uint16_t)st->thread;
             if (tag == PM_TAG_FREE) {
                 ev.type = PM_EV_FREE;
             } else if (tag == PM_TAG_RETAG) {
                 if (get(k, &e))
                     return corrupt(c, "cut event record");
-                st->stack += (uint64_t)pm_unzigzag(e);
+                st->d.stack += (uint64_t)pm_unzigzag(e);
                 ev.type = PM_EV_RETAG;
-                ev.stack = (uint32_t)st->stack;
+                ev.stack = (uint32_t)st->d.stack;
             } else if (tag == PM_TAG_MUNMAP || tag == PM_TAG_ARENA || tag == PM_TAG_ARENA_FREE) {
                 if (get(k, &d))
                     return corrupt(c, "cut event record");
@@ -329,11 +382,11 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             } else {
                 if (get(k, &d) || get(k, &e))
                     return corrupt(c, "cut event record");
-                st->stack += (uint64_t)pm_unzigzag(e);
+                st->d.stack += (uint64_t)pm_unzigzag(e);
                 ev.type = PM_EV_ALLOC;
                 ev.domain = tag & 0x0f;
                 ev.size = d;
-                ev.stack = (uint32_t)st->stack;
+                ev.stack = (uint32_t)st->d.stack;
             }
             if (push(c, queue, &ev, fn, ctx))
                 return -1;

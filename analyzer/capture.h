@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pymem/encode.h"
 #include "pymem/format.h"
 #include "merge.h"
 #include "modmap.h"
@@ -65,8 +66,8 @@ struct pm_snapshot {
 };
 
 struct pm_stream_state {
-    uint64_t seq, addr, stack;
-    uint32_t thread; /* the thread now writing the stream */
+    struct pm_deltas d; /* what its event records are decoded against */
+    uint32_t thread;    /* the thread now writing the stream */
 };
 
 /* Threads by number, from 1 in the order their THREAD records come (a

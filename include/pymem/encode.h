@@ -20,11 +20,86 @@
 
 #define PM_ENCODE_INLINE static inline __attribute__((always_inline))
 
-/* The bases a stream's event records are delta-encoded against: the seq,
- * address and stack of its previous event. A THREAD record resets them. */
+/* The state a stream's event records are encoded against, the same in the
+ * writer and in every reader: the seq, address and stack of its previous
+ * event, and the address model (format.h, version 5). A THREAD record
+ * resets it. */
+#define PM_MODEL_MADE 64  /* blocks allocated lately, by allocation count */
+#define PM_MODEL_FREED 16 /* addresses freed lately, by free count */
+#define PM_MODEL_CLASSES 41
+#define PM_MODEL_INDEX 128 /* the writer's own: address -> count, direct mapped */
+struct pm_model_slot {
+    uint64_t addr;
+    uint32_t count;
+};
 struct pm_deltas {
     uint64_t seq, addr, stack;
+    /* Rings indexed by the stream's counts of allocations and frees; an
+     * entry taken out is 0 (no block is at address 0). */
+    uint32_t made_count, freed_count;
+    uint64_t made[PM_MODEL_MADE];
+    uint64_t freed[PM_MODEL_FREED];
+    uint64_t class_base[PM_MODEL_CLASSES];
+    /* The writer finds an address in the rings through these, in O(1); a
+     * reader has no use for them. */
+    struct pm_model_slot made_at[PM_MODEL_INDEX], freed_at[PM_MODEL_INDEX];
 };
+
+/* The size class of an allocation: 16-byte steps up to 512 bytes (as
+ * pymalloc's), then one class per domain. */
+PM_ENCODE_INLINE unsigned pm_size_class(uint64_t size, unsigned domain)
+{
+    return size <= 512 ? (unsigned)((size + 15) >> 4) : 33 + (domain & 7);
+}
+
+PM_ENCODE_INLINE unsigned pm_model_slot_of(uint64_t addr)
+{
+    return (unsigned)((addr >> 4) ^ (addr >> 11)) & (PM_MODEL_INDEX - 1);
+}
+
+/* The age of `addr` in a ring (0: the newest entry), taken out, or -1. */
+PM_ENCODE_INLINE int pm_model_find_take(uint64_t *ring, unsigned size, uint32_t count,
+                                        struct pm_model_slot *index, uint64_t addr)
+{
+    struct pm_model_slot *e = &index[pm_model_slot_of(addr)];
+    uint32_t age = count - 1 - e->count;
+    if (e->addr != addr || !addr || age >= size || ring[e->count & (size - 1)] != addr)
+        return -1;
+    ring[e->count & (size - 1)] = 0;
+    e->addr = 0;
+    return (int)age;
+}
+
+/* The address at age `age` in a ring, taken out; 0 if there is none (a
+ * damaged record). */
+PM_ENCODE_INLINE uint64_t pm_model_take(uint64_t *ring, unsigned size, uint32_t count, uint64_t age)
+{
+    if (age >= size || age >= count)
+        return 0;
+    uint64_t *e = &ring[(count - 1 - (uint32_t)age) & (size - 1)];
+    uint64_t addr = *e;
+    *e = 0;
+    return addr;
+}
+
+/* What every allocation and free does to the model, once its address is
+ * known. */
+PM_ENCODE_INLINE void pm_model_allocated(struct pm_deltas *d, uint64_t addr, unsigned cls)
+{
+    d->made[d->made_count & (PM_MODEL_MADE - 1)] = addr;
+    d->made_at[pm_model_slot_of(addr)] = (struct pm_model_slot){addr, d->made_count};
+    d->made_count++;
+    d->class_base[cls] = addr;
+    d->addr = addr;
+}
+
+PM_ENCODE_INLINE void pm_model_freed(struct pm_deltas *d, uint64_t addr)
+{
+    d->freed[d->freed_count & (PM_MODEL_FREED - 1)] = addr;
+    d->freed_at[pm_model_slot_of(addr)] = (struct pm_model_slot){addr, d->freed_count};
+    d->freed_count++;
+    d->addr = addr;
+}
 
 PM_ENCODE_INLINE size_t pm_put_string(uint8_t *out, const void *s, size_t len)
 {
@@ -65,12 +140,28 @@ PM_ENCODE_INLINE size_t pm_encode_stack(uint8_t *out, struct pm_deltas *d, uint6
     return n;
 }
 
+/* ALLOC_REUSE or ALLOC_NEAR (format.h, version 5). */
 PM_ENCODE_INLINE size_t pm_encode_alloc(uint8_t *out, struct pm_deltas *d, int domain, uint64_t seq,
                                         uint64_t addr, uint64_t size, uint64_t stack)
 {
-    size_t n = pm_encode_event_head(out, d, (uint8_t)(PM_TAG_ALLOC | domain), seq, addr);
+    unsigned cls = pm_size_class(size, (unsigned)domain);
+    int age = pm_model_find_take(d->freed, PM_MODEL_FREED, d->freed_count, d->freed_at, addr);
+    size_t n = 1;
+    if (age >= 0) {
+        out[0] = (uint8_t)(PM_TAG_ALLOC_REUSE | (unsigned)(age < 7 ? age : 7) << 3 | (unsigned)domain);
+        n += pm_put_varint(out + n, seq - d->seq);
+        if (age >= 7)
+            n += pm_put_varint(out + n, (uint64_t)age - 7);
+    } else {
+        out[0] = (uint8_t)(PM_TAG_ALLOC_NEAR | (unsigned)domain);
+        n += pm_put_varint(out + n, seq - d->seq);
+        n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - d->class_base[cls])));
+    }
+    d->seq = seq;
     n += pm_put_varint(out + n, size);
-    return n + pm_encode_stack(out + n, d, stack);
+    n += pm_encode_stack(out + n, d, stack);
+    pm_model_allocated(d, addr, cls);
+    return n;
 }
 
 /* ARENA and ARENA_FREE: pymalloc's arena mappings (format.h). */
@@ -81,9 +172,24 @@ PM_ENCODE_INLINE size_t pm_encode_arena(uint8_t *out, struct pm_deltas *d, uint6
     return n + pm_put_varint(out + n, size);
 }
 
+/* FREE_RECENT or FREE_FAR (format.h, version 5). */
 PM_ENCODE_INLINE size_t pm_encode_free(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr)
 {
-    return pm_encode_event_head(out, d, PM_TAG_FREE, seq, addr);
+    int age = pm_model_find_take(d->made, PM_MODEL_MADE, d->made_count, d->made_at, addr);
+    size_t n = 1;
+    if (age >= 0) {
+        out[0] = (uint8_t)(PM_TAG_FREE_RECENT | (unsigned)(age < 15 ? age : 15));
+        n += pm_put_varint(out + n, seq - d->seq);
+        if (age >= 15)
+            n += pm_put_varint(out + n, (uint64_t)age - 15);
+    } else {
+        out[0] = PM_TAG_FREE_FAR;
+        n += pm_put_varint(out + n, seq - d->seq);
+        n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - d->addr)));
+    }
+    d->seq = seq;
+    pm_model_freed(d, addr);
+    return n;
 }
 
 PM_ENCODE_INLINE size_t pm_encode_munmap(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr,
@@ -106,7 +212,7 @@ PM_ENCODE_INLINE size_t pm_encode_retag(uint8_t *out, struct pm_deltas *d, uint6
 PM_ENCODE_INLINE size_t pm_encode_thread(uint8_t *out, struct pm_deltas *d, uint64_t tid, const char *name,
                                          size_t len)
 {
-    *d = (struct pm_deltas){0, 0, 0};
+    memset(d, 0, sizeof *d);
     out[0] = PM_TAG_THREAD;
     size_t n = 1 + pm_put_varint(out + 1, tid);
     return n + pm_put_string(out + n, name, len);

@@ -1,5 +1,5 @@
 /*
- * pymem capture format, version 3: the only contract between preload/ (which
+ * pymem capture format, version 5: the only contract between preload/ (which
  * writes captures) and analyzer/ (which reads them).
  *
  * A capture is a file header followed by self-delimiting chunks. Each chunk
@@ -55,6 +55,13 @@
  *
  *   ALLOC     [0x10|domain] varint dseq | svarint daddr | varint size | svarint dstack
  *   FREE      [0x20]        varint dseq | svarint daddr
+ *   (version 5 writes these two as the four records of the address model:)
+ *   ALLOC_REUSE [0x80|a<<3|domain] varint dseq | [varint age - 7, if a = 7] |
+ *                                  varint size | svarint dstack
+ *   ALLOC_NEAR  [0xd0|domain]      varint dseq | svarint dclass | varint size |
+ *                                  svarint dstack
+ *   FREE_RECENT [0xc0|a]           varint dseq | [varint age - 15, if a = 15]
+ *   FREE_FAR    [0xd8]             varint dseq | svarint daddr
  *   THREAD    [0x01]        varint tid | string name          (resets bases)
  *   NODE      [0x03]        varint id | varint parent | varint file_sid |
  *                           varint func_sid | varint line
@@ -149,6 +156,24 @@
  * pm_heapstat (a reader skips keys it does not know). Figures the allocator
  * does not give are absent.
  *
+ * Address model (version 5). Addresses are nearly all of a capture's bytes,
+ * and allocators reuse what was just freed and carve new blocks next to the
+ * last ones of their size: each stream keeps, as the writer encodes it and
+ * the reader decodes it (pymem/encode.h, struct pm_deltas), the addresses of
+ * its last PM_MODEL_MADE allocations and of its last PM_MODEL_FREED frees,
+ * by age (0: the newest), and the address of the last allocation of each
+ * size class (pm_size_class: 16-byte steps up to 512 bytes, then one per
+ * domain). ALLOC_REUSE is an allocation at the freed address of age `age`
+ * (which is then taken out: no later record can name it); ALLOC_NEAR one at
+ * `dclass` from the last of its class; FREE_RECENT frees the allocated block
+ * of age `age` (taken out likewise); FREE_FAR the block at `daddr` from the
+ * stream's last event. Every allocation then counts as the newest allocated
+ * (and sets its class's address), every free as the newest freed, taken out
+ * or not, and every event record, of the model or not, sets the base of
+ * `daddr` (of FREE_FAR, MUNMAP, RETAG, ARENA, ARENA_FREE) to its address. A
+ * THREAD record empties the model. An age beyond the ring, or of an entry
+ * taken out already, is a damaged record.
+ *
  * The mmap domain holds anonymous mappings made with mmap/mremap. MUNMAP
  * frees a byte range, which may cover several mappings or only part of one
  * (the rest stays live). It uses the ALLOC/FREE delta bases of its stream.
@@ -173,7 +198,7 @@
 #include <string.h>
 
 #define PM_FILE_MAGIC "PYMEMCAP"
-#define PM_FORMAT_VERSION 4u
+#define PM_FORMAT_VERSION 5u
 #define PM_FORMAT_VERSION_MIN 1u /* oldest version readers accept */
 #define PM_FILE_HEADER_SIZE 16u
 #define PM_CHUNK_MAGIC 0x4b434d50u /* "PMCK" read as little-endian u32 */
@@ -250,6 +275,10 @@ enum pm_tag {
     PM_TAG_ARENA = 0x50,
     PM_TAG_ARENA_FREE = 0x60,
     PM_TAG_HEAPSTATS = 0x70,
+    PM_TAG_ALLOC_REUSE = 0x80, /* 0x80-0xbf: | j << 3 | domain */
+    PM_TAG_FREE_RECENT = 0xc0, /* 0xc0-0xcf: | j */
+    PM_TAG_ALLOC_NEAR = 0xd0,  /* 0xd0-0xd7: | domain */
+    PM_TAG_FREE_FAR = 0xd8,
 };
 
 /* HEAPSTATS: which allocator served malloc. */

@@ -78,8 +78,9 @@ struct mapping {
     uint32_t window;
 };
 
+/* A stream's state, as its records are encoded (pymem/encode.h). */
 struct stream {
-    uint64_t seq, addr, stack;
+    struct pm_deltas d;
 };
 
 static struct {
@@ -679,15 +680,52 @@ static bool add_run(size_t start)
     return true;
 }
 
-/* Decodes one event record (tag already read); false if it is cut. */
+/* Decodes one event record (tag already read); false if it is cut or
+ * damaged. Version 5's address model as analyzer/capture.c reads it. */
 static bool decode_event(uint8_t tag, const uint8_t **p, const uint8_t *end, struct stream *st, struct ev *e)
 {
-    uint64_t dseq, daddr, v, dstack;
+    struct pm_deltas *d = &st->d;
+    uint64_t dseq, daddr = 0, v = 0, dstack = 0;
+    if (tag >= PM_TAG_ALLOC_REUSE) {
+        bool reuse = tag < PM_TAG_FREE_RECENT, near = (tag & 0xf8) == PM_TAG_ALLOC_NEAR;
+        bool recent = !reuse && !near && tag != PM_TAG_FREE_FAR;
+        unsigned domain = tag & 7;
+        uint64_t age = reuse ? (tag >> 3) & 7 : tag & 15, more = 0;
+        if (tag > PM_TAG_FREE_FAR || ((reuse || near) && domain >= PM_DOMAIN_COUNT) || !get(p, end, &dseq) ||
+            ((reuse ? age == 7 : recent && age == 15) && !get(p, end, &more)) ||
+            ((near || tag == PM_TAG_FREE_FAR) && !get(p, end, &daddr)) ||
+            ((reuse || near) && (!get(p, end, &v) || !get(p, end, &dstack))))
+            return false;
+        age += more < (1u << 20) ? more : (1u << 20);
+        d->seq += dseq;
+        *e = (struct ev){.seq = d->seq};
+        if (reuse || near) {
+            unsigned cls = pm_size_class(v, domain);
+            e->addr = reuse ? pm_model_take(d->freed, PM_MODEL_FREED, d->freed_count, age)
+                            : d->class_base[cls] + (uint64_t)pm_unzigzag(daddr);
+            if (reuse && !e->addr)
+                return false;
+            d->stack += (uint64_t)pm_unzigzag(dstack);
+            e->type = EV_ALLOC;
+            e->domain = (uint8_t)domain;
+            e->size = v;
+            e->stack = (uint32_t)d->stack;
+            pm_model_allocated(d, e->addr, cls);
+        } else {
+            e->addr = recent ? pm_model_take(d->made, PM_MODEL_MADE, d->made_count, age)
+                             : d->addr + (uint64_t)pm_unzigzag(daddr);
+            if (recent && !e->addr)
+                return false;
+            e->type = EV_FREE;
+            pm_model_freed(d, e->addr);
+        }
+        return true;
+    }
     if (!get(p, end, &dseq) || !get(p, end, &daddr))
         return false;
-    st->seq += dseq;
-    st->addr += (uint64_t)pm_unzigzag(daddr);
-    *e = (struct ev){.seq = st->seq, .addr = st->addr};
+    d->seq += dseq;
+    d->addr += (uint64_t)pm_unzigzag(daddr);
+    *e = (struct ev){.seq = d->seq, .addr = d->addr};
     if (tag == PM_TAG_FREE) {
         e->type = EV_FREE;
     } else if (tag == PM_TAG_MUNMAP) {
@@ -698,17 +736,17 @@ static bool decode_event(uint8_t tag, const uint8_t **p, const uint8_t *end, str
     } else if (tag == PM_TAG_RETAG) {
         if (!get(p, end, &dstack))
             return false;
-        st->stack += (uint64_t)pm_unzigzag(dstack);
+        d->stack += (uint64_t)pm_unzigzag(dstack);
         e->type = EV_RETAG;
-        e->stack = (uint32_t)st->stack;
+        e->stack = (uint32_t)d->stack;
     } else {
         if (!get(p, end, &v) || !get(p, end, &dstack))
             return false;
-        st->stack += (uint64_t)pm_unzigzag(dstack);
+        d->stack += (uint64_t)pm_unzigzag(dstack);
         e->type = EV_ALLOC;
         e->domain = tag & 0x0f;
         e->size = v;
-        e->stack = (uint32_t)st->stack;
+        e->stack = (uint32_t)d->stack;
     }
     return true;
 }
@@ -731,7 +769,8 @@ bool pm_aggregate_take(uint32_t stream, const uint8_t *s1, size_t n1, const uint
         const uint8_t *rec = p;
         uint8_t tag = *p++;
         bool ok = true;
-        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG) {
+        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG ||
+            tag >= PM_TAG_ALLOC_REUSE) {
             struct ev e;
             if ((tag & 0xf0) == PM_TAG_ALLOC && (tag & 0x0f) >= PM_DOMAIN_COUNT)
                 return false;

@@ -93,6 +93,27 @@ def alloc(dseq, daddr, size, dstack, domain=3):
     return bytes([0x10 | domain]) + varint(dseq) + varint(zz(daddr)) + varint(size) + varint(zz(dstack))
 
 
+def model_alloc_near(dseq, dclass, size, dstack, domain=3):
+    return bytes([0xD0 | domain]) + varint(dseq) + varint(zz(dclass)) + varint(size) + varint(zz(dstack))
+
+
+def model_attacks():
+    """(name, records) of damaged format-5 streams."""
+    made = model_alloc_near(1, 0x1000, 64, 0) + model_alloc_near(1, 0x40, 64, 0)
+    free_recent_0 = b"\xC0" + varint(1)
+    return [
+        ("free-recent-beyond", made + b"\xC3" + varint(1)),
+        ("free-recent-twice", made + free_recent_0 + b"\xC1" + varint(1) + free_recent_0 + free_recent_0),
+        ("reuse-empty", bytes([0x80 | 3]) + varint(1) + varint(64) + varint(0)),
+        ("reuse-escaped-huge", made + free_recent_0 + bytes([0x80 | 7 << 3 | 3]) + varint(1) + varint(1 << 62)
+         + varint(64) + varint(0)),
+        ("free-recent-escaped-huge", made + b"\xCF" + varint(1) + varint((1 << 64) - 1)),
+        ("unknown-tag", made + b"\xE5" + varint(1)),
+        ("domain-past-last", bytes([0xD0 | 7]) + varint(1) + varint(zz(0x1000)) + varint(8) + varint(0)),
+        ("cut", made + b"\xD3"),
+    ]
+
+
 def end(seq):
     return b"\x07" + varint(seq) + b"\x08" + varint(seq) + varint(1) + varint(0) * 4
 
@@ -148,6 +169,12 @@ def variants(fifo):
     stats = b"\x70" + varint(3) + varint(11) + varint(2) + varint(1 << 40)
     out.append(("format4-heapstats-count", header(4) + meta(pid="1", python="3.11.2")
                 + chunk(EVENTS, thread(1) + recs, 1) + chunk(CONTROL, stats) + chunk(CONTROL, end(9))))
+    # Format 5's address model: ages past what the rings hold, an entry
+    # named twice, an unknown tag, a domain past the last, huge escaped ages,
+    # a record cut after its tag.
+    for name, recs in model_attacks():
+        out.append(("format5-" + name, header(5) + meta(pid="1", python="3.11.2")
+                    + chunk(EVENTS, thread(1) + recs, 1) + chunk(CONTROL, end(99))))
     out.append(("empty-chunks", capture(chunk(EVENTS, b"", 1), chunk(CONTROL, b""), chunk(EVENTS, thread(1), 1))))
     # A million events with no watermark, in a small file (held for ordering).
     recs = thread(1) + alloc(1, 0x1000, 8, 0) * 2000
@@ -198,6 +225,17 @@ def test_hostile_captures(c, tag):
                 bad.append((name, args[0], r.returncode, r.stderr[-200:]))
     check(tag + " %d hostile captures (kept findings and generated attacks) x %d commands: no crash, hang or "
           "memory bomb" % (len(files), len(COMMANDS)), not bad, str(bad[:4]))
+    said = {}
+    for name, _ in model_attacks():
+        r = subprocess.run([c.pymem, "summary", os.path.join(c.tmp, "hostile-format5-" + name + ".pmem")],
+                           capture_output=True, text=True, timeout=20)
+        said[name] = (r.returncode, r.stderr.strip().split(": ")[-1] if r.stderr else "")
+    want = {"free-recent-beyond": "bad address reference", "free-recent-twice": "bad address reference",
+            "reuse-empty": "bad address reference", "reuse-escaped-huge": "bad address reference",
+            "free-recent-escaped-huge": "bad address reference", "unknown-tag": "unknown record tag",
+            "domain-past-last": "unknown allocation domain", "cut": "cut event record"}
+    check(tag + " format 5: each damaged address-model record named in one line",
+          all(said[k][0] == 1 and want[k] in said[k][1] for k in want), str(said))
 
 
 def test_max_memory(c, tag):

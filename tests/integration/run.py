@@ -992,8 +992,10 @@ def test_gunicorn_staging(c, tag):
         return
     exact = gunicorn_round(c, tag + " gunicorn:", [], "gunicorn")
     agg = gunicorn_round(c, tag + " gunicorn --aggregate:", ["--aggregate"], "gunicorn-agg")
+    # format 5 writes exact captures at ~0.3-1.6 B/event: the aggregated ones
+    # of this short run (states every second) are about a quarter of them
     check(tag + " gunicorn --aggregate: captures of %d B against %d B exact" % (agg, exact),
-          0 < agg * 4 < exact)
+          0 < agg * 3 < exact)
 
 
 def gunicorn_round(c, tag, options, name):

@@ -541,6 +541,146 @@ static void sampled_capture_weights_and_counters(void **state)
 }
 
 /* Sorted sites of two collections must be the same, site by site. */
+/* Format 5's address model, written by the encoders and read back: a
+ * pymalloc-like allocator per thread (blocks reused last freed first, new
+ * ones carved next to the last of their size), frees of recent and old
+ * blocks, blocks freed by the other thread, retags and mappings among them.
+ * Every event must come back as it was, whichever record carried it. */
+struct model_event {
+    uint64_t seq, addr, size;
+    uint32_t stack;
+    uint8_t type, domain;
+};
+
+struct model_replay {
+    struct model_event *want;
+    size_t n, at, mismatches;
+};
+
+static int model_check(void *ctx, const struct pm_event *ev)
+{
+    struct model_replay *m = ctx;
+    if (ev->type != PM_EV_ALLOC && ev->type != PM_EV_FREE && ev->type != PM_EV_RETAG && ev->type != PM_EV_MUNMAP)
+        return 0;
+    const struct model_event *w = m->at < m->n ? &m->want[m->at] : NULL;
+    m->at++;
+    if (!w || w->seq != ev->seq || w->type != ev->type || w->addr != ev->addr ||
+        ((w->type == PM_EV_ALLOC || w->type == PM_EV_MUNMAP) && w->size != ev->size) ||
+        ((w->type == PM_EV_ALLOC || w->type == PM_EV_RETAG) && w->stack != ev->stack) ||
+        (w->type == PM_EV_ALLOC && w->domain != ev->domain))
+        m->mismatches++;
+    return 0;
+}
+
+static uint64_t model_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void address_model_round_trip(void **state)
+{
+    (void)state;
+    enum { EVENTS = 60000, LIVE = 4096 };
+    struct model_event *want = calloc(EVENTS, sizeof *want);
+    uint64_t live[2][LIVE], freelist[2][64][32];
+    size_t nlive[2] = {0, 0}, nfree[2][64] = {{0}};
+    uint64_t carve[2] = {0x7f0000000000ull, 0x7f4000000000ull}, rng = 0x9e3779b97f4a7c15ull, seq = 1;
+    size_t tags[256] = {0};
+    struct builder b;
+    b_open(&b, path);
+    b_meta(&b, "python", "3.11.2");
+    b_thread(&b, 1, 1);
+    b_thread(&b, 2, 2);
+    size_t n = 0;
+    while (n < EVENTS - 1) {
+        int t = (int)(model_rand(&rng) & 1);
+        uint64_t r = model_rand(&rng) % 100;
+        struct model_event *e = &want[n];
+        e->seq = seq++;
+        /* where this record will start: `to` writes the chunk out first on
+         * a change of stream or near the end of the buffer */
+        size_t start = b.stream != (uint32_t)t + 1 || b.n > sizeof b.buf - 2048 ? 0 : b.n;
+        if (r < 50 || nlive[t] < 2) {
+            uint64_t size = 8 + model_rand(&rng) % (r < 5 ? 100000 : 500);
+            unsigned cls = (unsigned)(size >> 4) & 63;
+            uint64_t addr;
+            if (nfree[t][cls] && r % 3) {
+                addr = freelist[t][cls][--nfree[t][cls]];
+            } else {
+                addr = carve[t];
+                carve[t] += (size + 15) & ~15ull;
+            }
+            if (nlive[t] == LIVE)
+                continue;
+            live[t][nlive[t]++] = addr;
+            *e = (struct model_event){e->seq, addr, size, (uint32_t)(r % 7), PM_EV_ALLOC, (uint8_t)(r % 4)};
+            b_alloc_in(&b, (uint32_t)t + 1, e->domain, e->seq, addr, size, e->stack);
+        } else if (r < 93) {
+            /* mostly the newest blocks, sometimes any, sometimes the other
+             * thread's */
+            int owner = r < 90 ? t : 1 - t;
+            if (!nlive[owner]) {
+                seq--;
+                continue;
+            }
+            size_t i = r < 75 ? nlive[owner] - 1 - model_rand(&rng) % (nlive[owner] < 40 ? nlive[owner] : 40)
+                              : model_rand(&rng) % nlive[owner];
+            uint64_t addr = live[owner][i];
+            live[owner][i] = live[owner][--nlive[owner]];
+            unsigned cls = (unsigned)(model_rand(&rng) % 32);
+            if (nfree[owner][cls] < 32)
+                freelist[owner][cls][nfree[owner][cls]++] = addr;
+            *e = (struct model_event){e->seq, addr, 0, 0, PM_EV_FREE, 0};
+            b_free(&b, (uint32_t)t + 1, e->seq, addr);
+        } else if (r < 97) {
+            uint64_t addr = live[t][model_rand(&rng) % nlive[t]];
+            *e = (struct model_event){e->seq, addr, 0, (uint32_t)(r % 5), PM_EV_RETAG, 0};
+            b_retag(&b, (uint32_t)t + 1, e->seq, addr, e->stack);
+        } else {
+            uint64_t addr = 0x7e0000000000ull + (model_rand(&rng) % 1000) * 4096;
+            *e = (struct model_event){e->seq, addr, 4096, 0, PM_EV_MUNMAP, 0};
+            b_munmap(&b, (uint32_t)t + 1, e->seq, addr, 4096);
+        }
+        tags[b.buf[start]]++;
+        n++;
+    }
+    b_watermark(&b, seq);
+    b_end(&b, seq, 1000);
+    b_close(&b);
+
+    /* Every kind of record was written, short ages and escaped ones. */
+    size_t reuse = 0, reuse_far = 0, recent = 0, recent_far = 0;
+    for (int i = PM_TAG_ALLOC_REUSE; i < PM_TAG_FREE_RECENT; i++) {
+        if ((i >> 3 & 7) == 7)
+            reuse_far += tags[i];
+        else
+            reuse += tags[i];
+    }
+    for (int i = PM_TAG_FREE_RECENT; i < PM_TAG_ALLOC_NEAR; i++) {
+        if (i == 0xcf)
+            recent_far += tags[i];
+        else
+            recent += tags[i];
+    }
+    size_t near = 0;
+    for (int i = PM_TAG_ALLOC_NEAR; i < PM_TAG_FREE_FAR; i++)
+        near += tags[i];
+    assert_true(reuse > 100 && reuse_far > 100 && recent > 100 && recent_far > 100 && near > 100 &&
+                tags[PM_TAG_FREE_FAR] > 100);
+
+    struct model_replay m = {want, n, 0, 0};
+    struct pm_capture c;
+    assert_int_equal(pm_capture_open(&c, path), 0);
+    assert_int_equal(pm_capture_replay(&c, model_check, &m), 0);
+    assert_int_equal(m.at, n);
+    assert_int_equal(m.mismatches, 0);
+    pm_capture_close(&c);
+    free(want);
+}
+
 static void assert_same_sites(struct pm_sites *a, struct pm_sites *b)
 {
     pm_sites_sort(a, PM_ORDER_BYTES);
@@ -660,6 +800,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(views_of_a_hybrid_stack),
         cmocka_unit_test(sampled_capture_weights_and_counters),
         cmocka_unit_test(single_pass_points_match_second_pass),
+        cmocka_unit_test(address_model_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
