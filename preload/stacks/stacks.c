@@ -46,9 +46,11 @@ struct lastwalk {
 
 struct pm_stackcache {
     /* Python-only walks: the frames of the last one, checked in place; the
-     * first `noded` have their node (a truncated stack's are not made) */
+     * first `noded` have their node, for a stack cut `node_cut` frames
+     * above its outermost (0: whole) */
     struct pm_framecache frames;
     int noded;
+    unsigned node_cut;
     /* Python-only walks the frame cache cannot hold (truncated ones), and
      * hybrid walks: each kind is compared with its own last walk (they
      * alternate when only C allocations carry native frames). */
@@ -341,31 +343,51 @@ static inline __attribute__((always_inline)) uint32_t intern_walk(struct pm_buff
 }
 
 /* The stack of c->frames, whose first `keep` frames are unchanged since
- * the last walk. Up to the depth kept, each new frame is interned on the
- * node under it. A deeper stack keeps its innermost frames under the
- * "<truncated>" marker: where they start moves with the depth, so they are
- * compared with the last truncated walk instead. */
+ * the last walk: each new frame interned on the node under it. A stack
+ * deeper than the limit keeps its innermost frames under the "<truncated>"
+ * marker, cut at a multiple of an eighth of the limit (between limit - step
+ * + 1 and limit frames stay): where the cut lies then moves only every few
+ * levels of depth, and the nodes under the frames that changed still hold. */
 static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_buffer *b, struct pm_stackcache *c,
                                                                    int keep)
 {
     struct pm_framecache *fc = &c->frames;
-    int from = keep < c->noded ? keep : c->noded;
-    if (__builtin_expect(!fc->depth || fc->kept[fc->depth - 1] <= max_depth, 1)) {
-        uint32_t node = from ? fc->node[from - 1] : 0;
-        for (int k = from; k < fc->depth; k++) {
-            if (fc->kept[k] != (k ? fc->kept[k - 1] : 0))
-                node = cached_intern(b, c, node, &fc->raw[k]);
-            fc->node[k] = node;
+    unsigned total = fc->depth ? fc->kept[fc->depth - 1] : 0, cut = 0;
+    int first = 0; /* the first frame read that the stack keeps */
+    uint32_t node = 0;
+    if (__builtin_expect(total > (unsigned)max_depth, 0)) {
+        unsigned step = 1;
+        while (step * 16 <= (unsigned)max_depth)
+            step *= 2;
+        cut = (total - (unsigned)max_depth + step - 1) / step * step;
+        int lo = 0, hi = fc->depth;
+        while (lo < hi) { /* kept[] never decreases */
+            int mid = (lo + hi) / 2;
+            if (fc->kept[mid] > cut)
+                hi = mid;
+            else
+                lo = mid + 1;
         }
-        c->noded = fc->depth;
-        return node;
+        first = lo;
+        static const struct pm_rawframe marker = {NULL, -1, 0};
+        node = cached_intern(b, c, 0, &marker);
     }
-    c->noded = from;
-    int n = 0;
-    for (int k = fc->depth - 1; k >= 0 && n < max_depth; k--)
+    if (cut != c->node_cut) {
+        c->node_cut = cut;
+        c->noded = 0;
+    }
+    int from = keep < c->noded ? keep : c->noded;
+    if (from > first)
+        node = fc->node[from - 1];
+    else
+        from = first;
+    for (int k = from; k < fc->depth; k++) {
         if (fc->kept[k] != (k ? fc->kept[k - 1] : 0))
-            c->scratch[n++] = fc->raw[k];
-    return intern_walk(b, c, &c->python_walk, n, true);
+            node = cached_intern(b, c, node, &fc->raw[k]);
+        fc->node[k] = node;
+    }
+    c->noded = fc->depth;
+    return node;
 }
 
 /* Hybrid stack: the native return addresses, in which each call of the
@@ -428,6 +450,7 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
     if (!c)
         return (b->stacks = pm_rawmem_alloc(sizeof *c)) != NULL;
     c->frames.depth = c->noded = 0;
+    c->node_cut = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;
     memset(c->lookup, 0, sizeof c->lookup);

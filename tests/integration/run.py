@@ -888,6 +888,24 @@ def test_reentered_stacks(c, tag):
         want[k] = want.get(k, 0) + 1
     check(tag + " recursion depths 3, 150, 3, 149, 150, 3: one stack each, as deep as it was", other == want,
           str(sorted((len(k), v) for k, v in other.items())))
+    # The same under a depth limit of 64: the deep stacks keep their 57 to 64
+    # innermost frames (the cut moves in steps of 8), the shallow ones all.
+    out = c.capture("reentered64.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "reentered.py")], out, PYMEM_STACK_DEPTH=64)
+    sites = c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]
+    cut = {}
+    for s in sites:
+        f = s["stack"]
+        if f and f[0]["line"] in (m["LEAF"], m["OTHER_LEAF"]) and f[0]["file"].endswith("reentered.py"):
+            truncated = f[-1]["file"] == "<truncated>"
+            lines = tuple(x["line"] for x in f if x["file"].endswith("reentered.py"))
+            cut[(lines[0], len(lines), truncated)] = cut.get((lines[0], len(lines), truncated), 0) + s["count"]
+    leaf = [(n, t, v) for (l, n, t), v in cut.items() if l == m["LEAF"]]
+    shallow = cut.get((m["OTHER_LEAF"], 1 + 3 + 2, False), 0)
+    deep = sum(v for (l, n, t), v in cut.items() if l == m["OTHER_LEAF"] and t and 57 <= n <= 64)
+    check(tag + " depth limit 64: the deep stacks cut to their 57-64 innermost frames, the shallow ones whole",
+          r.returncode == 0 and sum(v for _, _, v in leaf) == 80 and all(t and 57 <= n <= 64 for n, t, _ in leaf)
+          and shallow == 3 and deep == 3, str(sorted(cut.items())))
 
 
 def test_stack_depth_and_generators(c, tag):
