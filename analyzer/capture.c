@@ -292,48 +292,6 @@ static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
     return &c->streams[id];
 }
 
-/* One record of the address model (format.h, version 5; tag >= 0x80) into
- * `ev`. Returns 0, or the error: a cut record, one that names an entry its
- * list does not hold, an unknown tag or domain. */
-static const char *decode_model_event(uint8_t tag, struct cursor *k, struct pm_deltas *d, struct pm_event *ev)
-{
-    if (tag > PM_TAG_FREE_FAR)
-        return "unknown record tag";
-    bool reuse = tag < PM_TAG_FREE_RECENT, near = (tag & 0xf8) == PM_TAG_ALLOC_NEAR;
-    bool recent = !reuse && !near && tag != PM_TAG_FREE_FAR;
-    unsigned domain = tag & 7;
-    if ((reuse || near) && domain >= PM_DOMAIN_COUNT)
-        return "unknown allocation domain";
-    uint64_t dseq, age = reuse ? (tag >> 3) & 7 : tag & 15, more = 0, daddr = 0, size = 0, dstack = 0;
-    if (get(k, &dseq) || ((reuse ? age == 7 : recent && age == 15) && get(k, &more)) ||
-        ((near || tag == PM_TAG_FREE_FAR) && get(k, &daddr)) || ((reuse || near) && (get(k, &size) || get(k, &dstack))))
-        return "cut event record";
-    age += more < (1u << 20) ? more : (1u << 20);
-    d->seq += dseq;
-    ev->seq = d->seq;
-    if (reuse || near) {
-        unsigned cls = pm_size_class(size, domain);
-        ev->addr = reuse ? pm_model_take(d->freed, PM_MODEL_FREED, d->freed_count, age)
-                         : d->class_base[cls] + (uint64_t)pm_unzigzag(daddr);
-        if (reuse && !ev->addr)
-            return "bad address reference";
-        d->stack += (uint64_t)pm_unzigzag(dstack);
-        ev->type = PM_EV_ALLOC;
-        ev->domain = (uint8_t)domain;
-        ev->size = size;
-        ev->stack = (uint32_t)d->stack;
-        pm_model_allocated(d, ev->addr, cls);
-    } else {
-        ev->addr = recent ? pm_model_take(d->made, PM_MODEL_MADE, d->made_count, age)
-                          : d->addr + (uint64_t)pm_unzigzag(daddr);
-        if (recent && !ev->addr)
-            return "bad address reference";
-        ev->type = PM_EV_FREE;
-        pm_model_freed(d, ev->addr);
-    }
-    return NULL;
-}
-
 /* Records that may appear in any chunk kind but META. */
 static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stream_state *st, uint32_t queue,
                           pm_event_fn fn, void *ctx)
@@ -345,9 +303,16 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
         if (tag >= PM_TAG_ALLOC_REUSE) {
             if (!st)
                 return corrupt(c, "event outside a thread stream");
-            const char *bad = decode_model_event(tag, k, &st->d, &ev);
+            struct pm_model_event m;
+            const char *bad = pm_decode_model_event(tag, &k->p, k->end, &st->d, &m);
             if (bad)
                 return corrupt(c, bad);
+            ev.seq = m.seq;
+            ev.addr = m.addr;
+            ev.type = m.alloc ? PM_EV_ALLOC : PM_EV_FREE;
+            ev.size = m.size;
+            ev.stack = (uint32_t)m.stack;
+            ev.domain = (uint8_t)m.domain;
             ev.thread = (uint16_t)st->thread;
             if (push(c, queue, &ev, fn, ctx))
                 return -1;

@@ -4,7 +4,9 @@
  * by the tests' capture builder; analyzer/capture.c is the one decoder.
  *
  * Each encoder writes one whole record at `out`, which has room for it (the
- * bound is given with each), and returns its length. They allocate nothing,
+ * bound is given with each), and returns its length. The address model's
+ * decoding is here too (pm_decode_model_event): readers must mirror the
+ * writer's state exactly. They allocate nothing,
  * take no lock and call no library function but memcpy: they run inside
  * malloc.
  */
@@ -204,6 +206,57 @@ PM_ENCODE_INLINE size_t pm_encode_retag(uint8_t *out, struct pm_deltas *d, uint6
 {
     size_t n = pm_encode_event_head(out, d, PM_TAG_RETAG, seq, addr);
     return n + pm_encode_stack(out + n, d, stack);
+}
+
+/* The readers' side of the address model, kept here beside the writer's so
+ * that the two cannot drift: one ALLOC_REUSE, ALLOC_NEAR, FREE_RECENT or
+ * FREE_FAR record (tag >= PM_TAG_ALLOC_REUSE, already read) from *p, its
+ * event into `e` and the stream's state moved on. Returns NULL, or what is
+ * wrong with the record. */
+struct pm_model_event {
+    uint64_t seq, addr, size, stack;
+    unsigned domain;
+    bool alloc;
+};
+
+PM_ENCODE_INLINE const char *pm_decode_model_event(uint8_t tag, const uint8_t **p, const uint8_t *end,
+                                                   struct pm_deltas *d, struct pm_model_event *e)
+{
+    if (tag > PM_TAG_FREE_FAR)
+        return "unknown record tag";
+    bool reuse = tag < PM_TAG_FREE_RECENT, near = (tag & 0xf8) == PM_TAG_ALLOC_NEAR;
+    bool recent = !reuse && !near && tag != PM_TAG_FREE_FAR;
+    unsigned domain = tag & 7;
+    if ((reuse || near) && domain >= PM_DOMAIN_COUNT)
+        return "unknown allocation domain";
+    uint64_t dseq, age = reuse ? (tag >> 3) & 7 : tag & 15u, more = 0, daddr = 0, size = 0, dstack = 0;
+    if (pm_get_varint(p, end, &dseq) ||
+        ((reuse ? age == 7 : recent && age == 15) && pm_get_varint(p, end, &more)) ||
+        ((near || tag == PM_TAG_FREE_FAR) && pm_get_varint(p, end, &daddr)) ||
+        ((reuse || near) && (pm_get_varint(p, end, &size) || pm_get_varint(p, end, &dstack))))
+        return "cut event record";
+    age += more < (1u << 20) ? more : (1u << 20);
+    d->seq += dseq;
+    *e = (struct pm_model_event){.seq = d->seq, .alloc = reuse || near};
+    if (e->alloc) {
+        unsigned cls = pm_size_class(size, domain);
+        e->addr = reuse ? pm_model_take(d->freed, PM_MODEL_FREED, d->freed_count, age)
+                        : d->class_base[cls] + (uint64_t)pm_unzigzag(daddr);
+        if (reuse && !e->addr)
+            return "bad address reference";
+        d->stack += (uint64_t)pm_unzigzag(dstack);
+        e->domain = domain;
+        e->size = size;
+        e->stack = d->stack;
+        pm_model_allocated(d, e->addr, cls);
+    } else {
+        e->addr = recent ? pm_model_take(d->made, PM_MODEL_MADE, d->made_count, age)
+                         : d->addr + (uint64_t)pm_unzigzag(daddr);
+        if (recent && !e->addr)
+            return "bad address reference";
+        pm_model_freed(d, e->addr);
+    }
+    return NULL;
 }
 
 /* ---- a stream's definitions ---- */

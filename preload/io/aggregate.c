@@ -681,44 +681,17 @@ static bool add_run(size_t start)
 }
 
 /* Decodes one event record (tag already read); false if it is cut or
- * damaged. Version 5's address model as analyzer/capture.c reads it. */
+ * damaged. */
 static bool decode_event(uint8_t tag, const uint8_t **p, const uint8_t *end, struct stream *st, struct ev *e)
 {
     struct pm_deltas *d = &st->d;
     uint64_t dseq, daddr = 0, v = 0, dstack = 0;
     if (tag >= PM_TAG_ALLOC_REUSE) {
-        bool reuse = tag < PM_TAG_FREE_RECENT, near = (tag & 0xf8) == PM_TAG_ALLOC_NEAR;
-        bool recent = !reuse && !near && tag != PM_TAG_FREE_FAR;
-        unsigned domain = tag & 7;
-        uint64_t age = reuse ? (tag >> 3) & 7 : tag & 15, more = 0;
-        if (tag > PM_TAG_FREE_FAR || ((reuse || near) && domain >= PM_DOMAIN_COUNT) || !get(p, end, &dseq) ||
-            ((reuse ? age == 7 : recent && age == 15) && !get(p, end, &more)) ||
-            ((near || tag == PM_TAG_FREE_FAR) && !get(p, end, &daddr)) ||
-            ((reuse || near) && (!get(p, end, &v) || !get(p, end, &dstack))))
+        struct pm_model_event m;
+        if (pm_decode_model_event(tag, p, end, d, &m))
             return false;
-        age += more < (1u << 20) ? more : (1u << 20);
-        d->seq += dseq;
-        *e = (struct ev){.seq = d->seq};
-        if (reuse || near) {
-            unsigned cls = pm_size_class(v, domain);
-            e->addr = reuse ? pm_model_take(d->freed, PM_MODEL_FREED, d->freed_count, age)
-                            : d->class_base[cls] + (uint64_t)pm_unzigzag(daddr);
-            if (reuse && !e->addr)
-                return false;
-            d->stack += (uint64_t)pm_unzigzag(dstack);
-            e->type = EV_ALLOC;
-            e->domain = (uint8_t)domain;
-            e->size = v;
-            e->stack = (uint32_t)d->stack;
-            pm_model_allocated(d, e->addr, cls);
-        } else {
-            e->addr = recent ? pm_model_take(d->made, PM_MODEL_MADE, d->made_count, age)
-                             : d->addr + (uint64_t)pm_unzigzag(daddr);
-            if (recent && !e->addr)
-                return false;
-            e->type = EV_FREE;
-            pm_model_freed(d, e->addr);
-        }
+        *e = (struct ev){.seq = m.seq, .addr = m.addr, .size = m.size, .stack = (uint32_t)m.stack,
+                         .type = m.alloc ? EV_ALLOC : EV_FREE, .domain = (uint8_t)m.domain};
         return true;
     }
     if (!get(p, end, &dseq) || !get(p, end, &daddr))
