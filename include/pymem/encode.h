@@ -85,11 +85,10 @@ PM_ENCODE_INLINE uint64_t pm_model_take(uint64_t *ring, unsigned size, uint32_t 
 }
 
 /* What every allocation and free does to the model, once its address is
- * known. */
+ * known (the writer indexes the address first). */
 PM_ENCODE_INLINE void pm_model_allocated(struct pm_deltas *d, uint64_t addr, unsigned cls)
 {
     d->made[d->made_count & (PM_MODEL_MADE - 1)] = addr;
-    d->made_at[pm_model_slot_of(addr)] = (struct pm_model_slot){addr, d->made_count};
     d->made_count++;
     d->class_base[cls] = addr;
     d->addr = addr;
@@ -98,7 +97,6 @@ PM_ENCODE_INLINE void pm_model_allocated(struct pm_deltas *d, uint64_t addr, uns
 PM_ENCODE_INLINE void pm_model_freed(struct pm_deltas *d, uint64_t addr)
 {
     d->freed[d->freed_count & (PM_MODEL_FREED - 1)] = addr;
-    d->freed_at[pm_model_slot_of(addr)] = (struct pm_model_slot){addr, d->freed_count};
     d->freed_count++;
     d->addr = addr;
 }
@@ -162,6 +160,7 @@ PM_ENCODE_INLINE size_t pm_encode_alloc(uint8_t *out, struct pm_deltas *d, int d
     d->seq = seq;
     n += pm_put_varint(out + n, size);
     n += pm_encode_stack(out + n, d, stack);
+    d->made_at[pm_model_slot_of(addr)] = (struct pm_model_slot){addr, d->made_count};
     pm_model_allocated(d, addr, cls);
     return n;
 }
@@ -190,6 +189,7 @@ PM_ENCODE_INLINE size_t pm_encode_free(uint8_t *out, struct pm_deltas *d, uint64
         n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - d->addr)));
     }
     d->seq = seq;
+    d->freed_at[pm_model_slot_of(addr)] = (struct pm_model_slot){addr, d->freed_count};
     pm_model_freed(d, addr);
     return n;
 }
