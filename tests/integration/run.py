@@ -908,6 +908,29 @@ def test_reentered_stacks(c, tag):
           and shallow == 3 and deep == 3, str(sorted(cut.items())))
 
 
+def test_greenlet_stacks(c, tag):
+    """Greenlets switch the thread's frame chain under pymem's frame cache:
+    each allocation must carry its own greenlet's whole chain."""
+    if subprocess.run([c.python, "-c", "import greenlet"], capture_output=True).returncode != 0:
+        print("skip  %s greenlets: not importable by %s" % (tag, c.python))
+        return
+    m = marks("greenlets.py")
+    out = c.capture("greenlets.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "greenlets.py")], out)
+    sites = c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]
+    stacks = {}
+    for s in sites:
+        lines = tuple(x["line"] for x in s["stack"] if x["file"].endswith("greenlets.py"))
+        if lines and lines[0] in (m["A"], m["B"]):
+            stacks[lines] = stacks.get(lines, 0) + s["count"]
+    a = (m["A"],) + (m["DOWN_A"],) * 5 + (m["RUN_A"],)
+    b = (m["B"],) + (m["DOWN_B"],) * 20 + (m["RUN_B"],)
+    # line A also holds the list's growth (a block or so)
+    check(tag + " greenlets switching after every allocation: each block under its own greenlet's chain",
+          r.returncode == 0 and set(stacks) == {a, b} and 300 <= stacks[a] <= 303 and stacks[b] == 300,
+          str(sorted((len(k), k[:2], v) for k, v in stacks.items())))
+
+
 def test_stack_depth_and_generators(c, tag):
     m = marks("deep.py")
     out = c.capture("deep.pmem")
@@ -1402,6 +1425,7 @@ def main():
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks,
+             test_greenlet_stacks,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
