@@ -50,6 +50,10 @@ struct pm_thread {
      * drawn), and its random state. */
     int64_t sample_left;
     uint64_t rng;
+    /* This thread's errno and pthread_self(), found once: each is a call
+     * into the C library otherwise, on every event. */
+    int *errno_at;
+    unsigned long self;
 };
 
 extern __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));
@@ -70,9 +74,17 @@ struct pm_guard {
 
 enum { PM_GUARD_PYMEM = 1, PM_GUARD_PYTHON = 2 };
 
+static inline int *pm_errno(void)
+{
+    int *e = pm_thread.errno_at;
+    if (__builtin_expect(!e, 0))
+        e = pm_thread.errno_at = &errno;
+    return e;
+}
+
 static inline struct pm_guard pm_guard_enter(void)
 {
-    struct pm_guard g = {pm_thread.guard, errno};
+    struct pm_guard g = {pm_thread.guard, *pm_errno()};
     pm_thread.guard = PM_GUARD_PYMEM;
     return g;
 }
@@ -80,7 +92,7 @@ static inline struct pm_guard pm_guard_enter(void)
 /* Around a call of a Python allocator domain's own allocator. */
 static inline struct pm_guard pm_guard_enter_python(void)
 {
-    struct pm_guard g = {pm_thread.guard, errno};
+    struct pm_guard g = {pm_thread.guard, *pm_errno()};
     pm_thread.guard = PM_GUARD_PYTHON;
     return g;
 }
@@ -88,14 +100,14 @@ static inline struct pm_guard pm_guard_enter_python(void)
 static inline void pm_guard_leave(const struct pm_guard *g)
 {
     pm_thread.guard = g->guard;
-    errno = g->err;
+    *pm_errno() = g->err;
 }
 
 /* Inside a guard around the program's own call (a Python allocator's): the
  * errno that call left is the one to give back. */
 static inline void pm_guard_take_errno(struct pm_guard *g)
 {
-    g->err = errno;
+    g->err = *pm_errno();
 }
 
 #endif

@@ -248,7 +248,7 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
     struct pm_guard g = pm_guard_enter_python();
     if (ptr)
         pm_on_free(ptr);
-    errno = g.err;
+    *pm_errno() = g.err;
     void *p = d->prev.realloc(d->prev.ctx, ptr, size);
     pm_guard_take_errno(&g);
     if (p)
@@ -277,7 +277,7 @@ static void py_free(void *ctx, void *ptr)
     pm_on_free(ptr);
     if (__builtin_expect(startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
         startup_blocks_freed++;
-    errno = g.err;
+    *pm_errno() = g.err;
     d->prev.free(d->prev.ctx, ptr);
     pm_guard_leave(&g);
 }

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "base/warn.h"
 #include "stacks/pyframes.h"
+#include "base/thread.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -94,7 +95,10 @@ static inline __attribute__((always_inline)) const void *top_frame(const struct 
         unsigned long owner;
         if (tstate) {
             memcpy(&owner, (const char *)tstate + l->tstate_thread_id, sizeof owner);
-            if (owner != (unsigned long)pthread_self())
+            unsigned long self = pm_thread.self;
+            if (__builtin_expect(!self, 0))
+                self = pm_thread.self = (unsigned long)pthread_self();
+            if (owner != self)
                 tstate = NULL;
         }
     }
