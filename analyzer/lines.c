@@ -61,6 +61,10 @@ static bool own_path(const struct lines *L, const char *path)
 
 static bool own_file(struct lines *L, uint32_t file)
 {
+    /* A string the capture never defined (a damaged file) sizes nothing: it
+     * names no file of the program's. */
+    if (file >= L->c->stacks.string_cap)
+        return false;
     if (pm_grow_zeroed(&L->own, &L->own_cap, 1, (size_t)file + 1, 256)) {
         L->oom = true;
         return false;
