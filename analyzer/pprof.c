@@ -116,6 +116,13 @@ struct pprof {
     bool oom;
 };
 
+/* acc += v, held at INT64_MAX: a damaged capture's sizes may sum past it. */
+static void add_saturated(int64_t *acc, int64_t v)
+{
+    if (__builtin_add_overflow(*acc, v, acc))
+        *acc = v > 0 ? INT64_MAX : INT64_MIN;
+}
+
 static struct sample *sample_of(struct pprof *P, uint32_t canon, uint32_t stack)
 {
     if (pm_grow_zeroed(&P->by_canon, &P->canon_cap, sizeof *P->by_canon, (size_t)canon + 1, 4096))
@@ -152,8 +159,10 @@ static int watch(void *ctx, const struct pm_replay *r, const struct pm_event *ev
         P->stack_cap = cap;
     }
     uint64_t R = pm_sample_rate(r->cap->sample_bytes, ev->domain);
-    P->alloc_bytes[stack] += (int64_t)pm_estimate_bytes(R, ev->size);
-    P->alloc_count[stack] += llround(pm_estimate_count(R, ev->size));
+    uint64_t bytes = pm_estimate_bytes(R, ev->size);
+    double count = pm_estimate_count(R, ev->size);
+    add_saturated(&P->alloc_bytes[stack], bytes > INT64_MAX ? INT64_MAX : (int64_t)bytes);
+    add_saturated(&P->alloc_count[stack], count < 9e18 ? llround(count) : INT64_MAX);
     return 0;
 }
 
@@ -243,8 +252,8 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
             rc = -1;
             break;
         }
-        x->v[0] += P.alloc_count[i];
-        x->v[1] += P.alloc_bytes[i];
+        add_saturated(&x->v[0], P.alloc_count[i]);
+        add_saturated(&x->v[1], P.alloc_bytes[i]);
     }
     for (size_t i = 0; !rc && i < s->n; i++) {
         struct sample *x = sample_of(&P, s->v[i].key, s->v[i].stack);
@@ -252,8 +261,8 @@ int pm_pprof_write(FILE *out, struct pm_capture *c, const struct pm_sites_header
             rc = -1;
             break;
         }
-        x->v[2] += s->v[i].count[1];
-        x->v[3] += s->v[i].bytes[1];
+        add_saturated(&x->v[2], s->v[i].count[1]);
+        add_saturated(&x->v[3], s->v[i].bytes[1]);
     }
     struct pm_frame_table ft = {0};
     struct places pl = {0};
