@@ -146,6 +146,13 @@ static int resume_countdown; /* see after_fork_parent() */
  * (see count_blocks_before). */
 static bool startup_counting;
 static uint64_t startup_blocks_made, startup_blocks_freed;
+
+/* One more block made or freed in the MEM or OBJ domain during start-up. */
+static inline void count_startup_block(const struct domain_ctx *d, uint64_t *counter)
+{
+    if (__builtin_expect(startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
+        (*counter)++;
+}
 static void resume_writer(void);
 
 /* Whether layer `d` records this call (the guard is clear: it is the
@@ -212,8 +219,8 @@ static void *py_malloc(void *ctx, size_t size)
     pm_guard_take_errno(&g); /* the allocator's; recording must not change it */
     if (p)
         pm_on_alloc(p, size, d->domain);
-    if (__builtin_expect(startup_counting, 0) && p && d->domain != PM_DOMAIN_PYRAW)
-        startup_blocks_made++;
+    if (p)
+        count_startup_block(d, &startup_blocks_made);
     pm_thread.last_py_alloc = p;
     pm_guard_leave(&g);
     return p;
@@ -230,8 +237,8 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
         pm_on_alloc(p, total, d->domain);
-    if (__builtin_expect(startup_counting, 0) && p && d->domain != PM_DOMAIN_PYRAW)
-        startup_blocks_made++;
+    if (p)
+        count_startup_block(d, &startup_blocks_made);
     pm_thread.last_py_alloc = p;
     pm_guard_leave(&g);
     return p;
@@ -255,8 +262,8 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
         pm_on_alloc(p, size, d->domain);
     else if (ptr)
         pm_on_alloc(ptr, 0, d->domain);
-    if (__builtin_expect(startup_counting, 0) && p && !ptr && d->domain != PM_DOMAIN_PYRAW)
-        startup_blocks_made++;
+    if (p && !ptr)
+        count_startup_block(d, &startup_blocks_made);
     pm_thread.last_py_alloc = p;
     pm_guard_leave(&g);
     return p;
@@ -275,8 +282,7 @@ static void py_free(void *ctx, void *ptr)
     }
     struct pm_guard g = pm_guard_enter_python();
     pm_on_free(ptr);
-    if (__builtin_expect(startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
-        startup_blocks_freed++;
+    count_startup_block(d, &startup_blocks_freed);
     *pm_errno() = g.err;
     d->prev.free(d->prev.ctx, ptr);
     pm_guard_leave(&g);

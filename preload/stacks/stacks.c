@@ -51,9 +51,9 @@ struct pm_stackcache {
     struct pm_framecache frames;
     int noded;
     unsigned node_cut;
-    /* Python-only walks the frame cache cannot hold (truncated ones), and
-     * hybrid walks: each kind is compared with its own last walk (they
-     * alternate when only C allocations carry native frames). */
+    /* Python-only walks the frame cache cannot hold (chains deeper than
+     * it), and hybrid walks: each kind is compared with its own last walk
+     * (they alternate when only C allocations carry native frames). */
     struct lastwalk python_walk, hybrid_walk;
     struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
     struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
@@ -434,7 +434,7 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
         if (__builtin_expect(keep >= 0, 1))
             return intern_cached(b, c, keep);
         bool truncated;
-        int n = python ? pm_pyframes_walk(c->scratch, max_depth, &truncated, gil_held(domain)) : 0;
+        int n = pm_pyframes_walk(c->scratch, max_depth, &truncated, gil_held(domain));
         return n ? intern_walk(b, c, &c->python_walk, n, truncated) : 0;
     }
     bool py_truncated = false, native_truncated;
