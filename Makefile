@@ -8,6 +8,7 @@
 #   make tsan       the concurrent recorder test under ThreadSanitizer
 #   make check-cpython   CPython's own regression tests under pymem (long)
 #   make bench      overhead against plain runs and other tools (not in make test)
+#   make check-watch  the frame watch's self-check build over the stack tests (in make test)
 #   make check-peers  native test programs under pymem --native and heaptrack, compared
 #   make install    PREFIX=/usr/local, DESTDIR=; make uninstall removes it all again
 #   make deb        the Debian package pymem_<version>_<arch>.deb, checked by lintian
@@ -37,6 +38,8 @@ PRELOAD_CFLAGS := $(BASE_CFLAGS) -Ipreload -fPIC -fvisibility=hidden -ftls-model
 ifneq ($(PRELOAD_SAN),)
 PRELOAD_CFLAGS += $(SAN_FLAGS)
 endif
+# Test builds' checks (PRELOAD_DEFS=-DPM_WATCH_SELFCHECK: the frame watch).
+PRELOAD_CFLAGS += $(PRELOAD_DEFS)
 # Layers, lowest first (HACKING.md, "Layers"): base, io, stacks, core, entry.
 PRELOAD_SRCS := $(wildcard preload/*/*.c)
 PRELOAD_OBJS := $(PRELOAD_SRCS:preload/%.c=$(BUILD)/preload/%.o)
@@ -56,7 +59,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd -lz
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test layers install uninstall deb package unit pyoffsets golden integration demo asan tsan check-cpython check-peers fuzz bench clean
+.PHONY: all deps test layers install uninstall deb package unit pyoffsets golden integration check-watch demo asan tsan check-cpython check-peers fuzz bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)

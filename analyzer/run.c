@@ -53,6 +53,10 @@ static void usage_run(FILE *out)
           "                           with =all on Python objects too (much slower);\n"
           "                           profiles programs that are not Python\n"
           "      --native-depth N     native frames kept per stack (1-256, default 64)\n"
+          "      --frame-watch WHEN   Python 3.12+: count frame returns through sys.monitoring\n"
+          "                           (tool id 4 or 3, given back to a program that asks for\n"
+          "                           it), so that deep stacks cost only the frames that\n"
+          "                           changed: auto (default: once stacks run deep), on, off\n"
           "      --no-python-allocators  leave Python's allocators alone: objects are not\n"
           "                           seen one by one, their memory shows where it reaches\n"
           "                           malloc and mmap (blocks over 512 bytes, pymalloc's\n"
@@ -133,7 +137,7 @@ static void default_output(char *out, size_t cap, const char *target, pid_t pid)
 
 /* What `pymem run` was asked for. */
 struct run_options {
-    const char *output, *python, *depth, *every, *module, *native_depth;
+    const char *output, *python, *depth, *every, *module, *native_depth, *frame_watch;
     char sample[32], oom[8], memory_limit[32]; /* "" when not given */
     bool follow, quiet, native, native_all, python_allocators, aggregate;
     int live; /* 1: --live, 0: --no-live, -1: on for pytest */
@@ -246,6 +250,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
         {"no-oom-snapshot", no_argument, NULL, 'N'}, {"memory-limit", required_argument, NULL, 'L'},
         {"aggregate", no_argument, NULL, 'A'}, {"live", no_argument, NULL, 'V'},
         {"no-live", no_argument, NULL, 'W'}, {"allocator", required_argument, NULL, 'Z'},
+        {"frame-watch", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     *o = (struct run_options){.python = "python3", .python_allocators = true, .live = -1};
@@ -290,6 +295,13 @@ static int parse_run_options(int argc, char **argv, struct run_options *o)
         case 'A':
             o->aggregate = true;
             break;
+        case 'F':
+            if (!strcmp(optarg, "auto") || !strcmp(optarg, "on") || !strcmp(optarg, "off")) {
+                o->frame_watch = !strcmp(optarg, "on") ? "1" : !strcmp(optarg, "off") ? "0" : "auto";
+                break;
+            }
+            fprintf(stderr, "pymem run: --frame-watch takes auto, on or off, not '%s'\n", optarg);
+            return 2;
         case 'V':
             o->live = 1;
             break;
@@ -414,6 +426,7 @@ static void set_environment(const struct run_options *o, const char *lib, const 
     set_or_unset(PM_ENV_NATIVE, !o->native ? NULL : o->native_all ? "all" : "1");
     if (o->native_depth)
         setenv(PM_ENV_NATIVE_DEPTH, o->native_depth, 1);
+    set_or_unset(PM_ENV_FRAME_WATCH, o->frame_watch);
     set_or_unset(PM_ENV_PYTHON_ALLOCATORS, o->python_allocators ? NULL : "0");
     set_or_unset(PM_ENV_SAMPLE, *o->sample ? o->sample : NULL);
     set_or_unset(PM_ENV_AGGREGATE, o->aggregate ? "1" : NULL);

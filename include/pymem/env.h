@@ -26,6 +26,7 @@
 #define PM_ENV_OOM_SNAPSHOT "PYMEM_OOM_SNAPSHOT"   /* percent of the memory limit; "0": none */
 #define PM_ENV_MEMORY_LIMIT "PYMEM_MEMORY_LIMIT"   /* bytes */
 #define PM_ENV_SIGNALS "PYMEM_SIGNALS"             /* "0": leave SIGTERM and SIGHUP's defaults */
+#define PM_ENV_FRAME_WATCH "PYMEM_FRAME_WATCH"   /* "auto" (default), "1": from start-up, "0": never */
 #define PM_ENV_COMPRESS "PYMEM_COMPRESS"           /* zstd level of event chunks; 0: none */
 #define PM_ENV_ROOT_PID "PYMEM_ROOT_PID"           /* the run's root process, for its children */
 #define PM_ENV_STARTED "PYMEM_STARTED"             /* set by a recording image, for one that replaces it */

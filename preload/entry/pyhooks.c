@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "entry/framewatch.h"
 #include "stacks/pyframes.h"
 #include "pymem/format.h"
 #include "core/recorder.h"
@@ -123,7 +124,7 @@ static char lost[40];
 static char python_version[32];
 static int python_minor;
 static bool forks_watched, fork_paused;
-static bool recycled_on, frames_on;
+static bool recycled_on, frames_on, watch_on;
 /* Interpreter lifetimes (an embedding program may run Py_Initialize and
  * Py_FinalizeEx more than once): `relay` when pymem's Py_AtExit function is
  * registered for the end of this one; `between` from its end to the next
@@ -339,6 +340,7 @@ static PyObject *at_exit(PyObject *self, PyObject *unused)
     snapshot(PM_SNAP_EXIT, "exit");
     finishing = true;
     pm_recycled_stop();
+    pm_framewatch_interpreter_down();
     pm_stacks_enable(false);
     return api.BuildValue("");
 }
@@ -543,6 +545,7 @@ static void install_early(void)
         if (tm_tracing)
             tm_seen = *tm_tracing;
         recycled_on = objects_wanted && pm_recycled_init(minor);
+        watch_on = pm_framewatch_init(minor);
         if (recycled_on)
             pm_writer_meta(PM_META_RECYCLED, "reftracer");
     } else {
@@ -686,6 +689,12 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         forks_watched = python_minor >= 12;
         if (forks_watched)
             register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
+        /* Only the first interpreter of the process: CPython 3.12+ keeps
+         * the instrumentation version of its static code objects (the
+         * frozen import machinery) across Py_Initialize, so a later
+         * interpreter may run them unmonitored, their returns unseen. */
+        if (watch_on && lifetimes == 1)
+            pm_framewatch_interpreter_up();
         installed = true;
         installing = false;
     }
@@ -726,6 +735,7 @@ static int audit_hook(const char *event, PyObject *args, void *data)
          * otherwise leave a capture without its end. */
         finishing = true;
         pm_recycled_stop();
+        pm_framewatch_interpreter_down();
         pm_stacks_enable(false);
         if (!relay)
             end_with_interpreter();

@@ -8,6 +8,8 @@
 #include "base/thread.h"
 
 #include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,15 +37,18 @@ struct layout {
     int co_firsttraceable; /* 3.11+: the first instruction after a frame's prologue */
     int tracemalloc_tracing; /* tracemalloc's `tracing` flag: in _Py_tracemalloc_config up
                                 to 3.11, in _PyRuntime from 3.12 */
+    int tstate_tracing;    /* 3.12+: PyThreadState.tracing, non-zero inside monitoring callbacks;
+                              -1: no frame watch for this layout */
+    int tstate_context_ver; /* 3.12+: PyThreadState.context_ver, which stack switchers bump */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4},
-    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4},
-    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772},
-    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1},
+    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, -1, -1},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084, 60, 216},
 };
 
 #define PM_OWNER_GENERATOR 1
@@ -80,14 +85,14 @@ static void layout_mismatch(void)
         pm_warn("this Python's frames do not have the expected layout; recording without call stacks");
 }
 
-/* The calling thread's innermost frame, or NULL. The thread holding the GIL
- * is the one running: its thread state is one load away. Without the GIL
- * (malloc, PyMem_Raw*) the current state may be another thread's (up to
- * 3.11 it is the GIL holder's), so the thread's own is looked up in
- * thread-specific storage; so it is too when a MEM or OBJ allocation comes
- * from a thread that does not hold the GIL (a faulty extension), rather
- * than walking another thread's frames. */
-static inline __attribute__((always_inline)) const void *top_frame(const struct layout *l, bool gil_held)
+/* The calling thread's state, or NULL. The thread holding the GIL is the
+ * one running: its thread state is one load away. Without the GIL (malloc,
+ * PyMem_Raw*) the current state may be another thread's (up to 3.11 it is
+ * the GIL holder's), so the thread's own is looked up in thread-specific
+ * storage; so it is too when a MEM or OBJ allocation comes from a thread
+ * that does not hold the GIL (a faulty extension), rather than walking
+ * another thread's frames. */
+static inline __attribute__((always_inline)) const void *thread_state(const struct layout *l, bool gil_held)
 {
     const void *tstate = NULL;
     if (gil_held) {
@@ -104,12 +109,22 @@ static inline __attribute__((always_inline)) const void *top_frame(const struct 
     }
     if (!tstate)
         tstate = get_tstate();
-    if (!tstate)
-        return NULL;
+    return tstate;
+}
+
+/* The innermost frame of thread state `tstate` (not NULL), or NULL. */
+static inline __attribute__((always_inline)) const void *innermost_frame(const struct layout *l, const void *tstate)
+{
     const void *frame = load_ptr(tstate, l->tstate_frame);
     if (frame && l->cframe_current >= 0)
         frame = load_ptr(frame, l->cframe_current);
     return frame;
+}
+
+static inline __attribute__((always_inline)) const void *top_frame(const struct layout *l, bool gil_held)
+{
+    const void *tstate = thread_state(l, gil_held);
+    return tstate ? innermost_frame(l, tstate) : NULL;
 }
 
 /* What one frame of the chain is to a stack. */
@@ -212,10 +227,123 @@ static inline unsigned frame_slot(const void *frame)
     return (unsigned)((a >> 4) ^ (a >> 12)) & (PM_FRAMECACHE_SLOTS - 1);
 }
 
+/* A cached frame had begun to run (not a shim, not in its prologue). */
+static inline bool frame_started(const struct pm_framecache *c, int i)
+{
+    return c->kept[i] != (i ? c->kept[i - 1] : 0);
+}
+
+/* The frame watch (pyframes.h, framewatch.c): the epoch of the watch in
+ * force (0: none) and the interpreter whose pops it counts. */
+_Atomic unsigned pm_pyframes_watch_epoch;
+static const void *_Atomic watch_interp;
+static void (*_Atomic watch_wanted)(void);
+
+/* Thread state's interpreter: the second word after two links. */
+#define TSTATE_INTERP 16
+
+/* Bumped by every switch of greenlet (and of any stack switcher that keeps
+ * contextvars right): a switch replaces the chain without a pop reported,
+ * and frames below the floor may then have run. */
+static inline __attribute__((always_inline)) uint64_t context_version(const struct layout *l, const void *tstate)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)tstate + l->tstate_context_ver, sizeof v);
+    return v;
+}
+
+/* A walk with the watch on checks only frames from here up: below the
+ * lowest frame that can have run since the last walk, nothing changed. */
+static inline __attribute__((always_inline)) int watched_floor(const struct layout *l, const struct pm_framecache *c,
+                                                              const void *tstate, unsigned *epoch)
+{
+    *epoch = 0;
+    if (l->tstate_tracing < 0 || !tstate)
+        return 0;
+    unsigned e = atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_acquire);
+    if (!e || load_ptr(tstate, TSTATE_INTERP) != atomic_load_explicit(&watch_interp, memory_order_relaxed))
+        return 0;
+    *epoch = e;
+    if (c->epoch != e || context_version(l, tstate) != c->context_ver)
+        return 0;
+    int floor = c->low < c->running ? c->low : c->running;
+    return floor > 0 ? floor : 0;
+}
+
+/* After a walk: the counts start again from it, unless it ran inside a
+ * monitoring callback (tstate->tracing). There the pop being reported may
+ * not have happened yet (CPython calls every tool's callback, pymem's among
+ * them, before it pops the frame), and pops inside the callback are not
+ * reported at all: the counts of the last walk outside stay, which only
+ * makes the next walks check more. */
+static inline __attribute__((always_inline)) void watch_baseline(const struct layout *l, struct pm_framecache *c,
+                                                                const void *tstate, unsigned epoch)
+{
+    if (l->tstate_tracing < 0)
+        return;
+    if (!epoch) {
+        c->epoch = 0;
+        return;
+    }
+    int tracing;
+    memcpy(&tracing, (const char *)tstate + l->tstate_tracing, sizeof tracing);
+    if (tracing)
+        return;
+    /* The innermost frame that has started (a frame above it, still in its
+     * prologue, may go without a pop being reported: a generator function's
+     * frame once it has made its generator). */
+    int running = c->depth - 1;
+    while (running >= 0 && !frame_started(c, running))
+        running--;
+    c->epoch = epoch;
+    c->context_ver = context_version(l, tstate);
+    c->low = INT_MAX;
+    c->running = running;
+    c->next_pop = c->depth - 1;
+}
+
+/* Without the watch: when the walks of a thread check many cached frames,
+ * the watch is asked for (GIL held: framewatch.c schedules its start). */
+#define WATCH_WALKS 1024
+#define WATCH_FRAMES 48
+
+static inline __attribute__((always_inline)) void measure_checks(const struct layout *l, struct pm_framecache *c,
+                                                                int checked, bool gil_held)
+{
+    if (l->tstate_tracing < 0)
+        return;
+    c->checked += (unsigned)checked;
+    if (++c->walks < WATCH_WALKS)
+        return;
+    void (*wanted)(void) = atomic_load_explicit(&watch_wanted, memory_order_relaxed);
+    if (c->checked >= WATCH_WALKS * WATCH_FRAMES && gil_held && wanted)
+        wanted();
+    c->walks = c->checked = 0;
+}
+
+#ifdef PM_WATCH_SELFCHECK
+/* Test builds (make check-watch): the frames the watch leaves unread are
+ * read all the same, and one that moved stops the program. */
+static void watch_selfcheck(const struct layout *l, const struct pm_framecache *c, int floor, int junction)
+{
+    for (int k = floor - 1; k >= 0; k--) {
+        const void *fk = c->frame[k];
+        if (load_ptr(fk, l->frame_back) != (k ? c->frame[k - 1] : NULL) || frame_word(l, fk) != c->word[k]) {
+            pm_warn("frame watch self-check: frame %d of %d moved, below the floor %d (junction %d, low %d, "
+                    "running %d)", k, c->depth, floor, junction, c->low, c->running);
+            abort();
+        }
+    }
+}
+#endif
+
 static inline __attribute__((always_inline)) int walk_cached(const struct layout *l, struct pm_framecache *c,
                                                              bool gil_held)
 {
-    const void *top = top_frame(l, gil_held);
+    const void *tstate = thread_state(l, gil_held);
+    const void *top = tstate ? innermost_frame(l, tstate) : NULL;
+    unsigned epoch;
+    int floor = watched_floor(l, c, tstate, &epoch);
     /* Down from the top to the first frame the cache holds: `above` frames
      * are new. */
     int depth = c->depth, above = 0, junction = -1;
@@ -229,15 +357,25 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
         if (above == PM_FRAMECACHE_MAX)
             goto uncached;
     }
+    /* A cached frame above the first one found went without its pop being
+     * reported (a frame of a monitoring callback): all are checked. */
+    if (junction < floor)
+        floor = 0;
     /* Below it, each cached frame is checked with loads whose addresses are
      * known beforehand: its link to the one below (a frame is only read
      * once the one above it is known to link to it: a popped frame's memory
      * may be gone), and its position. The lowest that moved, and all above
-     * it, are read again. */
+     * it, are read again. Frames below `floor` are not read: the watch knows
+     * them unchanged. */
     int keep = 0, total = above;
+#ifdef PM_WATCH_SELFCHECK
+    watch_selfcheck(l, c, floor, junction);
+#endif
     if (junction >= 0) {
         keep = junction + 1;
-        for (int k = junction; k >= 0; k--) {
+        if (!epoch)
+            measure_checks(l, c, junction + 1, gil_held);
+        for (int k = junction; k >= floor; k--) {
             const void *fk = c->frame[k];
             if (load_ptr(fk, l->frame_back) != (k ? c->frame[k - 1] : NULL)) {
                 keep = -1;
@@ -276,10 +414,61 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
         c->slot[frame_slot(c->frame[pos])] = (uint16_t)pos;
     }
     c->depth = total;
+    watch_baseline(l, c, tstate, epoch);
     return keep;
 uncached:
     c->depth = 0;
+    c->epoch = 0;
     return -1;
+}
+
+void pm_pyframes_watch_offer(void (*wanted)(void))
+{
+    atomic_store(&watch_wanted, wanted);
+}
+
+bool pm_pyframes_watch_start(void)
+{
+    static unsigned epochs;
+    const void *tstate = L && L->tstate_tracing >= 0 ? running_tstate() : NULL;
+    if (!tstate)
+        return false;
+    if (!++epochs)
+        epochs = 1;
+    atomic_store(&watch_interp, load_ptr(tstate, TSTATE_INTERP));
+    atomic_store_explicit(&pm_pyframes_watch_epoch, epochs, memory_order_release);
+    return true;
+}
+
+void pm_pyframes_watch_stop(void)
+{
+    atomic_store(&pm_pyframes_watch_epoch, 0);
+}
+
+void pm_pyframes_frame_leaving(struct pm_framecache *c)
+{
+    const void *tstate = c->epoch ? running_tstate() : NULL;
+    const void *f = tstate ? innermost_frame(L, tstate) : NULL;
+    if (!f)
+        return;
+    /* The cached frames leave innermost first, each once: the leaving frame
+     * is the next of them to leave, past the ones that go without a pop
+     * reported (a shim with the frame it ran, a frame still in its
+     * prologue), or one pushed since the walk, whose caller is checked by
+     * the next walk anyway. (A frame pushed since at the address of a
+     * cached one is told apart by that order.) */
+    int i = c->next_pop;
+    while (i >= 0 && c->frame[i] != f && !frame_started(c, i))
+        i--;
+    if (i < 0 || c->frame[i] != f)
+        return;
+    /* The frame that runs next is the first started one below. */
+    int below = i - 1;
+    while (below > 0 && !frame_started(c, below))
+        below--;
+    c->next_pop = below;
+    if (below < c->low)
+        c->low = below;
 }
 
 #define WALK(i)                                                                                    \

@@ -75,6 +75,19 @@ struct pm_framecache {
     uint16_t kept[PM_FRAMECACHE_MAX];          /* frames the stack keeps up to and including this one */
     uint32_t node[PM_FRAMECACHE_MAX];
     uint16_t slot[PM_FRAMECACHE_SLOTS];        /* frame address -> index, direct mapped */
+    /* The frame watch (3.12+): while it counts the pops of Python frames,
+     * a frame below the lowest one that can have run since the last walk
+     * is known unchanged without being read. `epoch`: the watch the counts
+     * belong to (0: none, every frame is checked). `low`: the lowest frame
+     * whose callee popped since; `running`: the innermost started frame of
+     * the last walk; `context_ver`: the thread's then (a greenlet switch
+     * changes it); `next_pop`: the next cached frame to leave. Without the watch, `walks` and `checked` measure what
+     * checking costs. */
+    uint64_t context_ver;
+    unsigned epoch;
+    int low, running;
+    int next_pop;
+    unsigned walks, checked;
 };
 
 /* Walks the calling thread's frames against `c` and brings it up to date.
@@ -94,6 +107,18 @@ static inline int pm_pyframes_walk_cached(struct pm_framecache *c, bool gil_held
     }
     return walk(c, gil_held);
 }
+
+/* The frame watch: pops of Python frames counted through sys.monitoring
+ * (framewatch.c) spare the walk the frames below the lowest one that can
+ * have run. `wanted` is called (GIL held, rarely) when a thread's walks
+ * check many frames. Start and stop with the GIL held; start counts from
+ * the calling thread's interpreter. pm_pyframes_frame_leaving: from the
+ * callback of every pop (PY_RETURN, PY_YIELD, PY_UNWIND), with the calling
+ * thread's cache, while the leaving frame is still the innermost. */
+void pm_pyframes_watch_offer(void (*wanted)(void));
+bool pm_pyframes_watch_start(void);
+void pm_pyframes_watch_stop(void);
+void pm_pyframes_frame_leaving(struct pm_framecache *c);
 
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native
  * frame that runs Python frames (a return address points just past a call,

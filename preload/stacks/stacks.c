@@ -16,6 +16,7 @@
 #include "stacks/pyframes.h"
 #include "pymem/encode.h"
 #include "base/rawmem.h"
+#include "base/thread.h"
 #include "stacks/unwind.h"
 
 #define LOOKUP_BITS 10
@@ -444,12 +445,21 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
     return n ? intern_walk(b, c, &c->hybrid_walk, n, py_truncated || native_truncated) : 0;
 }
 
+void pm_stacks_frame_leaving(void)
+{
+    struct pm_buffer *b = pm_thread.buf;
+    if (b && b->stacks)
+        pm_pyframes_frame_leaving(&b->stacks->frames);
+}
+
 bool pm_stacks_thread_start(struct pm_buffer *b)
 {
     struct pm_stackcache *c = b->stacks;
     if (!c)
         return (b->stacks = pm_rawmem_alloc(sizeof *c)) != NULL;
     c->frames.depth = c->noded = 0;
+    c->frames.epoch = 0;
+    c->frames.walks = c->frames.checked = 0;
     c->node_cut = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;

@@ -36,6 +36,10 @@ bool pm_stacks_thread_start(struct pm_buffer *b);
  * only, or for every domain when set so. */
 uint32_t pm_stacks_current(struct pm_buffer *b, int domain);
 
+/* A Python frame of the calling thread is about to pop (the frame watch's
+ * callback, framewatch.c): pm_pyframes_frame_leaving on its cache. */
+void pm_stacks_frame_leaving(void);
+
 /* Python stack walking starts once the interpreter is up (pyhooks.c) and
  * stops when it begins to finalise: its thread states are then being freed.
  * Native frames are recorded whenever native mode is on. */

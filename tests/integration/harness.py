@@ -29,12 +29,13 @@ def marks(name, folder=PROGRAMS):
 
 
 class Ctx:
-    def __init__(self, build, python, tmp):
+    def __init__(self, build, python, tmp, preload=None, defaults=None):
         self.build = os.path.abspath(build)
         self.pymem = os.path.join(self.build, "pymem")
-        self.lib = os.path.join(self.build, "libpymem.so")
+        self.lib = os.path.abspath(preload) if preload else os.path.join(self.build, "libpymem.so")
         self.python = python
         self.tmp = tmp
+        self.defaults = defaults or {}  # PYMEM_ settings of every run, unless a test sets its own
 
     def env(self, **extra):
         env = dict(os.environ)
@@ -42,6 +43,7 @@ class Ctx:
             if k.startswith("PYMEM_"):
                 del env[k]
         env["LD_PRELOAD"] = self.lib
+        env.update(self.defaults)
         env.update({k: str(v) for k, v in extra.items()})
         return env
 

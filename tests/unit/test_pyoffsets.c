@@ -64,6 +64,10 @@ int main(void)
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
     CHECK(tracemalloc_tracing, offsetof(_PyRuntimeState, tracemalloc.config.tracing));
+    CHECK(tstate_tracing, offsetof(PyThreadState, tracing));
+    CHECK(tstate_context_ver, offsetof(PyThreadState, context_ver));
+    _Static_assert(sizeof(((PyThreadState *)0)->context_ver) == 8, "context_ver is 64 bits");
+    _Static_assert(offsetof(PyThreadState, interp) == TSTATE_INTERP, "thread state's interpreter");
 #else
     CHECK(tracemalloc_tracing, offsetof(struct _PyTraceMalloc_Config, tracing));
 #endif

@@ -1,0 +1,270 @@
+/*
+ * framewatch: counts the pops of Python frames through sys.monitoring
+ * (3.12+), so that a stack walk checks only the frames that can have run
+ * since the thread's last allocation instead of its whole chain
+ * (pyframes.c, "frame watch"). A thread 150 frames deep otherwise checks 150
+ * cached frames per allocation; with the watch, the few above the lowest
+ * return since.
+ *
+ * Off until a thread's walks are measured to check many frames
+ * (PYMEM_FRAME_WATCH: "auto", the default; "1" from the end of start-up; "0"
+ * never), then started once, in the process's first interpreter, from a
+ * pending call (the walk runs inside an allocator, where no Python code may
+ * run). It takes a sys.monitoring tool
+ * id no convention assigns (4, else 3) only if free, registers one C
+ * callback for PY_RETURN, PY_YIELD and PY_UNWIND, and gives the id back if
+ * the program asks sys.monitoring.use_tool_id for it. The callback does a
+ * few loads and stores, raises nothing and allocates nothing.
+ */
+#define _GNU_SOURCE
+#include "entry/framewatch.h"
+
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "pymem/env.h"
+#include "stacks/pyframes.h"
+#include "stacks/stacks.h"
+
+typedef struct pyobject PyObject;
+typedef ssize_t Py_ssize_t;
+
+typedef struct {
+    const char *ml_name;
+    void *ml_meth;
+    int ml_flags;
+    const char *ml_doc;
+} PyMethodDef;
+
+#define METH_FASTCALL 0x0080
+
+static struct {
+    int (*AddPendingCall)(int (*)(void *), void *);
+    PyObject *(*SysGetObject)(const char *);
+    PyObject *(*GetAttrString)(PyObject *, const char *);
+    int (*SetAttrString)(PyObject *, const char *, PyObject *);
+    PyObject *(*CallFunction)(PyObject *, const char *, ...);
+    PyObject *(*CFunctionNewEx)(PyMethodDef *, PyObject *, PyObject *);
+    PyObject *(*Vectorcall)(PyObject *, PyObject *const *, size_t, PyObject *);
+    Py_ssize_t (*LongAsSsize)(PyObject *);
+    void (*DecRef)(PyObject *);
+    void (*ErrClear)(void);
+    PyObject *none;
+} api;
+
+enum mode { WATCH_OFF, WATCH_AUTO, WATCH_ALWAYS };
+static enum mode mode = WATCH_OFF;
+static atomic_bool requested;
+static bool ended;                    /* the first interpreter is finalising */
+static int tool = -1;                 /* the tool id held, -1: none */
+static PyObject *program_use_tool_id; /* sys.monitoring.use_tool_id, wrapped */
+
+static PyObject *frame_leaving(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)args;
+    (void)nargs;
+    pm_stacks_frame_leaving();
+    return api.none; /* immortal from 3.12 */
+}
+
+static PyMethodDef leaving_def = {"_pymem_frame_leaving", (void *)frame_leaving, METH_FASTCALL, NULL};
+
+static PyObject *monitoring_module(void)
+{
+    return api.SysGetObject("monitoring"); /* borrowed */
+}
+
+/* The result of a call that only succeeds or fails: errors are cleared. */
+static bool call_ok(PyObject *res)
+{
+    if (!res) {
+        api.ErrClear();
+        return false;
+    }
+    api.DecRef(res);
+    return true;
+}
+
+/* Stops counting and gives the tool id back. */
+static void release_tool(void)
+{
+    pm_pyframes_watch_stop();
+    PyObject *mon = monitoring_module();
+    if (tool < 0 || !mon)
+        return;
+    PyObject *set_events = api.GetAttrString(mon, "set_events");
+    PyObject *free_id = api.GetAttrString(mon, "free_tool_id");
+    if (set_events)
+        call_ok(api.CallFunction(set_events, "ii", tool, 0));
+    if (free_id)
+        call_ok(api.CallFunction(free_id, "i", tool));
+    if (set_events)
+        api.DecRef(set_events);
+    if (free_id)
+        api.DecRef(free_id);
+    api.ErrClear();
+    tool = -1;
+}
+
+/* The program's sys.monitoring.use_tool_id, in front of which pymem's goes:
+ * a program asking for the id pymem holds gets it. */
+static PyObject *use_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs >= 1 && tool >= 0) {
+        Py_ssize_t asked = api.LongAsSsize(args[0]);
+        if (asked == -1)
+            api.ErrClear();
+        if (asked == tool)
+            release_tool();
+    }
+    return api.Vectorcall(program_use_tool_id, args, (size_t)nargs, NULL);
+}
+
+static PyMethodDef use_tool_id_def = {"use_tool_id", (void *)use_tool_id, METH_FASTCALL,
+                                      "use_tool_id(tool_id, name, /)\n--\n\n"
+                                      "sys.monitoring.use_tool_id (pymem gives its own tool id back first)."};
+
+static bool take_tool(PyObject *mon)
+{
+    static const int candidates[] = {4, 3};
+    PyObject *get_tool = api.GetAttrString(mon, "get_tool");
+    PyObject *use = api.GetAttrString(mon, "use_tool_id");
+    bool taken = false;
+    for (size_t i = 0; get_tool && use && !taken && i < sizeof candidates / sizeof candidates[0]; i++) {
+        PyObject *holder = api.CallFunction(get_tool, "i", candidates[i]);
+        bool free_id = holder == api.none;
+        if (holder)
+            api.DecRef(holder);
+        if (free_id && call_ok(api.CallFunction(use, "is", candidates[i], "pymem"))) {
+            tool = candidates[i];
+            taken = true;
+        }
+    }
+    if (get_tool)
+        api.DecRef(get_tool);
+    if (use)
+        api.DecRef(use);
+    api.ErrClear();
+    return taken;
+}
+
+/* Wraps sys.monitoring.use_tool_id once: see use_tool_id(). */
+static void wrap_use_tool_id(PyObject *mon)
+{
+    if (program_use_tool_id)
+        return;
+    PyObject *orig = api.GetAttrString(mon, "use_tool_id");
+    PyObject *wrapper = orig ? api.CFunctionNewEx(&use_tool_id_def, NULL, NULL) : NULL;
+    if (wrapper && api.SetAttrString(mon, "use_tool_id", wrapper) == 0) {
+        program_use_tool_id = orig; /* kept for the process's life */
+        orig = NULL;
+    }
+    if (wrapper)
+        api.DecRef(wrapper);
+    if (orig)
+        api.DecRef(orig);
+    api.ErrClear();
+}
+
+static bool register_events(PyObject *mon)
+{
+    PyObject *events = api.GetAttrString(mon, "events");
+    PyObject *reg = api.GetAttrString(mon, "register_callback");
+    PyObject *set_events = api.GetAttrString(mon, "set_events");
+    PyObject *fn = api.CFunctionNewEx(&leaving_def, NULL, NULL);
+    static const char *const names[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND"};
+    long mask = 0;
+    bool ok = events && reg && set_events && fn;
+    for (size_t i = 0; ok && i < sizeof names / sizeof names[0]; i++) {
+        PyObject *bit = api.GetAttrString(events, names[i]);
+        Py_ssize_t v = bit ? api.LongAsSsize(bit) : -1;
+        if (bit)
+            api.DecRef(bit);
+        ok = v > 0 && call_ok(api.CallFunction(reg, "inO", tool, v, fn));
+        mask |= v;
+    }
+    ok = ok && call_ok(api.CallFunction(set_events, "il", tool, mask));
+    if (events)
+        api.DecRef(events);
+    if (reg)
+        api.DecRef(reg);
+    if (set_events)
+        api.DecRef(set_events);
+    if (fn)
+        api.DecRef(fn);
+    api.ErrClear();
+    return ok;
+}
+
+/* A pending call: the main thread between two instructions, GIL held. */
+static int start(void *unused)
+{
+    (void)unused;
+    PyObject *mon = ended ? NULL : monitoring_module();
+    if (!mon || tool >= 0)
+        return 0;
+    if (!take_tool(mon))
+        return 0; /* every candidate is the program's: no watch */
+    wrap_use_tool_id(mon);
+    if (!register_events(mon)) {
+        release_tool();
+        return 0;
+    }
+    pm_pyframes_watch_start();
+    return 0;
+}
+
+static void wanted(void)
+{
+    if (!atomic_exchange(&requested, true) && api.AddPendingCall(start, NULL) != 0)
+        atomic_store(&requested, false);
+}
+
+bool pm_framewatch_init(int minor)
+{
+    const char *env = getenv(PM_ENV_FRAME_WATCH);
+    mode = !env || !strcmp(env, "auto") ? WATCH_AUTO : strcmp(env, "0") ? WATCH_ALWAYS : WATCH_OFF;
+    if (minor < 12 || mode == WATCH_OFF)
+        return false;
+#define LOOKUP(field, name) *(void **)&api.field = dlsym(RTLD_DEFAULT, name)
+    LOOKUP(AddPendingCall, "Py_AddPendingCall");
+    LOOKUP(SysGetObject, "PySys_GetObject");
+    LOOKUP(GetAttrString, "PyObject_GetAttrString");
+    LOOKUP(SetAttrString, "PyObject_SetAttrString");
+    LOOKUP(CallFunction, "PyObject_CallFunction");
+    LOOKUP(CFunctionNewEx, "PyCFunction_NewEx");
+    LOOKUP(Vectorcall, "PyObject_Vectorcall");
+    LOOKUP(LongAsSsize, "PyLong_AsSsize_t");
+    LOOKUP(DecRef, "Py_DecRef");
+    LOOKUP(ErrClear, "PyErr_Clear");
+    LOOKUP(none, "_Py_NoneStruct");
+#undef LOOKUP
+    void **fields = (void **)&api;
+    for (size_t i = 0; i < sizeof api / sizeof(void *); i++)
+        if (!fields[i]) {
+            mode = WATCH_OFF;
+            return false;
+        }
+    if (mode == WATCH_AUTO)
+        pm_pyframes_watch_offer(wanted);
+    return true;
+}
+
+void pm_framewatch_interpreter_up(void)
+{
+    if (mode == WATCH_ALWAYS)
+        start(NULL);
+}
+
+void pm_framewatch_interpreter_down(void)
+{
+    ended = true;
+    pm_pyframes_watch_offer(NULL);
+    pm_pyframes_watch_stop();
+}

@@ -1,0 +1,125 @@
+"""The frame watch's hard cases (3.12+): with it, a walk does not read the
+frames below the lowest one that can have run since the last allocation, so
+every way a frame leaves must be counted. Each case re-enters the same frames
+at the same addresses from two outer lines in turn; only an outer frame, far
+below the allocation, tells the two apart:
+
+- returns (120 frames),
+- exceptions unwinding 120 frames,
+- a chain of 60 generators (yield from) resumed under two lines,
+- returns while another sys.monitoring tool's callback allocates after
+  pymem's has run (CPython calls the tools before it pops the frame),
+- returns under sys.settrace, whose callbacks allocate too,
+- and after the program takes pymem's tool id for itself.
+
+Prints the blocks held, and who holds sys.monitoring's tool id 4 at the end
+of the first cases ("pymem" once the watch is on). With the argument "warm",
+first 1,500 allocations 100 frames deep: what switches the watch on by
+itself (PYMEM_FRAME_WATCH=auto)."""
+import sys
+
+sys.setrecursionlimit(10000)
+keep = [None] * 400  # made whole now: a list growing later would add a block at some line
+count = 0
+scratch = []
+
+
+def hold(obj):
+    global count
+    keep[count] = obj
+    count += 1
+
+
+def down(n, size):
+    if n == 0:
+        hold(bytes(size))  # MARK:LEAF
+        return
+    down(n - 1, size)  # MARK:DOWN
+
+
+def by_return(size, rounds):
+    for _ in range(rounds):
+        down(120, size)  # MARK:RETURN_A
+        down(120, size)  # MARK:RETURN_B
+
+
+def down_raise(n):
+    if n == 0:
+        hold(bytes(2222))  # MARK:RAISE_LEAF
+        raise LookupError
+    down_raise(n - 1)  # MARK:RAISE_DOWN
+
+
+def by_unwind():
+    for _ in range(20):
+        try:
+            down_raise(120)  # MARK:UNWIND_A
+        except LookupError:
+            pass
+        try:
+            down_raise(120)  # MARK:UNWIND_B
+        except LookupError:
+            pass
+
+
+def chain(n):
+    if n == 0:
+        while True:
+            hold(bytes(3333))  # MARK:GEN_LEAF
+            yield
+    yield from chain(n - 1)  # MARK:GEN_DOWN
+
+
+def by_yield():
+    g = chain(60)
+    for _ in range(20):
+        next(g)  # MARK:YIELD_A
+        next(g)  # MARK:YIELD_B
+
+
+def on_return(code, offset, value):
+    scratch.append(bytearray(16))  # a block inside another tool's callback
+
+
+def with_other_tool():
+    mon = sys.monitoring
+    tool = next(t for t in (2, 1, 0) if mon.get_tool(t) is None)
+    mon.use_tool_id(tool, "watched.py")
+    mon.register_callback(tool, mon.events.PY_RETURN, on_return)
+    mon.set_events(tool, mon.events.PY_RETURN)
+    by_return(4444, 10)  # MARK:OTHER_TOOL
+    mon.set_events(tool, 0)
+    mon.free_tool_id(tool)
+    scratch.clear()
+
+
+def tracer(frame, event, arg):
+    scratch.append(bytearray(24))
+    return tracer
+
+
+def with_settrace():
+    sys.settrace(tracer)
+    by_return(5555, 10)  # MARK:SETTRACE
+    sys.settrace(None)
+    scratch.clear()
+
+
+def spin(n):
+    return bytes(8) if n == 0 else spin(n - 1)
+
+
+if sys.argv[1:] == ["warm"]:
+    for _ in range(1500):
+        spin(100)
+hold(None)
+by_return(1111, 20)  # MARK:PLAIN
+by_unwind()  # MARK:UNWIND_CALL
+by_yield()  # MARK:YIELD_CALL
+with_other_tool()  # MARK:OTHER_CALL
+with_settrace()  # MARK:SETTRACE_CALL
+holder = sys.monitoring.get_tool(4)
+sys.monitoring.use_tool_id(4, "watched.py")  # pymem gives its id back
+by_return(6666, 10)  # MARK:TAKEN
+sys.monitoring.free_tool_id(4)
+print(count, holder)
