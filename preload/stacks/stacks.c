@@ -19,8 +19,14 @@
 #include "base/thread.h"
 #include "stacks/unwind.h"
 
+/* The per-thread lookup of recent nodes starts at 1024 entries and grows
+ * four times over each time it has missed LOOKUP_GROW_MISSES times, up to
+ * 16384: deep recursions under many lines keep a few thousand nodes in use,
+ * a pool of idle threads a few dozen. */
 #define LOOKUP_BITS 10
 #define LOOKUP_SLOTS (1u << LOOKUP_BITS)
+#define LOOKUP_BITS_MAX 14
+#define LOOKUP_GROW_MISSES (1u << 14)
 
 /* A native frame in a walk: code holds the return address and lasti is
  * NATIVE_LASTI(unload generation), below -1 where Python frames never are:
@@ -59,7 +65,10 @@ struct pm_stackcache {
     struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
     struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
     uintptr_t pcs[PM_NATIVE_DEPTH_MAX];
-    struct lookup_entry lookup[LOOKUP_SLOTS];
+    struct lookup_entry *lookup; /* `first`, or a larger table of its own mapping */
+    unsigned lookup_bits;
+    unsigned misses;
+    struct lookup_entry first[LOOKUP_SLOTS];
 };
 
 /* A node as the process knows it: the key it was interned under. */
@@ -296,15 +305,33 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
 
 /* The per-thread cache in front of node_intern. Its index needs spread, not
  * quality: one multiply of the three keys folded together. */
+static __attribute__((noinline)) bool lookup_grow(struct pm_stackcache *c)
+{
+    c->misses = 0;
+    if (c->lookup_bits >= LOOKUP_BITS_MAX)
+        return false;
+    unsigned bits = c->lookup_bits + 2;
+    struct lookup_entry *bigger = pm_rawmem_alloc(sizeof(struct lookup_entry) << bits);
+    if (!bigger)
+        return false;
+    if (c->lookup != c->first)
+        pm_rawmem_free(c->lookup, sizeof(struct lookup_entry) << c->lookup_bits);
+    c->lookup = bigger;
+    c->lookup_bits = bits;
+    return true;
+}
+
 static inline uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint32_t parent,
                                      const struct pm_rawframe *f)
 {
     uint64_t h = ((uint64_t)(uintptr_t)f->code ^ ((uint64_t)parent << 40) ^ (uint32_t)f->lasti) *
                  0x9e3779b97f4a7c15ULL;
-    struct lookup_entry *e = &c->lookup[h >> (64 - LOOKUP_BITS)];
+    struct lookup_entry *e = &c->lookup[h >> (64 - c->lookup_bits)];
     if (__builtin_expect(e->code == f->code && e->parent == parent && e->lasti == f->lasti && e->node, 1))
         return e->node;
     uint32_t node = node_intern(b, parent, f);
+    if (__builtin_expect(++c->misses == LOOKUP_GROW_MISSES, 0) && lookup_grow(c))
+        e = &c->lookup[h >> (64 - c->lookup_bits)];
     *e = (struct lookup_entry){f->code, parent, f->lasti, node};
     return node;
 }
@@ -455,15 +482,22 @@ void pm_stacks_frame_leaving(void)
 bool pm_stacks_thread_start(struct pm_buffer *b)
 {
     struct pm_stackcache *c = b->stacks;
-    if (!c)
-        return (b->stacks = pm_rawmem_alloc(sizeof *c)) != NULL;
+    if (!c) {
+        c = b->stacks = pm_rawmem_alloc(sizeof *c);
+        if (!c)
+            return false;
+        c->lookup = c->first;
+        c->lookup_bits = LOOKUP_BITS;
+        return true;
+    }
     c->frames.depth = c->noded = 0;
     c->frames.epoch = 0;
     c->frames.walks = c->frames.checked = 0;
     c->node_cut = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;
-    memset(c->lookup, 0, sizeof c->lookup);
+    memset(c->lookup, 0, sizeof(struct lookup_entry) << c->lookup_bits);
+    c->misses = 0;
     return true;
 }
 
