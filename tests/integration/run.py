@@ -948,6 +948,35 @@ def test_frame_watch(c, tag):
               "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))
 
 
+def test_frame_watch_threads(c, tag):
+    """The frame watch with five threads re-entering deep recursions while
+    the interpreter switches between them: each block under its own thread's
+    whole stack."""
+    if c.version < (3, 12):
+        return
+    m = marks("watched_threads.py")
+    out = c.capture("watched-threads.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "watched_threads.py")], out, PYMEM_STACK_DEPTH=400, PYMEM_FRAME_WATCH=1)
+    check(tag + " frame watch, five threads: the program runs", r.returncode == 0 and r.stdout == "3000\n",
+          r.stdout + r.stderr[-500:])
+    found = {}
+    for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
+        f = [x["line"] for x in s["stack"] if x["file"].endswith("watched_threads.py")]
+        if f and f[0] in (m["LEAF"], m["RAISE_LEAF"]):
+            size = 1000 + 33 if f[0] == m["LEAF"] else 2000 + 33
+            # (leaf, frames of the recursion, the line it was entered from, run by the main thread)
+            key = (f[0], len(f) - 3 if f[-1] == m["MAIN"] else len(f) - 2, f[-2] if f[-1] == m["MAIN"] else f[-1],
+                   f[-1] == m["MAIN"])
+            found[key] = found.get(key, 0) + s["bytes"] // size  # 3.13 may re-attribute a small recycled object
+    want = {}
+    for main, n in ((False, 4 * 200), (True, 200)):
+        for line in "AB":
+            want[(m["LEAF"], 100, m[line], main)] = n
+        want[(m["RAISE_LEAF"], 80, m["C"], main)] = n
+    check(tag + " frame watch, five threads: every block under its thread's whole stack", found == want,
+          str(sorted(found.items())))
+
+
 def test_greenlet_stacks(c, tag):
     """Greenlets switch the thread's frame chain under pymem's frame cache:
     each allocation must carry its own greenlet's whole chain."""
@@ -1471,7 +1500,7 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_frame_watch,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_frame_watch, test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
