@@ -14,7 +14,9 @@
  * id no convention assigns (4, else 3) only if free, registers one C
  * callback for PY_RETURN, PY_YIELD and PY_UNWIND, and gives the id back if
  * the program asks sys.monitoring.use_tool_id for it. The callback does a
- * few loads and stores, raises nothing and allocates nothing.
+ * few loads and stores, raises nothing and allocates nothing. Should the
+ * program unregister it all the same (register_callback or clear_tool_id on
+ * pymem's id), its reference count drops, and the walks check every frame.
  */
 #define _GNU_SOURCE
 #include "entry/framewatch.h"
@@ -61,6 +63,7 @@ static enum mode mode = WATCH_OFF;
 static atomic_bool requested;
 static bool ended;                    /* the first interpreter is finalising */
 static int tool = -1;                 /* the tool id held, -1: none */
+static PyObject *callback;            /* the callback, one reference of pymem's own */
 static PyObject *program_use_tool_id; /* sys.monitoring.use_tool_id, wrapped */
 
 static PyObject *frame_leaving(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -190,6 +193,10 @@ static bool register_events(PyObject *mon)
         mask |= v;
     }
     ok = ok && call_ok(api.CallFunction(set_events, "il", tool, mask));
+    if (ok && !callback) {
+        callback = fn; /* its reference count tells whether it is still registered */
+        fn = NULL;
+    }
     if (events)
         api.DecRef(events);
     if (reg)
@@ -216,7 +223,7 @@ static int start(void *unused)
         release_tool();
         return 0;
     }
-    pm_pyframes_watch_start();
+    pm_pyframes_watch_start((const Py_ssize_t *)(const void *)callback);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -237,6 +238,9 @@ static inline bool frame_started(const struct pm_framecache *c, int i)
  * force (0: none) and the interpreter whose pops it counts. */
 _Atomic unsigned pm_pyframes_watch_epoch;
 static const void *_Atomic watch_interp;
+/* The callback's reference count, and its value while it is registered. */
+static const ssize_t *_Atomic watch_refcnt;
+static ssize_t watch_refs;
 static void (*_Atomic watch_wanted)(void);
 
 /* Thread state's interpreter: the second word after two links. */
@@ -261,7 +265,8 @@ static inline __attribute__((always_inline)) int watched_floor(const struct layo
     if (l->tstate_tracing < 0 || !tstate)
         return 0;
     unsigned e = atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_acquire);
-    if (!e || load_ptr(tstate, TSTATE_INTERP) != atomic_load_explicit(&watch_interp, memory_order_relaxed))
+    if (!e || load_ptr(tstate, TSTATE_INTERP) != atomic_load_explicit(&watch_interp, memory_order_relaxed) ||
+        *atomic_load_explicit(&watch_refcnt, memory_order_relaxed) != watch_refs)
         return 0;
     *epoch = e;
     if (c->epoch != e || context_version(l, tstate) != c->context_ver)
@@ -427,7 +432,7 @@ void pm_pyframes_watch_offer(void (*wanted)(void))
     atomic_store(&watch_wanted, wanted);
 }
 
-bool pm_pyframes_watch_start(void)
+bool pm_pyframes_watch_start(const ssize_t *refcnt)
 {
     static unsigned epochs;
     const void *tstate = L && L->tstate_tracing >= 0 ? running_tstate() : NULL;
@@ -436,6 +441,8 @@ bool pm_pyframes_watch_start(void)
     if (!++epochs)
         epochs = 1;
     atomic_store(&watch_interp, load_ptr(tstate, TSTATE_INTERP));
+    watch_refs = *refcnt;
+    atomic_store(&watch_refcnt, refcnt);
     atomic_store_explicit(&pm_pyframes_watch_epoch, epochs, memory_order_release);
     return true;
 }

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct pm_rawframe {
     const void *code; /* native frames (stacks.c): the return address */
@@ -112,11 +113,14 @@ static inline int pm_pyframes_walk_cached(struct pm_framecache *c, bool gil_held
  * (framewatch.c) spare the walk the frames below the lowest one that can
  * have run. `wanted` is called (GIL held, rarely) when a thread's walks
  * check many frames. Start and stop with the GIL held; start counts from
- * the calling thread's interpreter. pm_pyframes_frame_leaving: from the
+ * the calling thread's interpreter, with the callback's reference count
+ * (`refcnt`): while it differs from its value at the start, the callback
+ * may have been unregistered, and every frame is checked.
+ * pm_pyframes_frame_leaving: from the
  * callback of every pop (PY_RETURN, PY_YIELD, PY_UNWIND), with the calling
  * thread's cache, while the leaving frame is still the innermost. */
 void pm_pyframes_watch_offer(void (*wanted)(void));
-bool pm_pyframes_watch_start(void);
+bool pm_pyframes_watch_start(const ssize_t *refcnt);
 void pm_pyframes_watch_stop(void);
 void pm_pyframes_frame_leaving(struct pm_framecache *c);
 

@@ -926,6 +926,7 @@ def test_frame_watch(c, tag):
         want[(m["GEN_LEAF"],) + (m["GEN_DOWN"],) * 60 + (m["YIELD_" + x], m["YIELD_CALL"])] = (20, 3333 + 33)
         want[leaf + (m["RETURN_" + x], m["OTHER_TOOL"], m["OTHER_CALL"])] = (10, 4444 + 33)
         want[leaf + (m["RETURN_" + x], m["SETTRACE"], m["SETTRACE_CALL"])] = (10, 5555 + 33)
+        want[leaf + (m["RETURN_" + x], m["HIJACKED"], m["HIJACK_CALL"])] = (10, 7777 + 33)
         want[leaf + (m["RETURN_" + x], m["TAKEN"])] = (10, 6666 + 33)
     leaves = (m["LEAF"], m["RAISE_LEAF"], m["GEN_LEAF"])
     for mode, args, holder in (("1", [], "pymem"), ("auto", ["warm"], "pymem"), ("0", ["warm"], "None")):
@@ -934,7 +935,7 @@ def test_frame_watch(c, tag):
                       PYMEM_FRAME_WATCH=mode)
         what = "%s PYMEM_FRAME_WATCH=%s%s:" % (tag, mode, " after deep stacks" if args else "")
         check(what + " the program runs, tool id 4 held by %s, then given to the program" % holder,
-              r.returncode == 0 and r.stdout == "181 %s\n" % holder, r.stdout + r.stderr[-500:])
+              r.returncode == 0 and r.stdout == "201 %s\n" % holder, r.stdout + r.stderr[-500:])
         found = {}
         for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
             f = s["stack"]
@@ -943,8 +944,8 @@ def test_frame_watch(c, tag):
                 size = want.get(key, (0, 1))[1]
                 # 3.13 may re-attribute a small recycled object to such a line (as tracemalloc does)
                 found[key] = (found.get(key, (0, size))[0] + s["bytes"] // size, size)
-        check(what + " return, unwinding, yield from, another tool's and settrace's allocating callbacks, id taken"
-              " back: every block under its whole stack", found == want,
+        check(what + " return, unwinding, yield from, another tool's and settrace's allocating callbacks, callback"
+              " unregistered, id taken back: every block under its whole stack", found == want,
               "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))
 
 

@@ -10,6 +10,7 @@ below the allocation, tells the two apart:
 - returns while another sys.monitoring tool's callback allocates after
   pymem's has run (CPython calls the tools before it pops the frame),
 - returns under sys.settrace, whose callbacks allocate too,
+- returns after the program unregisters pymem's callback without asking,
 - and after the program takes pymem's tool id for itself.
 
 Prints the blocks held, and who holds sys.monitoring's tool id 4 at the end
@@ -112,6 +113,13 @@ def spin(n):
 if sys.argv[1:] == ["warm"]:
     for _ in range(1500):
         spin(100)
+def hijacked():
+    mon = sys.monitoring
+    if mon.get_tool(4) == "pymem":
+        mon.register_callback(4, mon.events.PY_RETURN, None)  # without asking for the id first
+    by_return(7777, 10)  # MARK:HIJACKED
+
+
 hold(None)
 by_return(1111, 20)  # MARK:PLAIN
 by_unwind()  # MARK:UNWIND_CALL
@@ -119,6 +127,7 @@ by_yield()  # MARK:YIELD_CALL
 with_other_tool()  # MARK:OTHER_CALL
 with_settrace()  # MARK:SETTRACE_CALL
 holder = sys.monitoring.get_tool(4)
+hijacked()  # MARK:HIJACK_CALL
 sys.monitoring.use_tool_id(4, "watched.py")  # pymem gives its id back
 by_return(6666, 10)  # MARK:TAKEN
 sys.monitoring.free_tool_id(4)
