@@ -82,6 +82,13 @@ static PyObject *monitoring_module(void)
     return api.SysGetObject("monitoring"); /* borrowed */
 }
 
+/* Py_XDECREF. */
+static void drop(PyObject *o)
+{
+    if (o)
+        api.DecRef(o);
+}
+
 /* The result of a call that only succeeds or fails: errors are cleared. */
 static bool call_ok(PyObject *res)
 {
@@ -106,10 +113,8 @@ static void release_tool(void)
         call_ok(api.CallFunction(set_events, "ii", tool, 0));
     if (free_id)
         call_ok(api.CallFunction(free_id, "i", tool));
-    if (set_events)
-        api.DecRef(set_events);
-    if (free_id)
-        api.DecRef(free_id);
+    drop(set_events);
+    drop(free_id);
     api.ErrClear();
     tool = -1;
 }
@@ -142,17 +147,14 @@ static bool take_tool(PyObject *mon)
     for (size_t i = 0; get_tool && use && !taken && i < sizeof candidates / sizeof candidates[0]; i++) {
         PyObject *holder = api.CallFunction(get_tool, "i", candidates[i]);
         bool free_id = holder == api.none;
-        if (holder)
-            api.DecRef(holder);
+        drop(holder);
         if (free_id && call_ok(api.CallFunction(use, "is", candidates[i], "pymem"))) {
             tool = candidates[i];
             taken = true;
         }
     }
-    if (get_tool)
-        api.DecRef(get_tool);
-    if (use)
-        api.DecRef(use);
+    drop(get_tool);
+    drop(use);
     api.ErrClear();
     return taken;
 }
@@ -168,10 +170,8 @@ static void wrap_use_tool_id(PyObject *mon)
         program_use_tool_id = orig; /* kept for the process's life */
         orig = NULL;
     }
-    if (wrapper)
-        api.DecRef(wrapper);
-    if (orig)
-        api.DecRef(orig);
+    drop(wrapper);
+    drop(orig);
     api.ErrClear();
 }
 
@@ -187,8 +187,7 @@ static bool register_events(PyObject *mon)
     for (size_t i = 0; ok && i < sizeof names / sizeof names[0]; i++) {
         PyObject *bit = api.GetAttrString(events, names[i]);
         Py_ssize_t v = bit ? api.LongAsSsize(bit) : -1;
-        if (bit)
-            api.DecRef(bit);
+        drop(bit);
         ok = v > 0 && call_ok(api.CallFunction(reg, "inO", tool, v, fn));
         mask |= v;
     }
@@ -197,14 +196,10 @@ static bool register_events(PyObject *mon)
         callback = fn; /* its reference count tells whether it is still registered */
         fn = NULL;
     }
-    if (events)
-        api.DecRef(events);
-    if (reg)
-        api.DecRef(reg);
-    if (set_events)
-        api.DecRef(set_events);
-    if (fn)
-        api.DecRef(fn);
+    drop(events);
+    drop(reg);
+    drop(set_events);
+    drop(fn);
     api.ErrClear();
     return ok;
 }
