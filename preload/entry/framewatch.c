@@ -12,8 +12,8 @@
  * pending call (the walk runs inside an allocator, where no Python code may
  * run). It takes a sys.monitoring tool
  * id no convention assigns (4, else 3) only if free, registers one C
- * callback for PY_RETURN, PY_YIELD and PY_UNWIND, and gives the id back if
- * the program asks sys.monitoring.use_tool_id for it. The callback does a
+ * callback for PY_RETURN, PY_YIELD and PY_UNWIND, shows the id free to the
+ * program, and gives it back when the program asks sys.monitoring for it. The callback does a
  * few loads and stores, raises nothing and allocates nothing. Should the
  * program unregister it all the same (register_callback or clear_tool_id on
  * pymem's id), its reference count drops, and the walks check every frame.
@@ -53,6 +53,11 @@ static struct {
     PyObject *(*CFunctionNewEx)(PyMethodDef *, PyObject *, PyObject *);
     PyObject *(*Vectorcall)(PyObject *, PyObject *const *, size_t, PyObject *);
     Py_ssize_t (*LongAsSsize)(PyObject *);
+    long (*LongAsLong)(PyObject *);
+    PyObject *(*LongFromLong)(long);
+    PyObject *(*DictNew)(void);
+    int (*DictNext)(PyObject *, Py_ssize_t *, PyObject **, PyObject **);
+    int (*DictSetItem)(PyObject *, PyObject *, PyObject *);
     void (*DecRef)(PyObject *);
     void (*ErrClear)(void);
     PyObject *none;
@@ -64,7 +69,6 @@ static atomic_bool requested;
 static bool ended;                    /* the first interpreter is finalising */
 static int tool = -1;                 /* the tool id held, -1: none */
 static PyObject *callback;            /* the callback, one reference of pymem's own */
-static PyObject *program_use_tool_id; /* sys.monitoring.use_tool_id, wrapped */
 
 static PyObject *frame_leaving(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -119,24 +123,98 @@ static void release_tool(void)
     tool = -1;
 }
 
-/* The program's sys.monitoring.use_tool_id, in front of which pymem's goes:
- * a program asking for the id pymem holds gets it. */
+/* sys.monitoring's functions that show tool ids, in front of which pymem
+ * puts its own: its id looks free to the program (get_tool, get_events,
+ * _all_events), and is free as soon as the program asks for it
+ * (use_tool_id). A program that checks that no tool is in use (CPython's
+ * own test_monitoring) sees none. */
+enum { WRAP_USE_TOOL_ID, WRAP_GET_TOOL, WRAP_GET_EVENTS, WRAP_ALL_EVENTS, WRAPS };
+static PyObject *original[WRAPS];
+
+static bool asks_for_ours(PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || tool < 0)
+        return false;
+    Py_ssize_t asked = api.LongAsSsize(args[0]);
+    if (asked == -1)
+        api.ErrClear(); /* not a number: the original raises its own error */
+    return asked == tool;
+}
+
+static PyObject *forward(int which, PyObject *const *args, Py_ssize_t nargs)
+{
+    return api.Vectorcall(original[which], args, (size_t)nargs, NULL);
+}
+
 static PyObject *use_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs >= 1 && tool >= 0) {
-        Py_ssize_t asked = api.LongAsSsize(args[0]);
-        if (asked == -1)
-            api.ErrClear();
-        if (asked == tool)
-            release_tool();
-    }
-    return api.Vectorcall(program_use_tool_id, args, (size_t)nargs, NULL);
+    if (asks_for_ours(args, nargs))
+        release_tool();
+    return forward(WRAP_USE_TOOL_ID, args, nargs);
 }
 
-static PyMethodDef use_tool_id_def = {"use_tool_id", (void *)use_tool_id, METH_FASTCALL,
-                                      "use_tool_id(tool_id, name, /)\n--\n\n"
-                                      "sys.monitoring.use_tool_id (pymem gives its own tool id back first)."};
+static PyObject *get_tool(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return asks_for_ours(args, nargs) ? api.none : forward(WRAP_GET_TOOL, args, nargs);
+}
+
+static PyObject *get_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return asks_for_ours(args, nargs) ? api.LongFromLong(0) : forward(WRAP_GET_EVENTS, args, nargs);
+}
+
+/* {event name: tools} without pymem's tool. */
+static PyObject *all_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    PyObject *all = forward(WRAP_ALL_EVENTS, args, nargs);
+    PyObject *shown = all && tool >= 0 ? api.DictNew() : NULL;
+    if (!shown)
+        return all;
+    Py_ssize_t pos = 0;
+    PyObject *name, *tools;
+    while (api.DictNext(all, &pos, &name, &tools)) {
+        long bits = api.LongAsLong(tools) & ~(1L << tool);
+        PyObject *v = bits ? api.LongFromLong(bits) : NULL;
+        if (bits && (!v || api.DictSetItem(shown, name, v) != 0)) {
+            drop(v);
+            drop(shown);
+            return all; /* out of memory: as it is */
+        }
+        drop(v);
+    }
+    api.ErrClear();
+    drop(all);
+    return shown;
+}
+
+static PyMethodDef wrap_defs[WRAPS] = {
+    {"use_tool_id", (void *)use_tool_id, METH_FASTCALL, "sys.monitoring.use_tool_id (pymem's id given back first)"},
+    {"get_tool", (void *)get_tool, METH_FASTCALL, "sys.monitoring.get_tool (pymem's id shown free)"},
+    {"get_events", (void *)get_events, METH_FASTCALL, "sys.monitoring.get_events (pymem's id shown free)"},
+    {"_all_events", (void *)all_events, METH_FASTCALL, "sys.monitoring._all_events (without pymem's id)"},
+};
+
+/* Puts pymem's functions in front of sys.monitoring's, once. */
+static void wrap_monitoring(PyObject *mon)
+{
+    for (int i = 0; i < WRAPS; i++) {
+        if (original[i])
+            continue;
+        PyObject *orig = api.GetAttrString(mon, wrap_defs[i].ml_name);
+        PyObject *wrapper = orig ? api.CFunctionNewEx(&wrap_defs[i], NULL, NULL) : NULL;
+        if (wrapper && api.SetAttrString(mon, wrap_defs[i].ml_name, wrapper) == 0) {
+            original[i] = orig; /* kept for the process's life */
+            orig = NULL;
+        }
+        drop(wrapper);
+        drop(orig);
+    }
+    api.ErrClear();
+}
 
 static bool take_tool(PyObject *mon)
 {
@@ -157,22 +235,6 @@ static bool take_tool(PyObject *mon)
     drop(use);
     api.ErrClear();
     return taken;
-}
-
-/* Wraps sys.monitoring.use_tool_id once: see use_tool_id(). */
-static void wrap_use_tool_id(PyObject *mon)
-{
-    if (program_use_tool_id)
-        return;
-    PyObject *orig = api.GetAttrString(mon, "use_tool_id");
-    PyObject *wrapper = orig ? api.CFunctionNewEx(&use_tool_id_def, NULL, NULL) : NULL;
-    if (wrapper && api.SetAttrString(mon, "use_tool_id", wrapper) == 0) {
-        program_use_tool_id = orig; /* kept for the process's life */
-        orig = NULL;
-    }
-    drop(wrapper);
-    drop(orig);
-    api.ErrClear();
 }
 
 static bool register_events(PyObject *mon)
@@ -213,7 +275,7 @@ static int start(void *unused)
         return 0;
     if (!take_tool(mon))
         return 0; /* every candidate is the program's: no watch */
-    wrap_use_tool_id(mon);
+    wrap_monitoring(mon);
     if (!register_events(mon)) {
         release_tool();
         return 0;
@@ -243,6 +305,11 @@ bool pm_framewatch_init(int minor)
     LOOKUP(CFunctionNewEx, "PyCFunction_NewEx");
     LOOKUP(Vectorcall, "PyObject_Vectorcall");
     LOOKUP(LongAsSsize, "PyLong_AsSsize_t");
+    LOOKUP(LongAsLong, "PyLong_AsLong");
+    LOOKUP(LongFromLong, "PyLong_FromLong");
+    LOOKUP(DictNew, "PyDict_New");
+    LOOKUP(DictNext, "PyDict_Next");
+    LOOKUP(DictSetItem, "PyDict_SetItem");
     LOOKUP(DecRef, "Py_DecRef");
     LOOKUP(ErrClear, "PyErr_Clear");
     LOOKUP(none, "_Py_NoneStruct");

@@ -934,8 +934,8 @@ def test_frame_watch(c, tag):
         r = c.preload([os.path.join(PROGRAMS, "watched.py")] + args, out, PYMEM_STACK_DEPTH=400,
                       PYMEM_FRAME_WATCH=mode)
         what = "%s PYMEM_FRAME_WATCH=%s%s:" % (tag, mode, " after deep stacks" if args else "")
-        check(what + " the program runs, tool id 4 held by %s, then given to the program" % holder,
-              r.returncode == 0 and r.stdout == "201 %s\n" % holder, r.stdout + r.stderr[-500:])
+        check(what + " the program runs, tool id 4 held by %s but shown free, then given to the program" % holder,
+              r.returncode == 0 and r.stdout == "201 %s free\n" % holder, r.stdout + r.stderr[-500:])
         found = {}
         for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
             f = s["stack"]

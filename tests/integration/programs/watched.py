@@ -13,8 +13,9 @@ below the allocation, tells the two apart:
 - returns after the program unregisters pymem's callback without asking,
 - and after the program takes pymem's tool id for itself.
 
-Prints the blocks held, and who holds sys.monitoring's tool id 4 at the end
-of the first cases ("pymem" once the watch is on). With the argument "warm",
+Prints the blocks held, and whether pymem's watch took a tool id by the end
+of the first cases ("pymem": sys.monitoring's functions then carry pymem's
+wrappers, which show its id free: get_tool(4) says None all the same). With the argument "warm",
 first 1,500 allocations 100 frames deep: what switches the watch on by
 itself (PYMEM_FRAME_WATCH=auto)."""
 import sys
@@ -113,9 +114,13 @@ def spin(n):
 if sys.argv[1:] == ["warm"]:
     for _ in range(1500):
         spin(100)
+def watched():
+    return "pymem" in (sys.monitoring.get_tool.__doc__ or "")
+
+
 def hijacked():
     mon = sys.monitoring
-    if mon.get_tool(4) == "pymem":
+    if watched():
         mon.register_callback(4, mon.events.PY_RETURN, None)  # without asking for the id first
     by_return(7777, 10)  # MARK:HIJACKED
 
@@ -126,9 +131,11 @@ by_unwind()  # MARK:UNWIND_CALL
 by_yield()  # MARK:YIELD_CALL
 with_other_tool()  # MARK:OTHER_CALL
 with_settrace()  # MARK:SETTRACE_CALL
-holder = sys.monitoring.get_tool(4)
+holder = "pymem" if watched() else None
+free = sys.monitoring.get_tool(4) is None and sys.monitoring.get_events(4) == 0
+free = free and not any(t & (1 << 4) for t in sys.monitoring._all_events().values())
 hijacked()  # MARK:HIJACK_CALL
 sys.monitoring.use_tool_id(4, "watched.py")  # pymem gives its id back
 by_return(6666, 10)  # MARK:TAKEN
 sys.monitoring.free_tool_id(4)
-print(count, holder)
+print(count, holder, "free" if free else "taken")
