@@ -61,6 +61,7 @@ static struct {
     void (*DecRef)(PyObject *);
     void (*ErrClear)(void);
     PyObject *none;
+    void *dict_type;
 } api;
 
 enum mode { WATCH_OFF, WATCH_AUTO, WATCH_ALWAYS };
@@ -171,7 +172,8 @@ static PyObject *all_events(PyObject *self, PyObject *const *args, Py_ssize_t na
 {
     (void)self;
     PyObject *all = forward(WRAP_ALL_EVENTS, args, nargs);
-    PyObject *shown = all && tool >= 0 ? api.DictNew() : NULL;
+    bool is_dict = all && ((void *const *)(const void *)all)[1] == api.dict_type;
+    PyObject *shown = is_dict && tool >= 0 ? api.DictNew() : NULL;
     if (!shown)
         return all;
     Py_ssize_t pos = 0;
@@ -313,6 +315,7 @@ bool pm_framewatch_init(int minor)
     LOOKUP(DecRef, "Py_DecRef");
     LOOKUP(ErrClear, "PyErr_Clear");
     LOOKUP(none, "_Py_NoneStruct");
+    LOOKUP(dict_type, "PyDict_Type");
 #undef LOOKUP
     void **fields = (void **)&api;
     for (size_t i = 0; i < sizeof api / sizeof(void *); i++)
