@@ -10,13 +10,13 @@
  * (PYMEM_FRAME_WATCH: "auto", the default; "1" from the end of start-up; "0"
  * never), then started once, in the process's first interpreter, from a
  * pending call (the walk runs inside an allocator, where no Python code may
- * run). It takes a sys.monitoring tool
- * id no convention assigns (4, else 3) only if free, registers one C
- * callback for PY_RETURN, PY_YIELD and PY_UNWIND, shows the id free to the
- * program, and gives it back when the program asks sys.monitoring for it. The callback does a
- * few loads and stores, raises nothing and allocates nothing. Should the
- * program unregister it all the same (register_callback or clear_tool_id on
- * pymem's id), its reference count drops, and the walks check every frame.
+ * run). It takes a sys.monitoring tool id no convention assigns (4, else 3)
+ * only if free, registers one C callback for PY_RETURN, PY_YIELD and
+ * PY_UNWIND, shows the id free to the program, and gives it back when the
+ * program asks sys.monitoring for it. The callback does a few loads and
+ * stores, raises nothing and allocates nothing. Should the program
+ * unregister it all the same (register_callback or clear_tool_id on pymem's
+ * id), its reference count drops, and the walks check every frame.
  */
 #define _GNU_SOURCE
 #include "entry/framewatch.h"
