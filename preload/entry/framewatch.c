@@ -21,48 +21,15 @@
 #define _GNU_SOURCE
 #include "entry/framewatch.h"
 
-#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 
+#include "entry/pyapi.h"
 #include "pymem/env.h"
 #include "stacks/pyframes.h"
 #include "stacks/stacks.h"
-
-typedef struct pyobject PyObject;
-typedef ssize_t Py_ssize_t;
-
-typedef struct {
-    const char *ml_name;
-    void *ml_meth;
-    int ml_flags;
-    const char *ml_doc;
-} PyMethodDef;
-
-#define METH_FASTCALL 0x0080
-
-static struct {
-    int (*AddPendingCall)(int (*)(void *), void *);
-    PyObject *(*SysGetObject)(const char *);
-    PyObject *(*GetAttrString)(PyObject *, const char *);
-    int (*SetAttrString)(PyObject *, const char *, PyObject *);
-    PyObject *(*CallFunction)(PyObject *, const char *, ...);
-    PyObject *(*CFunctionNewEx)(PyMethodDef *, PyObject *, PyObject *);
-    PyObject *(*Vectorcall)(PyObject *, PyObject *const *, size_t, PyObject *);
-    Py_ssize_t (*LongAsSsize)(PyObject *);
-    long (*LongAsLong)(PyObject *);
-    PyObject *(*LongFromLong)(long);
-    PyObject *(*DictNew)(void);
-    int (*DictNext)(PyObject *, Py_ssize_t *, PyObject **, PyObject **);
-    int (*DictSetItem)(PyObject *, PyObject *, PyObject *);
-    void (*DecRef)(PyObject *);
-    void (*ErrClear)(void);
-    PyObject *none;
-    void *dict_type;
-} api;
 
 enum mode { WATCH_OFF, WATCH_AUTO, WATCH_ALWAYS };
 static enum mode mode = WATCH_OFF;
@@ -77,31 +44,34 @@ static PyObject *frame_leaving(PyObject *self, PyObject *const *args, Py_ssize_t
     (void)args;
     (void)nargs;
     pm_stacks_frame_leaving();
-    return api.none; /* immortal from 3.12 */
+    return pm_py.none; /* immortal from 3.12 */
 }
 
-static PyMethodDef leaving_def = {"_pymem_frame_leaving", (void *)frame_leaving, METH_FASTCALL, NULL};
+/* A METH_FASTCALL function: the two fields of its PyMethodDef. */
+#define FASTCALL(fn) (PyCFunction)(void (*)(void))(fn), METH_FASTCALL
+
+static PyMethodDef leaving_def = {"_pymem_frame_leaving", FASTCALL(frame_leaving), NULL};
 
 static PyObject *monitoring_module(void)
 {
-    return api.SysGetObject("monitoring"); /* borrowed */
+    return pm_py.SysGetObject("monitoring"); /* borrowed */
 }
 
 /* Py_XDECREF. */
 static void drop(PyObject *o)
 {
     if (o)
-        api.DecRef(o);
+        pm_py.DecRef(o);
 }
 
 /* The result of a call that only succeeds or fails: errors are cleared. */
 static bool call_ok(PyObject *res)
 {
     if (!res) {
-        api.ErrClear();
+        pm_py.ErrClear();
         return false;
     }
-    api.DecRef(res);
+    pm_py.DecRef(res);
     return true;
 }
 
@@ -112,15 +82,15 @@ static void release_tool(void)
     PyObject *mon = monitoring_module();
     if (tool < 0 || !mon)
         return;
-    PyObject *set_events = api.GetAttrString(mon, "set_events");
-    PyObject *free_id = api.GetAttrString(mon, "free_tool_id");
+    PyObject *set_events = pm_py.GetAttrString(mon, "set_events");
+    PyObject *free_id = pm_py.GetAttrString(mon, "free_tool_id");
     if (set_events)
-        call_ok(api.CallFunction(set_events, "ii", tool, 0));
+        call_ok(pm_py.CallFunction(set_events, "ii", tool, 0));
     if (free_id)
-        call_ok(api.CallFunction(free_id, "i", tool));
+        call_ok(pm_py.CallFunction(free_id, "i", tool));
     drop(set_events);
     drop(free_id);
-    api.ErrClear();
+    pm_py.ErrClear();
     tool = -1;
 }
 
@@ -136,15 +106,15 @@ static bool asks_for_ours(PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 1 || tool < 0)
         return false;
-    Py_ssize_t asked = api.LongAsSsize(args[0]);
+    Py_ssize_t asked = pm_py.LongAsSsize(args[0]);
     if (asked == -1)
-        api.ErrClear(); /* not a number: the original raises its own error */
+        pm_py.ErrClear(); /* not a number: the original raises its own error */
     return asked == tool;
 }
 
 static PyObject *forward(int which, PyObject *const *args, Py_ssize_t nargs)
 {
-    return api.Vectorcall(original[which], args, (size_t)nargs, NULL);
+    return pm_py.Vectorcall(original[which], args, (size_t)nargs, NULL);
 }
 
 static PyObject *use_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -158,13 +128,13 @@ static PyObject *use_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t n
 static PyObject *get_tool(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    return asks_for_ours(args, nargs) ? api.none : forward(WRAP_GET_TOOL, args, nargs);
+    return asks_for_ours(args, nargs) ? pm_py.none : forward(WRAP_GET_TOOL, args, nargs);
 }
 
 static PyObject *get_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    return asks_for_ours(args, nargs) ? api.LongFromLong(0) : forward(WRAP_GET_EVENTS, args, nargs);
+    return asks_for_ours(args, nargs) ? pm_py.LongFromLong(0) : forward(WRAP_GET_EVENTS, args, nargs);
 }
 
 /* {event name: tools} without pymem's tool. */
@@ -172,32 +142,36 @@ static PyObject *all_events(PyObject *self, PyObject *const *args, Py_ssize_t na
 {
     (void)self;
     PyObject *all = forward(WRAP_ALL_EVENTS, args, nargs);
-    bool is_dict = all && ((void *const *)(const void *)all)[1] == api.dict_type;
-    PyObject *shown = is_dict && tool >= 0 ? api.DictNew() : NULL;
+    bool is_dict = all && ((void *const *)(const void *)all)[1] == pm_py.dict_type;
+    PyObject *shown = is_dict && tool >= 0 ? pm_py.DictNew() : NULL;
     if (!shown)
         return all;
     Py_ssize_t pos = 0;
     PyObject *name, *tools;
-    while (api.DictNext(all, &pos, &name, &tools)) {
-        long bits = api.LongAsLong(tools) & ~(1L << tool);
-        PyObject *v = bits ? api.LongFromLong(bits) : NULL;
-        if (bits && (!v || api.DictSetItem(shown, name, v) != 0)) {
+    while (pm_py.DictNext(all, &pos, &name, &tools)) {
+        long bits = pm_py.LongAsLong(tools) & ~(1L << tool);
+        PyObject *v = bits ? pm_py.LongFromLong(bits) : NULL;
+        if (bits && (!v || pm_py.DictSetItem(shown, name, v) != 0)) {
             drop(v);
             drop(shown);
             return all; /* out of memory: as it is */
         }
         drop(v);
     }
-    api.ErrClear();
+    pm_py.ErrClear();
     drop(all);
     return shown;
 }
 
 static PyMethodDef wrap_defs[WRAPS] = {
-    {"use_tool_id", (void *)use_tool_id, METH_FASTCALL, "sys.monitoring.use_tool_id (pymem's id given back first)"},
-    {"get_tool", (void *)get_tool, METH_FASTCALL, "sys.monitoring.get_tool (pymem's id shown free)"},
-    {"get_events", (void *)get_events, METH_FASTCALL, "sys.monitoring.get_events (pymem's id shown free)"},
-    {"_all_events", (void *)all_events, METH_FASTCALL, "sys.monitoring._all_events (without pymem's id)"},
+    {"use_tool_id", FASTCALL(use_tool_id),
+     "sys.monitoring.use_tool_id (pymem's id given back first)"},
+    {"get_tool", FASTCALL(get_tool),
+     "sys.monitoring.get_tool (pymem's id shown free)"},
+    {"get_events", FASTCALL(get_events),
+     "sys.monitoring.get_events (pymem's id shown free)"},
+    {"_all_events", FASTCALL(all_events),
+     "sys.monitoring._all_events (without pymem's id)"},
 };
 
 /* Puts pymem's functions in front of sys.monitoring's, once. */
@@ -206,56 +180,56 @@ static void wrap_monitoring(PyObject *mon)
     for (int i = 0; i < WRAPS; i++) {
         if (original[i])
             continue;
-        PyObject *orig = api.GetAttrString(mon, wrap_defs[i].ml_name);
-        PyObject *wrapper = orig ? api.CFunctionNewEx(&wrap_defs[i], NULL, NULL) : NULL;
-        if (wrapper && api.SetAttrString(mon, wrap_defs[i].ml_name, wrapper) == 0) {
+        PyObject *orig = pm_py.GetAttrString(mon, wrap_defs[i].ml_name);
+        PyObject *wrapper = orig ? pm_py.CFunctionNewEx(&wrap_defs[i], NULL, NULL) : NULL;
+        if (wrapper && pm_py.SetAttrString(mon, wrap_defs[i].ml_name, wrapper) == 0) {
             original[i] = orig; /* kept for the process's life */
             orig = NULL;
         }
         drop(wrapper);
         drop(orig);
     }
-    api.ErrClear();
+    pm_py.ErrClear();
 }
 
 static bool take_tool(PyObject *mon)
 {
     static const int candidates[] = {4, 3};
-    PyObject *get_tool = api.GetAttrString(mon, "get_tool");
-    PyObject *use = api.GetAttrString(mon, "use_tool_id");
+    PyObject *get_tool = pm_py.GetAttrString(mon, "get_tool");
+    PyObject *use = pm_py.GetAttrString(mon, "use_tool_id");
     bool taken = false;
     for (size_t i = 0; get_tool && use && !taken && i < sizeof candidates / sizeof candidates[0]; i++) {
-        PyObject *holder = api.CallFunction(get_tool, "i", candidates[i]);
-        bool free_id = holder == api.none;
+        PyObject *holder = pm_py.CallFunction(get_tool, "i", candidates[i]);
+        bool free_id = holder == pm_py.none;
         drop(holder);
-        if (free_id && call_ok(api.CallFunction(use, "is", candidates[i], "pymem"))) {
+        if (free_id && call_ok(pm_py.CallFunction(use, "is", candidates[i], "pymem"))) {
             tool = candidates[i];
             taken = true;
         }
     }
     drop(get_tool);
     drop(use);
-    api.ErrClear();
+    pm_py.ErrClear();
     return taken;
 }
 
 static bool register_events(PyObject *mon)
 {
-    PyObject *events = api.GetAttrString(mon, "events");
-    PyObject *reg = api.GetAttrString(mon, "register_callback");
-    PyObject *set_events = api.GetAttrString(mon, "set_events");
-    PyObject *fn = api.CFunctionNewEx(&leaving_def, NULL, NULL);
+    PyObject *events = pm_py.GetAttrString(mon, "events");
+    PyObject *reg = pm_py.GetAttrString(mon, "register_callback");
+    PyObject *set_events = pm_py.GetAttrString(mon, "set_events");
+    PyObject *fn = pm_py.CFunctionNewEx(&leaving_def, NULL, NULL);
     static const char *const names[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND"};
     long mask = 0;
     bool ok = events && reg && set_events && fn;
     for (size_t i = 0; ok && i < sizeof names / sizeof names[0]; i++) {
-        PyObject *bit = api.GetAttrString(events, names[i]);
-        Py_ssize_t v = bit ? api.LongAsSsize(bit) : -1;
+        PyObject *bit = pm_py.GetAttrString(events, names[i]);
+        Py_ssize_t v = bit ? pm_py.LongAsSsize(bit) : -1;
         drop(bit);
-        ok = v > 0 && call_ok(api.CallFunction(reg, "inO", tool, v, fn));
+        ok = v > 0 && call_ok(pm_py.CallFunction(reg, "inO", tool, v, fn));
         mask |= v;
     }
-    ok = ok && call_ok(api.CallFunction(set_events, "il", tool, mask));
+    ok = ok && call_ok(pm_py.CallFunction(set_events, "il", tool, mask));
     if (ok && !callback) {
         callback = fn; /* its reference count tells whether it is still registered */
         fn = NULL;
@@ -264,7 +238,7 @@ static bool register_events(PyObject *mon)
     drop(reg);
     drop(set_events);
     drop(fn);
-    api.ErrClear();
+    pm_py.ErrClear();
     return ok;
 }
 
@@ -288,7 +262,7 @@ static int start(void *unused)
 
 static void wanted(void)
 {
-    if (!atomic_exchange(&requested, true) && api.AddPendingCall(start, NULL) != 0)
+    if (!atomic_exchange(&requested, true) && pm_py.AddPendingCall(start, NULL) != 0)
         atomic_store(&requested, false);
 }
 
@@ -298,31 +272,10 @@ bool pm_framewatch_init(int minor)
     mode = !env || !strcmp(env, "auto") ? WATCH_AUTO : strcmp(env, "0") ? WATCH_ALWAYS : WATCH_OFF;
     if (minor < 12 || mode == WATCH_OFF)
         return false;
-#define LOOKUP(field, name) *(void **)&api.field = dlsym(RTLD_DEFAULT, name)
-    LOOKUP(AddPendingCall, "Py_AddPendingCall");
-    LOOKUP(SysGetObject, "PySys_GetObject");
-    LOOKUP(GetAttrString, "PyObject_GetAttrString");
-    LOOKUP(SetAttrString, "PyObject_SetAttrString");
-    LOOKUP(CallFunction, "PyObject_CallFunction");
-    LOOKUP(CFunctionNewEx, "PyCFunction_NewEx");
-    LOOKUP(Vectorcall, "PyObject_Vectorcall");
-    LOOKUP(LongAsSsize, "PyLong_AsSsize_t");
-    LOOKUP(LongAsLong, "PyLong_AsLong");
-    LOOKUP(LongFromLong, "PyLong_FromLong");
-    LOOKUP(DictNew, "PyDict_New");
-    LOOKUP(DictNext, "PyDict_Next");
-    LOOKUP(DictSetItem, "PyDict_SetItem");
-    LOOKUP(DecRef, "Py_DecRef");
-    LOOKUP(ErrClear, "PyErr_Clear");
-    LOOKUP(none, "_Py_NoneStruct");
-    LOOKUP(dict_type, "PyDict_Type");
-#undef LOOKUP
-    void **fields = (void **)&api;
-    for (size_t i = 0; i < sizeof api / sizeof(void *); i++)
-        if (!fields[i]) {
-            mode = WATCH_OFF;
-            return false;
-        }
+    if (!pm_pyapi_resolve_watch()) {
+        mode = WATCH_OFF;
+        return false;
+    }
     if (mode == WATCH_AUTO)
         pm_pyframes_watch_offer(wanted);
     return true;

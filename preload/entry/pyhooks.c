@@ -1,8 +1,7 @@
 /*
- * pyhooks: CPython entry points (contract in pyhooks.h). The few API types
- * used are declared here by their stable layouts, so the library builds
- * without Python headers and loads under any Python 3.8-3.13. The allocator
- * hooks leave errno as the allocator under them left it.
+ * pyhooks: CPython entry points (contract in pyhooks.h), through the API
+ * table of pyapi.h. The allocator hooks leave errno as the allocator under
+ * them left it.
  */
 #define _GNU_SOURCE
 #include "base/warn.h"
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "entry/framewatch.h"
+#include "entry/pyapi.h"
 #include "stacks/pyframes.h"
 #include "pymem/format.h"
 #include "core/recorder.h"
@@ -25,70 +25,7 @@
 #include "base/thread.h"
 #include "io/writer.h"
 
-typedef struct pyobject PyObject;
-typedef ssize_t Py_ssize_t;
-
-typedef struct {
-    void *ctx;
-    void *(*malloc)(void *ctx, size_t size);
-    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
-    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
-    void (*free)(void *ctx, void *ptr);
-} PyMemAllocatorEx;
-
-typedef struct {
-    const char *ml_name;
-    PyObject *(*ml_meth)(PyObject *, PyObject *);
-    int ml_flags;
-    const char *ml_doc;
-} PyMethodDef;
-
-typedef struct {
-    Py_ssize_t ob_refcnt;
-    void *ob_type;
-    PyObject *(*m_init)(void);
-    Py_ssize_t m_index;
-    PyObject *m_copy;
-} PyModuleDef_Base;
-
-typedef struct {
-    PyModuleDef_Base m_base;
-    const char *m_name;
-    const char *m_doc;
-    Py_ssize_t m_size;
-    PyMethodDef *m_methods;
-    void *m_slots, *m_traverse, *m_clear, *m_free;
-} PyModuleDef;
-
-#define METH_VARARGS 0x0001
-#define METH_NOARGS 0x0004
-#define PYTHON_API_VERSION 1013
 enum { PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ };
-
-static struct {
-    int (*IsInitialized)(void);
-    const char *(*GetVersion)(void);
-    void (*GetAllocator)(int, PyMemAllocatorEx *);
-    void (*SetAllocator)(int, PyMemAllocatorEx *);
-    int (*AddAuditHook)(int (*)(const char *, PyObject *, void *), void *);
-    int (*AppendInittab)(const char *, PyObject *(*)(void));
-    PyObject *(*ModuleCreate2)(PyModuleDef *, int);
-    int (*ArgParseTuple)(PyObject *, const char *, ...);
-    PyObject *(*BuildValue)(const char *, ...);
-    PyObject *(*ImportModule)(const char *);
-    PyObject *(*GetAttrString)(PyObject *, const char *);
-    PyObject *(*CFunctionNewEx)(PyMethodDef *, PyObject *, PyObject *);
-    PyObject *(*CallFunctionObjArgs)(PyObject *, ...);
-    PyObject *(*Call)(PyObject *, PyObject *, PyObject *);
-    PyObject *(*DictNew)(void);
-    int (*DictSetItemString)(PyObject *, const char *, PyObject *);
-    PyObject *(*TupleNew)(Py_ssize_t);
-    void (*DecRef)(PyObject *);
-    void (*ErrClear)(void);
-    int (*AtExit)(void (*)(void));
-    PyObject *(*SysGetObject)(const char *);
-    Py_ssize_t (*LongAsSsize)(PyObject *);
-} api;
 
 static bool installed, installing, allocators_in, finishing, main_seen, main_next, recording_wanted, objects_wanted;
 static int user_snapshots;
@@ -303,7 +240,7 @@ static PyObject *mod_snapshot(PyObject *self, PyObject *args)
 {
     (void)self;
     const char *label = NULL;
-    if (!api.ArgParseTuple(args, "|z:snapshot", &label))
+    if (!pm_py.ArgParseTuple(args, "|z:snapshot", &label))
         return NULL;
     char generated[32];
     user_snapshots++;
@@ -313,7 +250,7 @@ static PyObject *mod_snapshot(PyObject *self, PyObject *args)
     }
     check_layers();
     snapshot(PM_SNAP_USER, label);
-    return api.BuildValue("");
+    return pm_py.BuildValue("");
 }
 
 static PyObject *mod_capture_path(PyObject *self, PyObject *unused)
@@ -321,15 +258,15 @@ static PyObject *mod_capture_path(PyObject *self, PyObject *unused)
     (void)self;
     (void)unused;
     if (pm_run_state() == PM_STATE_DORMANT || !*pm_writer_path())
-        return api.BuildValue("");
-    return api.BuildValue("s", pm_writer_path());
+        return pm_py.BuildValue("");
+    return pm_py.BuildValue("s", pm_writer_path());
 }
 
 static PyObject *mod_recording(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return api.BuildValue("i", pm_run_on());
+    return pm_py.BuildValue("i", pm_run_on());
 }
 
 static PyObject *at_exit(PyObject *self, PyObject *unused)
@@ -342,7 +279,7 @@ static PyObject *at_exit(PyObject *self, PyObject *unused)
     pm_recycled_stop();
     pm_framewatch_interpreter_down();
     pm_stacks_enable(false);
-    return api.BuildValue("");
+    return pm_py.BuildValue("");
 }
 
 static PyMethodDef module_methods[] = {
@@ -365,7 +302,7 @@ static PyModuleDef module_def = {
 
 static PyObject *module_init(void)
 {
-    return api.ModuleCreate2(&module_def, PYTHON_API_VERSION);
+    return pm_py.ModuleCreate2(&module_def, PYTHON_API_VERSION);
 }
 
 /* os.fork on Python 3.12+ warns (DeprecationWarning) when it sees more than
@@ -395,7 +332,7 @@ static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
         resume_writer();
     else if (fork_paused)
         resume_countdown = RESUME_EVENTS;
-    return api.BuildValue("");
+    return pm_py.BuildValue("");
 }
 
 static PyMethodDef at_exit_def = {"_pymem_at_exit", at_exit, METH_NOARGS, NULL};
@@ -405,34 +342,34 @@ static PyMethodDef after_fork_def = {"_pymem_after_fork_parent", after_fork_pare
  * are cleared: pymem then goes without the callback. */
 static void register_callback(const char *module, const char *attr, PyMethodDef *def, const char *keyword)
 {
-    PyObject *mod = api.ImportModule(module);
+    PyObject *mod = pm_py.ImportModule(module);
     if (!mod) {
-        api.ErrClear();
+        pm_py.ErrClear();
         return;
     }
-    PyObject *reg = api.GetAttrString(mod, attr);
-    PyObject *fn = api.CFunctionNewEx(def, NULL, NULL);
+    PyObject *reg = pm_py.GetAttrString(mod, attr);
+    PyObject *fn = pm_py.CFunctionNewEx(def, NULL, NULL);
     PyObject *res = NULL;
     if (reg && fn && !keyword) {
-        res = api.CallFunctionObjArgs(reg, fn, NULL);
+        res = pm_py.CallFunctionObjArgs(reg, fn, NULL);
     } else if (reg && fn) {
-        PyObject *args = api.TupleNew(0), *kwargs = api.DictNew();
-        if (args && kwargs && api.DictSetItemString(kwargs, keyword, fn) == 0)
-            res = api.Call(reg, args, kwargs);
+        PyObject *args = pm_py.TupleNew(0), *kwargs = pm_py.DictNew();
+        if (args && kwargs && pm_py.DictSetItemString(kwargs, keyword, fn) == 0)
+            res = pm_py.Call(reg, args, kwargs);
         if (args)
-            api.DecRef(args);
+            pm_py.DecRef(args);
         if (kwargs)
-            api.DecRef(kwargs);
+            pm_py.DecRef(kwargs);
     }
     if (!res)
-        api.ErrClear();
+        pm_py.ErrClear();
     if (res)
-        api.DecRef(res);
+        pm_py.DecRef(res);
     if (fn)
-        api.DecRef(fn);
+        pm_py.DecRef(fn);
     if (reg)
-        api.DecRef(reg);
-    api.DecRef(mod);
+        pm_py.DecRef(reg);
+    pm_py.DecRef(mod);
 }
 
 /* Puts a new layer of pymem's wrapper on top of domain `i`. */
@@ -444,9 +381,9 @@ static void push_layer(int i)
     d->domain = pm_domain[i];
     d->slot = i;
     d->record = objects_wanted;
-    api.GetAllocator(api_domain[i], &d->prev);
+    pm_py.GetAllocator(api_domain[i], &d->prev);
     PyMemAllocatorEx mine = {d, py_malloc, py_calloc, py_realloc, py_free};
-    api.SetAllocator(api_domain[i], &mine);
+    pm_py.SetAllocator(api_domain[i], &mine);
     atomic_store_explicit(&top[i], d, memory_order_release);
 }
 
@@ -501,7 +438,7 @@ static void check_layers(void)
     }
     for (int i = 0; i < 3; i++) {
         PyMemAllocatorEx cur;
-        api.GetAllocator(api_domain[i], &cur);
+        pm_py.GetAllocator(api_domain[i], &cur);
         if (is_layer(i, cur.ctx))
             continue;
         if (!reaches_pymem(&cur)) {
@@ -527,7 +464,7 @@ static void check_layers(void)
 static void install_early(void)
 {
     installing = true;
-    const char *version = api.GetVersion();
+    const char *version = pm_py.GetVersion();
     char short_version[32];
     size_t n = strcspn(version, " ");
     snprintf(short_version, sizeof short_version, "%.*s", (int)n, version);
@@ -584,13 +521,13 @@ static void end_with_interpreter(void)
 static void count_blocks_before(void)
 {
     startup_counting = false;
-    PyObject *fn = api.SysGetObject("getallocatedblocks"); /* borrowed */
-    PyObject *now = fn ? api.CallFunctionObjArgs(fn, NULL) : NULL;
-    Py_ssize_t held = now ? api.LongAsSsize(now) : -1;
+    PyObject *fn = pm_py.SysGetObject("getallocatedblocks"); /* borrowed */
+    PyObject *now = fn ? pm_py.CallFunctionObjArgs(fn, NULL) : NULL;
+    Py_ssize_t held = now ? pm_py.LongAsSsize(now) : -1;
     if (now)
-        api.DecRef(now);
+        pm_py.DecRef(now);
     if (held < 0) {
-        api.ErrClear();
+        pm_py.ErrClear();
         return;
     }
     int64_t before = (int64_t)held - (int64_t)(startup_blocks_made - startup_blocks_freed);
@@ -619,7 +556,7 @@ static void after_finalize(void)
     struct pm_guard g = pm_guard_enter();
     pm_writer_checkpoint(PM_END_EXIT);
     pm_guard_leave(&g);
-    if (api.AddAuditHook(audit_hook, NULL) == 0)
+    if (pm_py.AddAuditHook(audit_hook, NULL) == 0)
         between = true;
     else
         end_with_interpreter();
@@ -632,7 +569,7 @@ static void after_finalize(void)
 static void relayer(int i)
 {
     PyMemAllocatorEx cur;
-    api.GetAllocator(api_domain[i], &cur);
+    pm_py.GetAllocator(api_domain[i], &cur);
     if (is_layer(i, cur.ctx))
         return;
     if (!reaches_pymem(&cur))
@@ -678,14 +615,14 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         install_early();
     }
     if (!installed) {
-        if (!api.IsInitialized())
+        if (!pm_py.IsInitialized())
             return 0;
         installing = true;
         if (startup_counting)
             count_blocks_before();
         register_callback("atexit", "register", &at_exit_def, NULL);
         if (!relay)
-            relay = api.AtExit(after_finalize) == 0;
+            relay = pm_py.AtExit(after_finalize) == 0;
         forks_watched = python_minor >= 12;
         if (forks_watched)
             register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
@@ -750,7 +687,7 @@ static int audit_hook(const char *event, PyObject *args, void *data)
  * be added again): the capture says how much it missed. */
 void pm_pyhooks_count_after_end(void)
 {
-    if (api.IsInitialized && api.IsInitialized())
+    if (pm_py.IsInitialized && pm_py.IsInitialized())
         atomic_fetch_add_explicit(&after_end, 1, memory_order_relaxed);
 }
 
@@ -772,55 +709,21 @@ void pm_pyhooks_after_fork_child(void)
         pm_writer_meta(PM_META_RECYCLED, "reftracer");
 }
 
-#define LOOKUP(field, name)                                                                        \
-    do {                                                                                           \
-        *(void **)&api.field = dlsym(RTLD_DEFAULT, name);                                          \
-        if (!api.field)                                                                            \
-            return false;                                                                          \
-    } while (0)
-
-static bool resolve_api(void)
-{
-    LOOKUP(IsInitialized, "Py_IsInitialized");
-    LOOKUP(GetVersion, "Py_GetVersion");
-    LOOKUP(GetAllocator, "PyMem_GetAllocator");
-    LOOKUP(SetAllocator, "PyMem_SetAllocator");
-    LOOKUP(AddAuditHook, "PySys_AddAuditHook");
-    LOOKUP(AppendInittab, "PyImport_AppendInittab");
-    LOOKUP(ModuleCreate2, "PyModule_Create2");
-    LOOKUP(ArgParseTuple, "PyArg_ParseTuple");
-    LOOKUP(BuildValue, "Py_BuildValue");
-    LOOKUP(ImportModule, "PyImport_ImportModule");
-    LOOKUP(GetAttrString, "PyObject_GetAttrString");
-    LOOKUP(CFunctionNewEx, "PyCFunction_NewEx");
-    LOOKUP(CallFunctionObjArgs, "PyObject_CallFunctionObjArgs");
-    LOOKUP(DecRef, "Py_DecRef");
-    LOOKUP(ErrClear, "PyErr_Clear");
-    LOOKUP(Call, "PyObject_Call");
-    LOOKUP(DictNew, "PyDict_New");
-    LOOKUP(DictSetItemString, "PyDict_SetItemString");
-    LOOKUP(TupleNew, "PyTuple_New");
-    LOOKUP(AtExit, "Py_AtExit");
-    LOOKUP(SysGetObject, "PySys_GetObject");
-    LOOKUP(LongAsSsize, "PyLong_AsSsize_t");
-    return true;
-}
-
 bool pm_pyhooks_present(void)
 {
-    return dlsym(RTLD_DEFAULT, "PySys_AddAuditHook") != NULL && resolve_api();
+    return dlsym(RTLD_DEFAULT, "PySys_AddAuditHook") != NULL && pm_pyapi_resolve();
 }
 
 void pm_pyhooks_register(bool record, bool python_allocators)
 {
-    if (!api.IsInitialized || api.IsInitialized())
+    if (!pm_py.IsInitialized || pm_py.IsInitialized())
         return; /* too late: libpython was loaded into a running program */
     recording_wanted = record;
     objects_wanted = python_allocators;
-    api.AppendInittab("pymem", module_init);
+    pm_py.AppendInittab("pymem", module_init);
     if (record) {
         pm_thread.recording = PM_IN_BOOTSTRAP;
-        api.AddAuditHook(audit_hook, NULL);
+        pm_py.AddAuditHook(audit_hook, NULL);
         pm_thread.recording = 0;
     }
 }

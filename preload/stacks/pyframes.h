@@ -82,8 +82,8 @@ struct pm_framecache {
      * belong to (0: none, every frame is checked). `low`: the lowest frame
      * whose callee popped since; `running`: the innermost started frame of
      * the last walk; `context_ver`: the thread's then (a greenlet switch
-     * changes it); `next_pop`: the next cached frame to leave. Without the watch, `walks` and `checked` measure what
-     * checking costs. */
+     * changes it); `next_pop`: the next cached frame to leave. Without the
+     * watch, `walks` and `checked` measure what checking costs. */
     uint64_t context_ver;
     unsigned epoch;
     int low, running;
@@ -116,9 +116,9 @@ static inline int pm_pyframes_walk_cached(struct pm_framecache *c, bool gil_held
  * the calling thread's interpreter, with the callback's reference count
  * (`refcnt`): while it differs from its value at the start, the callback
  * may have been unregistered, and every frame is checked.
- * pm_pyframes_frame_leaving: from the
- * callback of every pop (PY_RETURN, PY_YIELD, PY_UNWIND), with the calling
- * thread's cache, while the leaving frame is still the innermost. */
+ * pm_pyframes_frame_leaving: from the callback of every pop (PY_RETURN,
+ * PY_YIELD, PY_UNWIND), with the calling thread's cache, while the leaving
+ * frame is still the innermost. */
 void pm_pyframes_watch_offer(void (*wanted)(void));
 bool pm_pyframes_watch_start(const ssize_t *refcnt);
 void pm_pyframes_watch_stop(void);

@@ -303,8 +303,7 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
     return id;
 }
 
-/* The per-thread cache in front of node_intern. Its index needs spread, not
- * quality: one multiply of the three keys folded together. */
+/* Trades the lookup for one four times larger, empty (see LOOKUP_BITS). */
 static __attribute__((noinline)) bool lookup_grow(struct pm_stackcache *c)
 {
     c->misses = 0;
@@ -321,6 +320,8 @@ static __attribute__((noinline)) bool lookup_grow(struct pm_stackcache *c)
     return true;
 }
 
+/* The per-thread cache in front of node_intern. Its index needs spread, not
+ * quality: one multiply of the three keys folded together. */
 static inline uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *c, uint32_t parent,
                                      const struct pm_rawframe *f)
 {
