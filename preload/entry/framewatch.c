@@ -7,16 +7,26 @@
  * return since.
  *
  * Off until a thread's walks are measured to check many frames
- * (PYMEM_FRAME_WATCH: "auto", the default; "1" from the end of start-up; "0"
- * never), then started once, in the process's first interpreter, from a
+ * (PYMEM_FRAME_WATCH: "auto", the default; "1" from the end of start-up, for
+ * good; "0" never), then started in the process's first interpreter from a
  * pending call (the walk runs inside an allocator, where no Python code may
- * run). It takes a sys.monitoring tool id no convention assigns (4, else 3)
- * only if free, registers one C callback for PY_RETURN, PY_YIELD and
- * PY_UNWIND, shows the id free to the program, and gives it back when the
- * program asks sys.monitoring for it. The callback does a few loads and
- * stores, raises nothing and allocates nothing. Should the program
- * unregister it all the same (register_callback or clear_tool_id on pymem's
- * id), its reference count drops, and the walks check every frame.
+ * run); stopped again when a thread's callbacks are measured to cost more
+ * than the frames they spare (a deep program that makes many calls between
+ * two allocations), and started again only after twice as many requests as
+ * the last time. It takes a sys.monitoring tool id no convention assigns
+ * (4, else 3) only if free, registers one C callback for PY_RETURN, PY_YIELD
+ * and PY_UNWIND, shows the id free to the program, and gives it back for
+ * good as soon as the program names it to sys.monitoring (use_tool_id,
+ * set_events...), which then behaves as if pymem had never held it. The
+ * callback does a few loads and stores, raises nothing and allocates
+ * nothing. Should the program unregister it all the same (through a function
+ * of sys.monitoring it took before pymem's wrappers), its reference count
+ * drops, and the walks check every frame.
+ *
+ * Order, so that no walk trusts counts that miss a pop: the events are set
+ * before the counts are trusted (pm_pyframes_watch_start), and the counts
+ * are no longer trusted (pm_pyframes_watch_stop) before the events are
+ * cleared.
  */
 #define _GNU_SOURCE
 #include "entry/framewatch.h"
@@ -35,8 +45,13 @@ enum mode { WATCH_OFF, WATCH_AUTO, WATCH_ALWAYS };
 static enum mode mode = WATCH_OFF;
 static atomic_bool requested;
 static bool ended;                    /* the first interpreter is finalising */
+static bool given_back;               /* the program named pymem's id: never again */
 static int tool = -1;                 /* the tool id held, -1: none */
 static PyObject *callback;            /* the callback, one reference of pymem's own */
+/* Stops by measurement, and the requests to start ignored since the last:
+ * after the n-th stop, 2^n - 1 are (up to 2^10 - 1: a program whose deep
+ * phases never pay for the watch stops trying). */
+static unsigned stops, ignored;
 
 static PyObject *frame_leaving(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -75,31 +90,68 @@ static bool call_ok(PyObject *res)
     return true;
 }
 
-/* Stops counting and gives the tool id back. */
+static const char *const event_names[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND"};
+#define EVENTS (int)(sizeof event_names / sizeof event_names[0])
+
+/* sys.monitoring's own function `name` (not pymem's wrapper in front of it),
+ * a new reference. */
+static PyObject *monitoring_function(PyObject *mon, const char *name);
+
+static bool set_events(PyObject *mon, long mask)
+{
+    PyObject *fn = monitoring_function(mon, "set_events");
+    bool ok = fn && call_ok(pm_py.CallFunction(fn, "il", tool, mask));
+    drop(fn);
+    pm_py.ErrClear();
+    return ok;
+}
+
+/* Stops counting and gives the tool id back as the program would find it
+ * had pymem never held it: no events, no callbacks, no name. */
 static void release_tool(void)
 {
     pm_pyframes_watch_stop();
     PyObject *mon = monitoring_module();
     if (tool < 0 || !mon)
         return;
-    PyObject *set_events = pm_py.GetAttrString(mon, "set_events");
-    PyObject *free_id = pm_py.GetAttrString(mon, "free_tool_id");
-    if (set_events)
-        call_ok(pm_py.CallFunction(set_events, "ii", tool, 0));
+    set_events(mon, 0);
+    PyObject *events = pm_py.GetAttrString(mon, "events");
+    PyObject *reg = monitoring_function(mon, "register_callback");
+    for (int i = 0; events && reg && i < EVENTS; i++) {
+        PyObject *bit = pm_py.GetAttrString(events, event_names[i]);
+        if (bit)
+            call_ok(pm_py.CallFunction(reg, "iOO", tool, bit, pm_py.none));
+        drop(bit);
+    }
+    PyObject *free_id = monitoring_function(mon, "free_tool_id");
     if (free_id)
         call_ok(pm_py.CallFunction(free_id, "i", tool));
-    drop(set_events);
+    drop(events);
+    drop(reg);
     drop(free_id);
     pm_py.ErrClear();
     tool = -1;
 }
 
-/* sys.monitoring's functions that show tool ids, in front of which pymem
- * puts its own: its id looks free to the program (get_tool, get_events,
- * _all_events), and is free as soon as the program asks for it
- * (use_tool_id). A program that checks that no tool is in use (CPython's
- * own test_monitoring) sees none. */
-enum { WRAP_USE_TOOL_ID, WRAP_GET_TOOL, WRAP_GET_EVENTS, WRAP_ALL_EVENTS, WRAPS };
+/* sys.monitoring's functions that name tool ids, in front of which pymem
+ * puts its own: its id looks free to those that show ids (get_tool,
+ * get_events, _all_events), and is given back, for good, before any other
+ * names it (use_tool_id, set_events, set_local_events, register_callback,
+ * free_tool_id, clear_tool_id): what they do or raise is then what they
+ * would without pymem. A program that checks that no tool is in use
+ * (CPython's own test_monitoring) sees none. */
+enum {
+    WRAP_GET_TOOL,
+    WRAP_GET_EVENTS,
+    WRAP_ALL_EVENTS,
+    WRAP_USE_TOOL_ID, /* from here on, the functions that take the id back */
+    WRAP_SET_EVENTS,
+    WRAP_SET_LOCAL_EVENTS,
+    WRAP_REGISTER_CALLBACK,
+    WRAP_FREE_TOOL_ID,
+    WRAP_CLEAR_TOOL_ID, /* 3.14+ */
+    WRAPS
+};
 static PyObject *original[WRAPS];
 
 static bool asks_for_ours(PyObject *const *args, Py_ssize_t nargs)
@@ -115,14 +167,6 @@ static bool asks_for_ours(PyObject *const *args, Py_ssize_t nargs)
 static PyObject *forward(int which, PyObject *const *args, Py_ssize_t nargs)
 {
     return pm_py.Vectorcall(original[which], args, (size_t)nargs, NULL);
-}
-
-static PyObject *use_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (asks_for_ours(args, nargs))
-        release_tool();
-    return forward(WRAP_USE_TOOL_ID, args, nargs);
 }
 
 static PyObject *get_tool(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -163,18 +207,60 @@ static PyObject *all_events(PyObject *self, PyObject *const *args, Py_ssize_t na
     return shown;
 }
 
+static PyObject *take_back(int which, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (asks_for_ours(args, nargs)) {
+        release_tool();
+        given_back = true;
+    }
+    return forward(which, args, nargs);
+}
+
+#define TAKE_BACK(fn, which)                                                                       \
+    static PyObject *fn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                   \
+    {                                                                                              \
+        (void)self;                                                                                \
+        return take_back(which, args, nargs);                                                      \
+    }
+TAKE_BACK(use_tool_id, WRAP_USE_TOOL_ID)
+TAKE_BACK(set_events_wrapper, WRAP_SET_EVENTS)
+TAKE_BACK(set_local_events, WRAP_SET_LOCAL_EVENTS)
+TAKE_BACK(register_callback, WRAP_REGISTER_CALLBACK)
+TAKE_BACK(free_tool_id, WRAP_FREE_TOOL_ID)
+TAKE_BACK(clear_tool_id, WRAP_CLEAR_TOOL_ID)
+#undef TAKE_BACK
+
 static PyMethodDef wrap_defs[WRAPS] = {
-    {"use_tool_id", FASTCALL(use_tool_id),
-     "sys.monitoring.use_tool_id (pymem's id given back first)"},
-    {"get_tool", FASTCALL(get_tool),
-     "sys.monitoring.get_tool (pymem's id shown free)"},
-    {"get_events", FASTCALL(get_events),
-     "sys.monitoring.get_events (pymem's id shown free)"},
-    {"_all_events", FASTCALL(all_events),
-     "sys.monitoring._all_events (without pymem's id)"},
+    [WRAP_GET_TOOL] = {"get_tool", FASTCALL(get_tool), "sys.monitoring.get_tool (pymem's id shown free)"},
+    [WRAP_GET_EVENTS] = {"get_events", FASTCALL(get_events), "sys.monitoring.get_events (pymem's id shown free)"},
+    [WRAP_ALL_EVENTS] = {"_all_events", FASTCALL(all_events), "sys.monitoring._all_events (without pymem's id)"},
+    [WRAP_USE_TOOL_ID] = {"use_tool_id", FASTCALL(use_tool_id),
+                          "sys.monitoring.use_tool_id (pymem's id given back first)"},
+    [WRAP_SET_EVENTS] = {"set_events", FASTCALL(set_events_wrapper),
+                         "sys.monitoring.set_events (pymem's id given back first)"},
+    [WRAP_SET_LOCAL_EVENTS] = {"set_local_events", FASTCALL(set_local_events),
+                               "sys.monitoring.set_local_events (pymem's id given back first)"},
+    [WRAP_REGISTER_CALLBACK] = {"register_callback", FASTCALL(register_callback),
+                                "sys.monitoring.register_callback (pymem's id given back first)"},
+    [WRAP_FREE_TOOL_ID] = {"free_tool_id", FASTCALL(free_tool_id),
+                           "sys.monitoring.free_tool_id (pymem's id given back first)"},
+    [WRAP_CLEAR_TOOL_ID] = {"clear_tool_id", FASTCALL(clear_tool_id),
+                            "sys.monitoring.clear_tool_id (pymem's id given back first)"},
 };
 
-/* Puts pymem's functions in front of sys.monitoring's, once. */
+static PyObject *monitoring_function(PyObject *mon, const char *name)
+{
+    for (int i = 0; i < WRAPS; i++) {
+        if (original[i] && !strcmp(wrap_defs[i].ml_name, name)) {
+            pm_py.IncRef(original[i]);
+            return original[i];
+        }
+    }
+    return pm_py.GetAttrString(mon, name);
+}
+
+/* Puts pymem's functions in front of sys.monitoring's, once (those it has:
+ * clear_tool_id is 3.14's). */
 static void wrap_monitoring(PyObject *mon)
 {
     for (int i = 0; i < WRAPS; i++) {
@@ -195,8 +281,8 @@ static void wrap_monitoring(PyObject *mon)
 static bool take_tool(PyObject *mon)
 {
     static const int candidates[] = {4, 3};
-    PyObject *get_tool = pm_py.GetAttrString(mon, "get_tool");
-    PyObject *use = pm_py.GetAttrString(mon, "use_tool_id");
+    PyObject *get_tool = monitoring_function(mon, "get_tool");
+    PyObject *use = monitoring_function(mon, "use_tool_id");
     bool taken = false;
     for (size_t i = 0; get_tool && use && !taken && i < sizeof candidates / sizeof candidates[0]; i++) {
         PyObject *holder = pm_py.CallFunction(get_tool, "i", candidates[i]);
@@ -213,57 +299,86 @@ static bool take_tool(PyObject *mon)
     return taken;
 }
 
+/* Registers the callback (made once: its reference count tells whether it
+ * is still registered) for the three events, and sets them. */
 static bool register_events(PyObject *mon)
 {
+    if (!callback)
+        callback = pm_py.CFunctionNewEx(&leaving_def, NULL, NULL);
     PyObject *events = pm_py.GetAttrString(mon, "events");
-    PyObject *reg = pm_py.GetAttrString(mon, "register_callback");
-    PyObject *set_events = pm_py.GetAttrString(mon, "set_events");
-    PyObject *fn = pm_py.CFunctionNewEx(&leaving_def, NULL, NULL);
-    static const char *const names[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND"};
+    PyObject *reg = monitoring_function(mon, "register_callback");
     long mask = 0;
-    bool ok = events && reg && set_events && fn;
-    for (size_t i = 0; ok && i < sizeof names / sizeof names[0]; i++) {
-        PyObject *bit = pm_py.GetAttrString(events, names[i]);
+    bool ok = callback && events && reg;
+    for (int i = 0; ok && i < EVENTS; i++) {
+        PyObject *bit = pm_py.GetAttrString(events, event_names[i]);
         Py_ssize_t v = bit ? pm_py.LongAsSsize(bit) : -1;
         drop(bit);
-        ok = v > 0 && call_ok(pm_py.CallFunction(reg, "inO", tool, v, fn));
+        ok = v > 0 && call_ok(pm_py.CallFunction(reg, "inO", tool, v, callback));
         mask |= v;
-    }
-    ok = ok && call_ok(pm_py.CallFunction(set_events, "il", tool, mask));
-    if (ok && !callback) {
-        callback = fn; /* its reference count tells whether it is still registered */
-        fn = NULL;
     }
     drop(events);
     drop(reg);
-    drop(set_events);
-    drop(fn);
     pm_py.ErrClear();
-    return ok;
+    return ok && set_events(mon, mask);
 }
 
-/* A pending call: the main thread between two instructions, GIL held. */
+/* A pending call (the main thread between two instructions, GIL held):
+ * takes a tool id the first time, then sets the events and trusts the
+ * counts. */
 static int start(void *unused)
 {
     (void)unused;
-    PyObject *mon = ended ? NULL : monitoring_module();
-    if (!mon || tool >= 0)
+    atomic_store(&requested, false);
+    PyObject *mon = ended || given_back ? NULL : monitoring_module();
+    if (!mon || pm_pyframes_watch_on())
         return 0;
-    if (!take_tool(mon))
-        return 0; /* every candidate is the program's: no watch */
-    wrap_monitoring(mon);
+    if (tool < 0) {
+        if (!take_tool(mon))
+            return 0; /* every candidate is the program's: no watch */
+        wrap_monitoring(mon);
+    }
     if (!register_events(mon)) {
         release_tool();
         return 0;
     }
-    pm_pyframes_watch_start((const Py_ssize_t *)(const void *)callback);
+    pm_pyframes_watch_start(tool, (const Py_ssize_t *)(const void *)callback);
     return 0;
 }
 
+/* A pending call: clears the events of a watch stopped by measurement,
+ * unless it was started again since. */
+static int pause_events(void *unused)
+{
+    (void)unused;
+    PyObject *mon = monitoring_module();
+    if (tool >= 0 && mon && !pm_pyframes_watch_on())
+        set_events(mon, 0);
+    return 0;
+}
+
+/* From a walk, GIL held: a thread's walks check many frames. */
 static void wanted(void)
 {
-    if (!atomic_exchange(&requested, true) && pm_py.AddPendingCall(start, NULL) != 0)
-        atomic_store(&requested, false);
+    unsigned wait = (1u << (stops < 10 ? stops : 10)) - 1;
+    if (ignored < wait) {
+        ignored++;
+        return;
+    }
+    if (!atomic_exchange(&requested, true)) {
+        ignored = 0;
+        if (pm_py.AddPendingCall(start, NULL) != 0)
+            atomic_store(&requested, false);
+    }
+}
+
+/* From a walk, GIL held: a thread's callbacks cost more than they spare.
+ * The counts are no longer trusted from here on; the events are cleared at
+ * the next pending call (should none be free, they stay set, at a cost). */
+static void unwanted(void)
+{
+    pm_pyframes_watch_stop();
+    stops++;
+    pm_py.AddPendingCall(pause_events, NULL);
 }
 
 bool pm_framewatch_init(int minor)
@@ -277,7 +392,7 @@ bool pm_framewatch_init(int minor)
         return false;
     }
     if (mode == WATCH_AUTO)
-        pm_pyframes_watch_offer(wanted);
+        pm_pyframes_watch_offer(wanted, unwanted);
     return true;
 }
 
@@ -290,6 +405,6 @@ void pm_framewatch_interpreter_up(void)
 void pm_framewatch_interpreter_down(void)
 {
     ended = true;
-    pm_pyframes_watch_offer(NULL);
+    pm_pyframes_watch_offer(NULL, NULL);
     pm_pyframes_watch_stop();
 }

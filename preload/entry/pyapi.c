@@ -53,6 +53,7 @@ bool pm_pyapi_resolve_watch(void)
     LOOKUP(LongFromLong, "PyLong_FromLong");
     LOOKUP(DictNext, "PyDict_Next");
     LOOKUP(DictSetItem, "PyDict_SetItem");
+    LOOKUP(IncRef, "Py_IncRef");
     LOOKUP(none, "_Py_NoneStruct");
     LOOKUP(dict_type, "PyDict_Type");
     return true;

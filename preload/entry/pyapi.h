@@ -85,6 +85,7 @@ struct pm_pyapi {
     PyObject *(*LongFromLong)(long);
     int (*DictNext)(PyObject *, Py_ssize_t *, PyObject **, PyObject **);
     int (*DictSetItem)(PyObject *, PyObject *, PyObject *);
+    void (*IncRef)(PyObject *);
     PyObject *none;
     void *dict_type;
 };

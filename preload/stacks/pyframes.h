@@ -82,13 +82,16 @@ struct pm_framecache {
      * belong to (0: none, every frame is checked). `low`: the lowest frame
      * whose callee popped since; `running`: the innermost started frame of
      * the last walk; `context_ver`: the thread's then (a greenlet switch
-     * changes it); `next_pop`: the next cached frame to leave. Without the
-     * watch, `walks` and `checked` measure what checking costs. */
+     * changes it); `next_pop`: the next cached frame to leave. `walks`
+     * counts the walks of the current measure: without the watch, `checked`
+     * is what checking costs; with it, `spared` (frames left unread) is
+     * what it saves, and `pops` (its callbacks) what it costs. */
     uint64_t context_ver;
     unsigned epoch;
     int low, running;
     int next_pop;
-    unsigned walks, checked;
+    unsigned walks, checked, pops;
+    uint64_t spared;
 };
 
 /* Walks the calling thread's frames against `c` and brings it up to date.
@@ -112,16 +115,19 @@ static inline int pm_pyframes_walk_cached(struct pm_framecache *c, bool gil_held
 /* The frame watch: pops of Python frames counted through sys.monitoring
  * (framewatch.c) spare the walk the frames below the lowest one that can
  * have run. `wanted` is called (GIL held, rarely) when a thread's walks
- * check many frames. Start and stop with the GIL held; start counts from
- * the calling thread's interpreter, with the callback's reference count
- * (`refcnt`): while it differs from its value at the start, the callback
- * may have been unregistered, and every frame is checked.
+ * check many frames; `unwanted`, after the watch was stopped, when it costs
+ * a thread more than it spares. Start and stop with the GIL held; start
+ * counts from the calling thread's interpreter, for sys.monitoring's tool
+ * `tool`, with the callback's reference count (`refcnt`): while it differs
+ * from its value at the start, the callback may have been unregistered, and
+ * every frame is checked; so is it while the tool's events are not set.
  * pm_pyframes_frame_leaving: from the callback of every pop (PY_RETURN,
  * PY_YIELD, PY_UNWIND), with the calling thread's cache, while the leaving
  * frame is still the innermost. */
-void pm_pyframes_watch_offer(void (*wanted)(void));
-bool pm_pyframes_watch_start(const ssize_t *refcnt);
+void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void));
+bool pm_pyframes_watch_start(int tool, const ssize_t *refcnt);
 void pm_pyframes_watch_stop(void);
+bool pm_pyframes_watch_on(void);
 void pm_pyframes_frame_leaving(struct pm_framecache *c);
 
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native

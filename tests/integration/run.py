@@ -914,7 +914,10 @@ def test_frame_watch(c, tag):
     sys.monitoring. Every way a frame leaves, each re-entering the same
     frames at the same addresses under another outer line far below: whole
     stacks, exact counts, with the watch on from the start, switched on by
-    deep stacks, and off; and pymem's tool id is the program's on demand."""
+    deep stacks, and off; the program clearing pymem's events or
+    unregistering its callback behind its wrappers; and pymem's tool id is
+    the program's on demand, whichever of sys.monitoring's functions names
+    it."""
     if c.version < (3, 12):
         return
     m = marks("watched.py")
@@ -926,7 +929,9 @@ def test_frame_watch(c, tag):
         want[(m["GEN_LEAF"],) + (m["GEN_DOWN"],) * 60 + (m["YIELD_" + x], m["YIELD_CALL"])] = (20, 3333 + 33)
         want[leaf + (m["RETURN_" + x], m["OTHER_TOOL"], m["OTHER_CALL"])] = (10, 4444 + 33)
         want[leaf + (m["RETURN_" + x], m["SETTRACE"], m["SETTRACE_CALL"])] = (10, 5555 + 33)
+        want[leaf + (m["RETURN_" + x], m["MUTED"], m["MUTE_CALL"])] = (10, 9999 + 33)
         want[leaf + (m["RETURN_" + x], m["HIJACKED"], m["HIJACK_CALL"])] = (10, 7777 + 33)
+        want[leaf + (m["RETURN_" + x], m["SILENCED"], m["SILENCE_CALL"])] = (10, 8888 + 33)
         want[leaf + (m["RETURN_" + x], m["TAKEN"])] = (10, 6666 + 33)
     leaves = (m["LEAF"], m["RAISE_LEAF"], m["GEN_LEAF"])
     for mode, args, holder in (("1", [], "pymem"), ("auto", ["warm"], "pymem"), ("0", ["warm"], "None")):
@@ -934,8 +939,10 @@ def test_frame_watch(c, tag):
         r = c.preload([os.path.join(PROGRAMS, "watched.py")] + args, out, PYMEM_STACK_DEPTH=400,
                       PYMEM_FRAME_WATCH=mode)
         what = "%s PYMEM_FRAME_WATCH=%s%s:" % (tag, mode, " after deep stacks" if args else "")
-        check(what + " the program runs, tool id 4 held by %s but shown free, then given to the program" % holder,
-              r.returncode == 0 and r.stdout == "201 %s free\n" % holder, r.stdout + r.stderr[-500:])
+        check(what + " the program runs, tool id 4 held by %s but shown free, then given to the program, set_events"
+              " on it refused as without pymem" % holder,
+              r.returncode == 0 and r.stdout == "241 %s free tool 4 is not in use\n" % holder,
+              r.stdout + r.stderr[-500:])
         found = {}
         for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
             f = s["stack"]
@@ -947,6 +954,32 @@ def test_frame_watch(c, tag):
         check(what + " return, unwinding, yield from, another tool's and settrace's allocating callbacks, callback"
               " unregistered, id taken back: every block under its whole stack", found == want,
               "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))
+
+
+def test_frame_watch_phases(c, tag):
+    """The frame watch by measurement (auto, 3.12+): started by deep
+    allocations, stopped when many calls between two allocations cost more
+    than it spares, started again by deep allocations; every block under its
+    whole stack across the switches."""
+    if c.version < (3, 12):
+        return
+    m = marks("watch_phases.py")
+    out = c.capture("watch-phases.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "watch_phases.py")], out, PYMEM_FRAME_WATCH="auto")
+    check(tag + " frame watch by measurement: on for deep allocations, off for many calls between them, on again",
+          r.returncode == 0 and r.stdout == "200 on off on\n", r.stdout + r.stderr[-500:])
+    want = {}
+    for phase, calls, rounds in (("DEEP1", 0, 20), ("CALLS", 60, 20), ("DEEP2", 0, 60)):
+        for x in "AB":
+            want[(m["LEAF"],) + (m["DOWN"],) * 101 + (m[x], m[phase])] = (rounds, 1111 + calls + 33)
+    found = {}
+    for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
+        key = tuple(x["line"] for x in s["stack"] if x["file"].endswith("watch_phases.py"))
+        if key and key[0] == m["LEAF"]:
+            size = want.get(key, (0, 1))[1]
+            found[key] = (found.get(key, (0, size))[0] + s["bytes"] // size, size)
+    check(tag + " frame watch by measurement: every block under its whole stack across the switches", found == want,
+          "%d stacks: %s" % (len(found), sorted((len(k), k[-2:], v) for k, v in found.items())))
 
 
 def test_frame_watch_threads(c, tag):
@@ -1501,7 +1534,7 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_frame_watch, test_frame_watch_threads,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_frame_watch, test_frame_watch_phases, test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,

@@ -66,6 +66,11 @@ int main(void)
     CHECK(tracemalloc_tracing, offsetof(_PyRuntimeState, tracemalloc.config.tracing));
     CHECK(tstate_tracing, offsetof(PyThreadState, tracing));
     CHECK(tstate_context_ver, offsetof(PyThreadState, context_ver));
+    CHECK(interp_monitors, offsetof(PyInterpreterState, monitors));
+    _Static_assert(PY_MONITORING_EVENT_PY_RETURN == EVENT_PY_RETURN && PY_MONITORING_EVENT_PY_YIELD == EVENT_PY_YIELD &&
+                       PY_MONITORING_EVENT_PY_UNWIND == EVENT_PY_UNWIND && EVENT_PY_UNWIND < _PY_MONITORING_UNGROUPED_EVENTS,
+                   "sys.monitoring's event numbers");
+    _Static_assert(sizeof(((PyInterpreterState *)0)->monitors.tools[0]) == 1, "one byte of tools per event");
     _Static_assert(sizeof(((PyThreadState *)0)->context_ver) == 8, "context_ver is 64 bits");
     _Static_assert(offsetof(PyThreadState, interp) == TSTATE_INTERP, "thread state's interpreter");
 #else

@@ -10,14 +10,20 @@ below the allocation, tells the two apart:
 - returns while another sys.monitoring tool's callback allocates after
   pymem's has run (CPython calls the tools before it pops the frame),
 - returns under sys.settrace, whose callbacks allocate too,
-- returns after the program unregisters pymem's callback without asking,
+- returns after the program clears pymem's events without asking (through
+  sys.monitoring's own set_events, as a program holding it from before
+  pymem's wrappers would),
+- after it unregisters pymem's callback the same way,
+- after the program names pymem's id to set_events without taking it
+  (CPython's ValueError, as if pymem had never held it),
 - and after the program takes pymem's tool id for itself.
 
-Prints the blocks held, and whether pymem's watch took a tool id by the end
+Prints the blocks held, set_events' error, and whether pymem's watch took a tool id by the end
 of the first cases ("pymem": sys.monitoring's functions then carry pymem's
 wrappers, which show its id free: get_tool(4) says None all the same). With the argument "warm",
 first 1,500 allocations 100 frames deep: what switches the watch on by
 itself (PYMEM_FRAME_WATCH=auto)."""
+import gc
 import sys
 
 sys.setrecursionlimit(10000)
@@ -118,11 +124,33 @@ def watched():
     return "pymem" in (sys.monitoring.get_tool.__doc__ or "")
 
 
+def original(name):
+    """sys.monitoring's own function, not pymem's wrapper in front of it."""
+    return next(o for o in gc.get_objects()
+                if getattr(o, "__name__", None) == name and getattr(o, "__self__", None) is sys.monitoring)
+
+
+def muted():
+    if watched():
+        original("set_events")(4, 0)  # without asking for the id first
+    by_return(9999, 10)  # MARK:MUTED
+
+
 def hijacked():
     mon = sys.monitoring
     if watched():
-        mon.register_callback(4, mon.events.PY_RETURN, None)  # without asking for the id first
+        original("register_callback")(4, mon.events.PY_RETURN, None)  # without asking for the id first
     by_return(7777, 10)  # MARK:HIJACKED
+
+
+def silenced():
+    try:
+        sys.monitoring.set_events(4, 0)  # an id the program never took
+        error = "none"
+    except ValueError as e:
+        error = str(e)
+    by_return(8888, 10)  # MARK:SILENCED
+    return error
 
 
 hold(None)
@@ -134,8 +162,10 @@ with_settrace()  # MARK:SETTRACE_CALL
 holder = "pymem" if watched() else None
 free = sys.monitoring.get_tool(4) is None and sys.monitoring.get_events(4) == 0
 free = free and not any(t & (1 << 4) for t in sys.monitoring._all_events().values())
+muted()  # MARK:MUTE_CALL
 hijacked()  # MARK:HIJACK_CALL
+error = silenced()  # MARK:SILENCE_CALL
 sys.monitoring.use_tool_id(4, "watched.py")  # pymem gives its id back
 by_return(6666, 10)  # MARK:TAKEN
 sys.monitoring.free_tool_id(4)
-print(count, holder, "free" if free else "taken")
+print(count, holder, "free" if free else "taken", error)
