@@ -36,6 +36,9 @@ struct pm_thread {
     /* The last block a Python allocator domain gave this thread: an object
      * born there is new, not recycled (recycled.c). */
     void *last_py_alloc;
+    /* The int CPython made to call the frame watch's callback (pyhooks.c),
+     * neither recorded nor its free. */
+    void *watch_block;
     /* Non-zero while pymem sets itself up (load, a followed child's start):
      * what the C library, the dynamic linker or libunwind allocate for it
      * then comes from the bootstrap pool, out of the program's heap. */

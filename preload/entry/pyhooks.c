@@ -155,7 +155,9 @@ static void *py_malloc(void *ctx, size_t size)
     struct pm_guard g = pm_guard_enter_python();
     void *p = d->prev.malloc(d->prev.ctx, size);
     pm_guard_take_errno(&g); /* the allocator's; recording must not change it */
-    if (p)
+    if (p && __builtin_expect(watch_on, 0) && d->domain == PM_DOMAIN_PYOBJ && pm_pyframes_watch_dispatching(size))
+        pm_thread.watch_block = p; /* the frame watch's own */
+    else if (p)
         pm_on_alloc(p, size, d->domain);
     if (p)
         count_startup_block(d, &startup_blocks_made);
@@ -214,7 +216,9 @@ static void py_free(void *ctx, void *ptr)
         free(ptr);
         return;
     }
-    if (!ptr || !layer_records(d)) {
+    if (!ptr || !layer_records(d) || __builtin_expect(ptr == pm_thread.watch_block, 0)) {
+        if (ptr && ptr == pm_thread.watch_block)
+            pm_thread.watch_block = NULL;
         d->prev.free(d->prev.ctx, ptr);
         return;
     }

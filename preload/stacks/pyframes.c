@@ -42,15 +42,18 @@ struct layout {
                               -1: no frame watch for this layout */
     int tstate_context_ver; /* 3.12+: PyThreadState.context_ver, which stack switchers bump */
     int interp_monitors;   /* 3.12+: PyInterpreterState.monitors, the tools set on each event */
+    int long_one_digit;    /* 3.12+: what the int of a monitoring call's offset asks PyObject_Malloc
+                              for (3.12: _PyLong_New(1), 3.13: _PyLong_FromMedium) */
+    unsigned char op_return_value, op_return_const, op_yield_value; /* 3.12+: INSTRUMENTED_* */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1},
-    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, -1, -1, -1},
-    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216, 381744},
-    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084, 60, 216, 193136},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0},
+    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, -1, -1, -1, -1, 0, 0, 0},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216, 381744, 28, 242, 247, 243},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084, 60, 216, 193136, 32, 239, 240, 241},
 };
 
 #define PM_OWNER_GENERATOR 1
@@ -493,6 +496,37 @@ void pm_pyframes_watch_stop(void)
 bool pm_pyframes_watch_on(void)
 {
     return atomic_load(&pm_pyframes_watch_epoch) != 0;
+}
+
+/* CPython's dispatch of a monitoring event makes the int of its offset
+ * (PyLong_FromLong, with the thread not yet `tracing`), then calls each
+ * tool's callback with it, then frees it; small ints are not made. The
+ * dispatch is pymem's alone when its tool is the only one set on the
+ * event, and it is this one when the innermost frame stands at the
+ * instrumented return or yield that fires it (every tool's callback runs
+ * with `tracing` set; from 3.13 a yielding frame already points past its
+ * YIELD_VALUE, which has no cache entries). PY_UNWIND, which no instruction
+ * tells, is left recorded. */
+bool pm_pyframes_watch_dispatching(size_t size)
+{
+    const struct layout *l = L;
+    if (!l || (int)size != l->long_one_digit || !atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed))
+        return false;
+    const void *tstate = running_tstate();
+    const void *frame = tstate ? innermost_frame(l, tstate) : NULL;
+    int tracing;
+    if (!frame || load_ptr(tstate, TSTATE_INTERP) != atomic_load_explicit(&watch_interp, memory_order_relaxed))
+        return false;
+    memcpy(&tracing, (const char *)tstate + l->tstate_tracing, sizeof tracing);
+    const unsigned char *instr = load_ptr(frame, l->frame_instr);
+    if (tracing || !instr)
+        return false;
+    bool yielding = l->minor >= 13 ? instr[-2] == l->op_yield_value : *instr == l->op_yield_value;
+    int event = *instr == l->op_return_value || *instr == l->op_return_const ? EVENT_PY_RETURN
+                : yielding                                                 ? EVENT_PY_YIELD
+                                                                           : -1;
+    const uint8_t *tools = (const uint8_t *)load_ptr(tstate, TSTATE_INTERP) + l->interp_monitors;
+    return event >= 0 && tools[event] == atomic_load_explicit(&watch_tool_bit, memory_order_relaxed);
 }
 
 void pm_pyframes_frame_leaving(struct pm_framecache *c)

@@ -128,6 +128,10 @@ void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void));
 bool pm_pyframes_watch_start(int tool, const ssize_t *refcnt);
 void pm_pyframes_watch_stop(void);
 bool pm_pyframes_watch_on(void);
+/* An allocation of `size` bytes in the OBJ domain (GIL held) is the int
+ * CPython makes only to call the watch's callback: pymem's, not the
+ * program's. */
+bool pm_pyframes_watch_dispatching(size_t size);
 void pm_pyframes_frame_leaving(struct pm_framecache *c);
 
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native

@@ -982,6 +982,25 @@ def test_frame_watch_phases(c, tag):
           "%d stacks: %s" % (len(found), sorted((len(k), k[-2:], v) for k, v in found.items())))
 
 
+def test_frame_watch_own(c, tag):
+    """The ints CPython makes only to call the frame watch's callback (the
+    offsets of returns and yields far into their code) are pymem's, not the
+    program's: none at those lines with the watch on; and the same ints are
+    the program's when its own profile function asks for the same events."""
+    if c.version < (3, 12):
+        return
+    m = marks("watch_own.py")
+    for args, want in (([], {}), (["profiled"], {m["RETURN"]: 20000, m["YIELD"]: 40000})):
+        out = c.capture("watch-own-%d.pmem" % len(args))
+        r = c.preload([os.path.join(PROGRAMS, "watch_own.py")] + args, out, PYMEM_FRAME_WATCH=1)
+        what = tag + " frame watch on, %s: " % ("under sys.setprofile" if args else "alone")
+        check(what + "the program runs", r.returncode == 0 and r.stdout == "done\n", r.stdout + r.stderr[-500:])
+        found = {s["line"]: s["allocations"] for s in c.json("temporaries", out, "--by", "lineno", "--top", "0")["sites"]
+                 if s["file"].endswith("watch_own.py") and s["line"] in (m["RETURN"], m["YIELD"])}
+        check(what + "allocations at the returns and yields: %s" % (want or "none, as without pymem"), found == want,
+              str(found))
+
+
 def test_frame_watch_threads(c, tag):
     """The frame watch with five threads re-entering deep recursions while
     the interpreter switches between them: each block under its own thread's
@@ -1534,7 +1553,8 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_frame_watch, test_frame_watch_phases, test_frame_watch_threads,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks,
+             test_frame_watch, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,

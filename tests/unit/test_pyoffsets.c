@@ -10,6 +10,9 @@
 #if PY_VERSION_HEX < 0x030C0000
 #include <internal/pycore_pymem.h>
 #endif
+#if PY_VERSION_HEX >= 0x030C0000
+#include <opcode.h>
+#endif
 #if PY_VERSION_HEX < 0x030B0000
 #include <frameobject.h>
 #endif
@@ -67,6 +70,14 @@ int main(void)
     CHECK(tstate_tracing, offsetof(PyThreadState, tracing));
     CHECK(tstate_context_ver, offsetof(PyThreadState, context_ver));
     CHECK(interp_monitors, offsetof(PyInterpreterState, monitors));
+#if PY_VERSION_HEX >= 0x030D0000
+    CHECK(long_one_digit, sizeof(PyLongObject)); /* PyLong_FromLong: _PyLong_FromMedium */
+#else
+    CHECK(long_one_digit, offsetof(PyLongObject, long_value.ob_digit) + sizeof(digit)); /* PyLong_FromSsize_t */
+#endif
+    CHECK(op_return_value, INSTRUMENTED_RETURN_VALUE);
+    CHECK(op_return_const, INSTRUMENTED_RETURN_CONST);
+    CHECK(op_yield_value, INSTRUMENTED_YIELD_VALUE);
     _Static_assert(PY_MONITORING_EVENT_PY_RETURN == EVENT_PY_RETURN && PY_MONITORING_EVENT_PY_YIELD == EVENT_PY_YIELD &&
                        PY_MONITORING_EVENT_PY_UNWIND == EVENT_PY_UNWIND && EVENT_PY_UNWIND < _PY_MONITORING_UNGROUPED_EVENTS,
                    "sys.monitoring's event numbers");
