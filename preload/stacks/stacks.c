@@ -51,6 +51,10 @@ struct lastwalk {
     uint32_t nodes[WALK_MAX];
 };
 
+/* Walks without the frame cache after one found the chain too deep for it
+ * (each such finding reads PM_FRAMECACHE_MAX frames). */
+#define UNCACHED_WALKS 63
+
 struct pm_stackcache {
     /* Python-only walks: the frames of the last one, checked in place; the
      * first `noded` have their node, for a stack cut `node_cut` frames
@@ -60,8 +64,11 @@ struct pm_stackcache {
     unsigned node_cut;
     /* Python-only walks the frame cache cannot hold (chains deeper than
      * it), and hybrid walks: each kind is compared with its own last walk
-     * (they alternate when only C allocations carry native frames). */
+     * (they alternate when only C allocations carry native frames). After
+     * a chain too deep for the cache, the next `uncached` walks do without
+     * it rather than read the cache's worth of frames again to find out. */
     struct lastwalk python_walk, hybrid_walk;
+    unsigned uncached;
     struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
     struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
     uintptr_t pcs[PM_NATIVE_DEPTH_MAX];
@@ -459,9 +466,10 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
     if (!native || (!native_all && domain != PM_DOMAIN_MALLOC && domain != PM_DOMAIN_MMAP)) {
         if (!python)
             return 0;
-        int keep = pm_pyframes_walk_cached(&c->frames, gil_held(domain));
+        int keep = __builtin_expect(c->uncached == 0, 1) ? pm_pyframes_walk_cached(&c->frames, gil_held(domain)) : -1;
         if (__builtin_expect(keep >= 0, 1))
             return intern_cached(b, c, keep);
+        c->uncached = c->uncached ? c->uncached - 1 : UNCACHED_WALKS;
         bool truncated;
         int n = pm_pyframes_walk(c->scratch, max_depth, &truncated, gil_held(domain));
         return n ? intern_walk(b, c, &c->python_walk, n, truncated) : 0;
@@ -495,6 +503,7 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
     c->frames.epoch = 0;
     c->frames.walks = c->frames.checked = 0;
     c->node_cut = 0;
+    c->uncached = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;
     memset(c->lookup, 0, sizeof(struct lookup_entry) << c->lookup_bits);

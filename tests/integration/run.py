@@ -908,6 +908,37 @@ def test_reentered_stacks(c, tag):
           and shallow == 3 and deep == 3, str(sorted(cut.items())))
 
 
+def test_beyond_frame_cache(c, tag):
+    """Chains deeper than the frame cache (1,024 frames): the walks then do
+    without it for a while. Deep, shallow and middling stacks in turn, each
+    as it is: the shallow ones whole, the deep and middling ones cut to
+    their 121-128 innermost frames (128 by the walk without the cache; the
+    cached one cuts in steps of 8 from the outermost), which makes them one
+    site when the cut falls alike."""
+    m = marks("beyond_cache.py")
+    out = c.capture("beyond-cache.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "beyond_cache.py")], out)
+    check(tag + " chains beyond the frame cache: the program runs", r.returncode == 0 and r.stdout == "180\n",
+          r.stdout + r.stderr[-500:])
+    cut, whole, other = [0, 0], [0, 0], []
+    for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
+        f = s["stack"]
+        lines = tuple(x["line"] for x in f if x["file"].endswith("beyond_cache.py"))
+        if not lines or lines[0] not in (m["LEAF"], m["SHALLOW"]) or m["WARM"] in lines:
+            continue
+        if lines == (m["SHALLOW"],) and f[-1]["file"] != "<truncated>":
+            whole = [whole[0] + s["count"], whole[1] + s["bytes"]]
+        elif lines == (m["LEAF"],) + (m["DOWN"],) * (len(lines) - 1) and 121 <= len(lines) <= 128 \
+                and f[-1]["file"] == "<truncated>":
+            cut = [cut[0] + s["count"], cut[1] + s["bytes"]]
+        else:
+            other.append((lines[:3], len(lines), s["count"]))
+    h = BYTES_HEADER
+    check(tag + " chains beyond the frame cache: 60 blocks each of the 1,500-deep and 200-deep stacks, cut; 60 of the"
+          " shallow one, whole", (cut, whole, other) == ([120, 60 * (1111 + h) + 60 * (3333 + h)], [60, 60 * (2222 + h)], []),
+          str((cut, whole, other[:5])))
+
+
 def test_frame_watch(c, tag):
     """The frame watch (3.12+): a walk reads only the frames above the lowest
     that can have run since the last allocation, as counted through
@@ -1553,7 +1584,7 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_beyond_frame_cache,
              test_frame_watch, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]
