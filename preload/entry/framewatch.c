@@ -350,7 +350,7 @@ static int start(void *unused)
 static int pause_events(void *unused)
 {
     (void)unused;
-    PyObject *mon = monitoring_module();
+    PyObject *mon = ended ? NULL : monitoring_module();
     if (tool >= 0 && mon && !pm_pyframes_watch_on())
         set_events(mon, 0);
     return 0;

@@ -507,21 +507,23 @@ bool pm_pyframes_watch_on(void)
  * with `tracing` set; from 3.13 a yielding frame already points past its
  * YIELD_VALUE, which has no cache entries). PY_UNWIND, which no instruction
  * tells, is left recorded. */
-bool pm_pyframes_watch_dispatching(size_t size)
+bool pm_pyframes_watch_int(size_t size)
 {
     const struct layout *l = L;
-    if (!l || (int)size != l->long_one_digit || !atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed))
+    if (!l || (int)size != l->long_one_digit)
         return false;
-    const void *tstate = running_tstate();
+    const void *tstate = thread_state(l, true);
     const void *frame = tstate ? innermost_frame(l, tstate) : NULL;
     int tracing;
     if (!frame || load_ptr(tstate, TSTATE_INTERP) != atomic_load_explicit(&watch_interp, memory_order_relaxed))
         return false;
     memcpy(&tracing, (const char *)tstate + l->tstate_tracing, sizeof tracing);
     const unsigned char *instr = load_ptr(frame, l->frame_instr);
-    if (tracing || !instr)
+    const unsigned char *code = load_ptr(frame, l->frame_code);
+    if (tracing || !instr || !code)
         return false;
-    bool yielding = l->minor >= 13 ? instr[-2] == l->op_yield_value : *instr == l->op_yield_value;
+    bool yielding = l->minor >= 13 ? instr >= code + l->co_code_adaptive + 2 && instr[-2] == l->op_yield_value
+                                   : *instr == l->op_yield_value;
     int event = *instr == l->op_return_value || *instr == l->op_return_const ? EVENT_PY_RETURN
                 : yielding                                                 ? EVENT_PY_YIELD
                                                                            : -1;

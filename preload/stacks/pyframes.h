@@ -130,8 +130,13 @@ void pm_pyframes_watch_stop(void);
 bool pm_pyframes_watch_on(void);
 /* An allocation of `size` bytes in the OBJ domain (GIL held) is the int
  * CPython makes only to call the watch's callback: pymem's, not the
- * program's. */
-bool pm_pyframes_watch_dispatching(size_t size);
+ * program's. Costs one load while the watch is off. */
+extern _Atomic unsigned pm_pyframes_watch_epoch;
+bool pm_pyframes_watch_int(size_t size);
+static inline bool pm_pyframes_watch_dispatching(size_t size)
+{
+    return atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed) && pm_pyframes_watch_int(size);
+}
 void pm_pyframes_frame_leaving(struct pm_framecache *c);
 
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native
