@@ -501,7 +501,8 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
     }
     c->frames.depth = c->noded = 0;
     c->frames.epoch = 0;
-    c->frames.walks = c->frames.checked = 0;
+    c->frames.walks = c->frames.checked = c->frames.pops = 0;
+    c->frames.spared = 0;
     c->node_cut = 0;
     c->uncached = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
