@@ -106,6 +106,27 @@ static bool set_events(PyObject *mon, long mask)
     return ok;
 }
 
+/* Registers `fn` (pymem's callback, or None) as the tool's callback for
+ * each of the three events. Returns their mask, 0 if one failed. */
+static long register_callbacks(PyObject *mon, PyObject *fn)
+{
+    PyObject *events = pm_py.GetAttrString(mon, "events");
+    PyObject *reg = monitoring_function(mon, "register_callback");
+    long mask = 0;
+    bool ok = fn && events && reg;
+    for (int i = 0; ok && i < EVENTS; i++) {
+        PyObject *bit = pm_py.GetAttrString(events, event_names[i]);
+        Py_ssize_t v = bit ? pm_py.LongAsSsize(bit) : -1;
+        drop(bit);
+        ok = v > 0 && call_ok(pm_py.CallFunction(reg, "inO", tool, v, fn));
+        mask |= v;
+    }
+    drop(events);
+    drop(reg);
+    pm_py.ErrClear();
+    return ok ? mask : 0;
+}
+
 /* Stops counting and gives the tool id back as the program would find it
  * had pymem never held it: no events, no callbacks, no name. */
 static void release_tool(void)
@@ -115,19 +136,10 @@ static void release_tool(void)
     if (tool < 0 || !mon)
         return;
     set_events(mon, 0);
-    PyObject *events = pm_py.GetAttrString(mon, "events");
-    PyObject *reg = monitoring_function(mon, "register_callback");
-    for (int i = 0; events && reg && i < EVENTS; i++) {
-        PyObject *bit = pm_py.GetAttrString(events, event_names[i]);
-        if (bit)
-            call_ok(pm_py.CallFunction(reg, "iOO", tool, bit, pm_py.none));
-        drop(bit);
-    }
+    register_callbacks(mon, pm_py.none);
     PyObject *free_id = monitoring_function(mon, "free_tool_id");
     if (free_id)
         call_ok(pm_py.CallFunction(free_id, "i", tool));
-    drop(events);
-    drop(reg);
     drop(free_id);
     pm_py.ErrClear();
     tool = -1;
@@ -305,21 +317,8 @@ static bool register_events(PyObject *mon)
 {
     if (!callback)
         callback = pm_py.CFunctionNewEx(&leaving_def, NULL, NULL);
-    PyObject *events = pm_py.GetAttrString(mon, "events");
-    PyObject *reg = monitoring_function(mon, "register_callback");
-    long mask = 0;
-    bool ok = callback && events && reg;
-    for (int i = 0; ok && i < EVENTS; i++) {
-        PyObject *bit = pm_py.GetAttrString(events, event_names[i]);
-        Py_ssize_t v = bit ? pm_py.LongAsSsize(bit) : -1;
-        drop(bit);
-        ok = v > 0 && call_ok(pm_py.CallFunction(reg, "inO", tool, v, callback));
-        mask |= v;
-    }
-    drop(events);
-    drop(reg);
-    pm_py.ErrClear();
-    return ok && set_events(mon, mask);
+    long mask = register_callbacks(mon, callback);
+    return mask && set_events(mon, mask);
 }
 
 /* A pending call (the main thread between two instructions, GIL held):

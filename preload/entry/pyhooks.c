@@ -216,9 +216,10 @@ static void py_free(void *ctx, void *ptr)
         free(ptr);
         return;
     }
-    if (!ptr || !layer_records(d) || __builtin_expect(ptr == pm_thread.watch_block, 0)) {
-        if (ptr && ptr == pm_thread.watch_block)
-            pm_thread.watch_block = NULL;
+    bool watch_own = __builtin_expect(ptr && ptr == pm_thread.watch_block, 0); /* not recorded */
+    if (watch_own)
+        pm_thread.watch_block = NULL;
+    if (!ptr || watch_own || !layer_records(d)) {
         d->prev.free(d->prev.ctx, ptr);
         return;
     }

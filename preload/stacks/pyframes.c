@@ -268,13 +268,19 @@ static inline __attribute__((always_inline)) uint64_t context_version(const stru
 #define EVENT_PY_YIELD 3
 #define EVENT_PY_UNWIND 12
 
+/* The tools set on each event in `interp`, by event number. */
+static inline const uint8_t *event_tools(const struct layout *l, const void *interp)
+{
+    return (const uint8_t *)interp + l->interp_monitors;
+}
+
 /* The watch's three events are set for its tool in `interp`: unless the
  * program cleared them behind pymem's wrappers (with a function of
  * sys.monitoring it held from before), in which case the pops go
  * uncounted. */
 static inline __attribute__((always_inline)) bool watch_events_set(const struct layout *l, const void *interp)
 {
-    const uint8_t *tools = (const uint8_t *)interp + l->interp_monitors;
+    const uint8_t *tools = event_tools(l, interp);
     uint8_t bit = atomic_load_explicit(&watch_tool_bit, memory_order_relaxed);
     return tools[EVENT_PY_RETURN] & tools[EVENT_PY_YIELD] & tools[EVENT_PY_UNWIND] & bit;
 }
@@ -493,11 +499,6 @@ void pm_pyframes_watch_stop(void)
     atomic_store(&pm_pyframes_watch_epoch, 0);
 }
 
-bool pm_pyframes_watch_on(void)
-{
-    return atomic_load(&pm_pyframes_watch_epoch) != 0;
-}
-
 /* CPython's dispatch of a monitoring event makes the int of its offset
  * (PyLong_FromLong, with the thread not yet `tracing`), then calls each
  * tool's callback with it, then frees it; small ints are not made. The
@@ -514,8 +515,9 @@ bool pm_pyframes_watch_int(size_t size)
         return false;
     const void *tstate = thread_state(l, true);
     const void *frame = tstate ? innermost_frame(l, tstate) : NULL;
+    const void *interp = frame ? load_ptr(tstate, TSTATE_INTERP) : NULL;
     int tracing;
-    if (!frame || load_ptr(tstate, TSTATE_INTERP) != atomic_load_explicit(&watch_interp, memory_order_relaxed))
+    if (!frame || interp != atomic_load_explicit(&watch_interp, memory_order_relaxed))
         return false;
     memcpy(&tracing, (const char *)tstate + l->tstate_tracing, sizeof tracing);
     const unsigned char *instr = load_ptr(frame, l->frame_instr);
@@ -527,8 +529,7 @@ bool pm_pyframes_watch_int(size_t size)
     int event = *instr == l->op_return_value || *instr == l->op_return_const ? EVENT_PY_RETURN
                 : yielding                                                 ? EVENT_PY_YIELD
                                                                            : -1;
-    const uint8_t *tools = (const uint8_t *)load_ptr(tstate, TSTATE_INTERP) + l->interp_monitors;
-    return event >= 0 && tools[event] == atomic_load_explicit(&watch_tool_bit, memory_order_relaxed);
+    return event >= 0 && event_tools(l, interp)[event] == atomic_load_explicit(&watch_tool_bit, memory_order_relaxed);
 }
 
 void pm_pyframes_frame_leaving(struct pm_framecache *c)

@@ -127,11 +127,15 @@ static inline int pm_pyframes_walk_cached(struct pm_framecache *c, bool gil_held
 void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void));
 bool pm_pyframes_watch_start(int tool, const ssize_t *refcnt);
 void pm_pyframes_watch_stop(void);
-bool pm_pyframes_watch_on(void);
+/* The epoch of the watch in force (0: none). */
+extern _Atomic unsigned pm_pyframes_watch_epoch;
+static inline bool pm_pyframes_watch_on(void)
+{
+    return atomic_load(&pm_pyframes_watch_epoch) != 0;
+}
 /* An allocation of `size` bytes in the OBJ domain (GIL held) is the int
  * CPython makes only to call the watch's callback: pymem's, not the
  * program's. Costs one load while the watch is off. */
-extern _Atomic unsigned pm_pyframes_watch_epoch;
 bool pm_pyframes_watch_int(size_t size);
 static inline bool pm_pyframes_watch_dispatching(size_t size)
 {
