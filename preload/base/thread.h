@@ -57,6 +57,10 @@ struct pm_thread {
      * into the C library otherwise, on every event. */
     int *errno_at;
     unsigned long self;
+    /* 3.12+: the interpreter's thread-local variable that holds this
+     * thread's running Python thread state (pyframes.c), found once: reading
+     * it otherwise takes a call into libpython and __tls_get_addr. */
+    void *const *tstate_at;
 };
 
 extern __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exec")));

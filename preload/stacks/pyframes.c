@@ -90,6 +90,42 @@ static void layout_mismatch(void)
         pm_warn("this Python's frames do not have the expected layout; recording without call stacks");
 }
 
+/* Where the running thread state lives from 3.12: a thread-local variable
+ * of the interpreter's (_Py_tss_tstate), found at start by its value in the
+ * interpreter's thread-local block (see find_tstate_tls), as the module and
+ * offset __tls_get_addr takes. `tstate_tls_ok` is cleared if a thread ever
+ * finds another value there than the interpreter's own function returns. */
+struct tls_index {
+    unsigned long module, offset;
+};
+extern void *__tls_get_addr(struct tls_index *ti);
+static struct tls_index tstate_tls;
+static _Atomic bool tstate_tls_ok;
+
+/* The thread's first look: its slot is looked up, and checked against the
+ * interpreter's own answer before it is trusted. Called with the GIL held,
+ * so that the interpreter's thread-local block is already allocated on this
+ * thread (__tls_get_addr does not allocate then). */
+static __attribute__((noinline)) const void *running_tstate_first(void)
+{
+    const void *tstate = running_tstate();
+    if (!atomic_load_explicit(&tstate_tls_ok, memory_order_relaxed))
+        return tstate;
+    void *const *at = __tls_get_addr(&tstate_tls);
+    if (at && *at == tstate)
+        pm_thread.tstate_at = at;
+    else
+        atomic_store(&tstate_tls_ok, false);
+    return tstate;
+}
+
+/* The running thread state of the calling thread, which holds the GIL. */
+static inline __attribute__((always_inline)) const void *running_tstate_fast(void)
+{
+    void *const *at = pm_thread.tstate_at;
+    return __builtin_expect(at != NULL, 1) ? *at : running_tstate_first();
+}
+
 /* The calling thread's state, or NULL. The thread holding the GIL is the
  * one running: its thread state is one load away. Without the GIL (malloc,
  * PyMem_Raw*) the current state may be another thread's (up to 3.11 it is
@@ -101,7 +137,7 @@ static inline __attribute__((always_inline)) const void *thread_state(const stru
 {
     const void *tstate = NULL;
     if (gil_held) {
-        tstate = running_tstate();
+        tstate = running_tstate_fast();
         unsigned long owner;
         if (tstate) {
             memcpy(&owner, (const char *)tstate + l->tstate_thread_id, sizeof owner);
@@ -481,7 +517,7 @@ void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void))
 bool pm_pyframes_watch_start(int tool, const ssize_t *refcnt)
 {
     static unsigned epochs;
-    const void *tstate = L && L->tstate_tracing >= 0 ? running_tstate() : NULL;
+    const void *tstate = L && L->tstate_tracing >= 0 ? running_tstate_fast() : NULL;
     if (!tstate)
         return false;
     if (!++epochs)
@@ -535,7 +571,7 @@ bool pm_pyframes_watch_int(size_t size)
 void pm_pyframes_frame_leaving(struct pm_framecache *c)
 {
     c->pops++;
-    const void *tstate = c->epoch ? running_tstate() : NULL;
+    const void *tstate = c->epoch ? running_tstate_fast() : NULL;
     const void *f = tstate ? innermost_frame(L, tstate) : NULL;
     if (!f)
         return;
@@ -584,6 +620,63 @@ _Static_assert(sizeof walks / sizeof walks[0] == sizeof layouts / sizeof layouts
 _Static_assert(sizeof cached_walks / sizeof cached_walks[0] == sizeof layouts / sizeof layouts[0],
                "one cached walk per layout");
 
+/* The module whose code holds `fn`, and its thread-local block. */
+struct tls_search {
+    uintptr_t fn;
+    size_t module;
+    const void *data;
+    size_t size;
+};
+
+static int find_module_tls(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct tls_search *s = arg;
+    bool holds = false;
+    const ElfW(Phdr) *tls = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && s->fn >= lo && s->fn < lo + ph->p_memsz)
+            holds = true;
+        if (ph->p_type == PT_TLS)
+            tls = ph;
+    }
+    if (!holds)
+        return 0;
+    if (tls) {
+        s->module = info->dlpi_tls_modid;
+        s->data = info->dlpi_tls_data;
+        s->size = tls->p_memsz;
+    }
+    return 1;
+}
+
+/* From 3.12 the running thread state is a thread-local variable of the
+ * interpreter's, not exported: it is the one word of the interpreter's
+ * thread-local block (its module: the object that holds the function
+ * returning it) that holds this thread's state, which must not be NULL.
+ * Called with the GIL held. */
+static void find_tstate_tls(void)
+{
+    const void *tstate = running_tstate();
+    struct tls_search s = {.fn = (uintptr_t)running_tstate};
+    if (!tstate || dl_iterate_phdr(find_module_tls, &s) != 1 || !s.data)
+        return;
+    size_t found = 0, at = 0;
+    for (size_t off = 0; off + sizeof(void *) <= s.size; off += sizeof(void *))
+        if (load_ptr(s.data, (int)off) == tstate) {
+            found++;
+            at = off;
+        }
+    if (found != 1)
+        return;
+    tstate_tls = (struct tls_index){s.module, at};
+    void *const *slot = __tls_get_addr(&tstate_tls);
+    if (slot && *slot == tstate)
+        atomic_store(&tstate_tls_ok, true);
+}
+
 bool pm_pyframes_init(int minor)
 {
     const struct layout *found = NULL;
@@ -606,6 +699,8 @@ bool pm_pyframes_init(int minor)
     if (dlsym(RTLD_DEFAULT, "_Py_RefTotal") || dlsym(RTLD_DEFAULT, "_Py_GetRefTotal"))
         return false;
     L = found;
+    if (minor >= 12)
+        find_tstate_tls();
     /* The interpreter loop's extent, from its dynamic symbol's size: the
      * native frames that hybrid stacks replace by Python frames. */
     void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
