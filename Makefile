@@ -31,10 +31,12 @@ endif
 
 # The preload runs inside other programs' malloc: hidden symbols, initial-exec
 # TLS (no __tls_get_addr on the hot path), and no builtin that could turn our
-# own code into a call to malloc or calloc.
+# own code into a call to malloc or calloc. No frame pointer: native stacks
+# are unwound from the unwind tables (libunwind), and the register saves
+# ~3% of the recorder's instructions (callgrind, small_objects on 3.12).
 PRELOAD_CFLAGS := $(BASE_CFLAGS) -Ipreload -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free \
-	-fno-omit-frame-pointer -pthread
+	-fomit-frame-pointer -pthread
 ifneq ($(PRELOAD_SAN),)
 PRELOAD_CFLAGS += $(SAN_FLAGS)
 endif
