@@ -43,7 +43,9 @@ static size_t bucket_of(const struct series *s, uint64_t t)
 {
     if (!s->duration_ns)
         return 0;
-    uint64_t b = (uint64_t)((double)t / (double)s->duration_ns * BUCKETS);
+    /* compared before the conversion: a damaged capture's time far past its
+     * duration does not fit an integer */
+    double b = (double)t / (double)s->duration_ns * BUCKETS;
     return b >= BUCKETS ? BUCKETS - 1 : (size_t)b;
 }
 
