@@ -93,8 +93,10 @@ static void layout_mismatch(void)
 /* Where the running thread state lives from 3.12: a thread-local variable
  * of the interpreter's (_Py_tss_tstate), found at start by its value in the
  * interpreter's thread-local block (see find_tstate_tls), as the module and
- * offset __tls_get_addr takes. `tstate_tls_ok` is cleared if a thread ever
- * finds another value there than the interpreter's own function returns. */
+ * offset __tls_get_addr takes. Each thread checks its slot against the
+ * interpreter's own function at its first use; `tstate_tls_ok` is cleared
+ * when one finds another value there, and later threads then ask the
+ * function every time. */
 struct tls_index {
     unsigned long module, offset;
 };
