@@ -125,7 +125,9 @@ static __attribute__((noinline)) const void *running_tstate_first(void)
 static inline __attribute__((always_inline)) const void *running_tstate_fast(void)
 {
     void *const *at = pm_thread.tstate_at;
-    return __builtin_expect(at != NULL, 1) ? *at : running_tstate_first();
+    if (__builtin_expect(at != NULL, 1))
+        return *at;
+    return atomic_load_explicit(&tstate_tls_ok, memory_order_relaxed) ? running_tstate_first() : running_tstate();
 }
 
 /* The calling thread's state, or NULL. The thread holding the GIL is the
@@ -426,6 +428,20 @@ static void watch_selfcheck(const struct layout *l, const struct pm_framecache *
 }
 #endif
 
+/* Cached frame `k` checked against the chain: false when it no longer
+ * links to `below` (another chain lies under it); else *keep is lowered to
+ * k when its position moved. */
+static inline __attribute__((always_inline)) bool frame_holds(const struct layout *l, const struct pm_framecache *c,
+                                                             int k, const void *below, int *keep)
+{
+    const void *fk = c->frame[k];
+    if (load_ptr(fk, l->frame_back) != below)
+        return false;
+    if (frame_word(l, fk) != c->word[k] || (!l->co_code_adaptive && load_ptr(fk, l->frame_code) != c->raw[k].code))
+        *keep = k;
+    return true;
+}
+
 static inline __attribute__((always_inline)) int walk_cached(const struct layout *l, struct pm_framecache *c,
                                                              bool gil_held)
 {
@@ -463,16 +479,14 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
     if (junction >= 0) {
         keep = junction + 1;
         measure_walk(l, c, epoch, junction + 1 - floor, floor, gil_held);
-        for (int k = junction; k >= floor; k--) {
-            const void *fk = c->frame[k];
-            if (load_ptr(fk, l->frame_back) != (k ? c->frame[k - 1] : NULL)) {
-                keep = -1;
+        /* the outermost frame, which links to nothing, apart: the loop over
+         * the others (most of a deep walk's time) tests no index */
+        int k = junction;
+        for (; k >= floor && k > 0; k--)
+            if (!frame_holds(l, c, k, c->frame[k - 1], &keep))
                 break;
-            }
-            if (frame_word(l, fk) != c->word[k] ||
-                (!l->co_code_adaptive && load_ptr(fk, l->frame_code) != c->raw[k].code))
-                keep = k;
-        }
+        if (k >= floor && (k > 0 || !frame_holds(l, c, 0, NULL, &keep)))
+            keep = -1;
         if (keep >= 0) {
             total = above + junction + 1;
         } else {
