@@ -73,7 +73,11 @@ void pm_control_open(const char *tmpdir, const char *capture_path)
 
 bool pm_control_take(char *token, size_t token_cap, char *label, size_t label_cap)
 {
-    if (!K.on)
+    /* Looked for without a descriptor: open() takes the lowest free number
+     * even when it fails, and a program's dup2 onto that number meanwhile
+     * fails with EBUSY (a program swapping its standard descriptors). */
+    struct stat seen;
+    if (!K.on || lstat(K.request, &seen) != 0)
         return false;
     int fd = open(K.request, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)

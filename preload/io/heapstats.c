@@ -5,6 +5,8 @@
  * resident: the main arena's [heap] and the thread arenas' heaps, found in
  * /proc/self/maps and measured with mincore.
  *
+ * /proc/self/maps stays open from the writer's start (procfile.h).
+ *
  * Runs in the writer thread (guard set for good): mallinfo2 takes each
  * arena's lock in turn, as malloc_stats does; nothing here allocates
  * through malloc (the lookups at start run with pm_thread.own, which
@@ -25,6 +27,7 @@
 #include "base/rawmem.h"
 #include "base/real.h"
 #include "base/thread.h"
+#include "io/procfile.h"
 
 /* glibc's thread arenas live in heaps of HEAP_MAX_SIZE (2 x the largest mmap
  * threshold, 64 MiB on 64-bit), aligned to their size, each opening with
@@ -45,9 +48,10 @@ static struct {
     int allocator;
     struct mallinfo2 (*mallinfo2)(void);
     int (*mallctl)(const char *, void *, size_t *, void *, size_t);
+    int maps_fd; /* /proc/self/maps, kept open (procfile.h) */
     char maps[MAPS_BUF];
     unsigned char vec[MINCORE_PAGES];
-} H;
+} H = {.maps_fd = -1};
 
 /* The file a function lives in (dladdr does not allocate). */
 static const char *file_of(void *fn)
@@ -133,25 +137,13 @@ static void maps_line(const char *line, struct pm_heapstats_sample *s)
     put(s, PM_HS_THREAD_HEAPS_RSS, s->value[PM_HS_THREAD_HEAPS_RSS] + resident(lo, hi));
 }
 
-static void glibc_heaps(struct pm_heapstats_sample *s)
+/* The mappings listed by `fd`, from its start, into `s`; the bytes read. */
+static size_t read_maps(int fd, struct pm_heapstats_sample *s)
 {
-    /* This thread's view: /proc/self's is empty once the thread group's
-     * leader has exited (a process forked from a thread). */
-    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    put(s, PM_HS_MAIN_HEAP_RSS, 0);
-    put(s, PM_HS_THREAD_HEAPS, 0);
-    put(s, PM_HS_THREAD_HEAPS_RSS, 0);
-    size_t held = 0;
-    for (;;) {
-        ssize_t n = read(fd, H.maps + held, MAPS_BUF - 1 - held);
-        if (n <= 0)
-            break;
-        held += (size_t)n;
-        H.maps[held] = 0;
+    size_t held = 0, total = 0, n;
+    while ((n = pm_procfile_read(fd, (off_t)total, H.maps + held, MAPS_BUF - held)) > 0) {
+        total += n;
+        held += n;
         char *line = H.maps, *nl;
         while ((nl = strchr(line, '\n'))) {
             *nl = 0;
@@ -163,7 +155,37 @@ static void glibc_heaps(struct pm_heapstats_sample *s)
         if (held >= MAPS_BUF - 1)
             held = 0; /* a line longer than the buffer: no mapping of ours */
     }
+    return total;
+}
+
+static void glibc_heaps(struct pm_heapstats_sample *s)
+{
+    put(s, PM_HS_MAIN_HEAP_RSS, 0);
+    put(s, PM_HS_THREAD_HEAPS, 0);
+    put(s, PM_HS_THREAD_HEAPS_RSS, 0);
+    if (read_maps(H.maps_fd, s))
+        return;
+    /* /proc/self's view is empty once the thread group's leader has exited
+     * while other threads run: this thread's own view, opened for once (the
+     * one read here that takes a descriptor number of its own). */
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s->have[PM_HS_MAIN_HEAP_RSS] = s->have[PM_HS_THREAD_HEAPS] = s->have[PM_HS_THREAD_HEAPS_RSS] = 0;
+        return;
+    }
+    read_maps(fd, s);
     close(fd);
+}
+
+void pm_heapstats_open(void)
+{
+    pm_procfile_close(&H.maps_fd);
+    H.maps_fd = pm_procfile_open("/proc/self/maps");
+}
+
+void pm_heapstats_close(void)
+{
+    pm_procfile_close(&H.maps_fd);
 }
 
 static void jemalloc_stats(struct pm_heapstats_sample *s)

@@ -22,4 +22,9 @@ struct pm_heapstats_sample {
  * malloc. */
 void pm_heapstats_take(struct pm_heapstats_sample *s, uint64_t rss);
 
+/* The maps file the samples read, opened where no thread of the program
+ * runs (the writer's start) and closed in a fork's child. */
+void pm_heapstats_open(void);
+void pm_heapstats_close(void);
+
 #endif

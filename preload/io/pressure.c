@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "io/pressure.h"
 
+#include "io/procfile.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +22,10 @@ static struct {
     int percent;
     uint64_t limit;
     char dir[512]; /* the cgroup whose limit applies */
+    int fd;        /* what in_use() reads: the cgroup's memory.stat, or /proc/meminfo */
     uint64_t next_ns;
     bool above;
-} P;
+} P = {.fd = -1};
 
 size_t pm_read_file(const char *path, char *buf, size_t cap)
 {
@@ -109,7 +112,9 @@ static void find_cgroup_limit(void)
 
 void pm_pressure_init(int percent, uint64_t limit_bytes)
 {
+    pm_procfile_close(&P.fd);
     memset(&P, 0, sizeof P);
+    P.fd = -1;
     if (percent <= 0 || percent >= 100)
         return;
     P.percent = percent;
@@ -121,24 +126,34 @@ void pm_pressure_init(int percent, uint64_t limit_bytes)
     find_cgroup_limit();
     if (P.source == NONE)
         P.source = MACHINE;
+    char path[600];
+    if (P.source == MACHINE)
+        snprintf(path, sizeof path, "/proc/meminfo");
+    else
+        snprintf(path, sizeof path, "%s/memory.stat", P.dir);
+    P.fd = pm_procfile_open(path);
+}
+
+void pm_pressure_close(void)
+{
+    pm_procfile_close(&P.fd);
+    P.source = NONE;
 }
 
 /* Memory in use against the limit (bytes); 0 if it cannot be read. */
 static uint64_t in_use(uint64_t rss)
 {
-    char buf[8192], path[600];
+    char buf[8192];
     uint64_t v = 0, total = 0;
     switch (P.source) {
     case GIVEN:
         return rss;
     case CGROUP2:
-        snprintf(path, sizeof path, "%s/memory.stat", P.dir);
-        return pm_read_file(path, buf, sizeof buf) && field(buf, "anon", &v) ? v : 0;
+        return pm_procfile_read(P.fd, 0, buf, sizeof buf) && field(buf, "anon", &v) ? v : 0;
     case CGROUP1:
-        snprintf(path, sizeof path, "%s/memory.stat", P.dir);
-        return pm_read_file(path, buf, sizeof buf) && field(buf, "total_rss", &v) ? v : 0;
+        return pm_procfile_read(P.fd, 0, buf, sizeof buf) && field(buf, "total_rss", &v) ? v : 0;
     case MACHINE:
-        if (!pm_read_file("/proc/meminfo", buf, sizeof buf) || !field(buf, "MemTotal", &total) ||
+        if (!pm_procfile_read(P.fd, 0, buf, sizeof buf) || !field(buf, "MemTotal", &total) ||
             !field(buf, "MemAvailable", &v) || v > total)
             return 0;
         P.limit = total * 1024;

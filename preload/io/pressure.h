@@ -8,8 +8,9 @@
  * given for the process's RSS (PYMEM_MEMORY_LIMIT, for tests and for limits
  * pymem cannot see).
  *
- * Runs in the writer thread (and once at open): plain open/read/close on
- * stack buffers, no allocation, no descriptor kept.
+ * Runs in the writer thread (and once at open): stack buffers, no
+ * allocation; the file it reads again is kept open (procfile.h), opened by
+ * pm_pressure_init where no thread of the program runs.
  */
 #ifndef PM_PRESSURE_H
 #define PM_PRESSURE_H
@@ -26,6 +27,9 @@ void pm_pressure_init(int percent, uint64_t limit_bytes);
 /* True once each time use rises to the threshold (again after it fell 5
  * points below it). Looks at most every 10 ms. `rss`: the process's. */
 bool pm_pressure_crossed(uint64_t now_ns, uint64_t rss);
+
+/* No more looks (a fork's child that is not followed): the file closed. */
+void pm_pressure_close(void);
 
 /* A small file's contents, NUL-terminated, into `buf` (no allocation, no
  * descriptor kept); the length, 0 if it cannot be read. */

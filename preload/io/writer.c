@@ -38,6 +38,7 @@
 #include "io/capture_file.h"
 #include "io/control.h"
 #include "io/heapstats.h"
+#include "io/procfile.h"
 #include "pymem/control.h"
 #include "pymem/encode.h"
 #include "io/pressure.h"
@@ -71,7 +72,7 @@ static struct {
     size_t pass_bytes; /* what the writer's current pass took out of rings */
     void *stage; /* a ring's contents, copied out to be compressed */
     size_t stage_cap;
-    int statm_fd;
+    int statm_fd, stat_fd; /* /proc/self/statm and stat, kept open (procfile.h) */
     int snapshots_taken;
     uint64_t snapshot_every_ns;
     uint64_t next_periodic_ns;
@@ -80,7 +81,7 @@ static struct {
     uint64_t next_flush_ns;   /* aggregated mode: the next state written */
     uint64_t next_heapstats_ns;
     bool counters;            /* sampled mode: COUNTERS in every pass */
-} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .statm_fd = -1};
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .statm_fd = -1, .stat_fd = -1};
 
 const char *pm_writer_path(void)
 {
@@ -240,10 +241,6 @@ static uint64_t statm_resident(int fd)
  * then this thread's own view, /proc/thread-self, same memory. */
 static uint64_t rss_bytes(void)
 {
-    if (W.statm_fd < 0) {
-        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-        W.statm_fd = fd >= 0 ? pm_file_move_high(fd) : -1;
-    }
     uint64_t rss = W.statm_fd >= 0 ? statm_resident(W.statm_fd) : 0;
     if (rss)
         return rss;
@@ -437,7 +434,7 @@ static bool last_thread(void)
     if (gettid() == getpid())
         return false;
     char buf[512];
-    const char *state = pm_proc_stat_read(0, buf, sizeof buf) ? pm_proc_stat_field(buf, 3) : NULL;
+    const char *state = pm_procfile_read(W.stat_fd, 0, buf, sizeof buf) ? pm_proc_stat_field(buf, 3) : NULL;
     return state && *state == 'Z';
 }
 
@@ -509,6 +506,13 @@ static bool start_thread(void)
 
 bool pm_writer_start(uint64_t snapshot_every_ns, bool counters)
 {
+    /* The files read at every tick, opened now, while no thread of the
+     * program runs (procfile.h). */
+    pm_procfile_close(&W.statm_fd);
+    W.statm_fd = pm_procfile_open("/proc/self/statm");
+    pm_procfile_close(&W.stat_fd);
+    W.stat_fd = pm_procfile_open("/proc/self/stat");
+    pm_heapstats_open();
     W.counters = counters;
     W.snapshot_every_ns = snapshot_every_ns;
     W.next_periodic_ns = snapshot_every_ns;
@@ -702,9 +706,10 @@ void pm_writer_reset_after_fork(void)
     T.pauses = 0;
     T.cond_ready = false;
     pm_file_reset_after_fork();
-    if (W.statm_fd >= 0)
-        close(W.statm_fd);
-    W.statm_fd = -1;
+    pm_procfile_close(&W.statm_fd);
+    pm_procfile_close(&W.stat_fd);
+    pm_heapstats_close();
+    pm_pressure_close();
     W.snapshots_taken = 0;
     W.periodic_taken = 0;
     W.oom_taken = 0;

@@ -1460,6 +1460,17 @@ def test_program_descriptors(c, tag):
               blocks_at(c, s, n, size + BYTES_HEADER, recycled=2, domain="pyobj"), json.dumps(s)[:300])
 
 
+def test_swapped_std_descriptors(c, tag):
+    """A program that closes its stderr and puts it back, again and again
+    (CPython's test_subprocess does): pymem's writer opens nothing while it
+    runs, so the program's dup2 is never refused (EBUSY) and its stderr never
+    becomes, or is closed as, a file of pymem's."""
+    out = c.capture("fd_juggle.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "fd_juggle.py"), "2"], out)
+    check(tag + " stderr swapped 100s of times under pymem: never lost, dup2 never refused",
+          r.returncode == 0 and r.stdout == "rounds True stderr lost 0 dup2 refused 0\n", repr(r.stdout + r.stderr))
+
+
 def test_non_python_is_passthrough(c, tag):
     before = set(os.listdir(c.tmp))
     r = subprocess.run(["sh", "-c", "ls / | head -3; echo hi"], env=c.env(), capture_output=True, text=True, cwd=c.tmp)
@@ -1590,7 +1601,7 @@ def main():
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
-            test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_non_python_is_passthrough, test_heap_untouched,
+            test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_swapped_std_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE + heap.ONCE
     every += native.EVERY + oracle.EVERY + live.EVERY + heap.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
