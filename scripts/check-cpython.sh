@@ -5,7 +5,8 @@
 # --no-python-allocators (heaptrack's scope), in the profiled
 # process itself (sequentially: regrtest's -j workers would be children pymem
 # does not follow). Fails if a test fails under pymem that passes without it,
-# or if a profiled run crashes or hangs. Flaky tests get one re-run (-w).
+# or if a profiled run crashes, hangs or ends without regrtest's result.
+# Flaky tests get one re-run (-w).
 set -u
 pymem=${1:-build/pymem}
 tests="test_threading test_subprocess test_signal test_os test_gc test_weakref test_tracemalloc test_json test_re test_fork1 test_multiprocessing_fork"
@@ -35,6 +36,14 @@ for mode in $modes; do
     tail -3 "$work/$mode.log" | sed "s/^/  $mode: /"
     if [ $rc -ge 124 ]; then
         echo "check-cpython: the profiled run ($mode) crashed or timed out (status $rc)"
+        tail -40 "$work/$mode.log"
+        bad=$((bad + 1))
+        continue
+    fi
+    if ! grep -q "Tests result: " "$work/$mode.log"; then
+        # regrtest always ends with its result: a run without one lost its
+        # output or died on the way (status $rc), whatever it printed
+        echo "check-cpython: the profiled run ($mode) ended without regrtest's result (status $rc)"
         tail -40 "$work/$mode.log"
         bad=$((bad + 1))
         continue
