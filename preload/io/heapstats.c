@@ -137,13 +137,20 @@ static void maps_line(const char *line, struct pm_heapstats_sample *s)
     put(s, PM_HS_THREAD_HEAPS_RSS, s->value[PM_HS_THREAD_HEAPS_RSS] + resident(lo, hi));
 }
 
-/* The mappings listed by `fd`, from its start, into `s`; the bytes read. */
+/* The mappings listed by `fd`, from its start, into `s`; the bytes read.
+ * Read in order from offset 0 (the descriptor is the writer's alone, under
+ * its lock): a read at an offset makes procfs list the mappings again from
+ * the first up to it. */
 static size_t read_maps(int fd, struct pm_heapstats_sample *s)
 {
-    size_t held = 0, total = 0, n;
-    while ((n = pm_procfile_read(fd, (off_t)total, H.maps + held, MAPS_BUF - held)) > 0) {
-        total += n;
-        held += n;
+    size_t held = 0, total = 0;
+    ssize_t n;
+    if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0)
+        return 0;
+    while ((n = read(fd, H.maps + held, MAPS_BUF - 1 - held)) > 0) {
+        total += (size_t)n;
+        held += (size_t)n;
+        H.maps[held] = 0;
         char *line = H.maps, *nl;
         while ((nl = strchr(line, '\n'))) {
             *nl = 0;
