@@ -30,6 +30,7 @@
 #include "io/aggregate.h"
 #include "io/buffer.h"
 #include "io/pressure.h"
+#include "io/procfile.h"
 #include "entry/pyhooks.h"
 #include "pymem/format.h"
 #include "base/rawmem.h"

@@ -6,11 +6,9 @@
 
 #include "io/procfile.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CHECK_INTERVAL_NS 10000000u
 #define REARM_POINTS 5
@@ -26,20 +24,6 @@ static struct {
     uint64_t next_ns;
     bool above;
 } P = {.fd = -1};
-
-size_t pm_read_file(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    size_t n = 0;
-    ssize_t r;
-    while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fd);
-    buf[n] = 0;
-    return n;
-}
 
 /* The number after `key` at the start of a line of `text` ("anon 123"). */
 static bool field(const char *text, const char *key, uint64_t *out)
@@ -149,11 +133,11 @@ static uint64_t in_use(uint64_t rss)
     case GIVEN:
         return rss;
     case CGROUP2:
-        return pm_procfile_read(P.fd, 0, buf, sizeof buf) && field(buf, "anon", &v) ? v : 0;
+        return pm_procfile_read(P.fd, buf, sizeof buf) && field(buf, "anon", &v) ? v : 0;
     case CGROUP1:
-        return pm_procfile_read(P.fd, 0, buf, sizeof buf) && field(buf, "total_rss", &v) ? v : 0;
+        return pm_procfile_read(P.fd, buf, sizeof buf) && field(buf, "total_rss", &v) ? v : 0;
     case MACHINE:
-        if (!pm_procfile_read(P.fd, 0, buf, sizeof buf) || !field(buf, "MemTotal", &total) ||
+        if (!pm_procfile_read(P.fd, buf, sizeof buf) || !field(buf, "MemTotal", &total) ||
             !field(buf, "MemAvailable", &v) || v > total)
             return 0;
         P.limit = total * 1024;

@@ -31,8 +31,4 @@ bool pm_pressure_crossed(uint64_t now_ns, uint64_t rss);
 /* No more looks (a fork's child that is not followed): the file closed. */
 void pm_pressure_close(void);
 
-/* A small file's contents, NUL-terminated, into `buf` (no allocation, no
- * descriptor kept); the length, 0 if it cannot be read. */
-size_t pm_read_file(const char *path, char *buf, size_t cap);
-
 #endif

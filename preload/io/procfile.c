@@ -16,13 +16,22 @@ int pm_procfile_open(const char *path)
     return fd >= 0 ? pm_file_move_high(fd) : -1;
 }
 
-size_t pm_procfile_read(int fd, off_t at, char *buf, size_t cap)
+size_t pm_procfile_read(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
     ssize_t r;
-    while (fd >= 0 && n < cap - 1 && (r = pread(fd, buf + n, cap - 1 - n, at + (off_t)n)) > 0)
+    while (fd >= 0 && n < cap - 1 && (r = pread(fd, buf + n, cap - 1 - n, (off_t)n)) > 0)
         n += (size_t)r;
     buf[n] = 0;
+    return n;
+}
+
+size_t pm_read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t n = pm_procfile_read(fd, buf, cap);
+    if (fd >= 0)
+        close(fd);
     return n;
 }
 

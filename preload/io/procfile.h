@@ -16,9 +16,13 @@
 /* A read-only descriptor of `path`, high; -1 if it cannot be opened. */
 int pm_procfile_open(const char *path);
 
-/* `fd`'s contents from offset `at`, up to cap - 1 bytes, NUL-terminated;
- * the length, 0 at the end or on error. */
-size_t pm_procfile_read(int fd, off_t at, char *buf, size_t cap);
+/* `fd`'s contents from its start, up to cap - 1 bytes, NUL-terminated;
+ * the length, 0 on error. */
+size_t pm_procfile_read(int fd, char *buf, size_t cap);
+
+/* A small file read once (at load, or where no thread of the program
+ * runs), opened and closed here; the length, 0 if it cannot be read. */
+size_t pm_read_file(const char *path, char *buf, size_t cap);
 
 /* Closes *fd if open; *fd is -1 after. */
 void pm_procfile_close(int *fd);

@@ -225,10 +225,8 @@ static bool wait_not_busy(struct pm_buffer *b)
 static uint64_t statm_resident(int fd)
 {
     char buf[128];
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    if (n <= 0)
+    if (!pm_procfile_read(fd, buf, sizeof buf))
         return 0;
-    buf[n] = 0;
     unsigned long long size, resident;
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return 0;
@@ -434,7 +432,7 @@ static bool last_thread(void)
     if (gettid() == getpid())
         return false;
     char buf[512];
-    const char *state = pm_procfile_read(W.stat_fd, 0, buf, sizeof buf) ? pm_proc_stat_field(buf, 3) : NULL;
+    const char *state = pm_procfile_read(W.stat_fd, buf, sizeof buf) ? pm_proc_stat_field(buf, 3) : NULL;
     return state && *state == 'Z';
 }
 
