@@ -47,7 +47,8 @@ static const char *site_key_of(const void *records, size_t i)
     return ((const struct pm_combined_site *)records)[i].key;
 }
 
-char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames, bool json)
+char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames, const struct pm_site *site,
+                      bool json)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -57,7 +58,7 @@ char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames
     if (json)
         pm_report_stack_json(f, c, stack);
     else
-        pm_report_stack_text(f, c, stack, max_frames);
+        pm_report_stack_text(f, c, stack, max_frames, site);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
@@ -73,7 +74,7 @@ char *pm_site_key(enum pm_group by, const struct pm_capture *c, const struct pm_
     if (by == PM_BY_FILENAME) {
         key = strdup(file);
     } else if (by == PM_BY_TRACEBACK) {
-        key = pm_render_stack(c, x->stack, 1 << 20, false);
+        key = pm_render_stack(c, x->stack, 1 << 20, NULL, false);
     } else if (asprintf(&key, "%s\n%u\n%s", file, x->line, x->line ? "" : func) < 0) {
         key = NULL;
     }
@@ -177,8 +178,8 @@ int pm_combined_add(struct pm_combined *m, const struct pm_capture *c, const str
          * weighs most (grows most, in a diff). */
         int64_t weight = m->kind == PM_REPORT_DIFF ? y->bytes[1] - y->bytes[0] : y->bytes[1];
         if (weight > x->stack_bytes) {
-            char *text = pm_render_stack(c, y->stack, s->by == PM_BY_TRACEBACK ? 64 : 6, false);
-            char *json = pm_render_stack(c, y->stack, 0, true);
+            char *text = pm_render_stack(c, y->stack, s->by == PM_BY_TRACEBACK ? 64 : 6, y, false);
+            char *json = pm_render_stack(c, y->stack, 0, NULL, true);
             if (!text || !json) {
                 free(text);
                 free(json);

@@ -84,8 +84,9 @@ void pm_combined_sort(struct pm_combined *m, enum pm_order order);
 /* What a site is matched by across captures (new string; NULL when memory
  * runs out): file, line and function; the file; or the whole stack. */
 char *pm_site_key(enum pm_group by, const struct pm_capture *c, const struct pm_site *x);
-/* A stack as report text (at most `max_frames`) or JSON, in a new string. */
-char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames, bool json);
+/* A stack as report text (pm_report_stack_text) or JSON, in a new string. */
+char *pm_render_stack(const struct pm_capture *c, uint32_t stack, int max_frames, const struct pm_site *site,
+                      bool json);
 
 void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool json);
 /* The run as a table of its processes, with their totals summed. */

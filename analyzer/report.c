@@ -396,24 +396,48 @@ void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node)
     fputc(']', out);
 }
 
-void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames)
+/* Whether frame `f` is the one `site` is named after. */
+static bool names_site(const struct pm_frame *f, const struct pm_site *site)
+{
+    return f->file == site->file && f->line == site->line && (f->line || f->func == site->func);
+}
+
+static void frame_text(FILE *out, const struct pm_capture *c, uint32_t id, const struct pm_frame *f)
+{
+    const char *file = pm_tree_string(&c->stacks, f->file), *func = pm_tree_string(&c->stacks, f->func);
+    struct pm_native nv = pm_tree_native(&c->stacks, id);
+    if (!nv.native)
+        fprintf(out, "         %s:%u %s\n", file, f->line, func);
+    else if (f->line)
+        fprintf(out, "         %s:%u %s%s\n", file, f->line, func, nv.inlined ? " (inlined)" : "");
+    else
+        fprintf(out, "         %s  [%s]\n", func, file);
+}
+
+void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames,
+                          const struct pm_site *site)
 {
     struct pm_frame f;
-    int n = 0;
-    for (uint32_t id = node; pm_tree_frame(&c->stacks, id, &f); id = f.parent) {
-        if (n == max_frames) {
+    /* A site named after the program's own line can sit below more library
+     * frames than are shown: the middle is elided so that the frame the
+     * report names, and its caller, are on the page. */
+    int named = -1, depth = 0;
+    for (uint32_t id = node; site && pm_tree_frame(&c->stacks, id, &f); id = f.parent, depth++)
+        if (names_site(&f, site)) {
+            named = depth;
+            break;
+        }
+    bool elide = max_frames >= 4 && named >= max_frames;
+    int head = elide ? max_frames - 2 : max_frames, shown = elide ? named + 2 : max_frames, n = 0;
+    for (uint32_t id = node; pm_tree_frame(&c->stacks, id, &f); id = f.parent, n++) {
+        if (n == shown) {
             fputs("         ...\n", out);
             break;
         }
-        const char *file = pm_tree_string(&c->stacks, f.file), *func = pm_tree_string(&c->stacks, f.func);
-        struct pm_native nv = pm_tree_native(&c->stacks, id);
-        if (!nv.native)
-            fprintf(out, "         %s:%u %s\n", file, f.line, func);
-        else if (f.line)
-            fprintf(out, "         %s:%u %s%s\n", file, f.line, func, nv.inlined ? " (inlined)" : "");
-        else
-            fprintf(out, "         %s  [%s]\n", func, file);
-        n++;
+        if (elide && n == head)
+            fprintf(out, "         ... %d frame%s ...\n", named - head, named - head == 1 ? "" : "s");
+        if (n < head || n >= named)
+            frame_text(out, c, id, &f);
     }
 }
 
@@ -616,6 +640,6 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
         }
         fputc('\n', out);
         if (s->by != PM_BY_FILENAME)
-            pm_report_stack_text(out, c, x->stack, s->by == PM_BY_TRACEBACK ? 64 : 6);
+            pm_report_stack_text(out, c, x->stack, s->by == PM_BY_TRACEBACK ? 64 : 6, x);
     }
 }

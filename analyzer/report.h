@@ -48,9 +48,11 @@ void pm_report_figures_text(FILE *out, size_t rank, enum pm_sites_kind kind, boo
 
 /* How the capture ended: "exit", "_exit", "signal", "exec", or "truncated". */
 const char *pm_report_end_reason(const struct pm_capture *c);
-/* A stack, innermost frame first: indented lines (at most `max_frames`), or
- * a JSON array of frames. */
-void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames);
+/* A stack, innermost frame first: indented lines (at most `max_frames`, and
+ * the frame `site` is named after, when there is a site), or a JSON array of
+ * frames. */
+void pm_report_stack_text(FILE *out, const struct pm_capture *c, uint32_t node, int max_frames,
+                          const struct pm_site *site);
 void pm_report_stack_json(FILE *out, const struct pm_capture *c, uint32_t node);
 
 /* A sampled site's 95% interval, from its estimate and the estimate's

@@ -182,8 +182,8 @@ static int on_stop(void *ctx, size_t i, struct pm_replay *r)
         x->bytes[label] += (double)y->bytes[1];
         x->count[label] += (double)y->count[1];
         if (y->bytes[1] > x->stack_bytes) {
-            char *text = pm_render_stack(t->c, y->stack, t->by == PM_BY_TRACEBACK ? 64 : 6, false);
-            char *json = pm_render_stack(t->c, y->stack, 0, true);
+            char *text = pm_render_stack(t->c, y->stack, t->by == PM_BY_TRACEBACK ? 64 : 6, y, false);
+            char *json = pm_render_stack(t->c, y->stack, 0, NULL, true);
             if (!text || !json) {
                 free(text);
                 free(json);

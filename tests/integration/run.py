@@ -68,6 +68,12 @@ def test_own_line_first(c, tag):
     check(tag + " --by lineno: none at the program's line, the json decoder's line holds them",
           site(lineno["sites"], m["OWN"], "own_line.py") is None
           and any("/json/" in x["file"] and x["count"] >= 300 for x in lineno["sites"]))
+    text = c.analyze("leaks", out, "--top", "3").stdout
+    entry = re.search(r"^ +\d+\. .* \S*own_line\.py:%d copies\n((?: {9}.*\n)+)" % m["DEEP"], text, re.M)
+    frames = entry.group(1).splitlines() if entry else []
+    check(tag + " --by own, text: a site named after a line 14 frames down shows that frame, the middle elided",
+          len(frames) == 7 and "copy.py" in frames[0] and re.fullmatch(r" +\.\.\. \d+ frames \.\.\.", frames[4])
+          and frames[5].strip().endswith("own_line.py:%d copies" % m["DEEP"]) and "<module>" in frames[6], text)
     if r.stdout == "numpy\n":
         big = site(c.json("leaks", out, "--top", "0")["sites"], m["NUMPY"], "own_line.py")
         check(tag + " --by own: numpy.ones's 4 MB at the program's line",

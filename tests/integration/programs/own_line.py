@@ -1,6 +1,8 @@
 """The program's own line first: 300 objects made inside the standard
-library's json decoder, called from the OWN line; a numpy array from the
-NUMPY line when numpy is installed for this interpreter."""
+library's json decoder, called from the OWN line; 40 copies of a bytearray
+made 14 frames down in copy.deepcopy, called from the DEEP line; a numpy
+array from the NUMPY line when numpy is installed for this interpreter."""
+import copy
 import json
 
 KEEP = []
@@ -12,6 +14,16 @@ def load():
 
 
 load()
+
+NESTED = [[[[[[bytearray(30000)]]]]]]
+
+
+def copies():
+    for i in range(40):
+        KEEP.append(copy.deepcopy(NESTED))  # MARK:DEEP
+
+
+copies()
 try:
     import numpy
 except ImportError:
