@@ -107,6 +107,25 @@ static int tree(long root, struct pids *out)
     return 0;
 }
 
+/* Whether `pid` is `pymem run` (its command line: a program named pymem,
+ * then "run"): the processes it runs are what a snapshot of it means. */
+static bool is_pymem_run(long pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    size_t first = strlen(buf);
+    const char *base = strrchr(buf, '/');
+    return (size_t)n > first + 1 && strcmp(base ? base + 1 : buf, "pymem") == 0 && strcmp(buf + first + 1, "run") == 0;
+}
+
 /* Asks `pid` for a snapshot and waits for its answer. Returns 0, or 1 with
  * a message printed. */
 static int ask(const char *dir, long pid, const char *capture, const char *label, double timeout)
@@ -204,8 +223,11 @@ int pm_snapshot_main(int argc, char **argv)
         fprintf(stderr, "pymem snapshot: no process %ld\n", pid);
         return 1;
     }
-    char dir[4096];
+    char dir[4096], capture[4200];
     pm_control_dir(dir, sizeof dir, getenv("TMPDIR"), (unsigned)getuid());
+    /* `pymem run`'s own pid stands for the run: every recorded process of it. */
+    if (!whole_tree && !recorded(dir, pid, capture, sizeof capture) && is_pymem_run(pid))
+        whole_tree = true;
     struct pids all = {0};
     if (whole_tree ? tree(pid, &all) : add_pid(&all, pid)) {
         fprintf(stderr, "pymem snapshot: cannot list the processes under %ld\n", pid);
@@ -214,7 +236,6 @@ int pm_snapshot_main(int argc, char **argv)
     }
     int asked = 0, failed = 0;
     for (size_t i = 0; i < all.n; i++) {
-        char capture[4200];
         if (!recorded(dir, all.v[i], capture, sizeof capture))
             continue;
         asked++;
@@ -222,6 +243,19 @@ int pm_snapshot_main(int argc, char **argv)
     }
     free(all.v);
     if (!asked) {
+        int under = 0;
+        struct pids below = {0};
+        if (!whole_tree && !tree(pid, &below))
+            for (size_t i = 1; i < below.n; i++)
+                under += recorded(dir, below.v[i], capture, sizeof capture);
+        free(below.v);
+        if (under) {
+            fprintf(stderr,
+                    "pymem snapshot: process %ld is not being recorded by pymem, %d process%s under it %s: "
+                    "pymem snapshot --tree %ld\n",
+                    pid, under, under == 1 ? "" : "es", under == 1 ? "is" : "are", pid);
+            return 1;
+        }
         fprintf(stderr, "pymem snapshot: process %ld%s not being recorded by pymem (nothing of it in %s)\n", pid,
                 whole_tree ? " and the processes under it are" : " is", dir);
         return 1;

@@ -1179,6 +1179,31 @@ def test_snapshots_on_request(c, tag):
     p.communicate("\n" * 8, timeout=30)
     check(tag + " pymem snapshot --tree: the parent and its 3 followed children", r.returncode == 0
           and r.stdout.count("snapshot 'all' taken") == 4, r.stdout + r.stderr)
+    # `pymem run`'s own pid stands for its run; any other unrecorded parent
+    # of recorded processes is refused with the command that would do.
+    out = c.capture("wrapped.pmem")
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    run = subprocess.Popen([c.pymem, "run", "--python", c.python, "-q", "-o", out, "--",
+                            os.path.join(PROGRAMS, "sleeper.py")], env=env, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True, cwd=c.tmp)
+    run.stdout.readline()
+    r = c.analyze("snapshot", str(run.pid), "--label", "via-run", check=False)
+    parent = subprocess.Popen([c.python, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])", c.pymem, "run",
+                               "--python", c.python, "-q", "-o", c.capture("nested.pmem"), "--",
+                               os.path.join(PROGRAMS, "sleeper.py")], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=c.tmp)
+    parent.stdout.readline()
+    r2 = c.analyze("snapshot", str(parent.pid), check=False)
+    run.communicate("\n\n", timeout=30)
+    parent.communicate("\n\n", timeout=30)
+    child = [s for s in c.json("snapshots", out) if s["label"] == "via-run"]
+    check(tag + " pymem snapshot of pymem run's pid: its program's snapshot", r.returncode == 0
+          and r.stdout.count("snapshot 'via-run' taken in process") == 1 and str(run.pid) not in r.stdout
+          and len(child) == 1 and run.returncode == 0, r.stdout + r.stderr)
+    check(tag + " an unrecorded parent of a recorded process: refused, naming --tree", r2.returncode == 1
+          and r2.stderr.strip() == "pymem snapshot: process %d is not being recorded by pymem, 1 process under it "
+          "is: pymem snapshot --tree %d" % (parent.pid, parent.pid), r2.stderr)
 
 
 def test_gunicorn_staging(c, tag):
