@@ -90,43 +90,64 @@ static inline __attribute__((always_inline)) void record_event(enum event_kind k
     pm_thread.recording = 0;
 }
 
+/* Whether an allocation is one to record: in sampled mode, the totals count
+ * every allocation (mappings are all recorded too), and a sample is
+ * remembered so that its free is recorded. */
+static inline bool alloc_wanted(void *p, size_t size, int domain)
+{
+    if (!pm_sample_mean)
+        return true;
+    pm_thread.recording = PM_IN_RECORDER;
+    struct pm_buffer *b = thread_buffer();
+    pm_thread.recording = 0;
+    if (!b)
+        return false;
+    pm_count(&b->allocations, 1);
+    pm_count(&b->alloc_bytes, size);
+    if (domain == PM_DOMAIN_MMAP)
+        return true;
+    if (!pm_sampler_take(size))
+        return false;
+    pm_sampler_remember(p);
+    return true;
+}
+
+/* The entry points below leave errno as they found it: a ring flushed by
+ * its own thread, or the sampler's table grown, makes system calls, and the
+ * hooks do not keep errno around them (a hook's common case in sampled mode
+ * calls none of these). */
 void pm_record_alloc(void *p, size_t size, int domain)
 {
-    if (pm_sample_mean) {
-        pm_thread.recording = PM_IN_RECORDER;
-        struct pm_buffer *b = thread_buffer();
-        pm_thread.recording = 0;
-        if (!b)
-            return;
-        /* The totals count every allocation; mappings are all recorded too. */
-        pm_count(&b->allocations, 1);
-        pm_count(&b->alloc_bytes, size);
-        if (domain != PM_DOMAIN_MMAP) {
-            if (!pm_sampler_take(size))
-                return;
-            pm_sampler_remember(p);
-        }
-    }
-    record_event(EVENT_ALLOC, domain, p, size);
+    int *e = pm_errno(), err = *e;
+    if (alloc_wanted(p, size, domain))
+        record_event(EVENT_ALLOC, domain, p, size);
+    *e = err;
 }
 
 void pm_record_free(void *p)
 {
-    if (pm_sample_mean && !pm_sampler_forget(p))
-        return; /* counted by the hook (pm_sample_skip_free) */
-    record_event(EVENT_FREE, PM_DOMAIN_MALLOC, p, 0);
+    int *e = pm_errno(), err = *e;
+    /* in sampled mode, a free that is not a sample's was counted by the hook
+     * (pm_sample_skip_free) */
+    if (!pm_sample_mean || pm_sampler_forget(p))
+        record_event(EVENT_FREE, PM_DOMAIN_MALLOC, p, 0);
+    *e = err;
 }
 
 void pm_record_retag(void *p)
 {
     if (pm_sample_mean && !pm_sample_may_hold(p))
         return;
+    int *e = pm_errno(), err = *e;
     record_event(EVENT_RETAG, PM_DOMAIN_PYOBJ, p, 0); /* a recycled object */
+    *e = err;
 }
 
 void pm_record_munmap(void *p, size_t length)
 {
+    int *e = pm_errno(), err = *e;
     record_event(EVENT_MUNMAP, PM_DOMAIN_MMAP, p, length);
+    *e = err;
 }
 
 /* A record that takes a sequence number but is no event: `encode` lays it

@@ -1,7 +1,8 @@
 /*
  * recorder: turns one allocation event into a record in the calling thread's
  * buffer. Every function here must be called with pm_thread.guard set by the
- * caller (the hook), and only while pm_run_on().
+ * caller (the hook), and only while pm_run_on(); those that record an event
+ * leave errno as they found it.
  * Runs inside malloc: no allocation, no stdio; no lock on the common path.
  */
 #ifndef PM_RECORDER_H

@@ -70,9 +70,9 @@ static inline void record_alloc(void *p, size_t size)
     if (unlikely(!pm_lifecycle_loaded) && p && !pm_thread.guard)
         pm_lifecycle_load();
     if (p && pm_should_record()) {
-        struct pm_guard g = pm_guard_enter();
+        pm_thread.guard = PM_GUARD_PYMEM; /* clear before (pm_should_record); errno: recorder.h */
         pm_on_alloc(p, size, PM_DOMAIN_MALLOC);
-        pm_guard_leave(&g);
+        pm_thread.guard = 0;
     } else if (unlikely(pm_thread.recording >= PM_IN_BOOTSTRAP) && p) {
         if (pm_thread.recording == PM_IN_BOOTSTRAP)
             pm_pyhooks_note_bootstrap(p);
@@ -99,9 +99,9 @@ static inline bool unwind_block(void *p)
 static inline void record_free(void *p)
 {
     if (p && pm_should_record() && !unwind_block(p)) {
-        struct pm_guard g = pm_guard_enter();
+        pm_thread.guard = PM_GUARD_PYMEM;
         pm_on_free(p);
-        pm_guard_leave(&g);
+        pm_thread.guard = 0;
     }
 }
 

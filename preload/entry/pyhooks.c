@@ -144,6 +144,9 @@ static bool take_bootstrap(void *p)
     return false;
 }
 
+/* The hooks below record only with the guard clear (layer_records), and
+ * clear it again on the way out. They keep no errno of their own: the
+ * allocator under them sets it, and recording leaves it alone (recorder.h). */
 static void *py_malloc(void *ctx, size_t size)
 {
     struct domain_ctx *d = ctx;
@@ -152,17 +155,17 @@ static void *py_malloc(void *ctx, size_t size)
             pm_thread.recording = PM_PROBE_REACHED;
         return d->prev.malloc(d->prev.ctx, size);
     }
-    struct pm_guard g = pm_guard_enter_python();
+    pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.malloc(d->prev.ctx, size);
-    pm_guard_take_errno(&g); /* the allocator's; recording must not change it */
-    if (p && __builtin_expect(watch_on, 0) && d->domain == PM_DOMAIN_PYOBJ && pm_pyframes_watch_dispatching(size))
-        pm_thread.watch_block = p; /* the frame watch's own */
-    else if (p)
-        pm_on_alloc(p, size, d->domain);
-    if (p)
+    if (p) {
+        if (__builtin_expect(watch_on, 0) && d->domain == PM_DOMAIN_PYOBJ && pm_pyframes_watch_dispatching(size))
+            pm_thread.watch_block = p; /* the frame watch's own */
+        else
+            pm_on_alloc(p, size, d->domain);
         count_startup_block(d, &startup_blocks_made);
+    }
     pm_thread.last_py_alloc = p;
-    pm_guard_leave(&g);
+    pm_thread.guard = 0;
     return p;
 }
 
@@ -171,16 +174,15 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     struct domain_ctx *d = ctx;
     if (!layer_records(d))
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
-    struct pm_guard g = pm_guard_enter_python();
+    pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
-    pm_guard_take_errno(&g);
     size_t total;
     if (p && !__builtin_mul_overflow(nelem, elsize, &total))
         pm_on_alloc(p, total, d->domain);
     if (p)
         count_startup_block(d, &startup_blocks_made);
     pm_thread.last_py_alloc = p;
-    pm_guard_leave(&g);
+    pm_thread.guard = 0;
     return p;
 }
 
@@ -192,12 +194,10 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
     struct domain_ctx *d = ctx;
     if (!layer_records(d))
         return d->prev.realloc(d->prev.ctx, ptr, size);
-    struct pm_guard g = pm_guard_enter_python();
+    pm_thread.guard = PM_GUARD_PYTHON;
     if (ptr)
         pm_on_free(ptr);
-    *pm_errno() = g.err;
     void *p = d->prev.realloc(d->prev.ctx, ptr, size);
-    pm_guard_take_errno(&g);
     if (p)
         pm_on_alloc(p, size, d->domain);
     else if (ptr)
@@ -205,7 +205,7 @@ static void *py_realloc(void *ctx, void *ptr, size_t size)
     if (p && !ptr)
         count_startup_block(d, &startup_blocks_made);
     pm_thread.last_py_alloc = p;
-    pm_guard_leave(&g);
+    pm_thread.guard = 0;
     return p;
 }
 
@@ -223,12 +223,11 @@ static void py_free(void *ctx, void *ptr)
         d->prev.free(d->prev.ctx, ptr);
         return;
     }
-    struct pm_guard g = pm_guard_enter_python();
+    pm_thread.guard = PM_GUARD_PYTHON;
     pm_on_free(ptr);
     count_startup_block(d, &startup_blocks_freed);
-    *pm_errno() = g.err;
     d->prev.free(d->prev.ctx, ptr);
-    pm_guard_leave(&g);
+    pm_thread.guard = 0;
 }
 
 static void snapshot(int kind, const char *label)
