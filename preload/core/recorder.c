@@ -136,8 +136,6 @@ void pm_record_free(void *p)
 
 void pm_record_retag(void *p)
 {
-    if (pm_sample_mean && !pm_sample_may_hold(p))
-        return;
     int *e = pm_errno(), err = *e;
     record_event(EVENT_RETAG, PM_DOMAIN_PYOBJ, p, 0); /* a recycled object */
     *e = err;

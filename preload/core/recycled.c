@@ -49,9 +49,9 @@ static inline uintptr_t block_of(const void *obj)
  * death, a birth in the block just allocated). */
 static __attribute__((noinline)) void retag(void *block)
 {
-    struct pm_guard g = pm_guard_enter();
+    pm_thread.guard = PM_GUARD_PYMEM; /* clear before (pm_should_record); errno: recorder.h */
     pm_record_retag(block);
-    pm_guard_leave(&g);
+    pm_thread.guard = 0;
 }
 
 /* What the chained tracer allocates (tracemalloc's tracebacks) is its own,
@@ -73,7 +73,7 @@ static int tracer(void *obj, int event, void *data)
          * it was recycled. */
         if (block == pm_thread.last_py_alloc)
             pm_thread.last_py_alloc = NULL;
-        else
+        else if (pm_retag_wanted(block))
             retag(block);
     }
     return R.prev ? chain(obj, event) : 0;
