@@ -69,11 +69,13 @@ extern __thread struct pm_thread pm_thread __attribute__((tls_model("initial-exe
 void pm_thread_reset_after_fork(void);
 
 /* A stretch of code inside pymem: what it allocates passes through
- * unrecorded, and the program finds errno as it left it (a hook that
- * records, or pymem's own work at load, fork or exit, must never change the
- * errno the program reads after its call). Nests: leaving gives back the
- * guard as it was on entry:
- *     struct pm_guard g = pm_guard_enter(); ...; pm_guard_leave(&g); */
+ * unrecorded, and the program finds errno as it left it (pymem's own work at
+ * load, fork or exit must never change the errno the program reads after its
+ * call). Nests: leaving gives back the guard as it was on entry:
+ *     struct pm_guard g = pm_guard_enter(); ...; pm_guard_leave(&g);
+ * The allocator hooks, which record only with the guard clear, set it
+ * (PM_GUARD_PYMEM; PM_GUARD_PYTHON around a Python domain's own allocator)
+ * and clear it again; the recorder keeps errno (core/recorder.h). */
 struct pm_guard {
     int guard;
     int err;
@@ -96,25 +98,10 @@ static inline struct pm_guard pm_guard_enter(void)
     return g;
 }
 
-/* Around a call of a Python allocator domain's own allocator. */
-static inline struct pm_guard pm_guard_enter_python(void)
-{
-    struct pm_guard g = {pm_thread.guard, *pm_errno()};
-    pm_thread.guard = PM_GUARD_PYTHON;
-    return g;
-}
-
 static inline void pm_guard_leave(const struct pm_guard *g)
 {
     pm_thread.guard = g->guard;
     *pm_errno() = g->err;
-}
-
-/* Inside a guard around the program's own call (a Python allocator's): the
- * errno that call left is the one to give back. */
-static inline void pm_guard_take_errno(struct pm_guard *g)
-{
-    g->err = *pm_errno();
 }
 
 #endif
