@@ -91,7 +91,7 @@ static void usage(FILE *out)
           "  standard library or installed packages), lineno (the innermost line, as\n"
           "  tracemalloc groups), filename or traceback. Snapshots are named by index or\n"
           "  label; start, peak, exit and end are always there.\n"
-          "  peak, leaks and diff also take:\n"
+          "  peak, leaks, diff, trend and temporaries also take:\n"
           "    --native        sites by the innermost frame, native frames included\n"
           "    --python-only   native frames left out (captures made with --native)\n"
           "    --domain D,...  only malloc, pyraw, pymem, pyobj and/or mmap allocations\n"
@@ -101,6 +101,88 @@ static void usage(FILE *out)
           "  machine's memory): a capture that would need more is an error.\n"
           "  pymem run --help for the options of run.\n",
           out);
+}
+
+/* `pymem CMD --help` (and `pymem help CMD`) for the commands that report
+ * sites or figures from captures: the synopsis, what it tells, and the
+ * options it takes. NULL for a command without a text of its own here. */
+struct command_help {
+    const char *name, *synopsis, *what;
+    bool sites; /* takes G, SNAP and the sites options below */
+    bool merge; /* takes --merge */
+};
+
+static const struct command_help command_helps[] = {
+    {"summary", "summary CAPTURE [--json] [--merge] [--max-memory SIZE]",
+     "totals, the peak and when, what was live at the end, RSS and the allocator's heap, the\n"
+     "  domains and the snapshots",
+     false, true},
+    {"peak",
+     "peak CAPTURE [--by G] [--top N] [--json] [--domain D,...] [--native | --python-only]\n"
+     "                  [--wrappers F,...] [--merge] [--max-memory SIZE]",
+     "what was live at the exact high-water mark of live bytes, by site, biggest first", true, true},
+    {"leaks",
+     "leaks CAPTURE [--at SNAP] [--since SNAP] [--by G] [--top N] [--json] [--domain D,...]\n"
+     "                   [--native | --python-only] [--wrappers F,...] [--merge] [--max-memory SIZE]",
+     "leak candidates: what was still live when the program's own code had finished (the exit\n"
+     "  snapshot), or at SNAP; with --since, only what was allocated after that snapshot",
+     true, true},
+    {"diff",
+     "diff CAPTURE A B [--by G] [--top N] [--json] [--domain D,...] [--native | --python-only]\n"
+     "                  [--wrappers F,...] [--merge] [--max-memory SIZE]",
+     "growth between snapshots A and B, by site, most grown first (tracemalloc's compare_to)", true, true},
+    {"snapshots", "snapshots CAPTURE [--json] [--max-memory SIZE]",
+     "the snapshots: index, label, kind, time and live bytes", false, false},
+    {"trend",
+     "trend CAPTURE [--by G] [--top N] [--json] [--domain D,...] [--native | --python-only]\n"
+     "                   [--wrappers F,...] [--merge] [--max-memory SIZE]",
+     "which sites grow steadily over the snapshots taken after start-up (at least 3: pymem run\n"
+     "  --snapshot-every, or pymem snapshot): rate, fit, and steady, plateau, fluctuating or shrinking",
+     true, true},
+    {"temporaries",
+     "temporaries CAPTURE [--within N|Tms] [--by G] [--top N] [--json] [--domain D,...]\n"
+     "                         [--native | --python-only] [--wrappers F,...] [--max-memory SIZE]",
+     "allocations freed right after they were made: before their thread made N more (default 1,\n"
+     "  heaptrack's and memray's rule), or within T milliseconds",
+     true, false},
+    {"fragmentation", "fragmentation CAPTURE [--top N] [--json] [--max-memory SIZE]",
+     "leak or fragmentation? RSS against the live heap and the allocator's own view, the gap split\n"
+     "  into its causes, a verdict, and the sites whose few objects keep arenas mapped",
+     false, false},
+    {"compare", "compare A B [--json] [--max-memory SIZE]",
+     "two runs of one program (another allocator: pymem run --allocator): RSS and live heap over time",
+     false, false},
+};
+
+static bool command_usage(const char *cmd, FILE *out)
+{
+    for (size_t i = 0; i < sizeof command_helps / sizeof command_helps[0]; i++) {
+        const struct command_help *h = &command_helps[i];
+        if (strcmp(h->name, cmd) != 0)
+            continue;
+        fprintf(out, "usage: pymem %s\n  %s\n", h->synopsis, h->what);
+        if (h->sites)
+            fputs("\n"
+                  "  G: own (default: the innermost line of the program's own code, not of the standard\n"
+                  "  library or installed packages), lineno (the innermost line, as tracemalloc groups),\n"
+                  "  filename or traceback. SNAP, A, B: a snapshot's index or label (pymem snapshots);\n"
+                  "  start, peak, exit and end are always there. --top: how many sites (default 10, 0 for\n"
+                  "  all). --domain: malloc, pyraw, pymem, pyobj and/or mmap. --native: sites by the\n"
+                  "  innermost frame, native frames included; --python-only: native frames left out.\n"
+                  "  --wrappers: functions that name no native site ('' for none).\n",
+                  out);
+        if (h->merge)
+            fputs("\n"
+                  "  CAPTURE may be a directory: each .pmem in it in turn; with --merge, the processes\n"
+                  "  of a run together (a run's root capture stands for the run).\n",
+                  out);
+        fputs("\n"
+              "  --max-memory SIZE (K, M, G; default half the machine's memory): a capture that would\n"
+              "  need more is an error.\n",
+              out);
+        return true;
+    }
+    return false;
 }
 
 /* The version, the capture format, and what this build was made with. */
@@ -656,7 +738,8 @@ int main(int argc, char **argv)
             o.since = optarg;
             break;
         case 'h':
-            usage(stdout);
+            if (!command_usage(cmd, stdout))
+                usage(stdout);
             return 0;
         default: {
             char help[64];

@@ -1341,6 +1341,13 @@ def test_bad_input(c, tag):
         r = c.analyze(*args, check=False)
         check(tag + " bad input %s -> exit %d" % (" ".join(a if "/" not in a else os.path.basename(a) for a in args), code),
               r.returncode == code and text in r.stderr and r.stderr.count("\n") == 1, repr(r.stderr))
+    helps = {cmd: c.analyze(cmd, "--help", check=False) for cmd in
+             ("summary", "peak", "leaks", "diff", "snapshots", "trend", "temporaries", "fragmentation", "compare")}
+    check(tag + " CMD --help: that command's usage, exit 0",
+          all(r.returncode == 0 and r.stdout.startswith("usage: pymem %s " % cmd) for cmd, r in helps.items())
+          and "--since" in helps["leaks"].stdout and "--since" not in helps["peak"].stdout
+          and "--within" in helps["temporaries"].stdout and "--merge" not in helps["temporaries"].stdout,
+          {cmd: r.stdout[:80] for cmd, r in helps.items()})
 
 
 def test_fuzzed_captures(c, tag):
