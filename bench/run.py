@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Overhead benchmark: each workload of ../shared/bench/workloads (and
-bench/workloads) runs plain and under each tool, alternating (plain, tool,
-plain, tool, ...); the table gives the median of the pair-by-pair wall-time
-ratios, so that drift of the machine cancels out. For pymem it also gives
+bench/workloads) runs plain and under each tool in rounds: each round runs
+every tool once, each right after a plain run (plain, tool A, plain, tool B,
+...); the table gives the median of the pair-by-pair wall-time ratios, so
+that drift of the machine cancels out, between the columns too. For pymem it also gives
 capture bytes per event (allocation or free), the analyzer's events per
 second on that capture (`pymem summary`), and pymem's own memory.
 Prints a Markdown table. Not part of `make test`.
@@ -12,7 +13,8 @@ Prints a Markdown table. Not part of `make test`.
 
 --baseline BUILD adds a column "pymem-baseline": exact mode with BUILD's
 libpymem.so (another commit's build), in the same alternating run, so that a
-change is measured against what it replaces.
+change is measured against what it replaces; with pymem-sample among the
+tools, "pymem-sample-baseline" too (sampled mode with BUILD's).
 
 pymem-native-c is `--native --no-python-allocators`: heaptrack's scope (what
 reaches malloc, with native stacks) plus the Python frames.
@@ -71,11 +73,13 @@ def tool_command(tool, workload, tmp, build, args=(), baseline=None):
             del env[k]
     if tool == "plain":
         return [PYTHON, workload] + list(args), env, None
-    if tool in ("pymem", "pymem-baseline", "pymem-native", "pymem-native-c", "pymem-sample"):
+    if tool in ("pymem", "pymem-baseline", "pymem-native", "pymem-native-c", "pymem-sample",
+                "pymem-sample-baseline"):
         out = os.path.join(tmp, "capture.pmem")
         if os.path.exists(out):
             os.unlink(out)
-        lib = os.path.join(baseline if tool == "pymem-baseline" else build, "libpymem.so")
+        lib = os.path.join(baseline if tool.endswith("-baseline") else build, "libpymem.so")
+        tool = tool[:-len("-baseline")] if tool.endswith("-baseline") else tool
         env.update(LD_PRELOAD=lib, PYMEM_OUTPUT=out)
         if tool in ("pymem-native", "pymem-native-c"):
             env["PYMEM_NATIVE"] = "1"
@@ -125,7 +129,10 @@ def main():
     build = os.path.abspath(args.build)
     baseline = os.path.abspath(args.baseline) if args.baseline else None
     if baseline:
-        tools.insert(tools.index("pymem") + 1 if "pymem" in tools else 0, "pymem-baseline")
+        if "pymem-sample" in tools:
+            tools.insert(tools.index("pymem-sample") + 1, "pymem-sample-baseline")
+        if "pymem" in tools or "pymem-sample" not in tools:
+            tools.insert(tools.index("pymem") + 1 if "pymem" in tools else 0, "pymem-baseline")
     print(machine())
     tmp = tempfile.mkdtemp(prefix="pymem-bench-")
     numpy = has_numpy()
@@ -137,15 +144,19 @@ def main():
                 continue
             # the geometric mean is over ../shared's workloads, comparable from run to run
             row = {"workload": name, "shared": not wargs and not w.startswith(HERE)}
-            for tool in tools:
-                ratios = []
-                for _ in range(args.runs):
+            # Each round runs every tool once, each after a plain run of its
+            # own: a machine that drifts over minutes moves every column alike,
+            # which a baseline column compared with its twin needs.
+            ratios = {tool: [] for tool in tools}
+            for round_ in range(args.runs):
+                for tool in tools:
                     cmd, env, _ = tool_command("plain", w, tmp, build, wargs)
                     plain = timed(cmd, env, tmp)
                     cmd, env, capture = tool_command(tool, w, tmp, build, wargs, baseline)
-                    ratios.append(timed(cmd, env, tmp) / plain)
-                row[tool] = statistics.median(ratios)
-                if tool == "pymem":
+                    ratios[tool].append(timed(cmd, env, tmp) / plain)
+                    if tool != "pymem" or round_ < args.runs - 1:
+                        continue
+                    # the last exact capture, before another tool's run replaces it
                     t0 = time.perf_counter()
                     r = subprocess.run([os.path.join(build, "pymem"), "summary", "--json", capture],
                                        capture_output=True, text=True, check=True)
@@ -160,6 +171,8 @@ def main():
                         subprocess.run([os.path.join(build, "pymem"), cmd, capture], capture_output=True, check=True)
                         row[cmd + "_meps"] = events / (time.perf_counter() - t0) / 1e6
                     row["profiler_mib"] = s["profiler_bytes"] / 2**20
+            for tool in tools:
+                row[tool] = statistics.median(ratios[tool])
             rows.append(row)
             print("done %s" % name, file=sys.stderr)
     finally:
