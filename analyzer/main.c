@@ -45,6 +45,22 @@
 #define PM_VERSION "unknown"
 #endif
 
+/* Texts both the usage and a command's own help give. */
+#define HELP_GROUPS                                                                                \
+    "  G: own (default: the innermost line of the program's own code, not of the\n"                \
+    "  standard library or installed packages), lineno (the innermost line, as\n"                  \
+    "  tracemalloc groups), filename or traceback. Snapshots are named by index or\n"               \
+    "  label; start, peak, exit and end are always there.\n"
+#define HELP_SITE_OPTIONS                                                                          \
+    "    --native        sites by the innermost frame, native frames included\n"                   \
+    "    --python-only   native frames left out (captures made with --native)\n"                   \
+    "    --domain D,...  only malloc, pyraw, pymem, pyobj and/or mmap allocations\n"                \
+    "    --wrappers F,...  functions that name no native site (default: operator new,\n"           \
+    "                    std::allocator, the malloc family...; '' for none)\n"
+#define HELP_MAX_MEMORY                                                                            \
+    "    --max-memory SIZE  at most this much memory for the analysis (K, M, G; default\n"         \
+    "                    half the machine's memory): a capture that would need more is an error\n"
+
 static void usage(FILE *out)
 {
     fputs("usage: pymem <command> [options]\n"
@@ -87,19 +103,12 @@ static void usage(FILE *out)
           "  with --merge stands for the run (its children's captures beside it).\n"
           "  Captures without the snapshots asked for are skipped with a note.\n"
           "\n"
-          "  G: own (default: the innermost line of the program's own code, not of the\n"
-          "  standard library or installed packages), lineno (the innermost line, as\n"
-          "  tracemalloc groups), filename or traceback. Snapshots are named by index or\n"
-          "  label; start, peak, exit and end are always there.\n"
+          HELP_GROUPS
           "  peak, leaks, diff, trend and temporaries also take:\n"
-          "    --native        sites by the innermost frame, native frames included\n"
-          "    --python-only   native frames left out (captures made with --native)\n"
-          "    --domain D,...  only malloc, pyraw, pymem, pyobj and/or mmap allocations\n"
-          "    --wrappers F,...  functions that name no native site (default: operator new,\n"
-          "                    std::allocator, the malloc family...; '' for none)\n"
-          "  Every analysis also takes --max-memory SIZE (K, M, G; default half the\n"
-          "  machine's memory): a capture that would need more is an error.\n"
-          "  pymem run --help for the options of run.\n",
+          HELP_SITE_OPTIONS
+          "  Every analysis also takes:\n"
+          HELP_MAX_MEMORY
+          "  pymem CMD --help for a command's own options; pymem run --help for run's.\n",
           out);
 }
 
@@ -162,24 +171,16 @@ static bool command_usage(const char *cmd, FILE *out)
             continue;
         fprintf(out, "usage: pymem %s\n  %s\n", h->synopsis, h->what);
         if (h->sites)
-            fputs("\n"
-                  "  G: own (default: the innermost line of the program's own code, not of the standard\n"
-                  "  library or installed packages), lineno (the innermost line, as tracemalloc groups),\n"
-                  "  filename or traceback. SNAP, A, B: a snapshot's index or label (pymem snapshots);\n"
-                  "  start, peak, exit and end are always there. --top: how many sites (default 10, 0 for\n"
-                  "  all). --domain: malloc, pyraw, pymem, pyobj and/or mmap. --native: sites by the\n"
-                  "  innermost frame, native frames included; --python-only: native frames left out.\n"
-                  "  --wrappers: functions that name no native site ('' for none).\n",
+            fputs("\n" HELP_GROUPS "  --top N: the sites shown (default 10, 0 for all). Also:\n" HELP_SITE_OPTIONS
+                  HELP_MAX_MEMORY,
                   out);
+        else
+            fputs("\n  Also:\n" HELP_MAX_MEMORY, out);
         if (h->merge)
             fputs("\n"
                   "  CAPTURE may be a directory: each .pmem in it in turn; with --merge, the processes\n"
                   "  of a run together (a run's root capture stands for the run).\n",
                   out);
-        fputs("\n"
-              "  --max-memory SIZE (K, M, G; default half the machine's memory): a capture that would\n"
-              "  need more is an error.\n",
-              out);
         return true;
     }
     return false;
