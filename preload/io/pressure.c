@@ -111,11 +111,8 @@ void pm_pressure_init(int percent, uint64_t limit_bytes)
     if (P.source == NONE)
         P.source = MACHINE;
     char path[600];
-    if (P.source == MACHINE)
-        snprintf(path, sizeof path, "/proc/meminfo");
-    else
-        snprintf(path, sizeof path, "%s/memory.stat", P.dir);
-    P.fd = pm_procfile_open(path);
+    snprintf(path, sizeof path, "%s/memory.stat", P.dir);
+    P.fd = pm_procfile_open(P.source == MACHINE ? "/proc/meminfo" : path);
 }
 
 void pm_pressure_close(void)

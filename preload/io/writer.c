@@ -20,7 +20,6 @@
 #include "io/writer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -222,13 +221,11 @@ static bool wait_not_busy(struct pm_buffer *b)
     return true;
 }
 
-static uint64_t statm_resident(int fd)
+/* Resident bytes from the text of a statm file (0 if it is not one). */
+static uint64_t statm_resident(const char *text)
 {
-    char buf[128];
-    if (!pm_procfile_read(fd, buf, sizeof buf))
-        return 0;
     unsigned long long size, resident;
-    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+    if (sscanf(text, "%llu %llu", &size, &resident) != 2)
         return 0;
     return (uint64_t)resident * (uint64_t)pm_page_size();
 }
@@ -239,15 +236,11 @@ static uint64_t statm_resident(int fd)
  * then this thread's own view, /proc/thread-self, same memory. */
 static uint64_t rss_bytes(void)
 {
-    uint64_t rss = W.statm_fd >= 0 ? statm_resident(W.statm_fd) : 0;
+    char buf[128];
+    uint64_t rss = pm_procfile_read(W.statm_fd, buf, sizeof buf) ? statm_resident(buf) : 0;
     if (rss)
         return rss;
-    int fd = open("/proc/thread-self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    rss = statm_resident(fd);
-    close(fd);
-    return rss;
+    return pm_read_file("/proc/thread-self/statm", buf, sizeof buf) ? statm_resident(buf) : 0;
 }
 
 /* A snapshot the writer takes itself. */
