@@ -17,7 +17,9 @@
  * (4, else 3) only if free, registers one C callback for PY_RETURN, PY_YIELD
  * and PY_UNWIND, shows the id free to the program, and gives it back for
  * good as soon as the program names it to sys.monitoring (use_tool_id,
- * set_events...), which then behaves as if pymem had never held it. The
+ * set_events...), which then behaves as if pymem had never held it: the
+ * functions that name ids are pymem's wrappers from before the program's
+ * first line, so that the program holds no other. The
  * callback does a few loads and stores, raises nothing and allocates
  * nothing. Should the program unregister it all the same (through a function
  * of sys.monitoring it took before pymem's wrappers), its reference count
@@ -395,8 +397,14 @@ bool pm_framewatch_init(int minor)
     return true;
 }
 
+/* sys.monitoring's functions are wrapped now, before the program's first
+ * line: a program that kept one of its own from before the watch started
+ * would be refused pymem's id by it (ValueError, "already in use"). */
 void pm_framewatch_interpreter_up(void)
 {
+    PyObject *mon = monitoring_module();
+    if (mon)
+        wrap_monitoring(mon);
     if (mode == WATCH_ALWAYS)
         start(NULL);
 }

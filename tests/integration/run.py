@@ -1038,6 +1038,17 @@ def test_frame_watch_own(c, tag):
               str(found))
 
 
+def test_frame_watch_early_holder(c, tag):
+    """A program that kept sys.monitoring's use_tool_id from its start takes
+    the id pymem's watch took since (3.12+): it gets it, as without pymem."""
+    if c.version < (3, 12):
+        return
+    out = c.capture("watch-early.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "watch_early.py")], out, PYMEM_FRAME_WATCH="auto")
+    check(tag + " frame watch started after the program kept use_tool_id: id 4 held by pymem, then the program's",
+          r.returncode == 0 and r.stdout == "pymem watch_early.py\n", r.stdout + r.stderr[-500:])
+
+
 def test_frame_watch_threads(c, tag):
     """The frame watch with five threads re-entering deep recursions while
     the interpreter switches between them: each block under its own thread's
@@ -1634,7 +1645,8 @@ def main():
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_beyond_frame_cache,
-             test_frame_watch, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_threads,
+             test_frame_watch, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_early_holder,
+             test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,

@@ -19,8 +19,8 @@ below the allocation, tells the two apart:
 - and after the program takes pymem's tool id for itself.
 
 Prints the blocks held, set_events' error, and whether pymem's watch took a tool id by the end
-of the first cases ("pymem": sys.monitoring's functions then carry pymem's
-wrappers, which show its id free: get_tool(4) says None all the same). With the argument "warm",
+of the first cases ("pymem", as sys.monitoring's own get_tool says: pymem's
+wrappers in front of it show the id free). With the argument "warm",
 first 1,500 allocations 100 frames deep: what switches the watch on by
 itself (PYMEM_FRAME_WATCH=auto)."""
 import gc
@@ -120,14 +120,16 @@ def spin(n):
 if sys.argv[1:] == ["warm"]:
     for _ in range(1500):
         spin(100)
-def watched():
-    return "pymem" in (sys.monitoring.get_tool.__doc__ or "")
-
-
 def original(name):
     """sys.monitoring's own function, not pymem's wrapper in front of it."""
     return next(o for o in gc.get_objects()
                 if getattr(o, "__name__", None) == name and getattr(o, "__self__", None) is sys.monitoring)
+
+
+def watched():
+    """pymem's watch holds tool id 4 (its wrappers, in front of sys.monitoring's
+    functions from the start, show it free)."""
+    return "pymem" in (sys.monitoring.get_tool.__doc__ or "") and original("get_tool")(4) == "pymem"
 
 
 def muted():
