@@ -45,6 +45,18 @@ void pm_rawmem_free(void *p, size_t size)
     atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
 }
 
+void *pm_rawmem_alloc_at(size_t size, size_t offset)
+{
+    uint8_t *p = pm_rawmem_alloc(size + offset);
+    return p ? p + offset : NULL;
+}
+
+void pm_rawmem_free_at(void *p, size_t size, size_t offset)
+{
+    if (p)
+        pm_rawmem_free((uint8_t *)p - offset, size + offset);
+}
+
 void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size)
 {
     old_size = pm_page_round(old_size);

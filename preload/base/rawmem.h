@@ -26,6 +26,24 @@ void *pm_rawmem_alloc(size_t size);
 void pm_rawmem_free(void *p, size_t size);
 /* Resizes a mapping (moving it if needed); NULL on failure, old mapping kept. */
 void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size);
+/* The first cache lines of every page fall into the same few sets of the L1
+ * data cache, which the first lines of every page-aligned block compete for:
+ * pymalloc's pool headers, the chunks of Python's frames, every mapping's
+ * start. pymem's structures that are read or written at every event (a
+ * thread's ring header and stack cache, the sequence counter) start past
+ * them, each at its own offset into its page (these, multiples of the line
+ * size), so that they do not meet there either. Under callgrind's model of
+ * this machine's L1 (32 KiB, 8-way) this took the L1 misses pymem adds to a
+ * small_objects run (3.12) from 5.1 M to 0.9 M. */
+#define PM_OFFSET_BUFFER 1088
+#define PM_OFFSET_STACKS 2112
+#define PM_OFFSET_SEQ 3136
+
+/* Zeroed memory for `size` bytes starting `offset` bytes into a new
+ * mapping, or NULL; pm_rawmem_free_at takes it back. */
+void *pm_rawmem_alloc_at(size_t size, size_t offset);
+void pm_rawmem_free_at(void *p, size_t size, size_t offset);
+
 /* Bytes currently mapped by pymem. */
 size_t pm_rawmem_bytes(void);
 /* After fork in a child: zero the accounting; the parent's mappings that the

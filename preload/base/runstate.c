@@ -9,7 +9,7 @@
 #include <time.h>
 
 _Atomic int pm_state;
-_Atomic uint64_t pm_seq = 1;
+struct pm_seq_line pm_seq __attribute__((aligned(4096))) = {.next = 1};
 _Atomic uint64_t pm_unrecorded;
 _Atomic int pm_mmap_recording;
 
@@ -39,7 +39,7 @@ void pm_run_reopen(void)
 bool pm_run_reset_after_fork(void)
 {
     bool was_on = atomic_exchange(&pm_state, PM_STATE_DORMANT) == PM_STATE_ON;
-    atomic_store(&pm_seq, 1);
+    atomic_store(&pm_seq.next, 1);
     atomic_store(&pm_unrecorded, 0);
     return was_on;
 }

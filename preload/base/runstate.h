@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/rawmem.h"
+
 enum pm_state {
     PM_STATE_DORMANT = 0, /* passthrough: not Python, a child not followed, or gave up */
     PM_STATE_ON = 1,      /* recording */
@@ -20,8 +22,13 @@ enum pm_state {
 
 /* Read through pm_run_on()/pm_run_state(); written only by runstate.c. */
 extern _Atomic int pm_state;
-/* The process-wide sequence counter that orders every event and snapshot. */
-extern _Atomic uint64_t pm_seq;
+/* The process-wide sequence counter that orders every event and snapshot
+ * (`next`), on a line of its own past its page's first (rawmem.h). */
+struct pm_seq_line {
+    uint8_t past_page_head_[PM_OFFSET_SEQ];
+    _Atomic uint64_t next;
+};
+extern struct pm_seq_line pm_seq;
 /* Anonymous mmaps are recorded (set once Python's allocator hooks are in,
  * or at start in a process without Python). */
 extern _Atomic int pm_mmap_recording;

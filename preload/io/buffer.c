@@ -23,14 +23,13 @@ void pm_buffer_on_full(bool (*flush)(struct pm_buffer *))
 
 static struct pm_buffer *buffer_create(void)
 {
-    struct pm_buffer *b = pm_rawmem_alloc(sizeof *b);
+    struct pm_buffer *b = pm_rawmem_alloc_at(sizeof *b, PM_OFFSET_BUFFER);
     if (!b)
         return NULL;
     b->ring = pm_rawmem_alloc(PM_RING_MIN);
     b->cap = PM_RING_MIN;
     if (!b->ring) {
-        pm_rawmem_free(b->ring, PM_RING_MIN);
-        pm_rawmem_free(b, sizeof *b);
+        pm_rawmem_free_at(b, sizeof *b, PM_OFFSET_BUFFER);
         return NULL;
     }
     b->stream = atomic_fetch_add(&next_stream, 1);

@@ -246,7 +246,7 @@ static uint64_t rss_bytes(void)
 /* A snapshot the writer takes itself. */
 static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
 {
-    uint64_t seq = atomic_fetch_add(&pm_seq, 1);
+    uint64_t seq = atomic_fetch_add(&pm_seq.next, 1);
     if (pm_aggregate_on() && !pm_aggregate_note_snapshot(seq))
         pm_file_give_up("aggregate into", "out of memory", true);
     return pm_encode_snapshot(rec, seq, kind, pm_now_ns(), label);
@@ -314,7 +314,7 @@ static size_t put_heapstats(uint8_t *rec, uint64_t seq, uint64_t now_ns, uint64_
 /* One pass over every ring, then the control chunk. Caller holds the lock. */
 static void pass(bool final, int end_reason, int end_detail)
 {
-    uint64_t mark = atomic_load(&pm_seq);
+    uint64_t mark = atomic_load(&pm_seq.next);
     int drained = drain_all(final);
     if (drained < 0)
         return;
@@ -360,7 +360,7 @@ static void pass(bool final, int end_reason, int end_detail)
          * chunk only then or with a snapshot: the capture grows with
          * snapshots and changed sites, not with passes. */
         if (snapshots) {
-            mark = atomic_load(&pm_seq);
+            mark = atomic_load(&pm_seq.next);
             if ((drained = drain_all(final)) < 0)
                 return;
         }
@@ -392,7 +392,7 @@ static void pass(bool final, int end_reason, int end_detail)
     if (drained > 0)
         n += pm_encode_watermark(rec + n, mark);
     if (final)
-        n += pm_encode_end(rec + n, atomic_load(&pm_seq), now, end_reason, end_detail, pm_rawmem_bytes(),
+        n += pm_encode_end(rec + n, atomic_load(&pm_seq.next), now, end_reason, end_detail, pm_rawmem_bytes(),
                            atomic_load(&pm_unrecorded));
     if (pm_file_is_open() && pm_file_write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0, 0) && requested)
         pm_control_answer(token, label);
@@ -547,7 +547,7 @@ static void catch_up(void)
 {
     if (!pm_aggregate_tracking() || pm_aggregate_pending() < AGGREGATE_PENDING_MAX)
         return;
-    uint64_t mark = atomic_load(&pm_seq);
+    uint64_t mark = atomic_load(&pm_seq.next);
     if (drain_all(false) > 0)
         apply_events(mark, pm_now_ns(), false);
 }
@@ -574,7 +574,7 @@ void pm_writer_heapstats_now(void)
     pthread_mutex_lock(&W.lock);
     if (pm_run_state() == PM_STATE_ON && pm_file_is_open()) {
         uint8_t rec[PM_HEAPSTATS_MAX_BYTES];
-        size_t n = put_heapstats(rec, atomic_load(&pm_seq), pm_now_ns(), rss_bytes());
+        size_t n = put_heapstats(rec, atomic_load(&pm_seq.next), pm_now_ns(), rss_bytes());
         pm_file_write_chunk(PM_CHUNK_CONTROL, 0, rec, n, NULL, 0, 0);
     }
     pthread_mutex_unlock(&W.lock);
@@ -585,7 +585,7 @@ bool pm_writer_with_live(void (*fn)(void *), void *arg)
     pthread_mutex_lock(&W.lock);
     bool ok = false;
     for (int tries = 0; tries < 100 && pm_run_state() == PM_STATE_ON && pm_aggregate_tracking(); tries++) {
-        uint64_t mark = atomic_load(&pm_seq);
+        uint64_t mark = atomic_load(&pm_seq.next);
         int drained = drain_all_now();
         if (drained < 0)
             break;

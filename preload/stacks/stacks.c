@@ -492,7 +492,7 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
 {
     struct pm_stackcache *c = b->stacks;
     if (!c) {
-        c = b->stacks = pm_rawmem_alloc(sizeof *c);
+        c = b->stacks = pm_rawmem_alloc_at(sizeof *c, PM_OFFSET_STACKS);
         if (!c)
             return false;
         c->lookup = c->first;

@@ -20,8 +20,12 @@
 #include "pymem/format.h"
 #include "core/recorder.h"
 #include "replay.h"
+#include "base/rawmem.h"
+#include "base/runstate.h"
 #include "base/thread.h"
+#include "io/buffer.h"
 #include "io/writer.h"
+#include "stacks/stacks.h"
 
 #define ROUNDS 100000
 #define KEPT 50000
@@ -118,6 +122,30 @@ static void unwritable_path_fails_cleanly(void **state)
     assert_int_not_equal(err, 0);
 }
 
+/* What every event reads or writes starts past its page's first cache
+ * lines, each at its own offset (rawmem.h): a thread's ring header and
+ * stack cache, and the sequence counter. */
+static void hot_structures_start_past_the_page_head(void **state)
+{
+    (void)state;
+    size_t page = pm_page_size(), before = pm_rawmem_bytes();
+    uint8_t *p = pm_rawmem_alloc_at(100, 1088);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % page, 1088);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(p[i], 0);
+    assert_int_equal(pm_rawmem_bytes(), before + page);
+    pm_rawmem_free_at(p, 100, 1088);
+    assert_int_equal(pm_rawmem_bytes(), before);
+
+    struct pm_buffer *b = pm_buffer_claim((pid_t)gettid());
+    assert_non_null(b);
+    assert_true(pm_stacks_thread_start(b));
+    assert_int_equal((uintptr_t)b % page, PM_OFFSET_BUFFER);
+    assert_int_equal((uintptr_t)b->stacks % page, PM_OFFSET_STACKS);
+    assert_int_equal((uintptr_t)&pm_seq.next % page, PM_OFFSET_SEQ);
+}
+
 /* `test_X NAME`: only the tests whose name matches NAME (cmocka's pattern,
  * * and ? as wildcards). */
 int main(int argc, char **argv)
@@ -127,6 +155,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(concurrent_producers_lose_nothing),
         cmocka_unit_test(unwritable_path_fails_cleanly),
+        cmocka_unit_test(hot_structures_start_past_the_page_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
