@@ -34,7 +34,7 @@ void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size);
  * them, each at its own offset into its page (these, multiples of the line
  * size), so that they do not meet there either. Under callgrind's model of
  * this machine's L1 (32 KiB, 8-way) this took the L1 misses pymem adds to a
- * small_objects run (3.12) from 5.1 M to 0.9 M. */
+ * small_objects run (3.12) from 5.1 M to 1.0 M. */
 #define PM_OFFSET_BUFFER 1088
 #define PM_OFFSET_STACKS 2112
 #define PM_OFFSET_SEQ 3136

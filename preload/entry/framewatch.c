@@ -21,9 +21,9 @@
  * functions that name ids are pymem's wrappers from before the program's
  * first line, so that the program holds no other. The
  * callback does a few loads and stores, raises nothing and allocates
- * nothing. Should the program unregister it all the same (through a function
- * of sys.monitoring it took before pymem's wrappers), its reference count
- * drops, and the walks check every frame.
+ * nothing. Should the program unregister it all the same (through one of
+ * sys.monitoring's own functions, reached past the wrappers), its reference
+ * count drops, and the walks check every frame.
  *
  * Order, so that no walk trusts counts that miss a pop: the events are set
  * before the counts are trusted (pm_pyframes_watch_start), and the counts

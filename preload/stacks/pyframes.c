@@ -315,9 +315,9 @@ static inline const uint8_t *event_tools(const struct layout *l, const void *int
 }
 
 /* The watch's three events are set for its tool in `interp`: unless the
- * program cleared them behind pymem's wrappers (with a function of
- * sys.monitoring it held from before), in which case the pops go
- * uncounted. */
+ * program cleared them behind pymem's wrappers (with one of
+ * sys.monitoring's own functions, reached past them), in which case the
+ * pops go uncounted. */
 static inline __attribute__((always_inline)) bool watch_events_set(const struct layout *l, const void *interp)
 {
     const uint8_t *tools = event_tools(l, interp);

@@ -11,8 +11,7 @@ below the allocation, tells the two apart:
   pymem's has run (CPython calls the tools before it pops the frame),
 - returns under sys.settrace, whose callbacks allocate too,
 - returns after the program clears pymem's events without asking (through
-  sys.monitoring's own set_events, as a program holding it from before
-  pymem's wrappers would),
+  sys.monitoring's own set_events, reached past pymem's wrappers),
 - after it unregisters pymem's callback the same way,
 - after the program names pymem's id to set_events without taking it
   (CPython's ValueError, as if pymem had never held it),
