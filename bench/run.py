@@ -57,12 +57,18 @@ def has_numpy():
     return subprocess.run([PYTHON, "-c", "import numpy"], capture_output=True).returncode == 0
 
 
+class Failed(RuntimeError):
+    def __init__(self, cmd, status, stderr):
+        super().__init__("%s failed (status %d): %s" % (" ".join(cmd), status, stderr[-500:]))
+        self.status = status
+
+
 def timed(cmd, env=None, cwd=None):
     t0 = time.perf_counter()
     r = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t = time.perf_counter() - t0
     if r.returncode != 0:
-        raise RuntimeError("%s failed: %s" % (" ".join(cmd), r.stderr.decode()[-500:]))
+        raise Failed(cmd, r.returncode, r.stderr.decode(errors="replace"))
     return t
 
 
@@ -137,6 +143,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pymem-bench-")
     numpy = has_numpy()
     rows = []
+    failures = []  # another tool's runs that failed: (workload, tool, status)
     try:
         for name, w, wargs in workloads(args.k):
             if "numpy" in name and not numpy:
@@ -153,7 +160,13 @@ def main():
                     cmd, env, _ = tool_command("plain", w, tmp, build, wargs)
                     plain = timed(cmd, env, tmp)
                     cmd, env, capture = tool_command(tool, w, tmp, build, wargs, baseline)
-                    ratios[tool].append(timed(cmd, env, tmp) / plain)
+                    try:
+                        ratios[tool].append(timed(cmd, env, tmp) / plain)
+                    except Failed as e:
+                        if tool.startswith("pymem"):
+                            raise  # pymem must never break the program: stop here
+                        failures.append((name, tool, e.status))  # the other tool's own failure
+                        continue
                     if tool != "pymem" or round_ < args.runs - 1:
                         continue
                     # the last exact capture, before another tool's run replaces it
@@ -172,7 +185,7 @@ def main():
                         row[cmd + "_meps"] = events / (time.perf_counter() - t0) / 1e6
                     row["profiler_mib"] = s["profiler_bytes"] / 2**20
             for tool in tools:
-                row[tool] = statistics.median(ratios[tool])
+                row[tool] = statistics.median(ratios[tool]) if ratios[tool] else None
             rows.append(row)
             print("done %s" % name, file=sys.stderr)
     finally:
@@ -197,7 +210,8 @@ def main():
     if shared:
         geo = ["**geometric mean** (%d shared workloads)" % len(shared)]
         for t in tools:
-            geo.append("**%.2f×**" % statistics.geometric_mean([r[t] for r in shared]))
+            values = [r[t] for r in shared if r[t] is not None]
+            geo.append("**%.2f×**" % statistics.geometric_mean(values) if len(values) == len(shared) else "–")
         if "pymem" in tools:
             events = sum(r["events"] for r in shared)
             size = sum(r["bytes_per_event"] * r["events"] for r in shared)
@@ -207,6 +221,9 @@ def main():
           "pymem-native: --native (native frames on C allocations); pymem-native-c: --native "
           "--no-python-allocators (heaptrack's scope plus Python frames); pymem-sample: --sample (512 KiB)." % (
               args.runs, PYTHON))
+    for name, tool, status in failures:
+        print("%s failed on %s in one round (status %d; %s): that pair is left out of its median." % (
+            tool, name, status, "signal %d" % -status if status < 0 else "exit status"))
     if args.synthetic and "pymem" in tools:
         synthetic(build, args.synthetic)
 
