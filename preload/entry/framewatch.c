@@ -244,23 +244,27 @@ TAKE_BACK(free_tool_id, WRAP_FREE_TOOL_ID)
 TAKE_BACK(clear_tool_id, WRAP_CLEAR_TOOL_ID)
 #undef TAKE_BACK
 
+/* Each with its original's signature (inspect.signature, help), and a
+ * doc that names pymem. */
+#define WRAP_DOC(name, params, what) name "(" params ")\n--\n\nsys.monitoring." name " (pymem's id " what ")"
 static PyMethodDef wrap_defs[WRAPS] = {
-    [WRAP_GET_TOOL] = {"get_tool", FASTCALL(get_tool), "sys.monitoring.get_tool (pymem's id shown free)"},
-    [WRAP_GET_EVENTS] = {"get_events", FASTCALL(get_events), "sys.monitoring.get_events (pymem's id shown free)"},
-    [WRAP_ALL_EVENTS] = {"_all_events", FASTCALL(all_events), "sys.monitoring._all_events (without pymem's id)"},
+    [WRAP_GET_TOOL] = {"get_tool", FASTCALL(get_tool), WRAP_DOC("get_tool", "tool_id, /", "shown free")},
+    [WRAP_GET_EVENTS] = {"get_events", FASTCALL(get_events), WRAP_DOC("get_events", "tool_id, /", "shown free")},
+    [WRAP_ALL_EVENTS] = {"_all_events", FASTCALL(all_events), WRAP_DOC("_all_events", "", "left out")},
     [WRAP_USE_TOOL_ID] = {"use_tool_id", FASTCALL(use_tool_id),
-                          "sys.monitoring.use_tool_id (pymem's id given back first)"},
+                          WRAP_DOC("use_tool_id", "tool_id, name, /", "given back first")},
     [WRAP_SET_EVENTS] = {"set_events", FASTCALL(set_events_wrapper),
-                         "sys.monitoring.set_events (pymem's id given back first)"},
+                         WRAP_DOC("set_events", "tool_id, event_set, /", "given back first")},
     [WRAP_SET_LOCAL_EVENTS] = {"set_local_events", FASTCALL(set_local_events),
-                               "sys.monitoring.set_local_events (pymem's id given back first)"},
+                               WRAP_DOC("set_local_events", "tool_id, code, event_set, /", "given back first")},
     [WRAP_REGISTER_CALLBACK] = {"register_callback", FASTCALL(register_callback),
-                                "sys.monitoring.register_callback (pymem's id given back first)"},
+                                WRAP_DOC("register_callback", "tool_id, event, func, /", "given back first")},
     [WRAP_FREE_TOOL_ID] = {"free_tool_id", FASTCALL(free_tool_id),
-                           "sys.monitoring.free_tool_id (pymem's id given back first)"},
+                           WRAP_DOC("free_tool_id", "tool_id, /", "given back first")},
     [WRAP_CLEAR_TOOL_ID] = {"clear_tool_id", FASTCALL(clear_tool_id),
-                            "sys.monitoring.clear_tool_id (pymem's id given back first)"},
+                            WRAP_DOC("clear_tool_id", "tool_id, /", "given back first")},
 };
+#undef WRAP_DOC
 
 static PyObject *monitoring_function(PyObject *mon, const char *name)
 {

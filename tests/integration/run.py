@@ -1047,6 +1047,16 @@ def test_frame_watch_early_holder(c, tag):
     r = c.preload([os.path.join(PROGRAMS, "watch_early.py")], out, PYMEM_FRAME_WATCH="auto")
     check(tag + " frame watch started after the program kept use_tool_id: id 4 held by pymem, then the program's",
           r.returncode == 0 and r.stdout == "pymem watch_early.py\n", r.stdout + r.stderr[-500:])
+    # pymem's wrappers in front of sys.monitoring's functions show the same signatures
+    show = ("import inspect, sys; print([(n, str(inspect.signature(getattr(sys.monitoring, n))))"
+            " for n in sorted(dir(sys.monitoring)) if callable(getattr(sys.monitoring, n))"
+            " and not isinstance(getattr(sys.monitoring, n), type)])")
+    plain = subprocess.run([c.python, "-c", show], capture_output=True, text=True)
+    out = c.capture("watch-signatures.pmem")
+    r = c.preload(["-c", show], out, PYMEM_FRAME_WATCH="auto")
+    check(tag + " sys.monitoring's functions behind pymem's wrappers: the same signatures",
+          r.returncode == 0 and plain.returncode == 0 and r.stdout == plain.stdout and "tool_id" in r.stdout,
+          r.stdout + r.stderr[-300:] + " against " + plain.stdout)
 
 
 def test_frame_watch_threads(c, tag):
