@@ -340,7 +340,7 @@ static int start(void *unused)
     if (tool < 0) {
         if (!take_tool(mon))
             return 0; /* every candidate is the program's: no watch */
-        wrap_monitoring(mon);
+        wrap_monitoring(mon); /* what start-up could not wrap (memory short): before the id is relied on */
     }
     if (!register_events(mon)) {
         release_tool();
