@@ -110,6 +110,8 @@ static void set_meta(struct pm_capture *c, const char *key, size_t klen, const c
         c->after_end = strtoull(v, NULL, 10);
     else if (KEY(PM_META_BLOCKS_BEFORE))
         c->blocks_before = strtoull(v, NULL, 10);
+    else if (KEY(PM_META_FORKS_UNRECORDED))
+        c->forks_unrecorded = strtoull(v, NULL, 10);
     else if (KEY(PM_META_EXIT_STATUS))
         c->exit_status = atoi(v);
     else if (KEY(PM_META_AGGREGATE))

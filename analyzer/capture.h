@@ -101,6 +101,7 @@ struct pm_capture {
     int exit_status;        /* -1: unknown */
     uint64_t blocks_before; /* Python blocks live before recording began */
     uint64_t after_end;     /* Python objects allocated after the capture ended */
+    uint64_t forks_unrecorded; /* processes forked with os.fork, not followed */
     /* filled by a pass */
     struct pm_snapshot *snapshots;
     uint32_t snapshot_count;

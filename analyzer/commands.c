@@ -447,6 +447,10 @@ int pm_cmd_brief(FILE *out, const char *path)
                 fprintf(out, "pymem: leak candidates (live at %s):\n", exit_seq == UINT64_MAX ? "end" : "exit");
             brief_site(out, &s.c, "pymem:   ", &leaks.v[i]);
         }
+        if (s.c.forks_unrecorded)
+            fprintf(out, "pymem: %llu process%s forked with os.fork %s not recorded: pymem run --follow-fork records them\n",
+                    (unsigned long long)s.c.forks_unrecorded, s.c.forks_unrecorded == 1 ? "" : "es",
+                    s.c.forks_unrecorded == 1 ? "was" : "were");
         fprintf(out, "pymem: capture: %s (pymem summary|peak|leaks|diff %s)\n", path, path);
     }
     pm_sites_free(&leaks);

@@ -235,8 +235,8 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fputs("\"python_lost\": ", out);
         pm_json_str(out, c->python_lost);
         fprintf(out, ", \"recycled_reattributed\": %s, \"retagged\": %" PRIu64 ", \"blocks_before\": %" PRIu64 ", "
-                     "\"after_end\": %" PRIu64 ", ",
-                c->recycled ? "true" : "false", t->retagged, c->blocks_before, c->after_end);
+                     "\"after_end\": %" PRIu64 ", \"forks_unrecorded\": %" PRIu64 ", ",
+                c->recycled ? "true" : "false", t->retagged, c->blocks_before, c->after_end, c->forks_unrecorded);
         if (c->sample_bytes)
             fprintf(out, "\"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"estimated\": "
                          "[\"peak_bytes\", \"end_live_bytes\", \"end_live_count\", \"snapshots\", \"domains\"], ",
@@ -309,6 +309,10 @@ void pm_report_summary(FILE *out, const struct pm_capture *c, const struct pm_to
         fprintf(out, "Note:         %" PRIu64 " allocations were made after the interpreter had finalised, by another\n"
                      "              interpreter pymem could not hook: they are not in the capture\n",
                 c->after_end);
+    if (c->forks_unrecorded)
+        fprintf(out, "Note:         this process forked %" PRIu64 " process%s with os.fork that %s not recorded (a server's\n"
+                     "              workers?): their memory is not here; pymem run --follow-fork records them\n",
+                c->forks_unrecorded, c->forks_unrecorded == 1 ? "" : "es", c->forks_unrecorded == 1 ? "was" : "were");
     if (*c->python_lost)
         fprintf(out, "Note:         CPython's %s allocator was for a time replaced by one that did not reach pymem:\n"
                      "              what it allocated and freed meanwhile is missing\n",

@@ -171,6 +171,26 @@ static int ask(const char *dir, long pid, const char *capture, const char *label
     return 1;
 }
 
+/* Processes under `root` that are not recorded have no snapshot taken: a
+ * server's workers forked by a run without --follow-fork would otherwise
+ * seem to have been asked too. */
+static void note_unrecorded_under(const char *dir, long root)
+{
+    struct pids below = {0};
+    char capture[4200];
+    int unrecorded = 0;
+    if (!tree(root, &below))
+        for (size_t i = 1; i < below.n; i++)
+            unrecorded += !recorded(dir, below.v[i], capture, sizeof capture);
+    free(below.v);
+    fflush(stdout); /* after the lines saying where snapshots were taken */
+    if (unrecorded)
+        fprintf(stderr,
+                "pymem snapshot: note: %d process%s under %ld %s not recorded, no snapshot there (forked by a run "
+                "without --follow-fork, or not Python)\n",
+                unrecorded, unrecorded == 1 ? "" : "es", root, unrecorded == 1 ? "is" : "are");
+}
+
 int pm_snapshot_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -242,6 +262,8 @@ int pm_snapshot_main(int argc, char **argv)
         failed += ask(dir, all.v[i], capture, label, timeout);
     }
     free(all.v);
+    if (asked)
+        note_unrecorded_under(dir, pid);
     if (!asked) {
         int under = 0;
         struct pids below = {0};

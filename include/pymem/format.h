@@ -40,7 +40,10 @@
  *   "recycled" (version 3: "reftracer" when recycled objects are RETAGged),
  *   "aggregate" ("1": an aggregated capture, below), "role" (how this process
  *   came to record: "root", "fork", "spawn" for an exec'd child, "exec" for
- *   an image that replaced a recording one), "blocks_before" (version 3:
+ *   an image that replaced a recording one), "forks_unrecorded" (processes
+ *   this one forked with os.fork while forks were not followed: they ran on
+ *   unrecorded; written again as it grows, the last value stands),
+ *   "blocks_before" (version 3:
  *   blocks Python's object allocator held before pymem hooked it, which may
  *   be freed unrecorded), and at the end "exit_status" (version 3: the
  *   status given to exit() after the capture ended) and "after_end"
@@ -234,6 +237,7 @@
 #define PM_META_BLOCKS_BEFORE "blocks_before"
 #define PM_META_AFTER_END "after_end"
 #define PM_META_EXIT_STATUS "exit_status"
+#define PM_META_FORKS_UNRECORDED "forks_unrecorded"
 
 enum pm_chunk_kind {
     PM_CHUNK_META = 1,

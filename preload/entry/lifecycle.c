@@ -491,8 +491,10 @@ void pm_lifecycle_load(void)
         bool reexec = started && atoi(started) == (int)getpid();
         if (record)
             activate(child, reexec, false);
-        if (C.python)
+        if (C.python) {
+            pm_pyhooks_forks_followed(C.follow_fork);
             pm_pyhooks_register(pm_run_on(), C.python_allocators);
+        }
     }
     pm_thread.own--;
     pm_guard_leave(&g);

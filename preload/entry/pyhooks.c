@@ -273,11 +273,36 @@ static PyObject *mod_recording(PyObject *self, PyObject *unused)
     return pm_py.BuildValue("i", pm_run_on());
 }
 
+/* Processes forked with os.fork while forks are not followed go on
+ * unrecorded (a server's workers): the capture says how many, so that no
+ * report of this process is taken for theirs. The count is written at each
+ * power of two and at exit (a later META overrides an earlier one), not at
+ * every fork: the META a capture keeps is bounded. */
+static bool forks_followed;
+static uint64_t forks_unrecorded, forks_written;
+
+void pm_pyhooks_forks_followed(bool followed)
+{
+    forks_followed = followed;
+}
+
+static void write_forks_unrecorded(void)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%llu", (unsigned long long)forks_unrecorded);
+    forks_written = forks_unrecorded;
+    struct pm_guard g = pm_guard_enter();
+    pm_writer_meta(PM_META_FORKS_UNRECORDED, n);
+    pm_guard_leave(&g);
+}
+
 static PyObject *at_exit(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
     check_layers();
+    if (forks_unrecorded != forks_written)
+        write_forks_unrecorded();
     snapshot(PM_SNAP_EXIT, "exit");
     finishing = true;
     pm_recycled_stop();
@@ -309,7 +334,9 @@ static PyObject *module_init(void)
     return pm_py.ModuleCreate2(&module_def, PYTHON_API_VERSION);
 }
 
-/* os.fork on Python 3.12+ warns (DeprecationWarning) when it sees more than
+/* os.register_at_fork's after_in_parent, on every Python: counts the
+ * children not followed (above), and on 3.12+ restarts the writer. os.fork
+ * on Python 3.12+ warns (DeprecationWarning) when it sees more than
  * one thread in the process, which would count pymem's writer: the writer
  * stops at the "os.fork" audit event, and starts again once the parent has
  * counted. Python 3.12 counts before it runs the after-fork callbacks: the
@@ -332,6 +359,11 @@ static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
+    if (!forks_followed && pm_run_on()) {
+        forks_unrecorded++;
+        if ((forks_unrecorded & (forks_unrecorded - 1)) == 0)
+            write_forks_unrecorded();
+    }
     if (fork_paused && python_minor == 12)
         resume_writer();
     else if (fork_paused)
@@ -628,8 +660,7 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         if (!relay)
             relay = pm_py.AtExit(after_finalize) == 0;
         forks_watched = python_minor >= 12;
-        if (forks_watched)
-            register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
+        register_callback("os", "register_at_fork", &after_fork_def, "after_in_parent");
         /* Only the first interpreter of the process: CPython 3.12+ keeps
          * the instrumentation version of its static code objects (the
          * frozen import machinery) across Py_Initialize, so a later

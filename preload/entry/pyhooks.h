@@ -27,6 +27,11 @@ bool pm_pyhooks_present(void);
  * blocks over 512 bytes), as heaptrack and memray's default mode see it, for
  * a fraction of the cost of seeing every object. */
 void pm_pyhooks_register(bool record, bool python_allocators);
+/* Whether forked children are recorded (pymem run --follow-fork). When they
+ * are not, the capture counts those made with os.fork (META
+ * "forks_unrecorded"): a server's workers, whose memory the reports of this
+ * process must not be taken for. */
+void pm_pyhooks_forks_followed(bool followed);
 
 /* Set when the capture ended with the interpreter's finalisation because
  * pymem could not arrange to hook the next interpreter of the process (see

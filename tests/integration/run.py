@@ -211,6 +211,13 @@ def test_fork_and_children(c, tag):
     check(tag + " parent capture has the parent's blocks, not the child's",
           site(leaks["sites"], m["PARENT"], "forks.py") is not None
           and site(leaks["sites"], m["CHILD"], "forks.py") is None)
+    # os.fork once, and the pool's two workers; subprocess's children are not os.fork's
+    summ = c.json("summary", out)
+    check(tag + " the capture counts the 3 children forked unrecorded", summ["forks_unrecorded"] == 3,
+          str(summ.get("forks_unrecorded")))
+    text = c.analyze("summary", out).stdout
+    check(tag + " the summary says the forked children were not recorded",
+          "forked 3 processes with os.fork that were not recorded" in text and "--follow-fork" in text, text[-600:])
 
     out = c.capture("forkf.pmem")
     r = c.preload([os.path.join(PROGRAMS, "forks.py")], out, PYMEM_FOLLOW_FORK=1)
@@ -218,6 +225,8 @@ def test_fork_and_children(c, tag):
     children = sorted(set(glob.glob(out[:-5] + ".*.pmem")))
     # os.fork child, python -c subprocess, and 2 pool workers; ls writes none
     check(tag + " every Python child writes its own capture", len(children) == 4, str(children))
+    check(tag + " followed children are not counted as unrecorded",
+          c.json("summary", out)["forks_unrecorded"] == 0 and "os.fork" not in c.analyze("summary", out).stdout)
     with_child_line = 0
     for f in children:
         pid = int(f.rsplit(".", 2)[-2])
@@ -1200,6 +1209,22 @@ def test_snapshots_on_request(c, tag):
     p.communicate("\n" * 8, timeout=30)
     check(tag + " pymem snapshot --tree: the parent and its 3 followed children", r.returncode == 0
           and r.stdout.count("snapshot 'all' taken") == 4, r.stdout + r.stderr)
+    # The same children not followed: the one snapshot taken, and a note that
+    # the 3 processes under the parent were not asked.
+    out = c.capture("unfollowed.pmem")
+    p = subprocess.Popen([c.python, "-c", "import os, sys, time\n"
+                          "kids = [os.fork() for _ in range(1)] + [os.fork()]\n"
+                          "print('ready', flush=True); sys.stdin.readline()"],
+                         env=c.env(PYMEM_OUTPUT=out), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         cwd=c.tmp)
+    for _ in range(4):
+        p.stdout.readline()
+    time.sleep(0.3)
+    r = c.analyze("snapshot", str(p.pid), "--label", "one", check=False)
+    p.communicate("\n" * 8, timeout=30)
+    check(tag + " pymem snapshot of a parent whose children are not followed: says so", r.returncode == 0
+          and r.stdout.count("snapshot 'one' taken") == 1
+          and "note: 3 processes under %d are not recorded" % p.pid in r.stderr, r.stdout + r.stderr)
     # `pymem run`'s own pid stands for its run; any other unrecorded parent
     # of recorded processes is refused with the command that would do.
     out = c.capture("wrapped.pmem")
