@@ -449,9 +449,25 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
     const void *top = tstate ? innermost_frame(l, tstate) : NULL;
     unsigned epoch;
     int floor = watched_floor(l, c, tstate, &epoch);
+    int depth = c->depth, above = 0, junction = -1;
+    /* The watch on, no cached frame popped since the baseline (`low`), the
+     * baseline's innermost started frame still the cache's innermost (a
+     * walk inside a callback since would have cached frames above it), and
+     * the chain's top is that frame, linked to the one under it, at the
+     * same instruction: the stack is the last walk's (several allocations
+     * of one instruction: a dict and its keys, a list and its items).
+     * Frames it called that returned since were not cached: its
+     * instruction tells whether it moved. */
+    if (floor > 0 && floor == depth - 1 && c->low == INT_MAX && top == c->frame[floor] &&
+        frame_word(l, top) == c->word[floor] && load_ptr(top, l->frame_back) == c->frame[floor - 1]) {
+#ifdef PM_WATCH_SELFCHECK
+        watch_selfcheck(l, c, depth, floor);
+#endif
+        measure_walk(l, c, epoch, 1, floor, gil_held);
+        return depth;
+    }
     /* Down from the top to the first frame the cache holds: `above` frames
      * are new. */
-    int depth = c->depth, above = 0, junction = -1;
     const void *f = top;
     for (; f; f = load_ptr(f, l->frame_back), above++) {
         unsigned i = c->slot[frame_slot(f)];
@@ -481,8 +497,8 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
         measure_walk(l, c, epoch, junction + 1 - floor, floor, gil_held);
         /* the outermost frame, which links to nothing, apart: the loop over
          * the others (most of a deep walk's time) tests no index */
-        int k = junction;
-        for (; k >= floor && k > 0; k--)
+        int k = junction, lowest = floor > 1 ? floor : 1;
+        for (; k >= lowest; k--)
             if (!frame_holds(l, c, k, c->frame[k - 1], &keep))
                 break;
         if (k >= floor && (k > 0 || !frame_holds(l, c, 0, NULL, &keep)))
