@@ -62,6 +62,11 @@ struct pm_stackcache {
     struct pm_framecache frames;
     int noded;
     unsigned node_cut;
+    /* A cut stack: the first frame read that it keeps (valid while the cut
+     * and the frames up to it stay), and the "<truncated>" marker's node
+     * (0: not looked up yet). */
+    int cut_first;
+    uint32_t marker;
     /* Python-only walks the frame cache cannot hold (chains deeper than
      * it), and hybrid walks: each kind is compared with its own last walk
      * (they alternate when only C allocations carry native frames). After
@@ -89,6 +94,18 @@ struct node {
     uint32_t file_sid, func_sid, line;
 };
 
+/* What a Python frame's node says besides its parent, by (code, offset,
+ * and the code's file and name objects, as nodes are keyed): a new node
+ * under another parent finds it here instead of reading CPython's line
+ * table (thousands of instructions for a long function) and hashing its
+ * names again. Direct mapped, under the lock. */
+#define MEMO_SLOTS 4096
+struct frame_memo {
+    const void *code, *filename, *name;
+    int32_t lasti;
+    uint32_t file_sid, func_sid, line;
+};
+
 struct string {
     uint64_t hash;
     uint32_t offset;
@@ -107,10 +124,13 @@ static struct {
     uint32_t string_index_cap;
     char *text;
     uint32_t text_used, text_cap;
+    struct frame_memo *memo; /* MEMO_SLOTS, or NULL (not made yet, or memory short) */
+    bool memo_tried;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static _Atomic int enabled;
 static int max_depth = PM_STACK_DEPTH_DEFAULT;
+static unsigned cut_step = 16; /* the largest power of two up to max_depth / 16 (intern_cached) */
 static bool native, native_all;
 static int native_depth = PM_NATIVE_DEPTH_DEFAULT;
 
@@ -238,6 +258,20 @@ static void emit_native(struct pm_buffer *b, uint32_t id, uint32_t parent, uintp
     emit(b, rec, pm_encode_native(rec, id, parent, module, offset));
 }
 
+/* The memo's slot for Python frame `f` (under the lock), or NULL. */
+static struct frame_memo *memo_slot(const struct pm_rawframe *f, const struct pm_codeinfo *ci)
+{
+    if (!T.memo && !T.memo_tried) {
+        T.memo_tried = true;
+        T.memo = pm_rawmem_alloc(MEMO_SLOTS * sizeof *T.memo);
+    }
+    if (!T.memo)
+        return NULL;
+    uint64_t h = pm_mix64((uint64_t)(uintptr_t)f->code ^ ((uint64_t)(uint32_t)f->lasti << 32) ^
+                          (uint64_t)(uintptr_t)ci->name);
+    return &T.memo[h & (MEMO_SLOTS - 1)];
+}
+
 /* The process-wide lookup; creates and announces the node when new.
  * code == NULL is the "<truncated>" marker under the root. */
 static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct pm_rawframe *f)
@@ -279,20 +313,31 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
         return id;
     }
 
-    char file[PM_STRING_MAX], func[PM_STRING_MAX];
-    size_t file_len, func_len;
+    struct frame_memo *m = f->code ? memo_slot(f, &ci) : NULL;
+    uint32_t file_sid, func_sid;
     int line = 0;
-    if (f->code) {
-        file_len = pm_pyframes_str(ci.filename, file, sizeof file);
-        func_len = pm_pyframes_str(ci.name, func, sizeof func);
-        line = pm_pyframes_line(f->code, f->lasti);
+    if (m && m->code == f->code && m->lasti == f->lasti && m->filename == ci.filename && m->name == ci.name) {
+        file_sid = m->file_sid;
+        func_sid = m->func_sid;
+        line = (int)m->line;
     } else {
-        file_len = strlen(PM_TRUNCATED_FILE);
-        memcpy(file, PM_TRUNCATED_FILE, file_len);
-        func_len = 0;
+        char file[PM_STRING_MAX], func[PM_STRING_MAX];
+        size_t file_len, func_len;
+        if (f->code) {
+            file_len = pm_pyframes_str(ci.filename, file, sizeof file);
+            func_len = pm_pyframes_str(ci.name, func, sizeof func);
+            line = pm_pyframes_line(f->code, f->lasti);
+        } else {
+            file_len = strlen(PM_TRUNCATED_FILE);
+            memcpy(file, PM_TRUNCATED_FILE, file_len);
+            func_len = 0;
+        }
+        file_sid = string_intern(b, file, file_len);
+        func_sid = string_intern(b, func, func_len);
+        if (m)
+            *m = (struct frame_memo){f->code, ci.filename, ci.name, f->lasti, file_sid, func_sid,
+                                     (uint32_t)(line < 0 ? 0 : line)};
     }
-    uint32_t file_sid = string_intern(b, file, file_len);
-    uint32_t func_sid = string_intern(b, func, func_len);
 
     uint32_t id = T.node_count;
     if (!store_node(id, parent, f, &ci, h)) {
@@ -388,25 +433,32 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
                                                                    int keep)
 {
     struct pm_framecache *fc = &c->frames;
+    /* Nothing changed since the last walk, whose nodes are all there: the
+     * same frames keep the same cut. */
+    if (keep == fc->depth && c->noded == keep && keep > 0)
+        return fc->node[keep - 1];
     unsigned total = fc->depth ? fc->kept[fc->depth - 1] : 0, cut = 0;
     int first = 0; /* the first frame read that the stack keeps */
     uint32_t node = 0;
     if (__builtin_expect(total > (unsigned)max_depth, 0)) {
-        unsigned step = 1;
-        while (step * 16 <= (unsigned)max_depth)
-            step *= 2;
-        cut = (total - (unsigned)max_depth + step - 1) / step * step;
-        int lo = 0, hi = fc->depth;
-        while (lo < hi) { /* kept[] never decreases */
-            int mid = (lo + hi) / 2;
-            if (fc->kept[mid] > cut)
-                hi = mid;
-            else
-                lo = mid + 1;
+        cut = (total - (unsigned)max_depth + cut_step - 1) / cut_step * cut_step;
+        if (cut == c->node_cut && c->cut_first < keep && c->marker) {
+            first = c->cut_first; /* the frames up to it are the last walk's */
+        } else {
+            int lo = 0, hi = fc->depth;
+            while (lo < hi) { /* kept[] never decreases */
+                int mid = (lo + hi) / 2;
+                if (fc->kept[mid] > cut)
+                    hi = mid;
+                else
+                    lo = mid + 1;
+            }
+            first = c->cut_first = lo;
+            static const struct pm_rawframe marker = {NULL, -1, 0};
+            if (!c->marker)
+                c->marker = cached_intern(b, c, 0, &marker);
         }
-        first = lo;
-        static const struct pm_rawframe marker = {NULL, -1, 0};
-        node = cached_intern(b, c, 0, &marker);
+        node = c->marker;
     }
     if (cut != c->node_cut) {
         c->node_cut = cut;
@@ -504,6 +556,8 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
     c->frames.walks = c->frames.checked = c->frames.pops = 0;
     c->frames.spared = 0;
     c->node_cut = 0;
+    c->cut_first = 0;
+    c->marker = 0;
     c->uncached = 0;
     c->python_walk.depth = c->hybrid_walk.depth = 0;
     c->python_walk.truncated = c->hybrid_walk.truncated = false;
@@ -524,6 +578,10 @@ void pm_stacks_set_depth(int depth)
     if (depth > PM_STACK_DEPTH_MAX)
         depth = PM_STACK_DEPTH_MAX;
     max_depth = depth;
+    unsigned step = 1;
+    while (step * 16 <= (unsigned)max_depth)
+        step *= 2;
+    cut_step = step;
 }
 
 void pm_stacks_set_native(int depth, bool all_domains)
@@ -627,4 +685,6 @@ void pm_stacks_reset_after_fork(void)
     T.string_index_cap = 0;
     T.text = NULL;
     T.text_used = T.text_cap = 0;
+    T.memo = NULL; /* its string ids are the parent's */
+    T.memo_tried = false;
 }
