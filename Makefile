@@ -9,6 +9,7 @@
 #   make check-cpython   CPython's own regression tests under pymem (long)
 #   make bench      overhead against plain runs and other tools (not in make test)
 #   make check-watch  the frame watch's self-check build over the stack tests (in make test)
+#   make check-lines  the line cursors' self-check build over the line tests (in make test)
 #   make check-peers  native test programs under pymem --native and heaptrack, compared
 #   make install    PREFIX=/usr/local, DESTDIR=; make uninstall removes it all again
 #   make deb        the Debian package pymem_<version>_<arch>.deb, checked by lintian
@@ -61,7 +62,7 @@ ANALYZER_LIBS := -lm -ldw -lelf -lzstd -lz
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test layers install uninstall deb package unit pyoffsets golden integration check-watch demo asan tsan check-cpython check-peers fuzz bench clean
+.PHONY: all deps test layers install uninstall deb package unit pyoffsets golden integration check-watch check-lines demo asan tsan check-cpython check-peers fuzz bench clean
 all: $(BUILD)/libpymem.so $(BUILD)/pymem
 
 deps: $(DEPS_STAMP)

@@ -127,4 +127,16 @@ check-watch: all $(BUILD)/tests/libpmtest.so
 		--env PYMEM_FRAME_WATCH=1 --min-python 3.12 -k $(subst $(space),$(comma),$(strip $(WATCH_TESTS)))
 	@sh scripts/check-watch-cpython.sh $(WATCH_BUILD)/libpymem.so
 
-test: all layers unit tsan pyoffsets golden integration check-watch package check-peers check-cpython
+# The line cursors' self-check: a build that also asks CPython's
+# PyCode_Addr2Line for every line it finds from a cursor, and stops the
+# program at a difference, over the tests of lines and the real programs
+# compared with tracemalloc, on every Python.
+LINES_BUILD := $(BUILD)/linecheck
+LINES_TESTS := leak_at_known_line peak_at_known_line own_line_first lines tracemalloc_oracle \
+	attribution_reproductions stack_depth_and_generators reentered_stacks
+check-lines: all
+	@$(MAKE) --no-print-directory BUILD=$(LINES_BUILD) PRELOAD_DEFS=-DPM_LINE_SELFCHECK $(LINES_BUILD)/libpymem.so
+	@python3 tests/integration/run.py --build $(BUILD) --preload $(LINES_BUILD)/libpymem.so \
+		-k $(subst $(space),$(comma),$(strip $(LINES_TESTS)))
+
+test: all layers unit tsan pyoffsets golden integration check-watch check-lines package check-peers check-cpython

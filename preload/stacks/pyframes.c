@@ -45,15 +45,18 @@ struct layout {
     int long_one_digit;    /* 3.12+: what the int of a monitoring call's offset asks PyObject_Malloc
                               for (3.12: _PyLong_New(1), 3.13: _PyLong_FromMedium) */
     unsigned char op_return_value, op_return_const, op_yield_value; /* 3.12+: INSTRUMENTED_* */
+    int co_linetable;      /* the line table's bytes object: co_lnotab up to 3.9, co_linetable after */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0},
-    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, -1, -1, -1, -1, 0, 0, 0},
-    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216, 381744, 28, 242, 247, 243},
-    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084, 60, 216, 193136, 32, 239, 240, 241},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120},
+    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, -1, -1, -1, -1, 0, 0, 0, 136},
+    {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216, 381744, 28, 242, 247, 243,
+     136},
+    {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084, 60, 216, 193136, 32, 239, 240, 241,
+     136},
 };
 
 #define PM_OWNER_GENERATOR 1
@@ -64,8 +67,10 @@ static uintptr_t eval_lo, eval_hi;
 static void *(*get_tstate)(void);
 static void *(*running_tstate)(void);
 static int (*code_addr2line)(const void *, int);
+static int (*check_line_number)(int, void *); /* 3.10+: _PyCode_CheckLineNumber */
 static const void *code_type;
 static const void *unicode_type;
+static const void *bytes_type;
 
 static inline const void *load_ptr(const void *base, int off)
 {
@@ -725,6 +730,9 @@ bool pm_pyframes_init(int minor)
     code_addr2line = (int (*)(const void *, int))dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
     code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
     unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
+    bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+    if (minor >= 10)
+        check_line_number = (int (*)(int, void *))dlsym(RTLD_DEFAULT, "_PyCode_CheckLineNumber");
     if (!found || !get_tstate || !running_tstate || !code_addr2line || !code_type || !unicode_type)
         return false;
     /* Debug builds (Py_DEBUG) lay their structures out differently. */
@@ -770,6 +778,62 @@ void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out)
 int pm_pyframes_line(const void *code, int32_t lasti)
 {
     return code_addr2line(code, lasti < 0 ? -1 : lasti);
+}
+
+/* A bytes object: its size and its data (LP64). */
+#define BYTES_SIZE 16
+#define BYTES_DATA 32
+
+/* co_lnotab (3.8, 3.9): pairs of (bytecode offset increment, signed line
+ * increment), applied while the offset reached is not past `lasti`, as
+ * PyCode_Addr2Line does; forward from the cursor, from the start when
+ * `lasti` lies before it. */
+static int lnotab_line(struct pm_linecursor *cur, const uint8_t *p, int32_t lasti)
+{
+    if (lasti < cur->at.lnotab.addr)
+        cur->at.lnotab = (__typeof__(cur->at.lnotab)){0, 0, cur->firstlineno};
+    int64_t pair = cur->at.lnotab.pair, pairs = cur->length / 2;
+    int addr = cur->at.lnotab.addr, line = cur->at.lnotab.line;
+    for (; pair < pairs && addr + p[2 * pair] <= lasti; pair++) {
+        addr += p[2 * pair];
+        line += (signed char)p[2 * pair + 1];
+    }
+    cur->at.lnotab.pair = pair;
+    cur->at.lnotab.addr = addr;
+    cur->at.lnotab.line = line;
+    return line;
+}
+
+int pm_pyframes_line_at(struct pm_linecursor *cur, const void *code, int32_t lasti)
+{
+    const void *table = load_ptr(code, L->co_linetable);
+    if (lasti < 0 || !table || ob_type(table) != bytes_type || (L->minor >= 10 && !check_line_number))
+        return pm_pyframes_line(code, lasti);
+    int64_t length;
+    memcpy(&length, (const char *)table + BYTES_SIZE, sizeof length);
+    const uint8_t *data = (const uint8_t *)table + BYTES_DATA;
+    uint64_t head = 0, tail = 0;
+    memcpy(&head, data, length < 8 ? (size_t)length : 8);
+    if (length >= 8)
+        memcpy(&tail, data + length - 8, 8);
+    int first;
+    memcpy(&first, (const char *)code + L->co_firstlineno, sizeof first);
+    if (cur->code != code || cur->table != table || cur->length != length || cur->head != head ||
+        cur->tail != tail || cur->firstlineno != first) {
+        *cur = (struct pm_linecursor){code, table, length, head, tail, first, {{0}}};
+        if (L->minor >= 10)
+            cur->at.range = (__typeof__(cur->at.range)){-1, 0, -1, {first, data, data + length}};
+        else
+            cur->at.lnotab = (__typeof__(cur->at.lnotab)){0, 0, first};
+    }
+    int line = L->minor >= 10 ? check_line_number(lasti, &cur->at.range) : lnotab_line(cur, data, lasti);
+#ifdef PM_LINE_SELFCHECK
+    if (line != pm_pyframes_line(code, lasti)) {
+        pm_warn("line self-check: %d against %d at offset %d", line, pm_pyframes_line(code, lasti), lasti);
+        abort();
+    }
+#endif
+    return line;
 }
 
 static size_t put_utf8(char *out, size_t at, size_t cap, uint32_t cp)

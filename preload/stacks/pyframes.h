@@ -155,6 +155,35 @@ const int *pm_pyframes_tracemalloc_flag(void);
 void pm_pyframes_codeinfo(const void *code, struct pm_codeinfo *out);
 /* Line number of byte offset `lasti` in `code` (CPython's own line table). */
 int pm_pyframes_line(const void *code, int32_t lasti);
+
+/* The same, from a position kept in one code object's line table: the next
+ * offset asked for in that code object is found from there, not from the
+ * table's start (a module's code asks for its lines top to bottom while it
+ * imports: from the start each time, a long module cost thousands of
+ * instructions a line). The caller keeps the cursors and serializes their
+ * use; a cursor last used for another code object, or for one whose table
+ * is not the same (a code object made since at the same address), starts
+ * again. */
+struct pm_linecursor {
+    const void *code, *table;
+    int64_t length;
+    uint64_t head, tail; /* the table's first and last 8 bytes */
+    int firstlineno;
+    union {
+        struct { /* 3.10+: CPython's PyCodeAddressRange (test_pyoffsets.c) */
+            int ar_start, ar_end, ar_line;
+            struct {
+                int computed_line;
+                const uint8_t *lo_next, *limit;
+            } opaque;
+        } range;
+        struct { /* 3.8, 3.9: co_lnotab, pairs before `pair` applied */
+            int64_t pair;
+            int addr, line;
+        } lnotab;
+    } at;
+};
+int pm_pyframes_line_at(struct pm_linecursor *cur, const void *code, int32_t lasti);
 /* UTF-8 text of a str object, cut to `cap` bytes; "?" for what it cannot read. */
 size_t pm_pyframes_str(const void *str, char *out, size_t cap);
 

@@ -100,6 +100,7 @@ struct node {
  * table (thousands of instructions for a long function) and hashing its
  * names again. Direct mapped, under the lock. */
 #define MEMO_SLOTS 4096
+#define CURSOR_SLOTS 256
 struct frame_memo {
     const void *code, *filename, *name;
     int32_t lasti;
@@ -125,6 +126,7 @@ static struct {
     char *text;
     uint32_t text_used, text_cap;
     struct frame_memo *memo; /* MEMO_SLOTS, or NULL (not made yet, or memory short) */
+    struct pm_linecursor *cursors; /* CURSOR_SLOTS, by code object; made with the memo */
     bool memo_tried;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -264,6 +266,7 @@ static struct frame_memo *memo_slot(const struct pm_rawframe *f, const struct pm
     if (!T.memo && !T.memo_tried) {
         T.memo_tried = true;
         T.memo = pm_rawmem_alloc(MEMO_SLOTS * sizeof *T.memo);
+        T.cursors = T.memo ? pm_rawmem_alloc(CURSOR_SLOTS * sizeof *T.cursors) : NULL;
     }
     if (!T.memo)
         return NULL;
@@ -326,7 +329,9 @@ static uint32_t node_intern(struct pm_buffer *b, uint32_t parent, const struct p
         if (f->code) {
             file_len = pm_pyframes_str(ci.filename, file, sizeof file);
             func_len = pm_pyframes_str(ci.name, func, sizeof func);
-            line = pm_pyframes_line(f->code, f->lasti);
+            uint64_t at = pm_mix64((uint64_t)(uintptr_t)f->code) & (CURSOR_SLOTS - 1);
+            line = T.cursors ? pm_pyframes_line_at(&T.cursors[at], f->code, f->lasti)
+                             : pm_pyframes_line(f->code, f->lasti);
         } else {
             file_len = strlen(PM_TRUNCATED_FILE);
             memcpy(file, PM_TRUNCATED_FILE, file_len);
@@ -686,5 +691,6 @@ void pm_stacks_reset_after_fork(void)
     T.text = NULL;
     T.text_used = T.text_cap = 0;
     T.memo = NULL; /* its string ids are the parent's */
+    T.cursors = NULL;
     T.memo_tried = false;
 }

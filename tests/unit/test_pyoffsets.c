@@ -32,6 +32,15 @@ static int failures;
         }                                                                                          \
     } while (0)
 
+#define CHECK_EQ(what, ours, theirs)                                                               \
+    do {                                                                                           \
+        if ((long)(ours) != (long)(theirs)) {                                                      \
+            printf("3.%d: %s is %ld in pyframes, %ld in the headers\n", PY_MINOR_VERSION, what,     \
+                   (long)(ours), (long)(theirs));                                                  \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
 int main(void)
 {
     const struct layout *l = NULL;
@@ -100,6 +109,21 @@ int main(void)
     CHECK(co_name, offsetof(PyCodeObject, co_name));
 #endif
     CHECK(co_firstlineno, offsetof(PyCodeObject, co_firstlineno));
+#if PY_VERSION_HEX >= 0x030A0000
+    CHECK(co_linetable, offsetof(PyCodeObject, co_linetable));
+    /* pm_linecursor's range goes to _PyCode_CheckLineNumber as a PyCodeAddressRange */
+#define RANGE_AT(field) (offsetof(struct pm_linecursor, at.range.field) - offsetof(struct pm_linecursor, at.range))
+    CHECK_EQ("sizeof range", sizeof(((struct pm_linecursor *)0)->at.range), sizeof(PyCodeAddressRange));
+    CHECK_EQ("range.ar_end", RANGE_AT(ar_end), offsetof(PyCodeAddressRange, ar_end));
+    CHECK_EQ("range.ar_line", RANGE_AT(ar_line), offsetof(PyCodeAddressRange, ar_line));
+    CHECK_EQ("range.computed_line", RANGE_AT(opaque.computed_line), offsetof(PyCodeAddressRange, opaque.computed_line));
+    CHECK_EQ("range.lo_next", RANGE_AT(opaque.lo_next), offsetof(PyCodeAddressRange, opaque.lo_next));
+    CHECK_EQ("range.limit", RANGE_AT(opaque.limit), offsetof(PyCodeAddressRange, opaque.limit));
+#else
+    CHECK(co_linetable, offsetof(PyCodeObject, co_lnotab));
+#endif
+    CHECK_EQ("BYTES_SIZE", BYTES_SIZE, offsetof(PyVarObject, ob_size));
+    CHECK_EQ("BYTES_DATA", BYTES_DATA, offsetof(PyBytesObject, ob_sval));
     CHECK(str_ascii_size, sizeof(PyASCIIObject));
     CHECK(str_compact_size, sizeof(PyCompactUnicodeObject));
     printf("%d passed, %d failed: Python 3.%d frame layout\n", failures ? 0 : 1, failures ? 1 : 0, PY_MINOR_VERSION);
