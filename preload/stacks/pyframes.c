@@ -146,6 +146,11 @@ static inline __attribute__((always_inline)) const void *thread_state(const stru
 {
     const void *tstate = NULL;
     if (gil_held) {
+        /* 3.12+: the interpreter's own thread-local slot, which holds this
+         * thread's state while it is attached, and NULL otherwise */
+        void *const *at = pm_thread.tstate_at;
+        if (__builtin_expect(at != NULL, 1) && (tstate = *at) != NULL)
+            return tstate;
         tstate = running_tstate_fast();
         unsigned long owner;
         if (tstate) {
