@@ -479,18 +479,15 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
     /* Down from the top to the first frame the cache holds: `above` frames
      * are new. */
     const void *f = top;
-    if (depth > 0 && top == c->frame[depth - 1]) /* the most common: the same innermost frame */
-        junction = depth - 1;
-    else
-        for (; f; f = load_ptr(f, l->frame_back), above++) {
-            unsigned i = c->slot[frame_slot(f)];
-            if (i < (unsigned)depth && c->frame[i] == f) {
-                junction = (int)i;
-                break;
-            }
-            if (above == PM_FRAMECACHE_MAX)
-                goto uncached;
+    for (; f; f = load_ptr(f, l->frame_back), above++) {
+        unsigned i = c->slot[frame_slot(f)];
+        if (i < (unsigned)depth && c->frame[i] == f) {
+            junction = (int)i;
+            break;
         }
+        if (above == PM_FRAMECACHE_MAX)
+            goto uncached;
+    }
     /* A cached frame above the first one found went without its pop being
      * reported (a frame of a monitoring callback): all are checked. */
     if (junction < floor)
