@@ -171,26 +171,6 @@ static int ask(const char *dir, long pid, const char *capture, const char *label
     return 1;
 }
 
-/* Processes under `root` that are not recorded have no snapshot taken: a
- * server's workers forked by a run without --follow-fork would otherwise
- * seem to have been asked too. */
-static void note_unrecorded_under(const char *dir, long root)
-{
-    struct pids below = {0};
-    char capture[4200];
-    int unrecorded = 0;
-    if (!tree(root, &below))
-        for (size_t i = 1; i < below.n; i++)
-            unrecorded += !recorded(dir, below.v[i], capture, sizeof capture);
-    free(below.v);
-    fflush(stdout); /* after the lines saying where snapshots were taken */
-    if (unrecorded)
-        fprintf(stderr,
-                "pymem snapshot: note: %d process%s under %ld %s not recorded, no snapshot there (forked by a run "
-                "without --follow-fork, or not Python)\n",
-                unrecorded, unrecorded == 1 ? "" : "es", root, unrecorded == 1 ? "is" : "are");
-}
-
 int pm_snapshot_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -248,34 +228,46 @@ int pm_snapshot_main(int argc, char **argv)
     /* `pymem run`'s own pid stands for the run: every recorded process of it. */
     if (!whole_tree && !recorded(dir, pid, capture, sizeof capture) && is_pymem_run(pid))
         whole_tree = true;
+    /* `pid`, then every process under it: asked with --tree; otherwise
+     * looked at for the notes below. */
     struct pids all = {0};
-    if (whole_tree ? tree(pid, &all) : add_pid(&all, pid)) {
-        fprintf(stderr, "pymem snapshot: cannot list the processes under %ld\n", pid);
-        free(all.v);
-        return 1;
+    if (tree(pid, &all)) {
+        all.n = 0;
+        if (whole_tree || add_pid(&all, pid)) {
+            fprintf(stderr, "pymem snapshot: cannot list the processes under %ld\n", pid);
+            free(all.v);
+            return 1;
+        }
     }
-    int asked = 0, failed = 0;
+    size_t askable = whole_tree ? all.n : 1;
+    int asked = 0, failed = 0, recorded_under = 0, unrecorded_under = 0;
     for (size_t i = 0; i < all.n; i++) {
-        if (!recorded(dir, all.v[i], capture, sizeof capture))
+        bool is_recorded = recorded(dir, all.v[i], capture, sizeof capture);
+        if (i > 0) {
+            recorded_under += is_recorded;
+            unrecorded_under += !is_recorded;
+        }
+        if (!is_recorded || i >= askable)
             continue;
         asked++;
         failed += ask(dir, all.v[i], capture, label, timeout);
     }
     free(all.v);
-    if (asked)
-        note_unrecorded_under(dir, pid);
+    fflush(stdout); /* the notes come after the lines saying where snapshots were taken */
+    /* Processes under it that are not recorded have no snapshot taken: a
+     * server's workers forked by a run without --follow-fork would
+     * otherwise seem to have been asked too. */
+    if (asked && unrecorded_under)
+        fprintf(stderr,
+                "pymem snapshot: note: %d process%s under %ld %s not recorded, no snapshot there (forked by a run "
+                "without --follow-fork, or not Python)\n",
+                unrecorded_under, unrecorded_under == 1 ? "" : "es", pid, unrecorded_under == 1 ? "is" : "are");
     if (!asked) {
-        int under = 0;
-        struct pids below = {0};
-        if (!whole_tree && !tree(pid, &below))
-            for (size_t i = 1; i < below.n; i++)
-                under += recorded(dir, below.v[i], capture, sizeof capture);
-        free(below.v);
-        if (under) {
+        if (!whole_tree && recorded_under) {
             fprintf(stderr,
                     "pymem snapshot: process %ld is not being recorded by pymem, %d process%s under it %s: "
                     "pymem snapshot --tree %ld\n",
-                    pid, under, under == 1 ? "" : "es", under == 1 ? "is" : "are", pid);
+                    pid, recorded_under, recorded_under == 1 ? "" : "es", recorded_under == 1 ? "is" : "are", pid);
             return 1;
         }
         fprintf(stderr, "pymem snapshot: process %ld%s not being recorded by pymem (nothing of it in %s)\n", pid,
