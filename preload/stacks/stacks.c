@@ -63,8 +63,8 @@ struct pm_stackcache {
     int noded;
     unsigned node_cut;
     /* A cut stack: the first frame read that it keeps (valid while the cut
-     * and the frames up to it stay), and the "<truncated>" marker's node
-     * (0: not looked up yet). */
+     * and the frames up to it stay); the "<truncated>" marker's node (0:
+     * not looked up yet, truncated_marker). */
     int cut_first;
     uint32_t marker;
     /* Python-only walks the frame cache cannot hold (chains deeper than
@@ -394,6 +394,16 @@ static inline uint32_t cached_intern(struct pm_buffer *b, struct pm_stackcache *
     return node;
 }
 
+/* The "<truncated>" marker's node, under the root: looked up once per
+ * thread (again while memory was short and it could not be made). */
+static uint32_t truncated_marker(struct pm_buffer *b, struct pm_stackcache *c)
+{
+    static const struct pm_rawframe marker = {NULL, -1, 0};
+    if (!c->marker)
+        c->marker = cached_intern(b, c, 0, &marker);
+    return c->marker;
+}
+
 /* Interns the walk in c->scratch (n frames, innermost first), reusing the
  * nodes of the frames it shares with the previous walk `w` from the outside in. */
 static inline __attribute__((always_inline)) uint32_t intern_walk(struct pm_buffer *b, struct pm_stackcache *c,
@@ -412,8 +422,7 @@ static inline __attribute__((always_inline)) uint32_t intern_walk(struct pm_buff
     if (common > 0) {
         parent = w->nodes[common - 1];
     } else if (truncated) {
-        static const struct pm_rawframe marker = {NULL, -1, 0};
-        parent = cached_intern(b, c, 0, &marker);
+        parent = truncated_marker(b, c);
     } else {
         parent = 0;
     }
@@ -447,9 +456,8 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
     uint32_t node = 0;
     if (__builtin_expect(total > (unsigned)max_depth, 0)) {
         cut = (total - (unsigned)max_depth + cut_step - 1) / cut_step * cut_step;
-        if (cut == c->node_cut && c->cut_first < keep && c->marker) {
-            first = c->cut_first; /* the frames up to it are the last walk's */
-        } else {
+        /* the same cut, and the frames up to its first the last walk's: the same first */
+        if (cut != c->node_cut || c->cut_first >= keep) {
             int lo = 0, hi = fc->depth;
             while (lo < hi) { /* kept[] never decreases */
                 int mid = (lo + hi) / 2;
@@ -458,12 +466,10 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
                 else
                     lo = mid + 1;
             }
-            first = c->cut_first = lo;
-            static const struct pm_rawframe marker = {NULL, -1, 0};
-            if (!c->marker)
-                c->marker = cached_intern(b, c, 0, &marker);
+            c->cut_first = lo;
         }
-        node = c->marker;
+        first = c->cut_first;
+        node = truncated_marker(b, c);
     }
     if (cut != c->node_cut) {
         c->node_cut = cut;
