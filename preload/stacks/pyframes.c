@@ -452,6 +452,28 @@ static inline __attribute__((always_inline)) bool frame_holds(const struct layou
     return true;
 }
 
+/* Cached frames `k` down to `lowest` (>= 1) checked as frame_holds does,
+ * each against the cached one below: returns the first that fails (below
+ * `lowest` when all hold). The frame below, once checked as linked to, is
+ * carried to the next step instead of loaded again from the cache, and the
+ * frames that hold run straight through (most of a deep walk's time). */
+static inline __attribute__((always_inline)) int frames_hold(const struct layout *l, const struct pm_framecache *c,
+                                                            int k, int lowest, int *keep)
+{
+    const void *fk = c->frame[k];
+#pragma GCC unroll 4
+    for (; k >= lowest; k--) {
+        const void *below = c->frame[k - 1];
+        if (__builtin_expect(load_ptr(fk, l->frame_back) != below, 0))
+            break;
+        if (frame_word(l, fk) != c->word[k] ||
+            (!l->co_code_adaptive && load_ptr(fk, l->frame_code) != c->raw[k].code))
+            *keep = k;
+        fk = below;
+    }
+    return k;
+}
+
 static inline __attribute__((always_inline)) int walk_cached(const struct layout *l, struct pm_framecache *c,
                                                              bool gil_held)
 {
@@ -507,10 +529,7 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
         measure_walk(l, c, epoch, junction + 1 - floor, floor, gil_held);
         /* the outermost frame, which links to nothing, apart: the loop over
          * the others (most of a deep walk's time) tests no index */
-        int k = junction, lowest = floor > 1 ? floor : 1;
-        for (; k >= lowest; k--)
-            if (!frame_holds(l, c, k, c->frame[k - 1], &keep))
-                break;
+        int k = frames_hold(l, c, junction, floor > 1 ? floor : 1, &keep);
         if (k >= floor && (k > 0 || !frame_holds(l, c, 0, NULL, &keep)))
             keep = -1;
         if (keep >= 0) {
