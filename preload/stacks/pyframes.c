@@ -438,22 +438,21 @@ static void watch_selfcheck(const struct layout *l, const struct pm_framecache *
 }
 #endif
 
-/* Cached frame `k` checked against the chain: false when it no longer
- * links to `below` (another chain lies under it); else *keep is lowered to
- * k when its position moved. */
+/* Cached frame `k`, at `fk`, checked against the chain: false when it no
+ * longer links to `below` (another chain lies under it); else *keep is
+ * lowered to k when its position moved. */
 static inline __attribute__((always_inline)) bool frame_holds(const struct layout *l, const struct pm_framecache *c,
-                                                             int k, const void *below, int *keep)
+                                                             int k, const void *fk, const void *below, int *keep)
 {
-    const void *fk = c->frame[k];
-    if (load_ptr(fk, l->frame_back) != below)
+    if (__builtin_expect(load_ptr(fk, l->frame_back) != below, 0))
         return false;
     if (frame_word(l, fk) != c->word[k] || (!l->co_code_adaptive && load_ptr(fk, l->frame_code) != c->raw[k].code))
         *keep = k;
     return true;
 }
 
-/* Cached frames `k` down to `lowest` (>= 1) checked as frame_holds does,
- * each against the cached one below: returns the first that fails (below
+/* Cached frames `k` down to `lowest` (>= 1), each checked by frame_holds
+ * against the cached one below: returns the first that fails (below
  * `lowest` when all hold). The frame below, once checked as linked to, is
  * carried to the next step instead of loaded again from the cache, and the
  * frames that hold run straight through (most of a deep walk's time). */
@@ -464,11 +463,8 @@ static inline __attribute__((always_inline)) int frames_hold(const struct layout
 #pragma GCC unroll 4
     for (; k >= lowest; k--) {
         const void *below = c->frame[k - 1];
-        if (__builtin_expect(load_ptr(fk, l->frame_back) != below, 0))
+        if (!frame_holds(l, c, k, fk, below, keep))
             break;
-        if (frame_word(l, fk) != c->word[k] ||
-            (!l->co_code_adaptive && load_ptr(fk, l->frame_code) != c->raw[k].code))
-            *keep = k;
         fk = below;
     }
     return k;
@@ -530,7 +526,7 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
         /* the outermost frame, which links to nothing, apart: the loop over
          * the others (most of a deep walk's time) tests no index */
         int k = frames_hold(l, c, junction, floor > 1 ? floor : 1, &keep);
-        if (k >= floor && (k > 0 || !frame_holds(l, c, 0, NULL, &keep)))
+        if (k >= floor && (k > 0 || !frame_holds(l, c, 0, c->frame[0], NULL, &keep)))
             keep = -1;
         if (keep >= 0) {
             total = above + junction + 1;
