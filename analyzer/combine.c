@@ -224,10 +224,7 @@ static int cmp_phase_bytes(const void *a, const void *b)
 static int cmp_diff(const void *a, const void *b)
 {
     const struct pm_combined_site *x = a, *y = b;
-    int64_t dx = x->bytes[1] - x->bytes[0], dy = y->bytes[1] - y->bytes[0];
-    if (dx != dy)
-        return dx > dy ? -1 : 1;
-    return cmp_bytes(a, b);
+    return pm_diff_order(x->bytes, x->count, y->bytes, y->count);
 }
 
 void pm_combined_sort(struct pm_combined *m, enum pm_order order)
@@ -290,6 +287,10 @@ static void report_json(FILE *out, const struct pm_combined *m, size_t n)
         pm_json_str(out, m->from_label);
         fputs(", \"to\": ", out);
         pm_json_str(out, m->to_label);
+        struct pm_diff_totals t = {0};
+        for (size_t i = 0; i < m->n; i++)
+            pm_diff_totals_add(&t, m->v[i].bytes, m->v[i].count);
+        pm_diff_totals_json(out, &t);
     } else if (m->kind == PM_REPORT_LEAKS) {
         fputs(", \"at\": ", out);
         pm_json_str(out, m->to_label);
@@ -350,9 +351,14 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
                      "the program's own code\n",
                 m->nprocs, m->nprocs == 1 ? "" : "es", m->to_label, pm_human_bytes(b1, sizeof b1, (double)total),
                 pm_human_bytes(b2, sizeof b2, (double)runtime));
-    else
-        fprintf(out, "Growth from '%s' to '%s', summed over %zu process%s\n", m->from_label, m->to_label, m->nprocs,
+    else {
+        struct pm_diff_totals t = {0};
+        for (size_t i = 0; i < m->n; i++)
+            pm_diff_totals_add(&t, m->v[i].bytes, m->v[i].count);
+        fprintf(out, "Growth from '%s' to '%s', summed over %zu process%s: ", m->from_label, m->to_label, m->nprocs,
                 m->nprocs == 1 ? "" : "es");
+        pm_diff_totals_text(out, &t);
+    }
     if (m->skipped)
         fprintf(out, "Note: %zu capture(s) skipped (see above)\n", m->skipped);
     if (m->sampled)
@@ -365,8 +371,8 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
         fprintf(out, "  %-7s %-8lld %-8lld %-10s %-10s %s\n", p->role, p->pid, p->ppid,
                 m->kind == PM_REPORT_DIFF ? "" : pm_human_bytes(b1, sizeof b1, (double)p->total), p->end, p->path);
     }
-    fprintf(out, "Top %zu of %zu sites, grouped by %s, over all processes:\n", n, m->n,
-            pm_group_name(m->by));
+    fprintf(out, "Top %zu of %zu sites, grouped by %s, over all processes%s:\n", n, m->n, pm_group_name(m->by),
+            m->kind == PM_REPORT_DIFF ? ", biggest change first" : "");
     for (size_t i = 0; i < n; i++) {
         const struct pm_combined_site *x = &m->v[i];
         pm_report_figures_text(out, i + 1, m->kind, m->sampled, x->bytes, x->count, x->var, x->samples);

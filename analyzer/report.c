@@ -500,6 +500,35 @@ void pm_report_figures_text(FILE *out, size_t rank, enum pm_sites_kind kind, boo
     }
 }
 
+void pm_diff_totals_add(struct pm_diff_totals *t, const int64_t bytes[2], const int64_t count[2])
+{
+    int64_t d = bytes[1] - bytes[0];
+    t->net_bytes += d;
+    t->net_count += count[1] - count[0];
+    if (d > 0)
+        t->grown += d;
+    else
+        t->shrunk += d;
+}
+
+void pm_diff_totals_text(FILE *out, const struct pm_diff_totals *t)
+{
+    char net[32], grown[32], shrunk[32];
+    pm_human_bytes(net, sizeof net, (double)t->net_bytes);
+    pm_human_bytes(grown, sizeof grown, (double)t->grown);
+    pm_human_bytes(shrunk, sizeof shrunk, (double)-t->shrunk);
+    fprintf(out, "net %s%s (%+" PRId64 " blocks); grew +%s, shrank %s%s\n", t->net_bytes >= 0 ? "+" : "", net,
+            t->net_count, grown, t->shrunk ? "-" : "", shrunk);
+}
+
+void pm_diff_totals_json(FILE *out, const struct pm_diff_totals *t)
+{
+    fprintf(out,
+            ", \"net_bytes\": %" PRId64 ", \"net_count\": %" PRId64 ", \"grown_bytes\": %" PRId64
+            ", \"shrunk_bytes\": %" PRId64,
+            t->net_bytes, t->net_count, t->grown, t->shrunk);
+}
+
 void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
                      const struct pm_sites *s, long top, bool json)
 {
@@ -532,6 +561,10 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             pm_json_str(out, h->from_label);
             fputs(", \"to\": ", out);
             pm_json_str(out, h->to_label);
+            struct pm_diff_totals t = {0};
+            for (size_t i = 0; i < s->n; i++)
+                pm_diff_totals_add(&t, s->v[i].bytes, s->v[i].count);
+            pm_diff_totals_json(out, &t);
         }
         fputs(", \"by\": ", out);
         pm_json_str(out, h->by);
@@ -603,15 +636,21 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                      "thread made %zu more allocation%s\n",
                 c->path, h->count, h->of_count, h->of_count ? 100.0 * (double)h->count / (double)h->of_count : 0.0,
                 pm_human_bytes(b1, sizeof b1, (double)h->total_bytes), h->gap, h->gap == 1 ? "" : "s");
-    else
-        fprintf(out, "Growth from '%s' to '%s' in %s\n", h->from_label, h->to_label, c->path);
+    else {
+        struct pm_diff_totals t = {0};
+        for (size_t i = 0; i < s->n; i++)
+            pm_diff_totals_add(&t, s->v[i].bytes, s->v[i].count);
+        fprintf(out, "Growth from '%s' to '%s' in %s: ", h->from_label, h->to_label, c->path);
+        pm_diff_totals_text(out, &t);
+    }
     if (c->sample_bytes)
         fprintf(out, "Sampled capture (one sample per %s allocated on average): bytes and blocks per site are "
                      "estimates.\n",
                 pm_human_bytes(b2, sizeof b2, (double)c->sample_bytes));
     if (h->truncated)
         fputs("Note: the capture is truncated (the process did not finish it); figures stop at its last complete chunk.\n", out);
-    fprintf(out, "Top %zu of %zu sites, grouped by %s:\n", n, s->n, h->by);
+    fprintf(out, "Top %zu of %zu sites, grouped by %s%s:\n", n, s->n, h->by,
+            h->kind == PM_REPORT_DIFF ? ", biggest change first" : "");
     for (size_t i = 0; i < n; i++) {
         const struct pm_site *x = &s->v[i];
         pm_report_figures_text(out, i + 1, h->kind, c->sample_bytes != 0, x->bytes, x->count, x->var, x->samples);

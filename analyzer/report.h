@@ -32,6 +32,17 @@ struct pm_sites_header {
     bool truncated;
 };
 
+/* A diff's totals over every site that changed, shown or not: the net
+ * change, and the growth and shrinkage (<= 0) that make it up. */
+struct pm_diff_totals {
+    int64_t net_bytes, net_count, grown, shrunk;
+};
+void pm_diff_totals_add(struct pm_diff_totals *t, const int64_t bytes[2], const int64_t count[2]);
+/* "net +1.1 MiB (+15000 blocks); grew +1.1 MiB, shrank -64 B\n" */
+void pm_diff_totals_text(FILE *out, const struct pm_diff_totals *t);
+/* The same as JSON members, each with its leading comma. */
+void pm_diff_totals_json(FILE *out, const struct pm_diff_totals *t);
+
 void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_header *h,
                      const struct pm_sites *s, long top, bool json);
 

@@ -248,13 +248,24 @@ static int cmp_phase_bytes(const void *a, const void *b)
     return cmp_bytes(a, b);
 }
 
+int pm_diff_order(const int64_t xbytes[2], const int64_t xcount[2], const int64_t ybytes[2],
+                  const int64_t ycount[2])
+{
+    int64_t dx = llabs(xbytes[1] - xbytes[0]), dy = llabs(ybytes[1] - ybytes[0]);
+    if (dx != dy)
+        return dx > dy ? -1 : 1;
+    if (xbytes[1] != ybytes[1])
+        return xbytes[1] > ybytes[1] ? -1 : 1;
+    int64_t cx = llabs(xcount[1] - xcount[0]), cy = llabs(ycount[1] - ycount[0]);
+    if (cx != cy)
+        return cx > cy ? -1 : 1;
+    return xcount[1] > ycount[1] ? -1 : xcount[1] < ycount[1];
+}
+
 static int cmp_diff(const void *a, const void *b)
 {
     const struct pm_site *x = a, *y = b;
-    int64_t dx = x->bytes[1] - x->bytes[0], dy = y->bytes[1] - y->bytes[0];
-    if (dx != dy)
-        return dx > dy ? -1 : 1;
-    return cmp_bytes(a, b);
+    return pm_diff_order(x->bytes, x->count, y->bytes, y->count);
 }
 
 void pm_sites_sort(struct pm_sites *s, enum pm_order order)

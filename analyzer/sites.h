@@ -83,6 +83,12 @@ enum pm_order { PM_ORDER_BYTES, PM_ORDER_PHASE_BYTES, PM_ORDER_DIFF, PM_ORDER_PH
 /* Ends collection: each site's phase is set from its breakdown, and the
  * sites are sorted. */
 void pm_sites_sort(struct pm_sites *s, enum pm_order order);
+/* PM_ORDER_DIFF, for any site's figures (slot 1 the later point):
+ * tracemalloc's order for Snapshot.compare_to, the biggest change first,
+ * growth or shrinkage, then the biggest site, so that what a diff is asked
+ * about is at the top either way. qsort's sign convention. */
+int pm_diff_order(const int64_t xbytes[2], const int64_t xcount[2], const int64_t ybytes[2],
+                  const int64_t ycount[2]);
 
 const char *pm_phase_name(int phase);
 int pm_group_parse(const char *name, enum pm_group *out);

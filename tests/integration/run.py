@@ -111,6 +111,23 @@ def test_growth_between_snapshots(c, tag):
           "%s/%s" % (top["bytes_diff"], top["count_diff"]))
     idx = c.json("diff", out, "1", "2")
     check(tag + " snapshots by index", idx["from"] == "before" and idx["sites"][0]["line"] == m["GROW"])
+    # tracemalloc's compare_to order: the biggest change first, shrinkage too;
+    # the header's totals are over every site that changed, shown or not
+    s = c.json("diff", out, "after", "shrunk", "--top", "0")
+    lines = [(x["line"], x["bytes_diff"], x["count_diff"]) for x in s["sites"][:2]]
+    check(tag + " diff lists the biggest change first: the GROW line's 400 freed, then REGROW's 50",
+          lines == [(m["GROW"], -400 * (7777 + BYTES_HEADER), -400), (m["REGROW"], 50 * (3000 + BYTES_HEADER), 50)],
+          str(lines))
+    check(tag + " diff totals: net, grown and shrunk are the sums over the sites",
+          s["net_bytes"] == sum(x["bytes_diff"] for x in s["sites"])
+          and s["net_count"] == sum(x["count_diff"] for x in s["sites"])
+          and s["grown_bytes"] == sum(x["bytes_diff"] for x in s["sites"] if x["bytes_diff"] > 0)
+          and s["shrunk_bytes"] == sum(x["bytes_diff"] for x in s["sites"] if x["bytes_diff"] < 0)
+          and s["shrunk_bytes"] <= -400 * (7777 + BYTES_HEADER),
+          json.dumps({k: s[k] for k in ("net_bytes", "net_count", "grown_bytes", "shrunk_bytes")}))
+    text = c.analyze("diff", out, "after", "shrunk", "--top", "1").stdout.splitlines()
+    check(tag + " diff text gives the net change and the order", len(text) > 1 and "net -" in text[0]
+          and "biggest change first" in text[1], "\n".join(text[:2]))
 
 
 def test_threads_lose_nothing(c, tag):
@@ -1338,6 +1355,11 @@ def gunicorn_round(c, tag, options, name):
     grown = sum(p["bytes_diff"] for p in g["processes"]) if g else 0
     check(tag + " growth between the two snapshots: 200 requests' worth",
           grown == 200 * (1000 + BYTES_HEADER) and d["skipped"] == 0, json.dumps(g)[:400])
+    diffs = [x["bytes"] - sum(p["bytes"] - p["bytes_diff"] for p in x["processes"]) for x in d["sites"]]
+    check(tag + " merged diff: the net change is the sum over the sites, the biggest change first",
+          d["net_bytes"] == sum(diffs) and d["grown_bytes"] == sum(v for v in diffs if v > 0)
+          and [abs(v) for v in diffs] == sorted((abs(v) for v in diffs), reverse=True),
+          json.dumps({k: d.get(k) for k in ("net_bytes", "grown_bytes", "shrunk_bytes")}))
     return sum(os.path.getsize(f) for f in glob.glob(os.path.join(folder, "*.pmem")))
 
 
