@@ -495,16 +495,22 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
         return depth;
     }
     /* Down from the top to the first frame the cache holds: `above` frames
-     * are new. */
+     * are new. Most often the top is the last walk's innermost frame (the
+     * same call, or a new one at its address), the only cached frame it
+     * can be. */
     const void *f = top;
-    for (; f; f = load_ptr(f, l->frame_back), above++) {
-        unsigned i = c->slot[frame_slot(f)];
-        if (i < (unsigned)depth && c->frame[i] == f) {
-            junction = (int)i;
-            break;
+    if (depth > 0 && top == c->frame[depth - 1]) {
+        junction = depth - 1;
+    } else {
+        for (; f; f = load_ptr(f, l->frame_back), above++) {
+            unsigned i = c->slot[frame_slot(f)];
+            if (i < (unsigned)depth && c->frame[i] == f) {
+                junction = (int)i;
+                break;
+            }
+            if (above == PM_FRAMECACHE_MAX)
+                goto uncached;
         }
-        if (above == PM_FRAMECACHE_MAX)
-            goto uncached;
     }
     /* A cached frame above the first one found went without its pop being
      * reported (a frame of a monitoring callback): all are checked. */
@@ -539,6 +545,22 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
     }
     if (total > PM_FRAMECACHE_MAX)
         goto uncached;
+    /* Only the innermost frame moved (in the same call, a new one at its
+     * address, or the caller the frames above returned to): when it has
+     * begun to run and had before, how many frames the stack keeps up to it
+     * stays, and the cache ends with it. */
+    if (above == 0 && keep == total - 1 && frame_started(c, keep)) {
+        struct pm_rawframe raw;
+        if (read_frame(l, top, true, &raw) == FRAME_KEPT) {
+            c->frame[keep] = top;
+            c->word[keep] = frame_word(l, top);
+            c->raw[keep] = raw;
+            c->slot[frame_slot(top)] = (uint16_t)keep;
+            c->depth = total;
+            watch_baseline(l, c, tstate, epoch);
+            return keep;
+        }
+    }
     f = top;
     bool innermost = true;
     for (int pos = total - 1; pos >= keep; pos--, f = load_ptr(f, l->frame_back)) {

@@ -451,6 +451,16 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
      * same frames keep the same cut. */
     if (keep == fc->depth && c->noded == keep && keep > 0)
         return fc->node[keep - 1];
+    /* Only the innermost frame is new, a started one, under frames whose
+     * nodes are there, and no cut: one lookup on the node under it. */
+    int top = fc->depth - 1;
+    if (keep == top && c->noded >= keep && keep > 0 && c->node_cut == 0 && fc->kept[top] != fc->kept[top - 1] &&
+        fc->kept[top] <= (unsigned)max_depth) {
+        uint32_t node = cached_intern(b, c, fc->node[top - 1], &fc->raw[top]);
+        fc->node[top] = node;
+        c->noded = fc->depth;
+        return node;
+    }
     unsigned total = fc->depth ? fc->kept[fc->depth - 1] : 0, cut = 0;
     int first = 0; /* the first frame read that the stack keeps */
     uint32_t node = 0;
