@@ -405,9 +405,11 @@ static inline __attribute__((always_inline)) void measure_walk(const struct layo
 {
     if (l->tstate_tracing < 0)
         return;
+    unsigned walks = ++c->walks;
     c->checked += (unsigned)checked;
-    c->spared += (unsigned)spared;
-    if (++c->walks < WATCH_WALKS)
+    if (epoch)
+        c->spared += (unsigned)spared; /* none without the watch */
+    if (__builtin_expect(walks < WATCH_WALKS, 1))
         return;
     if (gil_held && !epoch && c->checked >= WATCH_WALKS * WATCH_FRAMES) {
         void (*wanted)(void) = atomic_load_explicit(&watch_wanted, memory_order_relaxed);
