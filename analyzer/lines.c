@@ -46,17 +46,41 @@ struct lines {
 /* The program's own code: a file asked for, or else any file that is not
  * the interpreter's (frozen modules, <string>), its standard library or an
  * installed package. */
+/* A file asked for names `path` whole, or its last components. */
+static bool names_path(const char *name, const char *path)
+{
+    size_t n = strlen(path), m = strlen(name);
+    return !strcmp(path, name) || (n > m && path[n - m - 1] == '/' && !strcmp(path + n - m, name));
+}
+
 static bool own_path(const struct lines *L, const char *path)
 {
     if (L->nfiles) {
-        for (int i = 0; i < L->nfiles; i++) {
-            size_t n = strlen(path), m = strlen(L->files[i]);
-            if (!strcmp(path, L->files[i]) || (n > m && path[n - m - 1] == '/' && !strcmp(path + n - m, L->files[i])))
+        for (int i = 0; i < L->nfiles; i++)
+            if (names_path(L->files[i], path))
                 return true;
-        }
         return false;
     }
     return !pm_path_is_library(path);
+}
+
+/* The files asked for that no allocation was made at, each said on stderr
+ * (a misspelt name, or a file that allocated nothing): how many. */
+static int files_unseen(const struct lines *L, const char *capture)
+{
+    int unseen = 0;
+    for (int i = 0; i < L->nfiles; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < L->n && !seen; k++)
+            seen = names_path(L->files[i], pm_tree_string(&L->c->stacks, L->v[k].file));
+        if (!seen) {
+            fprintf(stderr, "pymem: %s: no allocation was made at %s (a file is named by its path or its last "
+                            "components, as 'pymem lines %s' lists them)\n",
+                    capture, L->files[i], capture);
+            unseen++;
+        }
+    }
+    return unseen;
 }
 
 static bool own_file(struct lines *L, uint32_t file)
@@ -336,6 +360,8 @@ int pm_cmd_lines(FILE *out, const char *path, char **files, int nfiles, bool jso
     }
     if (rc)
         fprintf(stderr, "pymem: %s\n", *c.error ? c.error : "cannot read the capture");
+    else if (nfiles && files_unseen(&L, path) == nfiles)
+        rc = 1;
     else
         report(out, &L, json);
     pm_replay_free(&r);
