@@ -48,7 +48,7 @@ def workloads(only):
         name = os.path.basename(w)[:-3]
         for args in VARIANTS.get(name, [[]]):
             row = name + ("(%s)" % " ".join(args) if args else "")
-            if not only or only in row:
+            if not only or any(k in row for k in only.split(",")):
                 rows.append((row, w, args))
     return rows
 
@@ -121,7 +121,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tools", default="pymem,pymem-native,pymem-native-c,pymem-sample,tracemalloc,heaptrack")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("-k", help="only workloads whose name contains this")
+    ap.add_argument("-k", help="only workloads whose name contains this (or one of these, comma-separated)")
     ap.add_argument("--baseline", help="another build directory: its exact mode in a column of its own")
     ap.add_argument("--python", default=PYTHON, help="the interpreter every column runs (default %(default)s)")
     ap.add_argument("--synthetic", type=int, default=100_000_000,
