@@ -43,9 +43,6 @@ struct lines {
     bool oom;
 };
 
-/* The program's own code: a file asked for, or else any file that is not
- * the interpreter's (frozen modules, <string>), its standard library or an
- * installed package. */
 /* A file asked for names `path` whole, or its last components. */
 static bool names_path(const char *name, const char *path)
 {
@@ -53,6 +50,9 @@ static bool names_path(const char *name, const char *path)
     return !strcmp(path, name) || (n > m && path[n - m - 1] == '/' && !strcmp(path + n - m, name));
 }
 
+/* The program's own code: a file asked for, or else any file that is not
+ * the interpreter's (frozen modules, <string>), its standard library or an
+ * installed package. */
 static bool own_path(const struct lines *L, const char *path)
 {
     if (L->nfiles) {
