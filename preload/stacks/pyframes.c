@@ -282,12 +282,6 @@ static inline unsigned frame_slot(const void *frame)
     return (unsigned)((a >> 4) ^ (a >> 12)) & (PM_FRAMECACHE_SLOTS - 1);
 }
 
-/* A cached frame had begun to run (not a shim, not in its prologue). */
-static inline bool frame_started(const struct pm_framecache *c, int i)
-{
-    return c->kept[i] != (i ? c->kept[i - 1] : 0);
-}
-
 /* The frame watch (pyframes.h, framewatch.c): the epoch of the watch in
  * force (0: none) and the interpreter whose pops it counts. */
 _Atomic unsigned pm_pyframes_watch_epoch;
@@ -378,7 +372,7 @@ static inline __attribute__((always_inline)) void watch_baseline(const struct la
      * prologue, may go without a pop being reported: a generator function's
      * frame once it has made its generator). */
     int running = c->depth - 1;
-    while (running >= 0 && !frame_started(c, running))
+    while (running >= 0 && !pm_framecache_started(c, running))
         running--;
     c->epoch = epoch;
     c->context_ver = context_version(l, tstate);
@@ -551,7 +545,7 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
      * address, or the caller the frames above returned to): when it has
      * begun to run and had before, how many frames the stack keeps up to it
      * stays, and the cache ends with it. */
-    if (above == 0 && keep == total - 1 && frame_started(c, keep)) {
+    if (above == 0 && keep == total - 1 && pm_framecache_started(c, keep)) {
         struct pm_rawframe raw;
         if (read_frame(l, top, true, &raw) == FRAME_KEPT) {
             c->frame[keep] = top;
@@ -663,13 +657,13 @@ void pm_pyframes_frame_leaving(struct pm_framecache *c)
      * the next walk anyway. (A frame pushed since at the address of a
      * cached one is told apart by that order.) */
     int i = c->next_pop;
-    while (i >= 0 && c->frame[i] != f && !frame_started(c, i))
+    while (i >= 0 && c->frame[i] != f && !pm_framecache_started(c, i))
         i--;
     if (i < 0 || c->frame[i] != f)
         return;
     /* The frame that runs next is the first started one below. */
     int below = i - 1;
-    while (below > 0 && !frame_started(c, below))
+    while (below > 0 && !pm_framecache_started(c, below))
         below--;
     c->next_pop = below;
     if (below < c->low)

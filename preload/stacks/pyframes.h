@@ -94,6 +94,13 @@ struct pm_framecache {
     uint64_t spared;
 };
 
+/* Cached frame `i` had begun to run (not a shim, not in its prologue): the
+ * stack keeps it. */
+static inline bool pm_framecache_started(const struct pm_framecache *c, int i)
+{
+    return c->kept[i] != (i ? c->kept[i - 1] : 0);
+}
+
 /* Walks the calling thread's frames against `c` and brings it up to date.
  * Returns how many of its frames, from the outermost, are unchanged; the
  * others, up to c->depth, are new. -1 when this walk cannot be cached (a

@@ -454,7 +454,7 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
     /* Only the innermost frame is new, a started one, under frames whose
      * nodes are there, and no cut: one lookup on the node under it. */
     int top = fc->depth - 1;
-    if (keep == top && c->noded >= keep && keep > 0 && c->node_cut == 0 && fc->kept[top] != fc->kept[top - 1] &&
+    if (keep == top && c->noded >= keep && keep > 0 && c->node_cut == 0 && pm_framecache_started(fc, top) &&
         fc->kept[top] <= (unsigned)max_depth) {
         uint32_t node = cached_intern(b, c, fc->node[top - 1], &fc->raw[top]);
         fc->node[top] = node;
@@ -491,7 +491,7 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
     else
         from = first;
     for (int k = from; k < fc->depth; k++) {
-        if (fc->kept[k] != (k ? fc->kept[k - 1] : 0))
+        if (pm_framecache_started(fc, k))
             node = cached_intern(b, c, node, &fc->raw[k]);
         fc->node[k] = node;
     }
