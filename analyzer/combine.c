@@ -277,6 +277,15 @@ static void proc_json(FILE *out, const struct pm_combined_proc *p)
             p->allocations, p->total_allocated, p->peak_bytes, p->live_end, p->total, p->sample_bytes);
 }
 
+/* A diff's totals over every site that changed. */
+static struct pm_diff_totals diff_totals(const struct pm_combined *m)
+{
+    struct pm_diff_totals t = {0};
+    for (size_t i = 0; i < m->n; i++)
+        pm_diff_totals_add(&t, m->v[i].bytes, m->v[i].count);
+    return t;
+}
+
 static void report_json(FILE *out, const struct pm_combined *m, size_t n)
 {
     static const char *const kinds[] = {"peak", "leaks", "diff"};
@@ -287,9 +296,7 @@ static void report_json(FILE *out, const struct pm_combined *m, size_t n)
         pm_json_str(out, m->from_label);
         fputs(", \"to\": ", out);
         pm_json_str(out, m->to_label);
-        struct pm_diff_totals t = {0};
-        for (size_t i = 0; i < m->n; i++)
-            pm_diff_totals_add(&t, m->v[i].bytes, m->v[i].count);
+        struct pm_diff_totals t = diff_totals(m);
         pm_diff_totals_json(out, &t);
     } else if (m->kind == PM_REPORT_LEAKS) {
         fputs(", \"at\": ", out);
@@ -352,9 +359,7 @@ void pm_report_combined(FILE *out, const struct pm_combined *m, long top, bool j
                 m->nprocs, m->nprocs == 1 ? "" : "es", m->to_label, pm_human_bytes(b1, sizeof b1, (double)total),
                 pm_human_bytes(b2, sizeof b2, (double)runtime));
     else {
-        struct pm_diff_totals t = {0};
-        for (size_t i = 0; i < m->n; i++)
-            pm_diff_totals_add(&t, m->v[i].bytes, m->v[i].count);
+        struct pm_diff_totals t = diff_totals(m);
         fprintf(out, "Growth from '%s' to '%s', summed over %zu process%s: ", m->from_label, m->to_label, m->nprocs,
                 m->nprocs == 1 ? "" : "es");
         pm_diff_totals_text(out, &t);

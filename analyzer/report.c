@@ -533,6 +533,9 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                      const struct pm_sites *s, long top, bool json)
 {
     size_t n = top > 0 && (size_t)top < s->n ? (size_t)top : s->n;
+    struct pm_diff_totals diff = {0};
+    for (size_t i = 0; h->kind == PM_REPORT_DIFF && i < s->n; i++)
+        pm_diff_totals_add(&diff, s->v[i].bytes, s->v[i].count);
     if (json) {
         fputs("{\"file\": ", out);
         pm_json_str(out, c->path);
@@ -561,10 +564,7 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
             pm_json_str(out, h->from_label);
             fputs(", \"to\": ", out);
             pm_json_str(out, h->to_label);
-            struct pm_diff_totals t = {0};
-            for (size_t i = 0; i < s->n; i++)
-                pm_diff_totals_add(&t, s->v[i].bytes, s->v[i].count);
-            pm_diff_totals_json(out, &t);
+            pm_diff_totals_json(out, &diff);
         }
         fputs(", \"by\": ", out);
         pm_json_str(out, h->by);
@@ -637,11 +637,8 @@ void pm_report_sites(FILE *out, struct pm_capture *c, const struct pm_sites_head
                 c->path, h->count, h->of_count, h->of_count ? 100.0 * (double)h->count / (double)h->of_count : 0.0,
                 pm_human_bytes(b1, sizeof b1, (double)h->total_bytes), h->gap, h->gap == 1 ? "" : "s");
     else {
-        struct pm_diff_totals t = {0};
-        for (size_t i = 0; i < s->n; i++)
-            pm_diff_totals_add(&t, s->v[i].bytes, s->v[i].count);
         fprintf(out, "Growth from '%s' to '%s' in %s: ", h->from_label, h->to_label, c->path);
-        pm_diff_totals_text(out, &t);
+        pm_diff_totals_text(out, &diff);
     }
     if (c->sample_bytes)
         fprintf(out, "Sampled capture (one sample per %s allocated on average): bytes and blocks per site are "
