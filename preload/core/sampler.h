@@ -54,10 +54,10 @@ static inline void pm_count(_Atomic uint64_t *counter, uint64_t n)
 static inline bool pm_sample_skip_alloc(size_t size)
 {
     struct pm_buffer *b = pm_thread.buf;
-    int64_t left = pm_thread.sample_left - (int64_t)size;
-    if (!b || pm_thread.sample_left == 0 || left <= 0 || size > INT64_MAX)
+    /* one test for a countdown not drawn yet (0), run out, or too big a size */
+    if (!b || (uint64_t)pm_thread.sample_left <= size)
         return false;
-    pm_thread.sample_left = left;
+    pm_thread.sample_left -= (int64_t)size;
     pm_count(&b->allocations, 1);
     pm_count(&b->alloc_bytes, size);
     return true;

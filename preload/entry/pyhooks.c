@@ -68,27 +68,38 @@ static bool recycled_on, frames_on, watch_on;
  * one's first audit event. */
 static bool relay, between;
 static int lifetimes = 1;
-/* tracemalloc's "tracing" flag, and its value at the last check point: when
- * it changes, tracemalloc has just wrapped (or unwrapped) the domains. */
-static const int *tm_tracing;
-static int tm_seen;
+/* tracemalloc's "tracing" flag (its value at the last check point is
+ * rare.s.tm_seen): when it changes, tracemalloc has just wrapped (or
+ * unwrapped) the domains. */
+static const int tm_not_found; /* where tm_tracing points when the flag was not found */
+static const int *tm_tracing = &tm_not_found;
 
+/* The hooks' rare states, in one word so that their common case tests all of
+ * them with one load (rare.any == 0):
+ * - resume_countdown: see after_fork_parent();
+ * - startup_counting: see startup_blocks_made;
+ * - tm_seen: tracemalloc's flag at the last check point. */
+static union {
+    struct {
+        uint16_t resume_countdown;
+        uint8_t startup_counting, tm_seen;
+    } s;
+    uint64_t any;
+} rare;
 static void check_layers(void);
 bool pm_pyhooks_finalised;
 _Atomic size_t pm_pyhooks_arena_size;
 static _Atomic uint64_t after_end;
-static int resume_countdown; /* see after_fork_parent() */
 /* Python 3.12+ no longer export the count of blocks Python's allocator holds:
  * from the domains' wrapping to the end of start-up the blocks recorded are
  * counted, and sys.getallocatedblocks() then tells what was there before
  * (see count_blocks_before). */
-static bool startup_counting;
 static uint64_t startup_blocks_made, startup_blocks_freed;
 
 /* One more block made or freed in the MEM or OBJ domain during start-up. */
 static inline void count_startup_block(const struct domain_ctx *d, uint64_t *counter)
 {
-    if (__builtin_expect(startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
+    if (__builtin_expect(rare.s.startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
         (*counter)++;
 }
 static void resume_writer(void);
@@ -105,12 +116,11 @@ static inline bool layer_records(struct domain_ctx *d)
 {
     if (!d->record || !pm_should_record())
         return false;
-    if (__builtin_expect(resume_countdown != 0, 0) && d->domain != PM_DOMAIN_PYRAW && --resume_countdown == 0)
+    if (__builtin_expect(rare.s.resume_countdown != 0, 0) && d->domain != PM_DOMAIN_PYRAW &&
+        --rare.s.resume_countdown == 0)
         resume_writer();
-    if (__builtin_expect(tm_tracing == NULL, 0))
-        return true;
     int tracing = *tm_tracing;
-    if (__builtin_expect(tracing != tm_seen, 0) && d->domain != PM_DOMAIN_PYRAW && !finishing) {
+    if (__builtin_expect(tracing != rare.s.tm_seen, 0) && d->domain != PM_DOMAIN_PYRAW && !finishing) {
         check_layers();
         return true;
     }
@@ -226,6 +236,47 @@ static void py_free(void *ctx, void *ptr)
     pm_thread.guard = PM_GUARD_PYTHON;
     pm_on_free(ptr);
     count_startup_block(d, &startup_blocks_freed);
+    d->prev.free(d->prev.ctx, ptr);
+    pm_thread.guard = 0;
+}
+
+/* Sampled mode's common case, where layer_records is true with nothing to
+ * do: no rare state, tracemalloc not tracing, and no frame watch (whose
+ * own blocks are not counted). An allocation that is no sample and the
+ * free of a block that was none are then settled with a few loads. */
+static inline bool sampled_quiet(const struct domain_ctx *d)
+{
+    return !rare.any && d->record && pm_run_on() && !pm_thread.guard && !*tm_tracing &&
+           !atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed);
+}
+
+/* The hooks of sampled mode (push_layer): the common case inline, the rest
+ * through the general hooks above. */
+static void *py_malloc_sampled(void *ctx, size_t size)
+{
+    struct domain_ctx *d = ctx;
+    if (!sampled_quiet(d))
+        return py_malloc(ctx, size);
+    pm_thread.guard = PM_GUARD_PYTHON;
+    void *p = d->prev.malloc(d->prev.ctx, size);
+    if (p && !pm_sample_skip_alloc(size))
+        pm_record_alloc(p, size, d->domain);
+    pm_thread.last_py_alloc = p;
+    pm_thread.guard = 0;
+    return p;
+}
+
+static void py_free_sampled(void *ctx, void *ptr)
+{
+    struct domain_ctx *d = ctx;
+    if (!ptr || !sampled_quiet(d) || (bootstrap_count > 0 && d->domain == PM_DOMAIN_PYRAW) ||
+        ptr == pm_thread.watch_block) {
+        py_free(ctx, ptr);
+        return;
+    }
+    pm_thread.guard = PM_GUARD_PYTHON;
+    if (!pm_sample_skip_free(ptr))
+        pm_record_free(ptr);
     d->prev.free(d->prev.ctx, ptr);
     pm_thread.guard = 0;
 }
@@ -350,7 +401,7 @@ static PyObject *module_init(void)
 
 static void resume_writer(void)
 {
-    resume_countdown = 0;
+    rare.s.resume_countdown = 0;
     fork_paused = false;
     pm_writer_resume();
 }
@@ -367,7 +418,7 @@ static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
     if (fork_paused && python_minor == 12)
         resume_writer();
     else if (fork_paused)
-        resume_countdown = RESUME_EVENTS;
+        rare.s.resume_countdown = RESUME_EVENTS;
     return pm_py.BuildValue("");
 }
 
@@ -419,6 +470,10 @@ static void push_layer(int i)
     d->record = objects_wanted;
     pm_py.GetAllocator(api_domain[i], &d->prev);
     PyMemAllocatorEx mine = {d, py_malloc, py_calloc, py_realloc, py_free};
+    if (pm_sample_mean) {
+        mine.malloc = py_malloc_sampled;
+        mine.free = py_free_sampled;
+    }
     pm_py.SetAllocator(api_domain[i], &mine);
     atomic_store_explicit(&top[i], d, memory_order_release);
 }
@@ -468,9 +523,9 @@ static void check_layers(void)
         return;
     /* Marked in the capture, so that what tracemalloc saw can be compared
      * with what pymem saw since (pymem leaks --since tracemalloc-start). */
-    if (tm_tracing && *tm_tracing != tm_seen) {
-        tm_seen = *tm_tracing;
-        snapshot(PM_SNAP_USER, tm_seen ? "tracemalloc-start" : "tracemalloc-stop");
+    if (*tm_tracing != rare.s.tm_seen) {
+        rare.s.tm_seen = (uint8_t)*tm_tracing;
+        snapshot(PM_SNAP_USER, rare.s.tm_seen ? "tracemalloc-start" : "tracemalloc-stop");
     }
     for (int i = 0; i < 3; i++) {
         PyMemAllocatorEx cur;
@@ -514,9 +569,10 @@ static void install_early(void)
     if (major == 3 && pm_pyframes_init(minor)) {
         frames_on = true;
         pm_stacks_enable(true);
-        tm_tracing = pm_pyframes_tracemalloc_flag();
-        if (tm_tracing)
-            tm_seen = *tm_tracing;
+        const int *flag = pm_pyframes_tracemalloc_flag();
+        if (flag)
+            tm_tracing = flag;
+        rare.s.tm_seen = (uint8_t)*tm_tracing;
         recycled_on = objects_wanted && pm_recycled_init(minor);
         watch_on = pm_framewatch_init(minor);
         if (recycled_on)
@@ -534,7 +590,7 @@ static void install_early(void)
         pm_writer_meta(PM_META_BLOCKS_BEFORE, before);
     } else if (objects_wanted) {
         startup_blocks_made = startup_blocks_freed = 0;
-        startup_counting = true;
+        rare.s.startup_counting = true;
     }
     install_allocators();
     atomic_store(&pm_mmap_recording, 1);
@@ -556,7 +612,7 @@ static void end_with_interpreter(void)
  * the capture says nothing of them (its unmatched frees stay unexplained). */
 static void count_blocks_before(void)
 {
-    startup_counting = false;
+    rare.s.startup_counting = false;
     PyObject *fn = pm_py.SysGetObject("getallocatedblocks"); /* borrowed */
     PyObject *now = fn ? pm_py.CallFunctionObjArgs(fn, NULL) : NULL;
     Py_ssize_t held = now ? pm_py.LongAsSsize(now) : -1;
@@ -627,8 +683,7 @@ static void new_lifetime(void)
         pm_stacks_enable(true);
     if (recycled_on)
         pm_recycled_init(python_minor);
-    if (tm_tracing)
-        tm_seen = *tm_tracing;
+    rare.s.tm_seen = (uint8_t)*tm_tracing;
     for (int i = 0; i < (objects_wanted ? 3 : 1); i++)
         relayer(i);
     installing = false;
@@ -654,7 +709,7 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         if (!pm_py.IsInitialized())
             return 0;
         installing = true;
-        if (startup_counting)
+        if (rare.s.startup_counting)
             count_blocks_before();
         register_callback("atexit", "register", &at_exit_def, NULL);
         if (!relay)
@@ -684,10 +739,10 @@ static int audit_hook(const char *event, PyObject *args, void *data)
             fork_paused = true;
             pm_writer_pause();
         }
-        resume_countdown = 0;
+        rare.s.resume_countdown = 0;
         return 0;
     }
-    if (resume_countdown)
+    if (rare.s.resume_countdown)
         resume_writer();
     if (event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
         return 0;
@@ -736,7 +791,7 @@ void pm_pyhooks_after_fork_child(void)
     /* The parent paused its writer for this fork; this process's writer is
      * its own, and must be paused again when it forks in turn. */
     fork_paused = false;
-    resume_countdown = 0;
+    rare.s.resume_countdown = 0;
     if (!allocators_in)
         return;
     pm_writer_meta(PM_META_PYTHON, python_version);

@@ -106,6 +106,24 @@ def test_sampled_totals_are_exact(c, tag):
           "exact %d/%d sampled %d/%d (%d samples)" % (exact["allocations"], exact["total_allocated_bytes"],
                                                      sampled["allocations"], sampled["total_allocated_bytes"],
                                                      sampled.get("samples", -1)))
+    # The same while tracemalloc wraps pymem's hooks, is taken off and put
+    # back (sampled mode's hooks leave their common case for the general one
+    # then). The frame watch is off in both runs: its instrumentation of the
+    # program's code (3.12+) allocates, and only the exact run's walks turn
+    # it on.
+    tm_exact_out = c.capture("exact-tm.pmem")
+    tm_sampled_out = c.capture("sampl-tm.pmem")
+    argv = ["setarch", "-R", c.python, "-X", "tracemalloc", os.path.join(PROGRAMS, "tracemalloc_startstop.py")]
+    r1 = c.run(argv, tm_exact_out, PYMEM_SAMPLX=RATE, PYTHONHASHSEED=0, PYMEM_FRAME_WATCH="0")
+    r2 = c.run(argv, tm_sampled_out, PYMEM_SAMPLE=RATE, PYTHONHASHSEED=0, PYMEM_FRAME_WATCH="0")
+    tm_exact = c.json("summary", tm_exact_out)
+    tm_sampled = c.json("summary", tm_sampled_out)
+    check(tag + " sampled: totals equal the exact run's with tracemalloc started and stopped",
+          r1.returncode == r2.returncode == 0 and r1.stdout == r2.stdout
+          and tm_sampled["allocations"] == tm_exact["allocations"]
+          and tm_sampled["total_allocated_bytes"] == tm_exact["total_allocated_bytes"],
+          "exact %d/%d sampled %d/%d" % (tm_exact["allocations"], tm_exact["total_allocated_bytes"],
+                                         tm_sampled["allocations"], tm_sampled["total_allocated_bytes"]))
     # Frees: none is of a block Python did not hold before recording began
     # (blocks_before) or allocate since.
     check(tag + " sampled: frees add up (%d <= %d allocations + %d before; exact run: %d unmatched)"
