@@ -1,6 +1,6 @@
 /*
  * framewatch: counts the pops of Python frames through sys.monitoring
- * (3.12+), so that a stack walk checks only the frames that can have run
+ * (3.12+; on 3.11, switches evalwatch.c's frame evaluator instead), so that a stack walk checks only the frames that can have run
  * since the thread's last allocation instead of its whole chain
  * (pyframes.c, "frame watch"). A thread 150 frames deep otherwise checks 150
  * cached frames per allocation; with the watch, the few above the lowest
@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entry/evalwatch.h"
 #include "entry/pyapi.h"
 #include "pymem/env.h"
 #include "stacks/pyframes.h"
@@ -48,6 +49,7 @@ static enum mode mode = WATCH_OFF;
 static atomic_bool requested;
 static bool ended;                    /* the first interpreter is finalising */
 static bool given_back;               /* the program named pymem's id: never again */
+static bool evaluator;                /* 3.11: evalwatch.c counts */
 static int tool = -1;                 /* the tool id held, -1: none */
 static PyObject *callback;            /* the callback, one reference of pymem's own */
 /* Stops by measurement, and the requests to start ignored since the last:
@@ -334,6 +336,11 @@ static int start(void *unused)
 {
     (void)unused;
     atomic_store(&requested, false);
+    if (evaluator) {
+        if (!ended && !pm_pyframes_watch_on())
+            pm_evalwatch_start();
+        return 0;
+    }
     PyObject *mon = ended || given_back ? NULL : monitoring_module();
     if (!mon || pm_pyframes_watch_on())
         return 0;
@@ -355,6 +362,11 @@ static int start(void *unused)
 static int pause_events(void *unused)
 {
     (void)unused;
+    if (evaluator) {
+        if (!ended)
+            pm_evalwatch_pause();
+        return 0;
+    }
     PyObject *mon = ended ? NULL : monitoring_module();
     if (tool >= 0 && mon && !pm_pyframes_watch_on())
         set_events(mon, 0);
@@ -390,9 +402,10 @@ bool pm_framewatch_init(int minor)
 {
     const char *env = getenv(PM_ENV_FRAME_WATCH);
     mode = !env || !strcmp(env, "auto") ? WATCH_AUTO : strcmp(env, "0") ? WATCH_ALWAYS : WATCH_OFF;
-    if (minor < 12 || mode == WATCH_OFF)
+    if (minor < 11 || mode == WATCH_OFF)
         return false;
-    if (!pm_pyapi_resolve_watch()) {
+    evaluator = minor == 11;
+    if (!pm_pyapi_resolve_watch() || (evaluator && !pm_evalwatch_init())) {
         mode = WATCH_OFF;
         return false;
     }
@@ -406,7 +419,7 @@ bool pm_framewatch_init(int minor)
  * would be refused pymem's id by it (ValueError, "already in use"). */
 void pm_framewatch_interpreter_up(void)
 {
-    PyObject *mon = monitoring_module();
+    PyObject *mon = evaluator ? NULL : monitoring_module();
     if (mon)
         wrap_monitoring(mon);
     if (mode == WATCH_ALWAYS)
@@ -418,4 +431,6 @@ void pm_framewatch_interpreter_down(void)
     ended = true;
     pm_pyframes_watch_offer(NULL, NULL);
     pm_pyframes_watch_stop();
+    if (evaluator)
+        pm_evalwatch_end();
 }

@@ -1,7 +1,7 @@
 /*
- * framewatch: the frame watch's switch (framewatch.c): sys.monitoring counts
- * the pops of Python frames for the stack walk, on Python 3.12+. All with
- * the GIL held.
+ * framewatch: the frame watch's switch (framewatch.c): sys.monitoring
+ * (3.12+) or a frame evaluator (3.11, evalwatch.c) counts the pops of
+ * Python frames for the stack walk. All with the GIL held.
  */
 #ifndef PM_FRAMEWATCH_H
 #define PM_FRAMEWATCH_H

@@ -38,25 +38,27 @@ struct layout {
     int co_firsttraceable; /* 3.11+: the first instruction after a frame's prologue */
     int tracemalloc_tracing; /* tracemalloc's `tracing` flag: in _Py_tracemalloc_config up
                                 to 3.11, in _PyRuntime from 3.12 */
-    int tstate_tracing;    /* 3.12+: PyThreadState.tracing, non-zero inside monitoring callbacks;
-                              -1: no frame watch for this layout */
+    int tstate_tracing;    /* 3.11+: PyThreadState.tracing, non-zero inside trace and profile
+                              functions (3.11) and monitoring callbacks; -1: no frame watch */
     int tstate_context_ver; /* 3.12+: PyThreadState.context_ver, which stack switchers bump */
     int interp_monitors;   /* 3.12+: PyInterpreterState.monitors, the tools set on each event */
     int long_one_digit;    /* 3.12+: what the int of a monitoring call's offset asks PyObject_Malloc
                               for (3.12: _PyLong_New(1), 3.13: _PyLong_FromMedium) */
     unsigned char op_return_value, op_return_const, op_yield_value; /* 3.12+: INSTRUMENTED_* */
     int co_linetable;      /* the line table's bytes object: co_lnotab up to 3.9, co_linetable after */
+    int interp_eval_frame; /* 3.11: PyInterpreterState.eval_frame (PEP 523), which the frame watch sets;
+                              -1: the watch is sys.monitoring's (3.12+) or none */
 };
 
 static const struct layout layouts[] = {
-    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120},
-    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, -1, -1, -1, -1, 0, 0, 0, 136},
+    {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120, -1},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120, -1},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120, -1},
+    {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, 44, -1, -1, -1, 0, 0, 0, 136, 1424},
     {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216, 381744, 28, 242, 247, 243,
-     136},
+     136, -1},
     {13, 72, -1, 8, 0, 56, 0, 70, 112, 128, 68, 200, 40, 56, -1, 152, 184, 10084, 60, 216, 193136, 32, 239, 240, 241,
-     136},
+     136, -1},
 };
 
 #define PM_OWNER_GENERATOR 1
@@ -285,7 +287,11 @@ static inline unsigned frame_slot(const void *frame)
 /* The frame watch (pyframes.h, framewatch.c): the epoch of the watch in
  * force (0: none) and the interpreter whose pops it counts. */
 _Atomic unsigned pm_pyframes_watch_epoch;
+size_t pm_pyframes_watch_int_size = SIZE_MAX;
 static const void *_Atomic watch_interp;
+/* 3.11: pymem's frame evaluator, which counts the pops while it is the
+ * interpreter's. */
+static const void *_Atomic watch_evaluator;
 /* The callback's reference count, and its value while it is registered. */
 static const ssize_t *_Atomic watch_refcnt;
 static ssize_t watch_refs;
@@ -318,6 +324,13 @@ static inline const uint8_t *event_tools(const struct layout *l, const void *int
     return (const uint8_t *)interp + l->interp_monitors;
 }
 
+/* This layout has a frame watch: sys.monitoring's (3.12+) or a frame
+ * evaluator's (3.11). */
+static inline __attribute__((always_inline)) bool has_watch(const struct layout *l)
+{
+    return l->tstate_tracing >= 0;
+}
+
 /* The watch's three events are set for its tool in `interp`: unless the
  * program cleared them behind pymem's wrappers (with one of
  * sys.monitoring's own functions, reached past them), in which case the
@@ -329,36 +342,47 @@ static inline __attribute__((always_inline)) bool watch_events_set(const struct 
     return tools[EVENT_PY_RETURN] & tools[EVENT_PY_YIELD] & tools[EVENT_PY_UNWIND] & bit;
 }
 
+/* The pops are still counted in `interp`: by pymem's frame evaluator,
+ * unless the program set one of its own since (3.11); by the watch's
+ * callback, still registered, on its three events (3.12+). */
+static inline __attribute__((always_inline)) bool watch_counting(const struct layout *l, const void *interp)
+{
+    if (l->interp_eval_frame >= 0)
+        return load_ptr(interp, l->interp_eval_frame) == atomic_load_explicit(&watch_evaluator, memory_order_relaxed);
+    return *atomic_load_explicit(&watch_refcnt, memory_order_relaxed) == watch_refs && watch_events_set(l, interp);
+}
+
 /* A walk with the watch on checks only frames from here up: below the
  * lowest frame that can have run since the last walk, nothing changed. */
 static inline __attribute__((always_inline)) int watched_floor(const struct layout *l, const struct pm_framecache *c,
                                                               const void *tstate, unsigned *epoch)
 {
     *epoch = 0;
-    if (l->tstate_tracing < 0 || !tstate)
+    if (!has_watch(l) || !tstate)
         return 0;
     unsigned e = atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_acquire);
     const void *interp = load_ptr(tstate, TSTATE_INTERP);
-    if (!e || interp != atomic_load_explicit(&watch_interp, memory_order_relaxed) ||
-        *atomic_load_explicit(&watch_refcnt, memory_order_relaxed) != watch_refs || !watch_events_set(l, interp))
+    if (!e || interp != atomic_load_explicit(&watch_interp, memory_order_relaxed) || !watch_counting(l, interp))
         return 0;
     *epoch = e;
-    if (c->epoch != e || context_version(l, tstate) != c->context_ver)
+    if (c->epoch != e || (l->tstate_context_ver >= 0 && context_version(l, tstate) != c->context_ver))
         return 0;
     int floor = c->low < c->running ? c->low : c->running;
     return floor > 0 ? floor : 0;
 }
 
 /* After a walk: the counts start again from it, unless it ran inside a
- * monitoring callback (tstate->tracing). There the pop being reported may
- * not have happened yet (CPython calls every tool's callback, pymem's among
- * them, before it pops the frame), and pops inside the callback are not
- * reported at all: the counts of the last walk outside stay, which only
- * makes the next walks check more. */
+ * monitoring callback, or a trace or profile function (tstate->tracing).
+ * There the pop being reported may not have happened yet (CPython calls
+ * every tool's callback, pymem's among them, before it pops the frame),
+ * pops inside a callback are not reported at all (3.12+), and a trace
+ * function may move the frame it traces, below it, by a jump (setting
+ * f_lineno): the counts of the last walk outside stay, which only makes the
+ * next walks check more. */
 static inline __attribute__((always_inline)) void watch_baseline(const struct layout *l, struct pm_framecache *c,
                                                                 const void *tstate, unsigned epoch)
 {
-    if (l->tstate_tracing < 0)
+    if (!has_watch(l))
         return;
     if (!epoch) {
         c->epoch = 0;
@@ -374,8 +398,16 @@ static inline __attribute__((always_inline)) void watch_baseline(const struct la
     int running = c->depth - 1;
     while (running >= 0 && !pm_framecache_started(c, running))
         running--;
+    /* 3.11: the counts hold only from a frame the evaluator runs (one the
+     * program ran before the watch started leaves unseen): the innermost
+     * it runs, or the one under it while that one is in its prologue. */
+    if (l->interp_eval_frame >= 0 &&
+        (running < 0 || (c->frame[running] != c->evaluated && c->frame[running] != c->evaluated_under))) {
+        c->epoch = 0;
+        return;
+    }
     c->epoch = epoch;
-    c->context_ver = context_version(l, tstate);
+    c->context_ver = l->tstate_context_ver >= 0 ? context_version(l, tstate) : 0;
     c->low = INT_MAX;
     c->running = running;
     c->next_pop = c->depth - 1;
@@ -387,17 +419,21 @@ static inline __attribute__((always_inline)) void watch_baseline(const struct la
  * than the frames they spare: one callback costs about as much as checking
  * WATCH_POP_FRAMES frames (17 ns against 0.5 ns, measured on 3.12 and 3.13:
  * a deep program whose inner functions call many others between two
- * allocations). Both calls happen with the GIL held (framewatch.c schedules
- * the change). */
+ * allocations); on 3.11, one call through the frame evaluator (12 ns, most
+ * of it CPython's for a call it no longer inlines) as much as checking
+ * EVALUATED_POP_FRAMES (1.3 ns each: the same program, 100 frames deep,
+ * breaks even at 12 calls between two allocations). Both calls happen with
+ * the GIL held (framewatch.c schedules the change). */
 #define WATCH_WALKS 1024
 #define WATCH_FRAMES 48
 #define WATCH_POP_FRAMES 32
+#define EVALUATED_POP_FRAMES 10
 
 static inline __attribute__((always_inline)) void measure_walk(const struct layout *l, struct pm_framecache *c,
                                                               unsigned epoch, int checked, int spared,
                                                               bool gil_held)
 {
-    if (l->tstate_tracing < 0)
+    if (!has_watch(l))
         return;
     unsigned walks = ++c->walks;
     c->checked += (unsigned)checked;
@@ -409,7 +445,7 @@ static inline __attribute__((always_inline)) void measure_walk(const struct layo
         void (*wanted)(void) = atomic_load_explicit(&watch_wanted, memory_order_relaxed);
         if (wanted)
             wanted();
-    } else if (gil_held && epoch && c->spared < (uint64_t)c->pops * WATCH_POP_FRAMES) {
+    } else if (gil_held && epoch && c->spared < (uint64_t)c->pops * (l->interp_eval_frame >= 0 ? EVALUATED_POP_FRAMES : WATCH_POP_FRAMES)) {
         void (*unwanted)(void) = atomic_load_explicit(&watch_unwanted, memory_order_relaxed);
         if (unwanted)
             unwanted();
@@ -589,20 +625,42 @@ void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void))
     atomic_store(&watch_unwanted, unwanted);
 }
 
-bool pm_pyframes_watch_start(int tool, const ssize_t *refcnt)
+/* The counts are trusted from here on, in the calling thread's
+ * interpreter, with a new epoch. */
+static void watch_trust(const void *tstate)
 {
     static unsigned epochs;
-    const void *tstate = L && L->tstate_tracing >= 0 ? running_tstate_fast() : NULL;
-    if (!tstate)
-        return false;
     if (!++epochs)
         epochs = 1;
     atomic_store(&watch_interp, load_ptr(tstate, TSTATE_INTERP));
+    atomic_store_explicit(&pm_pyframes_watch_epoch, epochs, memory_order_release);
+}
+
+bool pm_pyframes_watch_start(int tool, const ssize_t *refcnt)
+{
+    const void *tstate = L && L->tstate_tracing >= 0 && L->interp_eval_frame < 0 ? running_tstate_fast() : NULL;
+    if (!tstate)
+        return false;
     watch_refs = *refcnt;
     atomic_store(&watch_refcnt, refcnt);
     atomic_store(&watch_tool_bit, (uint8_t)(1u << tool));
-    atomic_store_explicit(&pm_pyframes_watch_epoch, epochs, memory_order_release);
+    watch_trust(tstate);
     return true;
+}
+
+bool pm_pyframes_watch_start_evaluator(const void *evaluator)
+{
+    const void *tstate = L && L->interp_eval_frame >= 0 ? running_tstate_fast() : NULL;
+    if (!tstate)
+        return false;
+    atomic_store(&watch_evaluator, evaluator);
+    watch_trust(tstate);
+    return true;
+}
+
+void *pm_pyframes_interp_of(const void *tstate)
+{
+    return (void *)load_ptr(tstate, TSTATE_INTERP);
 }
 
 void pm_pyframes_watch_stop(void)
@@ -643,13 +701,10 @@ bool pm_pyframes_watch_int(size_t size)
     return event >= 0 && event_tools(l, interp)[event] == atomic_load_explicit(&watch_tool_bit, memory_order_relaxed);
 }
 
-void pm_pyframes_frame_leaving(struct pm_framecache *c)
+/* Frame `f`, innermost but for frames of no concern, leaves (3.12+:
+ * about to; 3.11: has). */
+static void frame_popped(struct pm_framecache *c, const void *f)
 {
-    c->pops++;
-    const void *tstate = c->epoch ? running_tstate_fast() : NULL;
-    const void *f = tstate ? innermost_frame(L, tstate) : NULL;
-    if (!f)
-        return;
     /* The cached frames leave innermost first, each once: the leaving frame
      * is the next of them to leave, past the ones that go without a pop
      * reported (a shim with the frame it ran, a frame still in its
@@ -668,6 +723,28 @@ void pm_pyframes_frame_leaving(struct pm_framecache *c)
     c->next_pop = below;
     if (below < c->low)
         c->low = below;
+}
+
+void pm_pyframes_frame_leaving(struct pm_framecache *c)
+{
+    c->pops++;
+    const void *tstate = c->epoch ? running_tstate_fast() : NULL;
+    const void *f = tstate ? innermost_frame(L, tstate) : NULL;
+    if (f)
+        frame_popped(c, f);
+}
+
+void pm_pyframes_frame_left(struct pm_framecache *c, const void *tstate, const void *frame, const void *under)
+{
+    c->pops++;
+    if (!c->epoch)
+        return;
+    /* The frame it returns to was run by some other evaluator (CPython's,
+     * before the watch started): it may leave unseen, and so may all
+     * below it. */
+    if (innermost_frame(L, tstate) != under)
+        c->low = 0;
+    frame_popped(c, frame);
 }
 
 #define WALK(i)                                                                                    \
@@ -777,6 +854,8 @@ bool pm_pyframes_init(int minor)
     if (dlsym(RTLD_DEFAULT, "_Py_RefTotal") || dlsym(RTLD_DEFAULT, "_Py_GetRefTotal"))
         return false;
     L = found;
+    if (found->long_one_digit > 0)
+        pm_pyframes_watch_int_size = (size_t)found->long_one_digit;
     if (minor >= 12)
         find_tstate_tls();
     /* The interpreter loop's extent, from its dynamic symbol's size: the

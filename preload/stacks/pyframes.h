@@ -76,7 +76,7 @@ struct pm_framecache {
     uint16_t kept[PM_FRAMECACHE_MAX];          /* frames the stack keeps up to and including this one */
     uint32_t node[PM_FRAMECACHE_MAX];
     uint16_t slot[PM_FRAMECACHE_SLOTS];        /* frame address -> index, direct mapped */
-    /* The frame watch (3.12+): while it counts the pops of Python frames,
+    /* The frame watch (3.11+): while it counts the pops of Python frames,
      * a frame below the lowest one that can have run since the last walk
      * is known unchanged without being read. `epoch`: the watch the counts
      * belong to (0: none, every frame is checked). `low`: the lowest frame
@@ -92,6 +92,11 @@ struct pm_framecache {
     int next_pop;
     unsigned walks, checked, pops;
     uint64_t spared;
+    /* 3.11's watch, kept by its frame evaluator: the innermost frame it
+     * runs on this thread, the one it ran when that one began (the next
+     * innermost it runs), and how low in the thread's stack it may nest. */
+    const void *evaluated, *evaluated_under;
+    const char *stack_floor;
 };
 
 /* Cached frame `i` had begun to run (not a shim, not in its prologue): the
@@ -142,13 +147,25 @@ static inline bool pm_pyframes_watch_on(void)
 }
 /* An allocation of `size` bytes in the OBJ domain (GIL held) is the int
  * CPython makes only to call the watch's callback: pymem's, not the
- * program's. Costs one load while the watch is off. */
+ * program's. Costs a compare of the size unless it is that int's (3.12+;
+ * SIZE_MAX: none). */
 bool pm_pyframes_watch_int(size_t size);
+extern size_t pm_pyframes_watch_int_size;
 static inline bool pm_pyframes_watch_dispatching(size_t size)
 {
-    return atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed) && pm_pyframes_watch_int(size);
+    return size == pm_pyframes_watch_int_size &&
+           atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed) && pm_pyframes_watch_int(size);
 }
 void pm_pyframes_frame_leaving(struct pm_framecache *c);
+/* 3.11 (entry/evalwatch.c): the frame evaluator pymem sets counts the pops
+ * in the interpreter it was set in, while it stays the interpreter's; the
+ * start is the watch's, GIL held. pm_pyframes_frame_left: from that
+ * evaluator, `frame` has returned or yielded on thread state `tstate`,
+ * whose frame it ran when it began was `under` (the innermost it ran, then). */
+bool pm_pyframes_watch_start_evaluator(const void *evaluator);
+void pm_pyframes_frame_left(struct pm_framecache *c, const void *tstate, const void *frame, const void *under);
+/* The interpreter of thread state `tstate`. */
+void *pm_pyframes_interp_of(const void *tstate);
 
 /* True if return address `pc` lies in _PyEval_EvalFrameDefault: a native
  * frame that runs Python frames (a return address points just past a call,

@@ -554,11 +554,22 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain)
     return n ? intern_walk(b, c, &c->hybrid_walk, n, py_truncated || native_truncated) : 0;
 }
 
+struct pm_framecache *pm_stacks_framecache(void)
+{
+    struct pm_buffer *b = pm_thread.buf;
+    return b && b->stacks ? &b->stacks->frames : NULL;
+}
+
 void pm_stacks_frame_leaving(void)
 {
     struct pm_buffer *b = pm_thread.buf;
     if (b && b->stacks)
         pm_pyframes_frame_leaving(&b->stacks->frames);
+}
+
+bool pm_stacks_native(void)
+{
+    return native;
 }
 
 bool pm_stacks_thread_start(struct pm_buffer *b)
@@ -576,6 +587,8 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
     c->frames.epoch = 0;
     c->frames.walks = c->frames.checked = c->frames.pops = 0;
     c->frames.spared = 0;
+    c->frames.evaluated = c->frames.evaluated_under = NULL;
+    c->frames.stack_floor = NULL;
     c->node_cut = 0;
     c->cut_first = 0;
     c->marker = 0;

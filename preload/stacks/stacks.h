@@ -19,6 +19,8 @@
 
 #include "pymem/env.h"
 
+struct pm_framecache;
+
 struct pm_buffer;
 struct pm_stackcache;
 
@@ -39,6 +41,9 @@ uint32_t pm_stacks_current(struct pm_buffer *b, int domain);
 /* A Python frame of the calling thread is about to pop (the frame watch's
  * callback, framewatch.c): pm_pyframes_frame_leaving on its cache. */
 void pm_stacks_frame_leaving(void);
+/* The calling thread's frame cache (3.11's frame evaluator keeps its count
+ * of the frames it runs there), or NULL before the thread records. */
+struct pm_framecache *pm_stacks_framecache(void);
 
 /* Python stack walking starts once the interpreter is up (pyhooks.c) and
  * stops when it begins to finalise: its thread states are then being freed.
@@ -48,6 +53,7 @@ void pm_stacks_set_depth(int depth);
 /* Native mode (call before recording starts): `depth` native frames, for
  * C allocations only or, with `all_domains`, for Python's too. */
 void pm_stacks_set_native(int depth, bool all_domains);
+bool pm_stacks_native(void);
 
 /* The frames of `node`, innermost first, as the live API gives them
  * (pymem/live.h, pymem_stack_text); -1 for a node this process has not

@@ -1024,12 +1024,68 @@ def test_frame_watch(c, tag):
               "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))
 
 
+def test_frame_evaluator(c, tag):
+    """The frame watch on 3.11, whose frame evaluator (PEP 523) sees the
+    pops: every way a frame leaves, each re-entering the same frames at the
+    same addresses under another outer line far below: whole stacks, exact
+    counts, with the watch on from the start, switched on from inside frames
+    that began before it (one returning unseen, called again from another
+    line; its caller returning unseen, another function called at its
+    address from another line), and off; the program's own evaluator in its
+    place, then CPython's put back by the program (pymem's is not set
+    again); and recursions that would take pymem's evaluator to the end of
+    the C stack (a 256 KiB thread stack, 20,000 frames), which run."""
+    if c.version[:2] != (3, 11):
+        return
+    m = marks("evaluated.py")
+    leaf = (m["LEAF"],) + (m["DOWN"],) * 120
+    want = {}  # stack -> bytes objects of the case's size (33 bytes of header each)
+    for x in "AB":
+        want[leaf + (m["RETURN_" + x], m["PLAIN"])] = (20, 1111 + 33)
+        want[(m["RAISE_LEAF"],) + (m["RAISE_DOWN"],) * 120 + (m["UNWIND_" + x], m["UNWIND_CALL"])] = (20, 2222 + 33)
+        want[(m["GEN_LEAF"],) + (m["GEN_DOWN"],) * 60 + (m["YIELD_" + x], m["YIELD_CALL"])] = (20, 3333 + 33)
+        want[leaf + (m["RETURN_" + x], m["SETTRACE"], m["SETTRACE_CALL"])] = (10, 5555 + 33)
+        want[leaf + (m["RETURN_" + x], m["OWN"], m["OWN_CALL"])] = (10, 4444 + 33)
+        want[leaf + (m["RETURN_" + x], m["RESTORED"])] = (10, 9999 + 33)
+    deep = dict(want)
+    # 400 frames kept of 20,000 and of 1,005 (four of them threading's, outermost)
+    deep[(m["DEEP_LEAF"],) + (m["DEEP_DOWN"],) * 399] = (2, 6666 + 33)
+    deep[(m["LEAF"],) + (m["DOWN"],) * 395] = (1, 7777 + 33)
+    leaves = (m["LEAF"], m["RAISE_LEAF"], m["GEN_LEAF"], m["DEEP_LEAF"])
+    warm = dict(want)
+    for x in "AB":
+        warm[(m["WARM_LEAF"], m["WARM_" + x], m["WARM_CALL"])] = (10, 8888 + 33)
+    warm[(m["AFTER_LEAF"], m["AFTER_CALL"])] = (1, 5151 + 33)
+    leaves += (m["WARM_LEAF"], m["AFTER_LEAF"])
+    for mode, args, printed, wanted in (("1", [], "181 own ran on off", want),
+                                        ("auto", ["warm"], "202 own ran on off", warm),
+                                        ("1", ["deep"], "184 own ran off off", deep),
+                                        ("0", ["warm"], "202 own ran off off", warm)):
+        out = c.capture("evaluated-%s-%s.pmem" % (mode, "-".join(args)))
+        r = c.preload([os.path.join(PROGRAMS, "evaluated.py")] + args, out, PYMEM_STACK_DEPTH=400,
+                      PYMEM_FRAME_WATCH=mode)
+        what = "%s PYMEM_FRAME_WATCH=%s%s:" % (tag, mode, "".join(" " + a for a in args))
+        check(what + " the program runs, its own evaluator too; pymem's evaluator %s before it, not after" %
+              ("set" if printed.endswith("on off") else "not"),
+              r.returncode == 0 and r.stdout == printed + "\n", r.stdout + r.stderr[-500:])
+        found = {}
+        for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
+            f = s["stack"]
+            if f and f[0]["line"] in leaves and f[0]["file"].endswith("evaluated.py"):
+                key = tuple(x["line"] for x in f if x["file"].endswith("evaluated.py"))
+                size = wanted.get(key, (0, 1))[1]
+                found[key] = (found.get(key, (0, size))[0] + s["bytes"] // size, size)
+        check(what + " return, unwinding, yield from, settrace's allocating callbacks, the program's evaluator and"
+              " CPython's put back%s: every block under its whole stack" % (", deep recursions" if args == ["deep"] else ""),
+              found == wanted, "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))
+
+
 def test_frame_watch_phases(c, tag):
-    """The frame watch by measurement (auto, 3.12+): started by deep
+    """The frame watch by measurement (auto, 3.11+): started by deep
     allocations, stopped when many calls between two allocations cost more
     than it spares, started again by deep allocations; every block under its
     whole stack across the switches."""
-    if c.version < (3, 12):
+    if c.version < (3, 11):
         return
     m = marks("watch_phases.py")
     out = c.capture("watch-phases.pmem")
@@ -1093,8 +1149,8 @@ def test_frame_watch_early_holder(c, tag):
 def test_frame_watch_threads(c, tag):
     """The frame watch with five threads re-entering deep recursions while
     the interpreter switches between them: each block under its own thread's
-    whole stack."""
-    if c.version < (3, 12):
+    whole stack (3.11+)."""
+    if c.version < (3, 11):
         return
     m = marks("watched_threads.py")
     out = c.capture("watched-threads.pmem")
@@ -1707,7 +1763,7 @@ def main():
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
              test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_beyond_frame_cache,
-             test_frame_watch, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_early_holder,
+             test_frame_watch, test_frame_evaluator, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_early_holder,
              test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]

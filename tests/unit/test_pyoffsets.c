@@ -7,6 +7,9 @@
 #include <internal/pycore_frame.h>
 #include <internal/pycore_runtime.h>
 #endif
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#include <internal/pycore_interp.h>
+#endif
 #if PY_VERSION_HEX < 0x030C0000
 #include <internal/pycore_pymem.h>
 #endif
@@ -66,6 +69,9 @@ int main(void)
     CHECK(frame_instr, offsetof(_PyInterpreterFrame, prev_instr));
 #if PY_VERSION_HEX < 0x030C0000
     CHECK(frame_is_entry, offsetof(_PyInterpreterFrame, is_entry));
+    CHECK(tstate_tracing, offsetof(PyThreadState, tracing));
+    CHECK(interp_eval_frame, offsetof(PyInterpreterState, eval_frame));
+    _Static_assert(offsetof(PyThreadState, interp) == TSTATE_INTERP, "thread state's interpreter");
 #endif
     CHECK(frame_owner, offsetof(_PyInterpreterFrame, owner));
 #else

@@ -1,12 +1,12 @@
-"""The frame watch switched by measurement (PYMEM_FRAME_WATCH=auto, 3.12+):
+"""The frame watch switched by measurement (PYMEM_FRAME_WATCH=auto, 3.11+):
 on while deep allocations pay for it, off while many calls between two
 allocations cost more than it spares, on again when deep allocations come
 back. Each phase keeps blocks at a leaf 100 frames deep entered from two
 outer lines in turn, across the switches.
 
 Prints, after each phase, whether pymem's events were set (read through
-sys.monitoring's own get_events, behind pymem's wrapper), then the blocks
-held."""
+sys.monitoring's own get_events, behind pymem's wrapper; on 3.11, whether
+its frame evaluator was), then the blocks held."""
 import gc
 import sys
 
@@ -48,10 +48,24 @@ def phase(calls, rounds):
 
 
 def events():
+    if sys.version_info < (3, 12):
+        return evaluator()
     for o in gc.get_objects():
         if getattr(o, "__name__", None) == "get_events" and getattr(o, "__self__", None) is sys.monitoring:
             return "on" if o(4) else "off"
     return "?"
+
+
+def evaluator():
+    """3.11: whether the interpreter runs frames through an evaluator other
+    than CPython's own (PEP 523): pymem's, here."""
+    import ctypes
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Get.restype = ctypes.c_void_p
+    api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
+    api._PyInterpreterState_GetEvalFrameFunc.argtypes = [ctypes.c_void_p]
+    now = api._PyInterpreterState_GetEvalFrameFunc(api.PyInterpreterState_Get())
+    return "off" if now == ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value else "on"
 
 
 states = []

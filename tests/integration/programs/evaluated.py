@@ -1,0 +1,178 @@
+"""The frame watch's hard cases on 3.11, where pymem's frame evaluator
+(PEP 523) counts the pops: a walk does not read the frames below the lowest
+one that can have run since the last allocation, so every way a frame
+leaves must be seen. Each case re-enters the same frames at the same
+addresses from two outer lines in turn; only an outer frame, far below the
+allocation, tells the two apart:
+
+- returns (120 frames),
+- exceptions unwinding 120 frames,
+- a chain of 60 generators (yield from) resumed under two lines,
+- returns under sys.settrace, whose callbacks allocate too,
+- returns while the program's own evaluator replaces pymem's
+  (_testinternalcapi's, which records the names of the frames it runs),
+- returns after the program puts CPython's own back,
+- with the argument "deep", a thread with a 256 KiB stack 1,000 frames
+  deep and a recursion 20,000 frames deep (the recursion limit raised),
+  which pymem's evaluator must not take to the end of the C stack.
+
+With the argument "warm", first 1,500 allocations 100 frames deep: what
+switches the watch on by itself (PYMEM_FRAME_WATCH=auto), from inside
+frames that began before it, whose returns it cannot see; one of them
+returns unseen, and its caller calls it again from another line; then the
+caller returns unseen, and the module calls another function at its
+address from another line.
+
+Prints the blocks held, whether the program's evaluator ran its frames, and
+whether an evaluator other than CPython's was the interpreter's before the
+program's ("on": pymem's; "off" after the deep cases, which make pymem put
+CPython's back for good) and after it ("off": pymem does not set its own
+again once the program set its own)."""
+import ctypes
+import sys
+import threading
+
+import _testinternalcapi
+
+sys.setrecursionlimit(30000)
+keep = [None] * 400  # made whole now: a list growing later would add a block at some line
+count = 0
+scratch = []
+
+
+def hold(obj):
+    global count
+    keep[count] = obj
+    count += 1
+
+
+def down(n, size):
+    if n == 0:
+        hold(bytes(size))  # MARK:LEAF
+        return
+    down(n - 1, size)  # MARK:DOWN
+
+
+def by_return(size, rounds):
+    for _ in range(rounds):
+        down(120, size)  # MARK:RETURN_A
+        down(120, size)  # MARK:RETURN_B
+
+
+def down_raise(n):
+    if n == 0:
+        hold(bytes(2222))  # MARK:RAISE_LEAF
+        raise LookupError
+    down_raise(n - 1)  # MARK:RAISE_DOWN
+
+
+def by_unwind():
+    for _ in range(20):
+        try:
+            down_raise(120)  # MARK:UNWIND_A
+        except LookupError:
+            pass
+        try:
+            down_raise(120)  # MARK:UNWIND_B
+        except LookupError:
+            pass
+
+
+def chain(n):
+    if n == 0:
+        while True:
+            hold(bytes(3333))  # MARK:GEN_LEAF
+            yield
+    yield from chain(n - 1)  # MARK:GEN_DOWN
+
+
+def by_yield():
+    g = chain(60)
+    for _ in range(20):
+        next(g)  # MARK:YIELD_A
+        next(g)  # MARK:YIELD_B
+
+
+def tracer(frame, event, arg):
+    scratch.append(bytearray(24))
+    return tracer
+
+
+def with_settrace():
+    sys.settrace(tracer)
+    by_return(5555, 10)  # MARK:SETTRACE
+    sys.settrace(None)
+    scratch.clear()
+
+
+def evaluator():
+    """Whether the interpreter's frame evaluator is one other than CPython's."""
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Get.restype = ctypes.c_void_p
+    api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
+    api._PyInterpreterState_GetEvalFrameFunc.argtypes = [ctypes.c_void_p]
+    now = api._PyInterpreterState_GetEvalFrameFunc(api.PyInterpreterState_Get())
+    return "off" if now == ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value else "on"
+
+
+def with_own_evaluator():
+    names = []
+    _testinternalcapi.set_eval_frame_record(names)
+    by_return(4444, 10)  # MARK:OWN
+    _testinternalcapi.set_eval_frame_default()
+    return names.count("down") >= 10 * 2 * 121
+
+
+def very_deep(n):
+    if n == 0:
+        hold(bytes(6666))  # MARK:DEEP_LEAF
+        return
+    very_deep(n - 1)  # MARK:DEEP_DOWN
+
+
+def spin(n):
+    return bytes(8) if n == 0 else spin(n - 1)
+
+
+def in_small_thread():
+    threading.stack_size(256 << 10)
+    t = threading.Thread(target=down, args=(1000, 7777))  # MARK:THREAD
+    t.start()
+    t.join()
+    threading.stack_size(0)
+
+
+def unit(i, size):
+    if i == 0:
+        for _ in range(1500):
+            spin(100)
+    hold(bytes(size))  # MARK:WARM_LEAF
+
+
+def warmed(size):
+    for i in range(10):
+        unit(i, size)  # MARK:WARM_A
+        unit(i, size)  # MARK:WARM_B
+
+
+def after_warm(size):
+    hold(bytes(size))  # MARK:AFTER_LEAF
+
+
+hold(None)
+if "warm" in sys.argv[1:]:
+    warmed(8888)  # MARK:WARM_CALL
+    after_warm(5151)  # MARK:AFTER_CALL
+by_return(1111, 20)  # MARK:PLAIN
+if "deep" in sys.argv[1:]:
+    in_small_thread()  # MARK:THREAD_CALL
+    very_deep(20000)  # MARK:DEEP_CALL
+    very_deep(20000)  # MARK:DEEP_CALL2
+by_unwind()  # MARK:UNWIND_CALL
+by_yield()  # MARK:YIELD_CALL
+with_settrace()  # MARK:SETTRACE_CALL
+before = evaluator()
+ran = with_own_evaluator()  # MARK:OWN_CALL
+by_return(9999, 10)  # MARK:RESTORED
+after = evaluator()
+print(count, "own ran" if ran else "own skipped", before, after)
