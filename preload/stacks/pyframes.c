@@ -502,13 +502,12 @@ static inline __attribute__((always_inline)) int frames_hold(const struct layout
     return k;
 }
 
-static inline __attribute__((always_inline)) int walk_cached(const struct layout *l, struct pm_framecache *c,
-                                                             bool gil_held)
+/* The cached walk from the chain's `top`, trusting the frames below `floor`
+ * unchanged (watched_floor). */
+static inline __attribute__((always_inline)) int walk_above(const struct layout *l, struct pm_framecache *c,
+                                                            const void *tstate, const void *top, int floor,
+                                                            unsigned epoch, bool gil_held)
 {
-    const void *tstate = thread_state(l, gil_held);
-    const void *top = tstate ? innermost_frame(l, tstate) : NULL;
-    unsigned epoch;
-    int floor = watched_floor(l, c, tstate, &epoch);
     int depth = c->depth, above = 0, junction = -1;
     /* The watch on, no cached frame popped since the baseline (`low`), the
      * baseline's innermost started frame still the cache's innermost (a
@@ -617,6 +616,21 @@ uncached:
     c->depth = 0;
     c->epoch = 0;
     return -1;
+}
+
+static inline __attribute__((always_inline)) int walk_cached(const struct layout *l, struct pm_framecache *c,
+                                                             bool gil_held)
+{
+    const void *tstate = thread_state(l, gil_held);
+    const void *top = tstate ? innermost_frame(l, tstate) : NULL;
+    unsigned epoch;
+    int floor = watched_floor(l, c, tstate, &epoch);
+    /* Most walks trust no frame (the watch off, or not yet counting): that
+     * one with the floor a constant, which folds the bounds of the checks
+     * (about 50 instructions a walk on 3.11 and 3.12). */
+    if (__builtin_expect(floor == 0, 1))
+        return walk_above(l, c, tstate, top, 0, epoch, gil_held);
+    return walk_above(l, c, tstate, top, floor, epoch, gil_held);
 }
 
 void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void))

@@ -90,7 +90,7 @@ struct pm_framecache {
     unsigned epoch;
     int low, running;
     int next_pop;
-    unsigned walks, checked, pops;
+    unsigned walks, pops, checked; /* walks and checked apart: added as a vector, they cost more */
     uint64_t spared;
     /* 3.11's watch, kept by its frame evaluator: the innermost frame it
      * runs on this thread, the one it ran when that one began (the next
