@@ -113,7 +113,7 @@ layers: all
 # watch leaves unread all the same, and stop the program at one that moved,
 # run with the watch on from start-up over the tests of stacks, threads,
 # forks and exits, and the real programs compared with tracemalloc, on every
-# Python with a frame watch (3.11+); then CPython's own tests of tracing,
+# Python with a frame watch (3.9+); then CPython's own tests of tracing,
 # monitoring, generators and exceptions under it.
 WATCH_BUILD := $(BUILD)/watchcheck
 WATCH_TESTS := leak_at_known_line threads_lose_nothing exit_paths fork_and_children embedding_twice \
@@ -124,7 +124,7 @@ space := $(subst ,, )
 check-watch: all $(BUILD)/tests/libpmtest.so
 	@$(MAKE) --no-print-directory BUILD=$(WATCH_BUILD) PRELOAD_DEFS=-DPM_WATCH_SELFCHECK $(WATCH_BUILD)/libpymem.so
 	@python3 tests/integration/run.py --build $(BUILD) --preload $(WATCH_BUILD)/libpymem.so \
-		--env PYMEM_FRAME_WATCH=1 --min-python 3.11 -k $(subst $(space),$(comma),$(strip $(WATCH_TESTS)))
+		--env PYMEM_FRAME_WATCH=1 --min-python 3.9 -k $(subst $(space),$(comma),$(strip $(WATCH_TESTS)))
 	@sh scripts/check-watch-cpython.sh $(WATCH_BUILD)/libpymem.so
 
 # The line cursors' self-check: a build that also asks CPython's

@@ -1,23 +1,25 @@
 /*
- * evalwatch: the frame watch on Python 3.11 (framewatch.c switches it, and
- * has 3.12+'s): a frame evaluator (PEP 523) in front of CPython's own sees
- * every Python frame return or yield, and reports it to the stack walk
- * (pyframes.c, "frame watch"), which then checks only the frames above the
- * lowest that can have run since the thread's last allocation.
+ * evalwatch: the frame watch on Python 3.9 to 3.11 (framewatch.c switches
+ * it, and has 3.12+'s): a frame evaluator (PEP 523) in front of CPython's
+ * own sees every Python frame return or yield, and reports it to the stack
+ * walk (pyframes.c, "frame watch"), which then checks only the frames above
+ * the lowest that can have run since the thread's last allocation.
  *
  * Its cost is CPython's: with an evaluator set, 3.11 calls each Python
  * function through it instead of inlining the call (about 15% on a program
- * made of calls, measured with one that only forwards), which is why the
- * watch runs only while the walks it spares pay for it.
+ * made of calls, measured with one that only forwards; before 3.11 every
+ * call already goes through the evaluator), which is why the watch runs
+ * only while the walks it spares pay for it.
  *
  * It never borrows the slot: pymem's is set only while the interpreter has
  * CPython's own, and CPython's put back only while it still has pymem's. A
  * program that sets its own (a debugger, a JIT) replaces pymem's, whose
  * counts the walks no longer trust from then on, and pymem's is not set
- * again. C stack: every Python call it runs nests a C call, as before 3.11;
- * once a thread uses more than a quarter of its stack (a deep recursion, a
- * small thread stack), CPython's is put back for good, so that calls inline
- * again and need no more C stack than without pymem.
+ * again. C stack: on 3.11 every Python call it runs nests a C call (before
+ * 3.11 each does already; pymem's adds a frame); once a thread uses more
+ * than a quarter of its stack (a deep recursion, a small thread stack),
+ * CPython's is put back for good, so that calls inline again and need no
+ * more C stack than without pymem.
  *
  * All with the GIL held. The evaluator allocates nothing, takes no lock and
  * runs no Python code of its own.

@@ -1,5 +1,5 @@
 /*
- * evalwatch: 3.11's frame watch, a frame evaluator that reports the pops of
+ * evalwatch: 3.9-3.11's frame watch, a frame evaluator that reports the pops of
  * Python frames (evalwatch.c). Switched by framewatch.c; all with the GIL
  * held.
  */

@@ -1,7 +1,8 @@
 /*
  * framewatch: counts the pops of Python frames through sys.monitoring
- * (3.12+; on 3.11, switches evalwatch.c's frame evaluator instead), so that a stack walk checks only the frames that can have run
- * since the thread's last allocation instead of its whole chain
+ * (3.12+; on 3.9 to 3.11, switches evalwatch.c's frame evaluator instead),
+ * so that a stack walk checks only the frames that can have run since the
+ * thread's last allocation instead of its whole chain
  * (pyframes.c, "frame watch"). A thread 150 frames deep otherwise checks 150
  * cached frames per allocation; with the watch, the few above the lowest
  * return since.
@@ -49,7 +50,7 @@ static enum mode mode = WATCH_OFF;
 static atomic_bool requested;
 static bool ended;                    /* the first interpreter is finalising */
 static bool given_back;               /* the program named pymem's id: never again */
-static bool evaluator;                /* 3.11: evalwatch.c counts */
+static bool evaluator;                /* 3.9-3.11: evalwatch.c counts */
 static int tool = -1;                 /* the tool id held, -1: none */
 static PyObject *callback;            /* the callback, one reference of pymem's own */
 /* Stops by measurement, and the requests to start ignored since the last:
@@ -402,10 +403,10 @@ bool pm_framewatch_init(int minor)
 {
     const char *env = getenv(PM_ENV_FRAME_WATCH);
     mode = !env || !strcmp(env, "auto") ? WATCH_AUTO : strcmp(env, "0") ? WATCH_ALWAYS : WATCH_OFF;
-    if (minor < 11 || mode == WATCH_OFF)
+    if (minor < 9 || mode == WATCH_OFF)
         return false;
-    evaluator = minor == 11;
-    if (!pm_pyapi_resolve_watch() || (evaluator && !pm_evalwatch_init())) {
+    evaluator = minor <= 11;
+    if (evaluator ? !pm_pyapi_resolve_pending() || !pm_evalwatch_init() : !pm_pyapi_resolve_watch()) {
         mode = WATCH_OFF;
         return false;
     }

@@ -1,6 +1,6 @@
 /*
  * framewatch: the frame watch's switch (framewatch.c): sys.monitoring
- * (3.12+) or a frame evaluator (3.11, evalwatch.c) counts the pops of
+ * (3.12+) or a frame evaluator (3.9-3.11, evalwatch.c) counts the pops of
  * Python frames for the stack walk. All with the GIL held.
  */
 #ifndef PM_FRAMEWATCH_H

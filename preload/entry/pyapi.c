@@ -43,9 +43,16 @@ bool pm_pyapi_resolve(void)
     return true;
 }
 
-bool pm_pyapi_resolve_watch(void)
+bool pm_pyapi_resolve_pending(void)
 {
     LOOKUP(AddPendingCall, "Py_AddPendingCall");
+    return true;
+}
+
+bool pm_pyapi_resolve_watch(void)
+{
+    if (!pm_pyapi_resolve_pending())
+        return false;
     LOOKUP(SetAttrString, "PyObject_SetAttrString");
     LOOKUP(CallFunction, "PyObject_CallFunction");
     LOOKUP(Vectorcall, "PyObject_Vectorcall");

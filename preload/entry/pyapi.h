@@ -76,7 +76,8 @@ struct pm_pyapi {
     int (*AtExit)(void (*)(void));
     PyObject *(*SysGetObject)(const char *);
     Py_ssize_t (*LongAsSsize)(PyObject *);
-    /* The frame watch's (pm_pyapi_resolve_watch): NULL where missing. */
+    /* The frame watch's (pm_pyapi_resolve_watch, AddPendingCall also
+     * pm_pyapi_resolve_pending): NULL where missing. */
     int (*AddPendingCall)(int (*)(void *), void *);
     int (*SetAttrString)(PyObject *, const char *, PyObject *);
     PyObject *(*CallFunction)(PyObject *, const char *, ...);
@@ -95,7 +96,9 @@ extern struct pm_pyapi pm_py;
 /* Finds the functions every Python has: false if one is missing (no
  * libpython in the process, or not one pymem knows). */
 bool pm_pyapi_resolve(void);
-/* Finds the frame watch's: false if one is missing. */
+/* Finds the frame watch's: false if one is missing (sys.monitoring's
+ * watch needs them all; the frame evaluator's, only the pending call). */
 bool pm_pyapi_resolve_watch(void);
+bool pm_pyapi_resolve_pending(void);
 
 #endif

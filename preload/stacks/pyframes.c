@@ -38,22 +38,22 @@ struct layout {
     int co_firsttraceable; /* 3.11+: the first instruction after a frame's prologue */
     int tracemalloc_tracing; /* tracemalloc's `tracing` flag: in _Py_tracemalloc_config up
                                 to 3.11, in _PyRuntime from 3.12 */
-    int tstate_tracing;    /* 3.11+: PyThreadState.tracing, non-zero inside trace and profile
-                              functions (3.11) and monitoring callbacks; -1: no frame watch */
+    int tstate_tracing;    /* 3.9+: PyThreadState.tracing, non-zero inside trace and profile
+                              functions (3.9-3.11) and monitoring callbacks; -1: no frame watch */
     int tstate_context_ver; /* 3.12+: PyThreadState.context_ver, which stack switchers bump */
     int interp_monitors;   /* 3.12+: PyInterpreterState.monitors, the tools set on each event */
     int long_one_digit;    /* 3.12+: what the int of a monitoring call's offset asks PyObject_Malloc
                               for (3.12: _PyLong_New(1), 3.13: _PyLong_FromMedium) */
     unsigned char op_return_value, op_return_const, op_yield_value; /* 3.12+: INSTRUMENTED_* */
     int co_linetable;      /* the line table's bytes object: co_lnotab up to 3.9, co_linetable after */
-    int interp_eval_frame; /* 3.11: PyInterpreterState.eval_frame (PEP 523), which the frame watch sets;
-                              -1: the watch is sys.monitoring's (3.12+) or none */
+    int interp_eval_frame; /* 3.9-3.11: PyInterpreterState.eval_frame (PEP 523), which the frame watch
+                              sets; -1: the watch is sys.monitoring's (3.12+) or none */
 };
 
 static const struct layout layouts[] = {
     {8, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120, -1},
-    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120, -1},
-    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, -1, -1, -1, -1, 0, 0, 0, 120, -1},
+    {9, 24, -1, 24, 32, 104, 1, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, 44, -1, -1, -1, 0, 0, 0, 120, 1400},
+    {10, 24, -1, 24, 32, 96, 2, -1, 104, 112, 40, 0, 48, 72, -1, 176, -1, 4, 44, -1, -1, -1, 0, 0, 0, 120, 1368},
     {11, 56, 8, 48, 32, 56, 0, 69, 112, 128, 72, 184, 48, 72, 68, 152, 168, 4, 44, -1, -1, -1, 0, 0, 0, 136, 1424},
     {12, 56, 0, 8, 0, 56, 0, 70, 112, 128, 68, 192, 40, 56, -1, 136, 176, 2772, 44, 216, 381744, 28, 242, 247, 243,
      136, -1},
@@ -289,8 +289,8 @@ static inline unsigned frame_slot(const void *frame)
 _Atomic unsigned pm_pyframes_watch_epoch;
 size_t pm_pyframes_watch_int_size = SIZE_MAX;
 static const void *_Atomic watch_interp;
-/* 3.11: pymem's frame evaluator, which counts the pops while it is the
- * interpreter's. */
+/* 3.9-3.11: pymem's frame evaluator, which counts the pops while it is
+ * the interpreter's. */
 static const void *_Atomic watch_evaluator;
 /* The callback's reference count, and its value while it is registered. */
 static const ssize_t *_Atomic watch_refcnt;
@@ -325,7 +325,7 @@ static inline const uint8_t *event_tools(const struct layout *l, const void *int
 }
 
 /* This layout has a frame watch: sys.monitoring's (3.12+) or a frame
- * evaluator's (3.11). */
+ * evaluator's (3.9-3.11). */
 static inline __attribute__((always_inline)) bool has_watch(const struct layout *l)
 {
     return l->tstate_tracing >= 0;
@@ -343,7 +343,7 @@ static inline __attribute__((always_inline)) bool watch_events_set(const struct 
 }
 
 /* The pops are still counted in `interp`: by pymem's frame evaluator,
- * unless the program set one of its own since (3.11); by the watch's
+ * unless the program set one of its own since (3.9-3.11); by the watch's
  * callback, still registered, on its three events (3.12+). */
 static inline __attribute__((always_inline)) bool watch_counting(const struct layout *l, const void *interp)
 {
@@ -398,7 +398,7 @@ static inline __attribute__((always_inline)) void watch_baseline(const struct la
     int running = c->depth - 1;
     while (running >= 0 && !pm_framecache_started(c, running))
         running--;
-    /* 3.11: the counts hold only from a frame the evaluator runs (one the
+    /* 3.9-3.11: the counts hold only from a frame the evaluator runs (one the
      * program ran before the watch started leaves unseen): the innermost
      * it runs, or the one under it while that one is in its prologue. */
     if (l->interp_eval_frame >= 0 &&
@@ -422,7 +422,8 @@ static inline __attribute__((always_inline)) void watch_baseline(const struct la
  * allocations); on 3.11, one call through the frame evaluator (12 ns, most
  * of it CPython's for a call it no longer inlines) as much as checking
  * EVALUATED_POP_FRAMES (1.3 ns each: the same program, 100 frames deep,
- * breaks even at 12 calls between two allocations). Both calls happen with
+ * breaks even at 12 calls between two allocations); before 3.11, which
+ * inlines no call, the evaluator costs less, and the same bound stays. Both calls happen with
  * the GIL held (framewatch.c schedules the change). */
 #define WATCH_WALKS 1024
 #define WATCH_FRAMES 48
@@ -441,11 +442,15 @@ static inline __attribute__((always_inline)) void measure_walk(const struct layo
         c->spared += (unsigned)spared; /* none without the watch */
     if (__builtin_expect(walks < WATCH_WALKS, 1))
         return;
-    if (gil_held && !epoch && c->checked >= WATCH_WALKS * WATCH_FRAMES) {
+    /* on, the watch may still spare nothing (its counts not trusted: frames
+     * that began before it, on 3.9-3.11): it is measured all the same */
+    bool on = atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed) != 0;
+    if (gil_held && !on && c->checked >= WATCH_WALKS * WATCH_FRAMES) {
         void (*wanted)(void) = atomic_load_explicit(&watch_wanted, memory_order_relaxed);
         if (wanted)
             wanted();
-    } else if (gil_held && epoch && c->spared < (uint64_t)c->pops * (l->interp_eval_frame >= 0 ? EVALUATED_POP_FRAMES : WATCH_POP_FRAMES)) {
+    } else if (gil_held && on &&
+               c->spared < (uint64_t)c->pops * (l->interp_eval_frame >= 0 ? EVALUATED_POP_FRAMES : WATCH_POP_FRAMES)) {
         void (*unwanted)(void) = atomic_load_explicit(&watch_unwanted, memory_order_relaxed);
         if (unwanted)
             unwanted();

@@ -76,7 +76,7 @@ struct pm_framecache {
     uint16_t kept[PM_FRAMECACHE_MAX];          /* frames the stack keeps up to and including this one */
     uint32_t node[PM_FRAMECACHE_MAX];
     uint16_t slot[PM_FRAMECACHE_SLOTS];        /* frame address -> index, direct mapped */
-    /* The frame watch (3.11+): while it counts the pops of Python frames,
+    /* The frame watch (3.9+): while it counts the pops of Python frames,
      * a frame below the lowest one that can have run since the last walk
      * is known unchanged without being read. `epoch`: the watch the counts
      * belong to (0: none, every frame is checked). `low`: the lowest frame
@@ -92,7 +92,7 @@ struct pm_framecache {
     int next_pop;
     unsigned walks, pops, checked; /* walks and checked apart: added as a vector, they cost more */
     uint64_t spared;
-    /* 3.11's watch, kept by its frame evaluator: the innermost frame it
+    /* 3.9-3.11's watch, kept by its frame evaluator: the innermost frame it
      * runs on this thread, the one it ran when that one began (the next
      * innermost it runs), and how low in the thread's stack it may nest. */
     const void *evaluated, *evaluated_under;
@@ -157,7 +157,7 @@ static inline bool pm_pyframes_watch_dispatching(size_t size)
            atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed) && pm_pyframes_watch_int(size);
 }
 void pm_pyframes_frame_leaving(struct pm_framecache *c);
-/* 3.11 (entry/evalwatch.c): the frame evaluator pymem sets counts the pops
+/* 3.9-3.11 (entry/evalwatch.c): the frame evaluator pymem sets counts the pops
  * in the interpreter it was set in, while it stays the interpreter's; the
  * start is the watch's, GIL held. pm_pyframes_frame_left: from that
  * evaluator, `frame` has returned or yielded on thread state `tstate`,

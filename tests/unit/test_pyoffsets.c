@@ -7,7 +7,7 @@
 #include <internal/pycore_frame.h>
 #include <internal/pycore_runtime.h>
 #endif
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
 #include <internal/pycore_interp.h>
 #endif
 #if PY_VERSION_HEX < 0x030C0000
@@ -79,6 +79,11 @@ int main(void)
     CHECK(frame_back, offsetof(PyFrameObject, f_back));
     CHECK(frame_code, offsetof(PyFrameObject, f_code));
     CHECK(frame_instr, offsetof(PyFrameObject, f_lasti));
+#if PY_VERSION_HEX >= 0x03090000
+    CHECK(tstate_tracing, offsetof(PyThreadState, tracing));
+    CHECK(interp_eval_frame, offsetof(PyInterpreterState, eval_frame));
+    _Static_assert(offsetof(PyThreadState, interp) == TSTATE_INTERP, "thread state's interpreter");
+#endif
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
     CHECK(tracemalloc_tracing, offsetof(_PyRuntimeState, tracemalloc.config.tracing));

@@ -1,5 +1,5 @@
-"""The frame watch's hard cases on 3.11, where pymem's frame evaluator
-(PEP 523) counts the pops: a walk does not read the frames below the lowest
+"""The frame watch's hard cases on 3.9 to 3.11, where pymem's frame
+evaluator (PEP 523) counts the pops: a walk does not read the frames below the lowest
 one that can have run since the last allocation, so every way a frame
 leaves must be seen. Each case re-enters the same frames at the same
 addresses from two outer lines in turn; only an outer frame, far below the
@@ -9,8 +9,9 @@ allocation, tells the two apart:
 - exceptions unwinding 120 frames,
 - a chain of 60 generators (yield from) resumed under two lines,
 - returns under sys.settrace, whose callbacks allocate too,
-- returns while the program's own evaluator replaces pymem's
-  (_testinternalcapi's, which records the names of the frames it runs),
+- returns while the program's own evaluator replaces pymem's (3.11:
+  _testinternalcapi's, which records the names of the frames it runs;
+  before, CPython's own, set back through ctypes),
 - returns after the program puts CPython's own back,
 - with the argument "deep", a thread with a 256 KiB stack 1,000 frames
   deep and a recursion 20,000 frames deep (the recursion limit raised),
@@ -23,7 +24,8 @@ returns unseen, and its caller calls it again from another line; then the
 caller returns unseen, and the module calls another function at its
 address from another line.
 
-Prints the blocks held, whether the program's evaluator ran its frames, and
+Prints the blocks held, whether the program's evaluator ran its frames
+("cpython's" before 3.11, where the program sets CPython's own), and
 whether an evaluator other than CPython's was the interpreter's before the
 program's ("on": pymem's; "off" after the deep cases, which make pymem put
 CPython's back for good) and after it ("off": pymem does not set its own
@@ -32,7 +34,10 @@ import ctypes
 import sys
 import threading
 
-import _testinternalcapi
+try:
+    from _testinternalcapi import set_eval_frame_default, set_eval_frame_record
+except ImportError:  # before 3.11
+    set_eval_frame_record = None
 
 sys.setrecursionlimit(30000)
 keep = [None] * 400  # made whole now: a list growing later would add a block at some line
@@ -105,21 +110,29 @@ def with_settrace():
     scratch.clear()
 
 
+api = ctypes.pythonapi
+api.PyInterpreterState_Get.restype = ctypes.c_void_p
+api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
+api._PyInterpreterState_GetEvalFrameFunc.argtypes = [ctypes.c_void_p]
+api._PyInterpreterState_SetEvalFrameFunc.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+cpython_evaluator = ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value
+
+
 def evaluator():
     """Whether the interpreter's frame evaluator is one other than CPython's."""
-    api = ctypes.pythonapi
-    api.PyInterpreterState_Get.restype = ctypes.c_void_p
-    api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
-    api._PyInterpreterState_GetEvalFrameFunc.argtypes = [ctypes.c_void_p]
     now = api._PyInterpreterState_GetEvalFrameFunc(api.PyInterpreterState_Get())
-    return "off" if now == ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value else "on"
+    return "off" if now == cpython_evaluator else "on"
 
 
 def with_own_evaluator():
     names = []
-    _testinternalcapi.set_eval_frame_record(names)
+    if set_eval_frame_record:
+        set_eval_frame_record(names)
+    else:
+        api._PyInterpreterState_SetEvalFrameFunc(api.PyInterpreterState_Get(), cpython_evaluator)
     by_return(4444, 10)  # MARK:OWN
-    _testinternalcapi.set_eval_frame_default()
+    if set_eval_frame_record:
+        set_eval_frame_default()
     return names.count("down") >= 10 * 2 * 121
 
 
@@ -164,7 +177,7 @@ if "warm" in sys.argv[1:]:
     warmed(8888)  # MARK:WARM_CALL
     after_warm(5151)  # MARK:AFTER_CALL
 by_return(1111, 20)  # MARK:PLAIN
-if "deep" in sys.argv[1:]:
+if "deep" in sys.argv[1:]:  # 3.11+: before, Python calls recurse in C, with or without pymem
     in_small_thread()  # MARK:THREAD_CALL
     very_deep(20000)  # MARK:DEEP_CALL
     very_deep(20000)  # MARK:DEEP_CALL2
@@ -175,4 +188,4 @@ before = evaluator()
 ran = with_own_evaluator()  # MARK:OWN_CALL
 by_return(9999, 10)  # MARK:RESTORED
 after = evaluator()
-print(count, "own ran" if ran else "own skipped", before, after)
+print(count, "own ran" if ran else "cpython's", before, after)

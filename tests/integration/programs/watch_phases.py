@@ -1,4 +1,4 @@
-"""The frame watch switched by measurement (PYMEM_FRAME_WATCH=auto, 3.11+):
+"""The frame watch switched by measurement (PYMEM_FRAME_WATCH=auto, 3.9+):
 on while deep allocations pay for it, off while many calls between two
 allocations cost more than it spares, on again when deep allocations come
 back. Each phase keeps blocks at a leaf 100 frames deep entered from two

@@ -1,4 +1,4 @@
-"""The frame watch with five threads (3.11+): each re-enters recursions 100
+"""The frame watch with five threads (3.9+): each re-enters recursions 100
 and 80 frames deep from two lines, returning and unwinding, switching
 threads as often as the interpreter allows. Every thread's pops go to its
 own frame cache. Prints the blocks kept."""
