@@ -976,6 +976,48 @@ def test_beyond_frame_cache(c, tag):
           str((cut, whole, other[:5])))
 
 
+REENTRY = 10000  # added to reentry.py's lines in a stack, to tell them from the program's
+
+
+def reentry_marks():
+    return {k: REENTRY + v for k, v in marks("reentry.py").items()}
+
+
+def reentry_want(m, returns):
+    """The blocks a program that runs reentry.py's cases holds (`m`: its
+    marks), by stack: the lines of both files, innermost first, reentry.py's
+    plus REENTRY; as (how many, size of each). `returns`: the program's own
+    cases of by_return, as (the lines it was called from, rounds, size)."""
+    r = reentry_marks()
+    leaf = (r["LEAF"],) + (r["DOWN"],) * 120
+    want = {}  # 33 bytes of header in each bytes object
+    for x in "AB":
+        want[(r["RAISE_LEAF"],) + (r["RAISE_DOWN"],) * 120 + (r["UNWIND_" + x], m["UNWIND_CALL"])] = (20, 2222 + 33)
+        want[(r["GEN_LEAF"],) + (r["GEN_DOWN"],) * 60 + (r["YIELD_" + x], m["YIELD_CALL"])] = (20, 3333 + 33)
+        for outer, rounds, size in [((m["PLAIN"],), 20, 1111), ((r["SETTRACE"], m["SETTRACE_CALL"]), 10, 5555)] + returns:
+            want[leaf + (r["RETURN_" + x],) + outer] = (rounds, size + 33)
+    return want
+
+
+def reentry_found(c, out, program, want):
+    """What the capture holds at the leaves of `want`'s stacks, keyed as
+    reentry_want: the bytes objects (the OBJ domain; 3.10 also makes a PyMem
+    block at the first leaf, and 3.13 may re-attribute a small recycled
+    object there, as tracemalloc does) counted in the case's size."""
+    leaves = {k[0] for k in want}
+    found = {}
+    for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
+        ours = [x for x in s["stack"] if x["file"].endswith(("/reentry.py", "/" + program))]
+        if not ours or ours[0] is not s["stack"][0]:
+            continue
+        key = tuple(x["line"] + (REENTRY if x["file"].endswith("/reentry.py") else 0) for x in ours)
+        if key[0] in leaves:
+            size = want.get(key, (0, 1))[1]
+            held = s["domains"].get("pyobj", {}).get("bytes", 0)
+            found[key] = (found.get(key, (0, size))[0] + held // size, size)
+    return found
+
+
 def test_frame_watch(c, tag):
     """The frame watch (3.12+): a walk reads only the frames above the lowest
     that can have run since the last allocation, as counted through
@@ -989,19 +1031,9 @@ def test_frame_watch(c, tag):
     if c.version < (3, 12):
         return
     m = marks("watched.py")
-    leaf = (m["LEAF"],) + (m["DOWN"],) * 120
-    want = {}  # stack -> bytes objects of the case's size (33 bytes of header each)
-    for x in "AB":
-        want[leaf + (m["RETURN_" + x], m["PLAIN"])] = (20, 1111 + 33)
-        want[(m["RAISE_LEAF"],) + (m["RAISE_DOWN"],) * 120 + (m["UNWIND_" + x], m["UNWIND_CALL"])] = (20, 2222 + 33)
-        want[(m["GEN_LEAF"],) + (m["GEN_DOWN"],) * 60 + (m["YIELD_" + x], m["YIELD_CALL"])] = (20, 3333 + 33)
-        want[leaf + (m["RETURN_" + x], m["OTHER_TOOL"], m["OTHER_CALL"])] = (10, 4444 + 33)
-        want[leaf + (m["RETURN_" + x], m["SETTRACE"], m["SETTRACE_CALL"])] = (10, 5555 + 33)
-        want[leaf + (m["RETURN_" + x], m["MUTED"], m["MUTE_CALL"])] = (10, 9999 + 33)
-        want[leaf + (m["RETURN_" + x], m["HIJACKED"], m["HIJACK_CALL"])] = (10, 7777 + 33)
-        want[leaf + (m["RETURN_" + x], m["SILENCED"], m["SILENCE_CALL"])] = (10, 8888 + 33)
-        want[leaf + (m["RETURN_" + x], m["TAKEN"])] = (10, 6666 + 33)
-    leaves = (m["LEAF"], m["RAISE_LEAF"], m["GEN_LEAF"])
+    want = reentry_want(m, [((m[name], m[call]), 10, size) for name, call, size in (
+        ("OTHER_TOOL", "OTHER_CALL", 4444), ("MUTED", "MUTE_CALL", 9999), ("HIJACKED", "HIJACK_CALL", 7777),
+        ("SILENCED", "SILENCE_CALL", 8888))] + [((m["TAKEN"],), 10, 6666)])
     for mode, args, holder in (("1", [], "pymem"), ("auto", ["warm"], "pymem"), ("0", ["warm"], "None")):
         out = c.capture("watched-%s-%d.pmem" % (mode, len(args)))
         r = c.preload([os.path.join(PROGRAMS, "watched.py")] + args, out, PYMEM_STACK_DEPTH=400,
@@ -1011,14 +1043,7 @@ def test_frame_watch(c, tag):
               " on it refused as without pymem" % holder,
               r.returncode == 0 and r.stdout == "241 %s free tool 4 is not in use\n" % holder,
               r.stdout + r.stderr[-500:])
-        found = {}
-        for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
-            f = s["stack"]
-            if f and f[0]["line"] in leaves and f[0]["file"].endswith("watched.py"):
-                key = tuple(x["line"] for x in f if x["file"].endswith("watched.py"))
-                size = want.get(key, (0, 1))[1]
-                # 3.13 may re-attribute a small recycled object to such a line (as tracemalloc does)
-                found[key] = (found.get(key, (0, size))[0] + s["bytes"] // size, size)
+        found = reentry_found(c, out, "watched.py", want)
         check(what + " return, unwinding, yield from, another tool's and settrace's allocating callbacks, callback"
               " unregistered, id taken back: every block under its whole stack", found == want,
               "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))
@@ -1039,25 +1064,16 @@ def test_frame_evaluator(c, tag):
         return
     m = marks("evaluated.py")
     own = "own ran" if c.version >= (3, 11) else "cpython's"  # 3.11's _testinternalcapi has an evaluator
-    leaf = (m["LEAF"],) + (m["DOWN"],) * 120
-    want = {}  # stack -> bytes objects of the case's size (33 bytes of header each)
-    for x in "AB":
-        want[leaf + (m["RETURN_" + x], m["PLAIN"])] = (20, 1111 + 33)
-        want[(m["RAISE_LEAF"],) + (m["RAISE_DOWN"],) * 120 + (m["UNWIND_" + x], m["UNWIND_CALL"])] = (20, 2222 + 33)
-        want[(m["GEN_LEAF"],) + (m["GEN_DOWN"],) * 60 + (m["YIELD_" + x], m["YIELD_CALL"])] = (20, 3333 + 33)
-        want[leaf + (m["RETURN_" + x], m["SETTRACE"], m["SETTRACE_CALL"])] = (10, 5555 + 33)
-        want[leaf + (m["RETURN_" + x], m["OWN"], m["OWN_CALL"])] = (10, 4444 + 33)
-        want[leaf + (m["RETURN_" + x], m["RESTORED"])] = (10, 9999 + 33)
+    want = reentry_want(m, [((m["OWN"], m["OWN_CALL"]), 10, 4444), ((m["RESTORED"],), 10, 9999)])
     deep = dict(want)
     # 400 frames kept of 20,000 and of 1,005 (four of them threading's, outermost)
     deep[(m["DEEP_LEAF"],) + (m["DEEP_DOWN"],) * 399] = (2, 6666 + 33)
-    deep[(m["LEAF"],) + (m["DOWN"],) * 395] = (1, 7777 + 33)
-    leaves = (m["LEAF"], m["RAISE_LEAF"], m["GEN_LEAF"], m["DEEP_LEAF"])
+    shared = reentry_marks()
+    deep[(shared["LEAF"],) + (shared["DOWN"],) * 395] = (1, 7777 + 33)
     warm = dict(want)
     for x in "AB":
         warm[(m["WARM_LEAF"], m["WARM_" + x], m["WARM_CALL"])] = (10, 8888 + 33)
     warm[(m["AFTER_LEAF"], m["AFTER_CALL"])] = (1, 5151 + 33)
-    leaves += (m["WARM_LEAF"], m["AFTER_LEAF"])
     for mode, args, printed, wanted in (("1", [], "181 %s on off" % own, want),
                                         ("auto", ["warm"], "202 %s on off" % own, warm),
                                         ("1", ["deep"], "184 %s off off" % own, deep),  # 3.11 only
@@ -1071,15 +1087,7 @@ def test_frame_evaluator(c, tag):
         check(what + " the program runs, its own evaluator too; pymem's evaluator %s before it, not after" %
               ("set" if printed.endswith("on off") else "not"),
               r.returncode == 0 and r.stdout == printed + "\n", r.stdout + r.stderr[-500:])
-        found = {}
-        for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
-            f = s["stack"]
-            if f and f[0]["line"] in leaves and f[0]["file"].endswith("evaluated.py"):
-                key = tuple(x["line"] for x in f if x["file"].endswith("evaluated.py"))
-                size = wanted.get(key, (0, 1))[1]
-                # the bytes objects (3.10 also makes one PyMem block at the first leaf)
-                held = s["domains"].get("pyobj", {}).get("bytes", 0)
-                found[key] = (found.get(key, (0, size))[0] + held // size, size)
+        found = reentry_found(c, out, "evaluated.py", wanted)
         check(what + " return, unwinding, yield from, settrace's allocating callbacks, the program's evaluator and"
               " CPython's put back%s: every block under its whole stack" % (", deep recursions" if args == ["deep"] else ""),
               found == wanted, "%d stacks: %s" % (len(found), sorted((len(k), k[-3:], v) for k, v in found.items())))

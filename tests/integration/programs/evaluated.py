@@ -1,14 +1,11 @@
 """The frame watch's hard cases on 3.9 to 3.11, where pymem's frame
-evaluator (PEP 523) counts the pops: a walk does not read the frames below the lowest
-one that can have run since the last allocation, so every way a frame
-leaves must be seen. Each case re-enters the same frames at the same
+evaluator (PEP 523) counts the pops: a walk does not read the frames below
+the lowest one that can have run since the last allocation, so every way a
+frame leaves must be seen. Each case re-enters the same frames at the same
 addresses from two outer lines in turn; only an outer frame, far below the
 allocation, tells the two apart:
 
-- returns (120 frames),
-- exceptions unwinding 120 frames,
-- a chain of 60 generators (yield from) resumed under two lines,
-- returns under sys.settrace, whose callbacks allocate too,
+- returns, exceptions unwinding, yield from, settrace (reentry.py),
 - returns while the program's own evaluator replaces pymem's (3.11:
   _testinternalcapi's, which records the names of the frames it runs;
   before, CPython's own, set back through ctypes),
@@ -34,82 +31,15 @@ import ctypes
 import sys
 import threading
 
+import reentry
+from reentry import by_return, by_unwind, by_yield, down, hold, with_settrace
+
 try:
     from _testinternalcapi import set_eval_frame_default, set_eval_frame_record
 except ImportError:  # before 3.11
     set_eval_frame_record = None
 
 sys.setrecursionlimit(30000)
-keep = [None] * 400  # made whole now: a list growing later would add a block at some line
-count = 0
-scratch = []
-
-
-def hold(obj):
-    global count
-    keep[count] = obj
-    count += 1
-
-
-def down(n, size):
-    if n == 0:
-        hold(bytes(size))  # MARK:LEAF
-        return
-    down(n - 1, size)  # MARK:DOWN
-
-
-def by_return(size, rounds):
-    for _ in range(rounds):
-        down(120, size)  # MARK:RETURN_A
-        down(120, size)  # MARK:RETURN_B
-
-
-def down_raise(n):
-    if n == 0:
-        hold(bytes(2222))  # MARK:RAISE_LEAF
-        raise LookupError
-    down_raise(n - 1)  # MARK:RAISE_DOWN
-
-
-def by_unwind():
-    for _ in range(20):
-        try:
-            down_raise(120)  # MARK:UNWIND_A
-        except LookupError:
-            pass
-        try:
-            down_raise(120)  # MARK:UNWIND_B
-        except LookupError:
-            pass
-
-
-def chain(n):
-    if n == 0:
-        while True:
-            hold(bytes(3333))  # MARK:GEN_LEAF
-            yield
-    yield from chain(n - 1)  # MARK:GEN_DOWN
-
-
-def by_yield():
-    g = chain(60)
-    for _ in range(20):
-        next(g)  # MARK:YIELD_A
-        next(g)  # MARK:YIELD_B
-
-
-def tracer(frame, event, arg):
-    scratch.append(bytearray(24))
-    return tracer
-
-
-def with_settrace():
-    sys.settrace(tracer)
-    by_return(5555, 10)  # MARK:SETTRACE
-    sys.settrace(None)
-    scratch.clear()
-
-
 api = ctypes.pythonapi
 api.PyInterpreterState_Get.restype = ctypes.c_void_p
 api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
@@ -188,4 +118,4 @@ before = evaluator()
 ran = with_own_evaluator()  # MARK:OWN_CALL
 by_return(9999, 10)  # MARK:RESTORED
 after = evaluator()
-print(count, "own ran" if ran else "cpython's", before, after)
+print(reentry.count, "own ran" if ran else "cpython's", before, after)

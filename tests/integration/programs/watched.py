@@ -4,12 +4,9 @@ every way a frame leaves must be counted. Each case re-enters the same frames
 at the same addresses from two outer lines in turn; only an outer frame, far
 below the allocation, tells the two apart:
 
-- returns (120 frames),
-- exceptions unwinding 120 frames,
-- a chain of 60 generators (yield from) resumed under two lines,
+- returns, exceptions unwinding, yield from, settrace (reentry.py),
 - returns while another sys.monitoring tool's callback allocates after
   pymem's has run (CPython calls the tools before it pops the frame),
-- returns under sys.settrace, whose callbacks allocate too,
 - returns after the program clears pymem's events without asking (through
   sys.monitoring's own set_events, reached past pymem's wrappers),
 - after it unregisters pymem's callback the same way,
@@ -25,63 +22,10 @@ itself (PYMEM_FRAME_WATCH=auto)."""
 import gc
 import sys
 
+import reentry
+from reentry import by_return, by_unwind, by_yield, hold, scratch, with_settrace
+
 sys.setrecursionlimit(10000)
-keep = [None] * 400  # made whole now: a list growing later would add a block at some line
-count = 0
-scratch = []
-
-
-def hold(obj):
-    global count
-    keep[count] = obj
-    count += 1
-
-
-def down(n, size):
-    if n == 0:
-        hold(bytes(size))  # MARK:LEAF
-        return
-    down(n - 1, size)  # MARK:DOWN
-
-
-def by_return(size, rounds):
-    for _ in range(rounds):
-        down(120, size)  # MARK:RETURN_A
-        down(120, size)  # MARK:RETURN_B
-
-
-def down_raise(n):
-    if n == 0:
-        hold(bytes(2222))  # MARK:RAISE_LEAF
-        raise LookupError
-    down_raise(n - 1)  # MARK:RAISE_DOWN
-
-
-def by_unwind():
-    for _ in range(20):
-        try:
-            down_raise(120)  # MARK:UNWIND_A
-        except LookupError:
-            pass
-        try:
-            down_raise(120)  # MARK:UNWIND_B
-        except LookupError:
-            pass
-
-
-def chain(n):
-    if n == 0:
-        while True:
-            hold(bytes(3333))  # MARK:GEN_LEAF
-            yield
-    yield from chain(n - 1)  # MARK:GEN_DOWN
-
-
-def by_yield():
-    g = chain(60)
-    for _ in range(20):
-        next(g)  # MARK:YIELD_A
-        next(g)  # MARK:YIELD_B
 
 
 def on_return(code, offset, value):
@@ -97,18 +41,6 @@ def with_other_tool():
     by_return(4444, 10)  # MARK:OTHER_TOOL
     mon.set_events(tool, 0)
     mon.free_tool_id(tool)
-    scratch.clear()
-
-
-def tracer(frame, event, arg):
-    scratch.append(bytearray(24))
-    return tracer
-
-
-def with_settrace():
-    sys.settrace(tracer)
-    by_return(5555, 10)  # MARK:SETTRACE
-    sys.settrace(None)
     scratch.clear()
 
 
@@ -169,4 +101,4 @@ error = silenced()  # MARK:SILENCE_CALL
 sys.monitoring.use_tool_id(4, "watched.py")  # pymem gives its id back
 by_return(6666, 10)  # MARK:TAKEN
 sys.monitoring.free_tool_id(4)
-print(count, holder, "free" if free else "taken", error)
+print(reentry.count, holder, "free" if free else "taken", error)
