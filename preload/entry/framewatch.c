@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sampler.h"
 #include "entry/evalwatch.h"
 #include "entry/pyapi.h"
 #include "pymem/env.h"
@@ -403,6 +404,12 @@ bool pm_framewatch_init(int minor)
 {
     const char *env = getenv(PM_ENV_FRAME_WATCH);
     mode = !env || !strcmp(env, "auto") ? WATCH_AUTO : strcmp(env, "0") ? WATCH_ALWAYS : WATCH_OFF;
+    /* Sampled, a walk comes once per so many bytes, thousands of calls
+     * apart: what the watch costs a call (a callback, or on 3.11 a call no
+     * longer inlined) could never pay for the frames it spares those few
+     * walks. It starts only when asked for ("1"). */
+    if (mode == WATCH_AUTO && pm_sample_mean)
+        mode = WATCH_OFF;
     if (minor < 9 || mode == WATCH_OFF)
         return false;
     evaluator = minor <= 11;

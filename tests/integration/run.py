@@ -1120,6 +1120,11 @@ def test_frame_watch_phases(c, tag):
             found[key] = (found.get(key, (0, size))[0] + s["bytes"] // size, size)
     check(tag + " frame watch by measurement: every block under its whole stack across the switches", found == want,
           "%d stacks: %s" % (len(found), sorted((len(k), k[-2:], v) for k, v in found.items())))
+    # sampled (here one sample per 64 bytes, walks as deep as unsampled ones), auto never starts it
+    r = c.preload([os.path.join(PROGRAMS, "watch_phases.py")], c.capture("watch-phases-sampled.pmem"),
+                  PYMEM_FRAME_WATCH="auto", PYMEM_SAMPLE="64")
+    check(tag + " frame watch by measurement, sampled: never on", r.returncode == 0 and r.stdout == "200 off off off\n",
+          r.stdout + r.stderr[-500:])
 
 
 def test_frame_watch_own(c, tag):
