@@ -57,10 +57,20 @@ static bool retired;  /* never set again */
 
 static PyObject *evaluate(void *tstate, void *frame, int throwflag);
 
-/* CPython's evaluator back, where pymem's still is the interpreter's. */
+/* pymem set its evaluator, and the program has set its own in its place
+ * since. */
+static bool replaced(void)
+{
+    return ours && get_evaluator(interp) != evaluate;
+}
+
+/* CPython's evaluator back, where pymem's still is the interpreter's;
+ * where the program replaced it, pymem's is never set again. */
 static void put_back(void)
 {
-    if (ours && get_evaluator(interp) == evaluate)
+    if (replaced())
+        retired = true;
+    else if (ours)
         set_evaluator(interp, cpython_eval);
     ours = false;
 }
@@ -126,14 +136,12 @@ bool pm_evalwatch_init(void)
 
 bool pm_evalwatch_start(void)
 {
+    if (replaced())
+        put_back();
     if (retired)
         return false;
     void *here = pm_pyframes_interp_of(thread_state());
     evaluator_fn now = get_evaluator(here);
-    if (ours && now != evaluate) {
-        retired = true; /* the program set its own in place of pymem's */
-        return false;
-    }
     if ((interp && here != interp) || (now != cpython_eval && now != evaluate))
         return false; /* another interpreter, or the program's own evaluator */
     interp = here;
@@ -144,11 +152,8 @@ bool pm_evalwatch_start(void)
 
 void pm_evalwatch_pause(void)
 {
-    if (pm_pyframes_watch_on())
-        return;
-    if (ours && get_evaluator(interp) != evaluate)
-        retired = true; /* the program set its own in place of pymem's */
-    put_back();
+    if (!pm_pyframes_watch_on())
+        put_back();
 }
 
 void pm_evalwatch_end(void)

@@ -423,23 +423,21 @@ static inline __attribute__((always_inline)) void watch_baseline(const struct la
  * of it CPython's for a call it no longer inlines) as much as checking
  * EVALUATED_POP_FRAMES (1.3 ns each: the same program, 100 frames deep,
  * breaks even at 12 calls between two allocations); before 3.11, which
- * inlines no call, the evaluator costs less, and the same bound stays. Both calls happen with
- * the GIL held (framewatch.c schedules the change). */
+ * inlines no call, the evaluator costs less, and the same bound stays.
+ * Both calls happen with the GIL held (framewatch.c schedules the change). */
 #define WATCH_WALKS 1024
 #define WATCH_FRAMES 48
 #define WATCH_POP_FRAMES 32
 #define EVALUATED_POP_FRAMES 10
 
 static inline __attribute__((always_inline)) void measure_walk(const struct layout *l, struct pm_framecache *c,
-                                                              unsigned epoch, int checked, int spared,
-                                                              bool gil_held)
+                                                              int checked, int spared, bool gil_held)
 {
     if (!has_watch(l))
         return;
     unsigned walks = ++c->walks;
     c->checked += (unsigned)checked;
-    if (epoch)
-        c->spared += (unsigned)spared; /* none without the watch */
+    c->spared += (unsigned)spared; /* none without the watch: its floor is 0 */
     if (__builtin_expect(walks < WATCH_WALKS, 1))
         return;
     /* on, the watch may still spare nothing (its counts not trusted: frames
@@ -527,7 +525,7 @@ static inline __attribute__((always_inline)) int walk_above(const struct layout 
 #ifdef PM_WATCH_SELFCHECK
         watch_selfcheck(l, c, depth, floor);
 #endif
-        measure_walk(l, c, epoch, 1, floor, gil_held);
+        measure_walk(l, c, 1, floor, gil_held);
         return depth;
     }
     /* Down from the top to the first frame the cache holds: `above` frames
@@ -564,7 +562,7 @@ static inline __attribute__((always_inline)) int walk_above(const struct layout 
 #endif
     if (junction >= 0) {
         keep = junction + 1;
-        measure_walk(l, c, epoch, junction + 1 - floor, floor, gil_held);
+        measure_walk(l, c, junction + 1 - floor, floor, gil_held);
         /* the outermost frame, which links to nothing, apart: the loop over
          * the others (most of a deep walk's time) tests no index */
         int k = frames_hold(l, c, junction, floor > 1 ? floor : 1, &keep);
