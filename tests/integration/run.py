@@ -1001,9 +1001,10 @@ def reentry_want(m, returns):
 
 def reentry_found(c, out, program, want):
     """What the capture holds at the leaves of `want`'s stacks, keyed as
-    reentry_want: the bytes objects (the OBJ domain; 3.10 also makes a PyMem
-    block at the first leaf, and 3.13 may re-attribute a small recycled
-    object there, as tracemalloc does) counted in the case's size."""
+    reentry_want, counted in the case's size (3.13 may re-attribute a small
+    recycled object there, as tracemalloc does). Before 3.11, the OBJ
+    domain's alone: the bytes objects (CPython also makes a PyMem block at
+    the first leaf there)."""
     leaves = {k[0] for k in want}
     found = {}
     for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
@@ -1013,7 +1014,7 @@ def reentry_found(c, out, program, want):
         key = tuple(x["line"] + (REENTRY if x["file"].endswith("/reentry.py") else 0) for x in ours)
         if key[0] in leaves:
             size = want.get(key, (0, 1))[1]
-            held = s["domains"].get("pyobj", {}).get("bytes", 0)
+            held = s["bytes"] if c.version >= (3, 11) else s["domains"].get("pyobj", {}).get("bytes", 0)
             found[key] = (found.get(key, (0, size))[0] + held // size, size)
     return found
 
