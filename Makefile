@@ -110,10 +110,15 @@ asan:
 	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit golden
 
 # The recorder, rings and writer under concurrent producers, with the preload's
-# own objects instrumented by ThreadSanitizer as well.
+# own objects instrumented by ThreadSanitizer as well. One process per test
+# that runs a writer: ThreadSanitizer does not see pymem's own munmap (a raw
+# system call), so what one test's writer unmapped and the next one's rings
+# mapped again would look shared between their threads.
+TSAN_TESTS := concurrent_producers_lose_nothing turns_take_the_counter_without_reordering \
+	owners_change_hands_at_every_number a_seccomp_filter_keeps_pymem_from_membarrier
 tsan:
 	$(MAKE) BUILD=build/tsan SANITIZE=thread PRELOAD_SAN=1 build/tsan/tests/test_recorder
-	build/tsan/tests/test_recorder
+	for t in $(TSAN_TESTS); do build/tsan/tests/test_recorder $$t || exit 1; done
 
 # Overhead against the plain run and other tools (heaptrack if installed).
 # Synthetic captures for the analyzer's figures (bench/synth.c).

@@ -23,10 +23,13 @@ enum pm_state {
 /* Read through pm_run_on()/pm_run_state(); written only by runstate.c. */
 extern _Atomic int pm_state;
 /* The process-wide sequence counter that orders every event and snapshot
- * (`next`), on a line of its own past its page's first (rawmem.h). */
+ * (`next`), on a line of its own past its page's first (rawmem.h), with
+ * the thread buffer that owns it, if any (io/sequence.h: the only code that
+ * takes a number). */
 struct pm_seq_line {
     uint8_t past_page_head_[PM_OFFSET_SEQ];
     _Atomic uint64_t next;
+    _Atomic(void *) owner;
 };
 extern struct pm_seq_line pm_seq;
 /* Anonymous mmaps are recorded (set once Python's allocator hooks are in,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "io/buffer.h"
+#include "io/sequence.h"
 #include "pymem/encode.h"
 #include "core/sampler.h"
 #include "stacks/stacks.h"
@@ -49,7 +50,7 @@ enum event_kind { EVENT_ALLOC, EVENT_FREE, EVENT_MUNMAP, EVENT_RETAG };
 
 /* Takes the next sequence number and publishes the record that carries it.
  * `busy` brackets the window (see the watermark argument in writer.c): the
- * fetch-and-add has release semantics, so a writer that reads the counter
+ * number is taken with release semantics, so a writer that reads the counter
  * past this number also sees `busy` set, or cleared after the publication.
  * The caller has ensured PM_EVENT_MAX_BYTES of space. */
 static inline __attribute__((always_inline)) void publish_event(struct pm_buffer *b, enum event_kind kind,
@@ -60,7 +61,7 @@ static inline __attribute__((always_inline)) void publish_event(struct pm_buffer
     uint8_t *rec = pm_buffer_slot(b, PM_EVENT_MAX_BYTES);
     uint8_t *out = rec ? rec : tmp;
     atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
-    uint64_t seq = atomic_fetch_add_explicit(&pm_seq.next, 1, memory_order_acq_rel);
+    uint64_t seq = pm_sequence_take(b);
     size_t n = kind == EVENT_ALLOC    ? pm_encode_alloc(out, &b->deltas, domain, seq, addr, size, stack)
                : kind == EVENT_FREE   ? pm_encode_free(out, &b->deltas, seq, addr)
                : kind == EVENT_MUNMAP ? pm_encode_munmap(out, &b->deltas, seq, addr, size)
@@ -168,7 +169,7 @@ static void publish_numbered(numbered_fn encode, const struct numbered *n)
     if (b && pm_buffer_ensure(b, PM_SNAPSHOT_MAX_BYTES)) {
         uint8_t rec[PM_SNAPSHOT_MAX_BYTES];
         atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
-        uint64_t seq = atomic_fetch_add_explicit(&pm_seq.next, 1, memory_order_acq_rel);
+        uint64_t seq = pm_sequence_take(b);
         pm_buffer_append(b, rec, encode(rec, b, seq, n));
         atomic_store_explicit(&b->busy, 0, memory_order_release);
     } else if (b) {

@@ -31,6 +31,7 @@
 #include "io/buffer.h"
 #include "io/pressure.h"
 #include "io/procfile.h"
+#include "io/sequence.h"
 #include "entry/pyhooks.h"
 #include "pymem/format.h"
 #include "base/rawmem.h"
@@ -394,12 +395,13 @@ static void activate(bool child, bool reexec, bool forked)
  * parent's threads do not exist here, and what they recorded is the
  * parent's capture's. */
 static void (*const fork_resets[])(void) = {
-    pm_thread_reset_after_fork,  /* base: this thread's buffer and state */
-    pm_buffer_forget_all,        /* io: every thread's ring */
-    pm_stacks_reset_after_fork,  /* stacks: interned stacks and the module map */
-    pm_sampler_reset_after_fork, /* core: the parent's samples */
-    pm_writer_reset_after_fork,  /* io: the parent's file and writer thread */
-    pm_rawmem_reset,             /* base: the count of pymem's own memory */
+    pm_thread_reset_after_fork,   /* base: this thread's buffer and state */
+    pm_buffer_forget_all,         /* io: every thread's ring */
+    pm_sequence_reset_after_fork, /* io: the counter's owner */
+    pm_stacks_reset_after_fork,   /* stacks: interned stacks and the module map */
+    pm_sampler_reset_after_fork,  /* core: the parent's samples */
+    pm_writer_reset_after_fork,   /* io: the parent's file and writer thread */
+    pm_rawmem_reset,              /* base: the count of pymem's own memory */
 };
 
 static void at_fork_child(void)

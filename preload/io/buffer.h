@@ -43,6 +43,10 @@ struct pm_buffer {
     struct pm_deltas deltas; /* the bases of the next event record */
     uint64_t limit; /* head may grow to here without reading `tail` again */
     struct pm_stackcache *stacks; /* stacks.c's, for the thread: kept when the buffer is reused */
+    /* sequence.c's: the thread's last number from the atomic add, and how
+     * many it took in a row before it (no other thread's in between) */
+    uint64_t seq_last;
+    uint32_t seq_run;
     /* Sampled mode: this thread's exact totals (read by the writer). */
     _Atomic uint64_t allocations, alloc_bytes, frees;
     char pad_[64];

@@ -8,8 +8,9 @@
  * from pm_seq, publishes the record and clears `busy` (recorder.c). A pass
  * first reads W = pm_seq, then for each ring waits until `busy` is clear and
  * drains it. Any record with seq < W was numbered before W was read: the
- * writer's load of pm_seq acquires what the producer's fetch-and-add
- * released, its earlier store setting `busy` included; seeing `busy` clear
+ * writer's load of pm_seq acquires what the producer's take released (the
+ * atomic add, or the owner's store: sequence.h), its earlier store setting
+ * `busy` included; seeing `busy` clear
  * afterwards means the record was published, and so drained.
  * A ring registered after the registry walk began belongs to a thread whose
  * first number is >= W. Hence WATERMARK(W) after the pass is a promise the
@@ -38,6 +39,7 @@
 #include "io/control.h"
 #include "io/heapstats.h"
 #include "io/procfile.h"
+#include "io/sequence.h"
 #include "pymem/control.h"
 #include "pymem/encode.h"
 #include "io/pressure.h"
@@ -246,7 +248,7 @@ static uint64_t rss_bytes(void)
 /* A snapshot the writer takes itself. */
 static size_t put_snapshot(uint8_t *rec, int kind, const char *label)
 {
-    uint64_t seq = atomic_fetch_add(&pm_seq.next, 1);
+    uint64_t seq = pm_sequence_take_writer();
     if (pm_aggregate_on() && !pm_aggregate_note_snapshot(seq))
         pm_file_give_up("aggregate into", "out of memory", true);
     return pm_encode_snapshot(rec, seq, kind, pm_now_ns(), label);
