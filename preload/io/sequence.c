@@ -16,11 +16,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Numbers in a row that make a thread the owner: an acquisition and the
+/* Numbers in a row that make a thread the owner. An acquisition and the
  * revocation that follows cost two membarriers (a few microseconds, an
- * interrupt on each CPU running the process), which this many plain takes
- * repay several times over even when ownership changes hands at once. */
-static uint32_t bias_run = 8192;
+ * interrupt on each CPU running the process) and a prctl each, which
+ * RUN_MIN plain takes repay. Where owners keep losing the counter before
+ * they have taken RUN_KEEP times the run in plain numbers (threads that
+ * switch often), the run doubles, up to RUN_MAX; it halves again as owners
+ * keep it longer. */
+#define RUN_MIN 8192u
+#define RUN_MAX (1u << 20)
+#define RUN_KEEP 4
+static _Atomic uint32_t run_now = RUN_MIN, run_min = RUN_MIN, run_max = RUN_MAX;
+/* pm_seq.next when the present owner had the counter (a hint: read
+ * without ordering by the next revoker) */
+static _Atomic uint64_t owned_from;
 /* A window that stays busy this long belongs to a thread that will not
  * finish it (a signal handler that jumped out of pymem): it is passed over,
  * and no thread owns the counter again in this process. */
@@ -131,6 +140,7 @@ static void acquire(struct pm_buffer *b)
             void *self = b;
             atomic_compare_exchange_strong(&pm_seq.owner, &self, NULL);
         }
+        atomic_store_explicit(&owned_from, atomic_load(&pm_seq.next), memory_order_relaxed);
     }
     atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
 }
@@ -140,6 +150,12 @@ static void take_from(struct pm_buffer *owner)
 {
     barrier();
     wait_idle(&owner->busy, NULL);
+    uint64_t held = atomic_load(&pm_seq.next) - atomic_load_explicit(&owned_from, memory_order_relaxed);
+    uint32_t run = atomic_load_explicit(&run_now, memory_order_relaxed);
+    run = held < (uint64_t)run * RUN_KEEP ? run * 2 : run / 2;
+    uint32_t lo = atomic_load_explicit(&run_min, memory_order_relaxed);
+    uint32_t hi = atomic_load_explicit(&run_max, memory_order_relaxed);
+    atomic_store_explicit(&run_now, run < lo ? lo : run > hi ? hi : run, memory_order_relaxed);
 }
 
 static void wait_revoked(void)
@@ -167,7 +183,7 @@ uint64_t pm_sequence_take_shared(_Atomic int *busy, struct pm_buffer *b)
         atomic_signal_fence(memory_order_seq_cst);
         void *owner = atomic_load_explicit(&pm_seq.owner, memory_order_acquire);
         if (owner == NULL) {
-            if (b && b->seq_run >= bias_run && barrier_ready()) {
+            if (b && b->seq_run >= atomic_load_explicit(&run_now, memory_order_relaxed) && barrier_ready()) {
                 acquire(b);
                 continue;
             }
@@ -199,7 +215,9 @@ uint64_t pm_sequence_take_shared(_Atomic int *busy, struct pm_buffer *b)
 
 void pm_sequence_set_run(uint32_t run)
 {
-    bias_run = run;
+    atomic_store(&run_min, run ? run : RUN_MIN);
+    atomic_store(&run_max, run ? run : RUN_MAX);
+    atomic_store(&run_now, run ? run : RUN_MIN);
 }
 
 uint64_t pm_sequence_take_writer(void)

@@ -2,7 +2,8 @@
  * sequence: the numbers that order every record of every thread (pm_seq in
  * runstate.h), taken without a shared read-modify-write in the common case.
  *
- * A thread that has taken 8192 numbers in a row, with no other
+ * A thread that has taken 8192 numbers in a row (more where threads
+ * switch often: sequence.c), with no other
  * thread's in between, becomes the counter's owner: it then takes a number
  * with a plain load and store of pm_seq.next, without the locked add and its
  * full barrier (4-5% of exact mode's wall time on small_objects, 3.11). Any
@@ -54,8 +55,9 @@ static inline __attribute__((always_inline)) uint64_t pm_sequence_take(struct pm
  * takes). The writer never owns the counter. */
 uint64_t pm_sequence_take_writer(void);
 
-/* Tests: how many numbers in a row make a thread the owner (1: ownership
- * changes hands at nearly every number of threads that race). */
+/* Tests: how many numbers in a row make a thread the owner, fixed (1:
+ * ownership changes hands at nearly every number of threads that race);
+ * 0 puts back the run that adapts. */
 void pm_sequence_set_run(uint32_t run);
 
 /* In a forked child: no owner (runstate resets the counter) and
