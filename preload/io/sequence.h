@@ -2,14 +2,13 @@
  * sequence: the numbers that order every record of every thread (pm_seq in
  * runstate.h), taken without a shared read-modify-write in the common case.
  *
- * A thread that has taken 8192 numbers in a row (more where threads
- * switch often: sequence.c), with no other
- * thread's in between, becomes the counter's owner: it then takes a number
- * with a plain load and store of pm_seq.next, without the locked add and its
- * full barrier (4-5% of exact mode's wall time on small_objects, 3.11). Any
- * other taker first revokes the ownership and takes numbers with the atomic
- * add again until it owns the counter in turn (under the GIL, once per
- * switch interval).
+ * A thread that has taken 8192 numbers in a row (more where threads switch
+ * often: sequence.c), with no other thread's in between, becomes the
+ * counter's owner: it then takes a number with a plain load and store of
+ * pm_seq.next, without the locked add and its full barrier (2% of exact
+ * mode's CPU time on small_objects, 3.11). Any other taker first revokes
+ * the ownership and takes numbers with the atomic add again until it owns
+ * the counter in turn (under the GIL, about once per switch interval).
  *
  * The owner's window is guarded asymmetrically. A taker sets its `busy`
  * flag (buffer.h), then reads the owner: two plain accesses, with only a
