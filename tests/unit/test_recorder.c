@@ -44,6 +44,35 @@ struct role {
     bool allocator;
 };
 
+/* Opens a capture at /tmp/pymem-test-NAME-PID.pmem (its name into `path`)
+ * and starts its writer, as the preload does. */
+static void capture_begin(char *path, size_t cap, const char *name)
+{
+    snprintf(path, cap, "/tmp/pymem-test-%s-%d.pmem", name, (int)getpid());
+    unlink(path);
+    const char *kv[] = {"pid", "1", NULL};
+    pm_clock_start();
+    assert_int_equal(pm_writer_open(path, kv, false), 0);
+    atomic_store(&pm_state, PM_STATE_ON);
+    assert_true(pm_writer_start(0, false));
+}
+
+static void capture_end(void)
+{
+    pm_thread.guard = 1;
+    pm_writer_finish(PM_END_EXIT, 0);
+    pm_thread.guard = 0;
+}
+
+/* Replays the capture at `path`, which ended complete. */
+static void capture_replay(const char *path, struct pm_capture *c, struct pm_replay *r)
+{
+    assert_int_equal(pm_capture_open(c, path), 0);
+    assert_int_equal(pm_replay_run(r, c, NULL, 0, NULL, NULL), 0);
+    assert_true(c->has_end);
+    assert_false(c->reader.truncated);
+}
+
 /* Every number is taken once and its record published: in the replay's
  * order each numbered event's is one more than the last's (the first is
  * where the process's counter stood when the capture began). */
@@ -104,13 +133,7 @@ static void concurrent_producers_lose_nothing(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "/tmp/pymem-test-recorder-%d.pmem", (int)getpid());
-    unlink(path);
-    const char *kv[] = {"pid", "1", NULL};
-    pm_clock_start();
-    assert_int_equal(pm_writer_open(path, kv, false), 0);
-    atomic_store(&pm_state, PM_STATE_ON);
-    assert_true(pm_writer_start(0, false));
+    capture_begin(path, sizeof path, "recorder");
 
     pthread_t t[2 * PAIRS];
     struct role roles[2 * PAIRS];
@@ -120,16 +143,11 @@ static void concurrent_producers_lose_nothing(void **state)
     }
     for (int i = 0; i < 2 * PAIRS; i++)
         pthread_join(t[i], NULL);
-    pm_thread.guard = 1;
-    pm_writer_finish(PM_END_EXIT, 0);
-    pm_thread.guard = 0;
+    capture_end();
 
     struct pm_capture c;
-    assert_int_equal(pm_capture_open(&c, path), 0);
     struct pm_replay r;
-    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
-    assert_true(c.has_end);
-    assert_false(c.reader.truncated);
+    capture_replay(path, &c, &r);
     assert_int_equal(r.t.allocations, (uint64_t)PAIRS * (ROUNDS + KEPT));
     assert_int_equal(r.t.frees, (uint64_t)PAIRS * ROUNDS);
     assert_int_equal(r.t.unmatched_frees, 0);
@@ -215,13 +233,7 @@ static void turns_take_the_counter_without_reordering(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "/tmp/pymem-test-turns-%d.pmem", (int)getpid());
-    unlink(path);
-    const char *kv[] = {"pid", "1", NULL};
-    pm_clock_start();
-    assert_int_equal(pm_writer_open(path, kv, false), 0);
-    atomic_store(&pm_state, PM_STATE_ON);
-    assert_true(pm_writer_start(0, false));
+    capture_begin(path, sizeof path, "turns");
 
     /* the run fixed: the interloper's revocations would make it grow */
     pm_sequence_set_run(8192);
@@ -234,17 +246,12 @@ static void turns_take_the_counter_without_reordering(void **state)
     atomic_store(&turns_done, true);
     pthread_join(other, NULL);
     pm_sequence_set_run(0);
-    pm_thread.guard = 1;
-    pm_writer_finish(PM_END_EXIT, 0);
-    pm_thread.guard = 0;
+    capture_end();
 
     uint64_t extra = atomic_load(&interloper_events);
     struct pm_capture c;
-    assert_int_equal(pm_capture_open(&c, path), 0);
     struct pm_replay r;
-    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
-    assert_true(c.has_end);
-    assert_false(c.reader.truncated);
+    capture_replay(path, &c, &r);
     uint64_t turns = (uint64_t)TURN_THREADS * TURNS;
     assert_int_equal(r.t.allocations, turns * (TURN_PAIRS + TURN_SLOTS) + extra);
     assert_int_equal(r.t.frees, turns * TURN_PAIRS + (turns - 1) * TURN_SLOTS + extra);
@@ -331,13 +338,7 @@ static void a_seccomp_filter_keeps_pymem_from_membarrier(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "/tmp/pymem-test-seccomp-%d.pmem", (int)getpid());
-    unlink(path);
-    const char *kv[] = {"pid", "1", NULL};
-    pm_clock_start();
-    assert_int_equal(pm_writer_open(path, kv, false), 0);
-    atomic_store(&pm_state, PM_STATE_ON);
-    assert_true(pm_writer_start(0, false));
+    capture_begin(path, sizeof path, "seccomp");
 
     assert_true(churn_in_thread(0xa00000000ull, 20000));
     trap_membarrier();
@@ -345,13 +346,10 @@ static void a_seccomp_filter_keeps_pymem_from_membarrier(void **state)
     assert_false(churn_in_thread(0xc00000000ull, 20000));
     assert_int_equal(atomic_load(&membarrier_calls), 0);
 
-    pm_thread.guard = 1;
-    pm_writer_finish(PM_END_EXIT, 0);
-    pm_thread.guard = 0;
+    capture_end();
     struct pm_capture c;
-    assert_int_equal(pm_capture_open(&c, path), 0);
     struct pm_replay r;
-    assert_int_equal(pm_replay_run(&r, &c, NULL, 0, NULL, NULL), 0);
+    capture_replay(path, &c, &r);
     assert_int_equal(r.t.allocations, 40010);
     assert_int_equal(r.t.frees, 40010);
     assert_int_equal(r.t.unmatched_frees, 0);
