@@ -241,21 +241,22 @@ static void py_free(void *ctx, void *ptr)
 }
 
 /* Sampled mode's common case, where layer_records is true with nothing to
- * do: no rare state, tracemalloc not tracing, and no frame watch (whose
- * own blocks are not counted). An allocation that is no sample and the
- * free of a block that was none are then settled with a few loads. */
-static inline bool sampled_quiet(const struct domain_ctx *d)
+ * do: no rare state, recording on, and tracemalloc not tracing. An
+ * allocation that is no sample and the free of a block that was none are
+ * then settled with a few loads. Every test here costs sampled mode about
+ * half a percent on small objects, so what is fixed when the layer is pushed
+ * is decided there (push_layer): these hooks go only on layers that record,
+ * with no frame watch (whose own blocks are not counted), and the RAW
+ * domain's free has a hook of its own for the bootstrap blocks. */
+static inline bool sampled_quiet(void)
 {
-    return !rare.any && d->record && pm_run_on() && !pm_thread.guard && !*tm_tracing &&
-           !atomic_load_explicit(&pm_pyframes_watch_epoch, memory_order_relaxed);
+    return !rare.any && pm_run_on() && !pm_thread.guard && !*tm_tracing;
 }
 
-/* The hooks of sampled mode (push_layer): the common case inline, the rest
- * through the general hooks above. */
 static void *py_malloc_sampled(void *ctx, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!sampled_quiet(d))
+    if (!sampled_quiet())
         return py_malloc(ctx, size);
     pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.malloc(d->prev.ctx, size);
@@ -269,8 +270,7 @@ static void *py_malloc_sampled(void *ctx, size_t size)
 static void py_free_sampled(void *ctx, void *ptr)
 {
     struct domain_ctx *d = ctx;
-    if (!ptr || !sampled_quiet(d) || (bootstrap_count > 0 && d->domain == PM_DOMAIN_PYRAW) ||
-        ptr == pm_thread.watch_block) {
+    if (!ptr || !sampled_quiet()) {
         py_free(ctx, ptr);
         return;
     }
@@ -279,6 +279,14 @@ static void py_free_sampled(void *ctx, void *ptr)
         pm_record_free(ptr);
     d->prev.free(d->prev.ctx, ptr);
     pm_thread.guard = 0;
+}
+
+static void py_free_sampled_raw(void *ctx, void *ptr)
+{
+    if (__builtin_expect(bootstrap_count > 0, 0))
+        py_free(ctx, ptr);
+    else
+        py_free_sampled(ctx, ptr);
 }
 
 static void snapshot(int kind, const char *label)
@@ -470,9 +478,9 @@ static void push_layer(int i)
     d->record = objects_wanted;
     pm_py.GetAllocator(api_domain[i], &d->prev);
     PyMemAllocatorEx mine = {d, py_malloc, py_calloc, py_realloc, py_free};
-    if (pm_sample_mean) {
+    if (pm_sample_mean && d->record && !watch_on) {
         mine.malloc = py_malloc_sampled;
-        mine.free = py_free_sampled;
+        mine.free = d->domain == PM_DOMAIN_PYRAW ? py_free_sampled_raw : py_free_sampled;
     }
     pm_py.SetAllocator(api_domain[i], &mine);
     atomic_store_explicit(&top[i], d, memory_order_release);

@@ -1793,7 +1793,7 @@ def main():
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_swapped_std_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE + heap.ONCE
-    every += native.EVERY + oracle.EVERY + live.EVERY + heap.EVERY
+    every += native.EVERY + oracle.EVERY + live.EVERY + heap.EVERY + sampling.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
         for i, py in enumerate(p for p in args.python or pythons() if version_of(p) >= min_python):
