@@ -320,6 +320,20 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
                 return -1;
             continue;
         }
+        if (tag == PM_TAG_RETAG_NEAR || (tag & 0xf8) == PM_TAG_RETAG_AGAIN) {
+            if (!st)
+                return corrupt(c, "event outside a thread stream");
+            const char *bad = pm_decode_retag(tag, &k->p, k->end, &st->d, &ev.addr);
+            if (bad)
+                return corrupt(c, bad);
+            ev.seq = st->d.seq;
+            ev.type = PM_EV_RETAG;
+            ev.stack = (uint32_t)st->d.stack;
+            ev.thread = (uint16_t)st->thread;
+            if (push(c, queue, &ev, fn, ctx))
+                return -1;
+            continue;
+        }
         if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG ||
             tag == PM_TAG_ARENA || tag == PM_TAG_ARENA_FREE) {
             if (!st)

@@ -14,7 +14,7 @@ ifeq ($(SANITIZE),)
 UNIT_BINS += $(BUILD)/tests/test_interpose
 endif
 
-$(BUILD)/tests/builder.o: tests/unit/builder.c tests/unit/builder.h include/pymem/format.h | $(DEPS_STAMP)
+$(BUILD)/tests/builder.o: tests/unit/builder.c tests/unit/builder.h $(wildcard include/pymem/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -c $< -o $@
 

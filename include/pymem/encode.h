@@ -24,12 +24,13 @@
 
 /* The state a stream's event records are encoded against, the same in the
  * writer and in every reader: the seq, address and stack of its previous
- * event, and the address model (format.h, version 5). A THREAD record
- * resets it. */
+ * event, and the address and retag models (format.h, versions 5 and 6). A
+ * THREAD record resets it. */
 #define PM_MODEL_MADE 64  /* blocks allocated lately, by allocation count */
 #define PM_MODEL_FREED 16 /* addresses freed lately, by free count */
 #define PM_MODEL_CLASSES 41
 #define PM_MODEL_INDEX 128 /* the writer's own: address -> count, direct mapped */
+#define PM_MODEL_RETAGGED 2048 /* addresses retagged lately, by retag count */
 struct pm_model_slot {
     uint64_t addr;
     uint32_t count;
@@ -42,9 +43,14 @@ struct pm_deltas {
     uint64_t made[PM_MODEL_MADE];
     uint64_t freed[PM_MODEL_FREED];
     uint64_t class_base[PM_MODEL_CLASSES];
+    uint32_t retag_count;
+    uint64_t retag_addr;
+    uint64_t retagged[PM_MODEL_RETAGGED];
     /* The writer finds an address in the rings through these, in O(1); a
-     * reader has no use for them. */
+     * reader has no use for them. retagged_at holds the retag count of the
+     * last address that hashed there. */
     struct pm_model_slot made_at[PM_MODEL_INDEX], freed_at[PM_MODEL_INDEX];
+    uint32_t retagged_at[PM_MODEL_RETAGGED];
 };
 
 /* The size class of an allocation: 16-byte steps up to 512 bytes (as
@@ -99,6 +105,18 @@ PM_ENCODE_INLINE void pm_model_freed(struct pm_deltas *d, uint64_t addr)
     d->freed[d->freed_count & (PM_MODEL_FREED - 1)] = addr;
     d->freed_count++;
     d->addr = addr;
+}
+
+PM_ENCODE_INLINE void pm_model_retagged(struct pm_deltas *d, uint64_t addr)
+{
+    d->retagged[d->retag_count & (PM_MODEL_RETAGGED - 1)] = addr;
+    d->retag_count++;
+    d->retag_addr = addr;
+}
+
+PM_ENCODE_INLINE unsigned pm_retag_slot_of(uint64_t addr)
+{
+    return (unsigned)((addr * 0x9e3779b97f4a7c15ull) >> 53) & (PM_MODEL_RETAGGED - 1);
 }
 
 PM_ENCODE_INLINE size_t pm_put_string(uint8_t *out, const void *s, size_t len)
@@ -201,11 +219,54 @@ PM_ENCODE_INLINE size_t pm_encode_munmap(uint8_t *out, struct pm_deltas *d, uint
     return n + pm_put_varint(out + n, length);
 }
 
+/* RETAG_AGAIN or RETAG_NEAR (format.h, version 6). The index may name an
+ * entry another address has overwritten since: the ring says which. */
 PM_ENCODE_INLINE size_t pm_encode_retag(uint8_t *out, struct pm_deltas *d, uint64_t seq, uint64_t addr,
                                         uint64_t stack)
 {
-    size_t n = pm_encode_event_head(out, d, PM_TAG_RETAG, seq, addr);
-    return n + pm_encode_stack(out + n, d, stack);
+    uint32_t *at = &d->retagged_at[pm_retag_slot_of(addr)];
+    uint32_t age = d->retag_count - 1 - *at;
+    size_t n = 1;
+    if (age < PM_MODEL_RETAGGED && d->retagged[*at & (PM_MODEL_RETAGGED - 1)] == addr) {
+        out[0] = (uint8_t)(PM_TAG_RETAG_AGAIN | (age < 7 ? age : 7));
+        n += pm_put_varint(out + n, seq - d->seq);
+        if (age >= 7)
+            n += pm_put_varint(out + n, (uint64_t)age - 7);
+    } else {
+        out[0] = PM_TAG_RETAG_NEAR;
+        n += pm_put_varint(out + n, seq - d->seq);
+        n += pm_put_varint(out + n, pm_zigzag((int64_t)(addr - d->retag_addr)));
+    }
+    d->seq = seq;
+    n += pm_encode_stack(out + n, d, stack);
+    *at = d->retag_count;
+    pm_model_retagged(d, addr);
+    return n;
+}
+
+/* The readers' side of the retag model: one RETAG_AGAIN or RETAG_NEAR record
+ * (already read: `tag`) from *p, the stream's state moved on. Returns NULL,
+ * or what is wrong with the record. */
+PM_ENCODE_INLINE const char *pm_decode_retag(uint8_t tag, const uint8_t **p, const uint8_t *end,
+                                             struct pm_deltas *d, uint64_t *addr)
+{
+    bool again = (tag & 0xf8) == PM_TAG_RETAG_AGAIN;
+    uint64_t dseq, age = tag & 7u, more = 0, dretag = 0, dstack;
+    if (pm_get_varint(p, end, &dseq) || (again && age == 7 && pm_get_varint(p, end, &more)) ||
+        (!again && pm_get_varint(p, end, &dretag)) || pm_get_varint(p, end, &dstack))
+        return "cut event record";
+    uint64_t a = d->retag_addr + (uint64_t)pm_unzigzag(dretag);
+    if (again) {
+        age += more < PM_MODEL_RETAGGED ? more : PM_MODEL_RETAGGED;
+        a = age < PM_MODEL_RETAGGED ? d->retagged[(d->retag_count - 1 - (uint32_t)age) & (PM_MODEL_RETAGGED - 1)] : 0;
+        if (!a)
+            return "bad address reference";
+    }
+    d->seq += dseq;
+    d->stack += (uint64_t)pm_unzigzag(dstack);
+    pm_model_retagged(d, a);
+    *addr = a;
+    return NULL;
 }
 
 /* The readers' side of the address model, kept here beside the writer's so

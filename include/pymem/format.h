@@ -1,5 +1,5 @@
 /*
- * pymem capture format, version 5: the only contract between preload/ (which
+ * pymem capture format, version 6: the only contract between preload/ (which
  * writes captures) and analyzer/ (which reads them).
  *
  * A capture is a file header followed by self-delimiting chunks. Each chunk
@@ -87,6 +87,10 @@
  *                           varint frees                      (version 2)
  *   RETAG     [0x40]        varint dseq | svarint daddr | svarint dstack
  *                                                             (version 3)
+ *   (version 6 writes RETAG as the two records of the retag model:)
+ *   RETAG_AGAIN [0x48|a]    varint dseq | [varint age - 7, if a = 7] |
+ *                           svarint dstack
+ *   RETAG_NEAR  [0x41]      varint dseq | svarint dretag | svarint dstack
  *   ARENA     [0x50]        varint dseq | svarint daddr | varint size
  *                                                             (version 4)
  *   ARENA_FREE [0x60]       varint dseq | svarint daddr | varint length
@@ -177,6 +181,17 @@
  * THREAD record empties the model. An age beyond the ring, or of an entry
  * taken out already, is a damaged record.
  *
+ * Retag model (version 6). The objects CPython recycles from its free lists
+ * are few and come back again and again (2.5 M retags of 1,090 addresses in
+ * a recursion 100-200 deep, the same ones every ~1,000 retags): each stream
+ * also keeps the addresses of its last PM_MODEL_RETAGGED retags, by age (0:
+ * the newest; an address may be there more than once, nothing is taken
+ * out), and the address of its last retag. RETAG_AGAIN retags the address
+ * of age `age`; RETAG_NEAR the one at `dretag` from the last retag's. Both
+ * then count as the newest retag; neither moves the `daddr` base of the
+ * other records. An age beyond the ring, or of an entry not written yet, is
+ * a damaged record.
+ *
  * The mmap domain holds anonymous mappings made with mmap/mremap. MUNMAP
  * frees a byte range, which may cover several mappings or only part of one
  * (the rest stays live). It uses the ALLOC/FREE delta bases of its stream.
@@ -201,7 +216,7 @@
 #include <string.h>
 
 #define PM_FILE_MAGIC "PYMEMCAP"
-#define PM_FORMAT_VERSION 5u
+#define PM_FORMAT_VERSION 6u
 #define PM_FORMAT_VERSION_MIN 1u /* oldest version readers accept */
 #define PM_FILE_HEADER_SIZE 16u
 #define PM_CHUNK_MAGIC 0x4b434d50u /* "PMCK" read as little-endian u32 */
@@ -276,6 +291,8 @@ enum pm_tag {
     PM_TAG_FREE = 0x20,
     PM_TAG_MUNMAP = 0x30,
     PM_TAG_RETAG = 0x40,
+    PM_TAG_RETAG_NEAR = 0x41,
+    PM_TAG_RETAG_AGAIN = 0x48, /* 0x48-0x4f: | a */
     PM_TAG_ARENA = 0x50,
     PM_TAG_ARENA_FREE = 0x60,
     PM_TAG_HEAPSTATS = 0x70,

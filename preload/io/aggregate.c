@@ -694,6 +694,13 @@ static bool decode_event(uint8_t tag, const uint8_t **p, const uint8_t *end, str
                          .type = m.alloc ? EV_ALLOC : EV_FREE, .domain = (uint8_t)m.domain};
         return true;
     }
+    if (tag == PM_TAG_RETAG_NEAR || (tag & 0xf8) == PM_TAG_RETAG_AGAIN) {
+        uint64_t addr;
+        if (pm_decode_retag(tag, p, end, d, &addr))
+            return false;
+        *e = (struct ev){.seq = d->seq, .addr = addr, .stack = (uint32_t)d->stack, .type = EV_RETAG};
+        return true;
+    }
     if (!get(p, end, &dseq) || !get(p, end, &daddr))
         return false;
     d->seq += dseq;
@@ -706,12 +713,6 @@ static bool decode_event(uint8_t tag, const uint8_t **p, const uint8_t *end, str
             return false;
         e->type = EV_MUNMAP;
         e->size = v;
-    } else if (tag == PM_TAG_RETAG) {
-        if (!get(p, end, &dstack))
-            return false;
-        d->stack += (uint64_t)pm_unzigzag(dstack);
-        e->type = EV_RETAG;
-        e->stack = (uint32_t)d->stack;
     } else {
         if (!get(p, end, &v) || !get(p, end, &dstack))
             return false;
@@ -742,8 +743,8 @@ bool pm_aggregate_take(uint32_t stream, const uint8_t *s1, size_t n1, const uint
         const uint8_t *rec = p;
         uint8_t tag = *p++;
         bool ok = true;
-        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG ||
-            tag >= PM_TAG_ALLOC_REUSE) {
+        if ((tag & 0xf0) == PM_TAG_ALLOC || tag == PM_TAG_FREE || tag == PM_TAG_MUNMAP || tag == PM_TAG_RETAG_NEAR ||
+            (tag & 0xf8) == PM_TAG_RETAG_AGAIN || tag >= PM_TAG_ALLOC_REUSE) {
             struct ev e;
             if ((tag & 0xf0) == PM_TAG_ALLOC && (tag & 0x0f) >= PM_DOMAIN_COUNT)
                 return false;

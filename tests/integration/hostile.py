@@ -98,8 +98,9 @@ def model_alloc_near(dseq, dclass, size, dstack, domain=3):
 
 
 def model_attacks():
-    """(name, records) of damaged format-5 streams."""
+    """(name, records) of damaged streams of the address and retag models."""
     made = model_alloc_near(1, 0x1000, 64, 0) + model_alloc_near(1, 0x40, 64, 0)
+    retag_near = made + b"\x41" + varint(1) + varint(zz(0x1000)) + varint(0)
     free_recent_0 = b"\xC0" + varint(1)
     return [
         ("free-recent-beyond", made + b"\xC3" + varint(1)),
@@ -111,6 +112,12 @@ def model_attacks():
         ("unknown-tag", made + b"\xE5" + varint(1)),
         ("domain-past-last", bytes([0xD0 | 7]) + varint(1) + varint(zz(0x1000)) + varint(8) + varint(0)),
         ("cut", made + b"\xD3"),
+        # format 6's retag model
+        ("retag-again-empty", b"\x48" + varint(1) + varint(0)),
+        ("retag-again-beyond", retag_near + b"\x4F" + varint(1) + varint(2048 - 7) + varint(0)),
+        ("retag-again-escaped-huge", retag_near + b"\x4F" + varint(1) + varint((1 << 64) - 1) + varint(0)),
+        ("retag-unknown-tag", retag_near + b"\x42" + varint(1)),
+        ("retag-cut", retag_near + b"\x41" + varint(1)),
     ]
 
 
@@ -169,11 +176,11 @@ def variants(fifo):
     stats = b"\x70" + varint(3) + varint(11) + varint(2) + varint(1 << 40)
     out.append(("format4-heapstats-count", header(4) + meta(pid="1", python="3.11.2")
                 + chunk(EVENTS, thread(1) + recs, 1) + chunk(CONTROL, stats) + chunk(CONTROL, end(9))))
-    # Format 5's address model: ages past what the rings hold, an entry
-    # named twice, an unknown tag, a domain past the last, huge escaped ages,
-    # a record cut after its tag.
+    # The address and retag models (formats 5 and 6): ages past what the
+    # rings hold, an entry named twice, an unknown tag, a domain past the
+    # last, huge escaped ages, a record cut after its tag.
     for name, recs in model_attacks():
-        out.append(("format5-" + name, header(5) + meta(pid="1", python="3.11.2")
+        out.append(("model-" + name, header(6) + meta(pid="1", python="3.11.2")
                     + chunk(EVENTS, thread(1) + recs, 1) + chunk(CONTROL, end(99))))
     out.append(("empty-chunks", capture(chunk(EVENTS, b"", 1), chunk(CONTROL, b""), chunk(EVENTS, thread(1), 1))))
     # A million events with no watermark, in a small file (held for ordering).
@@ -227,14 +234,17 @@ def test_hostile_captures(c, tag):
           "memory bomb" % (len(files), len(COMMANDS)), not bad, str(bad[:4]))
     said = {}
     for name, _ in model_attacks():
-        r = subprocess.run([c.pymem, "summary", os.path.join(c.tmp, "hostile-format5-" + name + ".pmem")],
+        r = subprocess.run([c.pymem, "summary", os.path.join(c.tmp, "hostile-model-" + name + ".pmem")],
                            capture_output=True, text=True, timeout=20)
         said[name] = (r.returncode, r.stderr.strip().split(": ")[-1] if r.stderr else "")
     want = {"free-recent-beyond": "bad address reference", "free-recent-twice": "bad address reference",
             "reuse-empty": "bad address reference", "reuse-escaped-huge": "bad address reference",
             "free-recent-escaped-huge": "bad address reference", "unknown-tag": "unknown record tag",
-            "domain-past-last": "unknown allocation domain", "cut": "cut event record"}
-    check(tag + " format 5: each damaged address-model record named in one line",
+            "domain-past-last": "unknown allocation domain", "cut": "cut event record",
+            "retag-again-empty": "bad address reference", "retag-again-beyond": "bad address reference",
+            "retag-again-escaped-huge": "bad address reference", "retag-unknown-tag": "unknown record tag",
+            "retag-cut": "cut event record"}
+    check(tag + " formats 5 and 6: each damaged address-model and retag-model record named in one line",
           all(said[k][0] == 1 and want[k] in said[k][1] for k in want), str(said))
 
 

@@ -543,10 +543,12 @@ static void sampled_capture_weights_and_counters(void **state)
 }
 
 /* Sorted sites of two collections must be the same, site by site. */
-/* Format 5's address model, written by the encoders and read back: a
- * pymalloc-like allocator per thread (blocks reused last freed first, new
- * ones carved next to the last of their size), frees of recent and old
- * blocks, blocks freed by the other thread, retags and mappings among them.
+/* Format 5's address model and format 6's retag model, written by the
+ * encoders and read back: a pymalloc-like allocator per thread (blocks
+ * reused last freed first, new ones carved next to the last of their size),
+ * frees of recent and old blocks, blocks freed by the other thread, retags
+ * (of live blocks, and again of blocks retagged before, within the ring and
+ * beyond it) and mappings among them.
  * Every event must come back as it was, whichever record carried it. */
 struct model_event {
     uint64_t seq, addr, size;
@@ -585,8 +587,10 @@ static uint64_t model_rand(uint64_t *s)
 static void address_model_round_trip(void **state)
 {
     (void)state;
-    enum { EVENTS = 60000, LIVE = 4096 };
+    enum { EVENTS = 240000, LIVE = 4096 };
     struct model_event *want = calloc(EVENTS, sizeof *want);
+    static uint64_t retagged[2][EVENTS];
+    size_t nretag[2] = {0, 0};
     uint64_t live[2][LIVE], freelist[2][64][32];
     size_t nlive[2] = {0, 0}, nfree[2][64] = {{0}};
     uint64_t carve[2] = {0x7f0000000000ull, 0x7f4000000000ull}, rng = 0x9e3779b97f4a7c15ull, seq = 1;
@@ -638,7 +642,14 @@ static void address_model_round_trip(void **state)
             *e = (struct model_event){e->seq, addr, 0, 0, PM_EV_FREE, 0};
             b_free(&b, (uint32_t)t + 1, e->seq, addr);
         } else if (r < 97) {
-            uint64_t addr = live[t][model_rand(&rng) % nlive[t]];
+            /* A live block, or one retagged before (freed since or not): of
+             * age 0-6, 7 up to the ring's end, or beyond it. */
+            uint64_t addr = live[t][model_rand(&rng) % nlive[t]], pick = model_rand(&rng) % 8, back;
+            back = pick < 3 ? model_rand(&rng) % 7 : pick < 6 ? model_rand(&rng) % PM_MODEL_RETAGGED
+                                                              : model_rand(&rng) % (2 * PM_MODEL_RETAGGED);
+            if (pick && back < nretag[t])
+                addr = retagged[t][nretag[t] - 1 - back];
+            retagged[t][nretag[t]++] = addr;
             *e = (struct model_event){e->seq, addr, 0, (uint32_t)(r % 5), PM_EV_RETAG, 0};
             b_retag(&b, (uint32_t)t + 1, e->seq, addr, e->stack);
         } else {
@@ -672,6 +683,11 @@ static void address_model_round_trip(void **state)
         near += tags[i];
     assert_true(reuse > 100 && reuse_far > 100 && recent > 100 && recent_far > 100 && near > 100 &&
                 tags[PM_TAG_FREE_FAR] > 100);
+    size_t again = 0;
+    for (int i = PM_TAG_RETAG_AGAIN; i < PM_TAG_RETAG_AGAIN + 7; i++)
+        again += tags[i];
+    assert_true(again > 100 && tags[PM_TAG_RETAG_AGAIN + 7] > 100 && tags[PM_TAG_RETAG_NEAR] > 100);
+    assert_true(nretag[0] > 2 * PM_MODEL_RETAGGED && nretag[1] > 2 * PM_MODEL_RETAGGED);
 
     struct model_replay m = {want, n, 0, 0};
     struct pm_capture c;
