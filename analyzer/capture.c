@@ -274,24 +274,25 @@ static int decode_heapstats(struct pm_capture *c, struct cursor *k, struct pm_ev
     return 0;
 }
 
+/* A stream's state (id < 2^16, checked before: the doubling below would
+ * wrap), made when the stream first appears: a capture names few of the
+ * numbers, and a state holds the models' rings. NULL: out of memory. */
 static struct pm_stream_state *stream(struct pm_capture *c, uint32_t id)
 {
     if (id >= c->stream_cap) {
-        /* Checked before the doubling, which a stream number of 2^31 or more
-         * would wrap to 0. */
-        if (id >= (1u << 16))
-            return NULL; /* no process has 65536 threads alive at once */
         uint32_t cap = c->stream_cap ? c->stream_cap : 64;
         while (cap <= id)
             cap *= 2;
-        struct pm_stream_state *n = realloc(c->streams, cap * sizeof *n);
+        struct pm_stream_state **n = realloc(c->streams, cap * sizeof *n);
         if (!n)
             return NULL;
         memset(n + c->stream_cap, 0, (cap - c->stream_cap) * sizeof *n);
         c->streams = n;
         c->stream_cap = cap;
     }
-    return &c->streams[id];
+    if (!c->streams[id])
+        c->streams[id] = calloc(1, sizeof **c->streams);
+    return c->streams[id];
 }
 
 /* Records that may appear in any chunk kind but META. */
@@ -378,7 +379,7 @@ static int decode_records(struct pm_capture *c, struct cursor *k, struct pm_stre
             const uint8_t *name;
             if (!st || get(k, &a) || get_bytes(k, &name, &b))
                 return corrupt(c, "bad thread record");
-            *st = (struct pm_stream_state){0};
+            memset(st, 0, sizeof *st);
             c->threads++;
             st->thread = c->threads < PM_THREADS_MAX ? (uint32_t)c->threads : PM_THREADS_MAX;
             if (c->thread_info_n < PM_THREADS_MAX) {
@@ -499,7 +500,10 @@ void pm_capture_close(struct pm_capture *c)
     pm_tree_free(&c->stacks);
     pm_modmap_free(&c->modules);
     free(c->snapshots);
+    for (uint32_t i = 0; i < c->stream_cap; i++)
+        free(c->streams[i]);
     free(c->streams);
+    c->stream_cap = 0;
     free(c->states);
     c->states = NULL;
     free(c->heapstats);
@@ -566,8 +570,9 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
     c->peak_state.set = false;
     c->peak_bytes = 0;
     pm_merge_clear(&c->merge);
-    if (c->streams)
-        memset(c->streams, 0, c->stream_cap * sizeof *c->streams);
+    for (uint32_t i = 0; i < c->stream_cap; i++)
+        if (c->streams[i])
+            memset(c->streams[i], 0, sizeof *c->streams[i]);
     struct pm_chunk ch;
     int rc;
     while ((rc = pm_reader_next(&c->reader, &ch)) == 1) {
@@ -582,9 +587,11 @@ int pm_capture_replay(struct pm_capture *c, pm_event_fn fn, void *ctx)
         }
         struct pm_stream_state *st = NULL;
         if (ch.kind == PM_CHUNK_EVENTS) {
-            st = ch.stream ? stream(c, ch.stream) : NULL;
-            if (!st)
+            /* no process has 65536 threads alive at once */
+            if (!ch.stream || ch.stream >= (1u << 16))
                 return corrupt(c, "bad thread stream number");
+            if (!(st = stream(c, ch.stream)))
+                return oom(c);
         }
         if (decode_records(c, &k, st, ch.kind == PM_CHUNK_EVENTS ? ch.stream : 0, fn, ctx))
             return -1;

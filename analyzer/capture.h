@@ -127,7 +127,7 @@ struct pm_capture {
     bool has_counters;
     uint64_t counted_allocations, counted_bytes, counted_frees;
     /* decoding */
-    struct pm_stream_state *streams;
+    struct pm_stream_state **streams; /* by number, each made at its first chunk */
     uint32_t stream_cap;
     struct pm_merge merge;
     int passes; /* replays so far (the progress line counts them) */

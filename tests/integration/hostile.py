@@ -9,6 +9,7 @@ string and module ids that jump ahead, a native frame naming any module),
 decompression bombs (zstd chunks that inflate far more than their size),
 deep chains of nodes, empty chunks, and module paths that name a FIFO."""
 import glob
+import json
 import os
 import resource
 import struct
@@ -246,6 +247,16 @@ def test_hostile_captures(c, tag):
             "retag-cut": "cut event record"}
     check(tag + " formats 5 and 6: each damaged address-model and retag-model record named in one line",
           all(said[k][0] == 1 and want[k] in said[k][1] for k in want), str(said))
+    # The highest stream number a capture may use, in a 150-byte file: the
+    # reader makes the state of the streams that appear only (each holds the
+    # models' rings, 29 KB), not of every number below (1.9 GB).
+    high = os.path.join(c.tmp, "stream-65535.pmem")
+    with open(high, "wb") as f:
+        f.write(capture(chunk(EVENTS, thread(1) + alloc(1, 0x1000, 64, 0), 65535), chunk(CONTROL, end(9))))
+    r = subprocess.run([c.pymem, "summary", "--json", high], capture_output=True, text=True, timeout=20,
+                       preexec_fn=limited)
+    check(tag + " stream number 65535 read under a 1 GiB address-space limit",
+          r.returncode == 0 and json.loads(r.stdout)["allocations"] == 1, r.stderr)
 
 
 def test_max_memory(c, tag):
