@@ -57,17 +57,9 @@ static inline void pm_on_free(void *p)
     pm_record_free(p);
 }
 /* The live block at `p` (a Python object recycled from a free list) now
- * belongs to the calling thread's current stack. Only for a block that
- * pm_retag_wanted() accepts. */
+ * belongs to the calling thread's current stack. In sampled mode, only for
+ * a block the sampler may hold (pm_sample_may_hold). */
 void pm_record_retag(void *p);
-
-/* Whether a recycled block's new owner is to be recorded: in sampled mode,
- * only a sampled block's (the filter's one load says "certainly not" for
- * almost every other). */
-static inline bool pm_retag_wanted(const void *p)
-{
-    return !pm_sample_mean || pm_sample_may_hold(p);
-}
 /* Pages [p, p + length) are no longer mapped (mmap domain, ranged free). */
 void pm_record_munmap(void *p, size_t length);
 /* Pages [p, p + length) pymalloc mapped for an arena, or returned
