@@ -105,3 +105,22 @@ def site(sites, line, file_suffix):
     return None
 
 
+def attribution_counts(c, tag, name, domains, **extra):
+    """Runs programs/attribution.py (tracemalloc in the same process) into
+    capture `name`: a function giving pymem's block count at a MARK of it
+    (what was live at the snapshot 'marks', made since tracemalloc started,
+    in `domains`), tracemalloc's count at each MARK, and pymem's sites;
+    None if the program failed."""
+    m = marks("attribution.py")
+    out = c.capture(name)
+    r = c.preload([os.path.join(PROGRAMS, "attribution.py")], out, **extra)
+    if r.returncode != 0:
+        check(tag + " attribution.py runs", False, r.stderr[-500:])
+        return None
+    tm = {int(k): v for k, v in json.loads(r.stdout).items()}
+    sites = c.json("leaks", out, "--at", "marks", "--since", "tracemalloc-start", "--top", "0", "--by", "lineno",
+                   "--domain", domains)["sites"]
+
+    def count(mark):
+        return sum(s["count"] for s in sites if s["line"] == m[mark] and s["file"].endswith("attribution.py"))
+    return count, {mark: tm.get(line, 0) for mark, line in m.items()}, sites

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import sysconfig
 
-from harness import BYTES_HEADER, PROGRAMS, check, marks, site
+from harness import BYTES_HEADER, PROGRAMS, attribution_counts, check, marks, site
 
 # Python 3.13 tells a profiler of every recycled object (its reference
 # tracer); before, CPython tells only tracemalloc, and objects reused from a
@@ -90,38 +90,30 @@ def test_attribution_reproductions(c, tag):
     """The small reproductions: recycled tuples, and objects made as a call
     starts, against tracemalloc in the same process."""
     m = marks("attribution.py")
-    out = c.capture("attribution.pmem")
-    r = c.preload([os.path.join(PROGRAMS, "attribution.py")], out)
-    if r.returncode != 0:
-        check(tag + " attribution.py runs", False, r.stderr[-500:])
+    ran = attribution_counts(c, tag, "attribution.pmem", "pyraw,pymem,pyobj")
+    if not ran:
         return
-    tm = {int(k): v for k, v in json.loads(r.stdout).items()}
-    sites = c.json("leaks", out, "--at", "marks", "--since", "tracemalloc-start", "--top", "0", "--by", "lineno",
-                   "--domain", "pyraw,pymem,pyobj")["sites"]
-
-    def count(mark):
-        s = site(sites, m[mark], "attribution.py")
-        return s["count"] if s else 0
+    count, tm, sites = ran
     # Up to 3.10 a code object keeps one frame for reuse (its "zombie"
     # frame), which is recycled as free lists are: one block may differ.
     slack = 0 if c.version >= (3, 11) else 1
     for mark in ("CELLS", "GENS", "COROS"):
         check(tag + " objects made as a call starts belong to the caller's line (%s): %d blocks, tracemalloc %d"
-              % (mark, count(mark), tm.get(m[mark], 0)), abs(count(mark) - tm.get(m[mark], 0)) <= slack)
+              % (mark, count(mark), tm[mark]), abs(count(mark) - tm[mark]) <= slack)
     callee_lines = [s for s in sites if s["file"].endswith("attribution.py") and s["line"] in (0, m["CELLS"] - 14)]
     check(tag + " nothing at a callee's line 0", not [s for s in sites if s["file"].endswith("attribution.py")
                                                      and s["line"] == 0], json.dumps(callee_lines)[:300])
     keep, drop = count("KEEP"), count("DROP")
     if c.version >= (3, 13):
         check(tag + " recycled tuples at the line that reused them: KEEP %d blocks (tracemalloc %d), DROP %d"
-              % (keep, tm.get(m["KEEP"], 0), drop), keep == tm.get(m["KEEP"], 0) and drop == tm.get(m["DROP"], 0))
+              % (keep, tm["KEEP"], drop), keep == tm["KEEP"] and drop == tm["DROP"])
     else:
         # Before 3.13 only tracemalloc is told of a reuse: what comes back
         # from the free lists (at most 2000 tuples of a size and 80 lists)
         # stays at DROP.
-        misplaced = tm.get(m["KEEP"], 0) - keep
+        misplaced = tm["KEEP"] - keep
         check(tag + " recycled objects stay within the free lists' capacity: KEEP %d (tracemalloc %d), DROP %d"
-              % (keep, tm.get(m["KEEP"], 0), drop), 2000 <= misplaced <= 2080 and drop >= misplaced)
+              % (keep, tm["KEEP"], drop), 2000 <= misplaced <= 2080 and drop >= misplaced)
 
 
 def test_tracemalloc_start_stop(c, tag):

@@ -1,12 +1,11 @@
 """Integration tests of sampled mode (PYMEM_SAMPLE / pymem run --sample):
 the per-site estimator checked against a known truth over many seeds, with a
 bound derived from its variance, and the exact totals against an exact run."""
-import json
 import math
 import os
 import subprocess
 
-from harness import BYTES_HEADER, PROGRAMS, check, marks
+from harness import BYTES_HEADER, PROGRAMS, attribution_counts, check, marks
 
 RATE = 65536
 SEEDS = 40
@@ -181,20 +180,12 @@ def test_sampled_recycled(c, tag):
     drops 20,000 tuples at DROP (2,000 stay on the free list) and keeps
     20,000 at KEEP, sampled at one per 64 bytes (each 64-byte tuple a sample
     with probability 0.63)."""
-    m = marks("attribution.py")
-    out = c.capture("sampled-attribution.pmem")
-    r = c.preload([os.path.join(PROGRAMS, "attribution.py")], out, PYMEM_SAMPLE=64, PYMEM_SAMPLE_SEED=7,
-                  PYTHONHASHSEED=0)
-    if r.returncode != 0:
-        check(tag + " sampled attribution.py runs", False, r.stderr[-500:])
+    ran = attribution_counts(c, tag + " sampled:", "sampled-attribution.pmem", "pyobj", PYMEM_SAMPLE=64,
+                             PYMEM_SAMPLE_SEED=7, PYTHONHASHSEED=0)
+    if not ran:
         return
-    tm = {int(k): v for k, v in json.loads(r.stdout).items()}
-    sites = c.json("leaks", out, "--at", "marks", "--since", "tracemalloc-start", "--top", "0", "--by", "lineno",
-                   "--domain", "pyobj")["sites"]
-
-    def count(mark):
-        return sum(s["count"] for s in sites if s["line"] == m[mark] and s["file"].endswith("attribution.py"))
-    keep, drop, tm_keep = count("KEEP"), count("DROP"), tm.get(m["KEEP"], 0)
+    count, tm, _ = ran
+    keep, drop, tm_keep = count("KEEP"), count("DROP"), tm["KEEP"]
     if c.version >= (3, 13):
         check(tag + " sampled: recycled tuples at the line that reused them: KEEP ~%d (tracemalloc %d), DROP ~%d"
               % (keep, tm_keep, drop), drop == 0 and abs(keep - tm_keep) <= 0.05 * tm_keep)
