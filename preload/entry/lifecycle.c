@@ -383,6 +383,7 @@ static void activate(bool child, bool reexec, bool forked)
     if (!C.key_ok)
         C.key_ok = pthread_key_create(&C.exit_key, on_thread_exit) == 0;
     pm_pressure_init(C.oom_percent, C.memory_limit);
+    pm_sequence_prepare();
     pm_writer_start(C.snapshot_every_ns, sampled);
     take_default_signals();
     if (!C.at_fork_registered)

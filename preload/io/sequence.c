@@ -177,6 +177,11 @@ static void count_run(struct pm_buffer *b, uint64_t seq)
     b->seq_last = seq;
 }
 
+void pm_sequence_prepare(void)
+{
+    barrier_ready();
+}
+
 uint64_t pm_sequence_take_shared(_Atomic int *busy, struct pm_buffer *b)
 {
     for (;;) {

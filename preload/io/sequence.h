@@ -59,6 +59,13 @@ uint64_t pm_sequence_take_writer(void);
  * 0 puts back the run that adapts. */
 void pm_sequence_set_run(uint32_t run);
 
+/* Registers the process for membarrier while it may still have a single
+ * thread: the activation calls it before the writer thread starts. With
+ * more than one thread the registration waits for an RCU grace period
+ * (8-15 ms measured here), and the first acquisition would pay it inside
+ * its window, with `busy` set and the writer spinning on it. */
+void pm_sequence_prepare(void);
+
 /* In a forked child: no owner (runstate resets the counter) and
  * membarrier's registration, which is the parent's process's, to make
  * again. */

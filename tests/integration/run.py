@@ -1701,6 +1701,37 @@ def test_mem_domain_without_gil(c, tag):
           and mine[0]["bytes"] == 200 * 1000 + sum(range(200)) and not spun, str(sites)[:400] + r.stderr)
 
 
+def test_membarrier_registered_alone(c, tag):
+    """The sequence counter's membarrier registration is made by each recorded
+    process before it starts a thread (pymem's writer): with a second thread
+    the kernel waits for an RCU grace period there, 8-15 ms of start-up."""
+    trace = os.path.join(c.tmp, "membarrier.strace")
+    out = c.capture("membarrier.pmem")
+    code = ("import os\npid = os.fork()\nif pid == 0:\n    x = [str(i) for i in range(100000)]\n    os._exit(0)\n"
+            "os.waitpid(pid, 0)\nx = [str(i) for i in range(100000)]\nprint('ok')")
+    env = c.env(PYMEM_OUTPUT=out, PYMEM_FOLLOW_FORK=1)
+    del env["LD_PRELOAD"]
+    r = subprocess.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=membarrier,clone,clone3",
+                        "-E", "LD_PRELOAD=" + c.lib, c.python, "-c", code],
+                       env=env, capture_output=True, text=True, timeout=120, cwd=c.tmp)
+    registered, threads_before = [], []
+    started = set()
+    with open(trace) as f:
+        for line in f:
+            pid, _, call = line.partition(" ")
+            if "CLONE_THREAD" in call:
+                started.add(pid)
+            elif "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED" in call and call.rstrip().endswith("= 0"):
+                registered.append(pid)
+                if pid in started:
+                    threads_before.append(pid)
+    children = glob.glob(out[:-5] + ".*.pmem")
+    check(tag + " membarrier registered by the root and the forked child, each before its first thread",
+          r.returncode == 0 and r.stdout == "ok\n" and len(registered) == 2 and not threads_before
+          and len(children) == 1, "registered %s, after a thread in %s, children %s, %s"
+          % (registered, threads_before, children, r.stderr[-300:]))
+
+
 def test_pymem_run(c, tag):
     m = marks("peak.py")
     out = c.capture("run.pmem")
@@ -1792,7 +1823,7 @@ def main():
     once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_swapped_std_descriptors, test_non_python_is_passthrough, test_heap_untouched,
-            test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE + heap.ONCE
+            test_membarrier_registered_alone, test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE + heap.ONCE
     every += native.EVERY + oracle.EVERY + live.EVERY + heap.EVERY + sampling.EVERY
     tmp = tempfile.mkdtemp(prefix="pymem-it-")
     try:
