@@ -127,6 +127,18 @@ static inline bool layer_records(struct domain_ctx *d)
     return !tracing || d == atomic_load_explicit(&top[d->slot], memory_order_relaxed);
 }
 
+/* tracemalloc's own call reaching a lower layer unguarded (layer_records
+ * does not record it): the allocator under the layer runs guarded too, or
+ * the C library's malloc under CPython's raw allocator would record it as
+ * the program's. On 3.8-3.12 tracemalloc allocates so outside any
+ * allocator hook, each time an object is made or recycled under a traceback
+ * new to it, and frees those blocks inside one. */
+static inline bool tracemalloc_own(const struct domain_ctx *d)
+{
+    return d->record && !pm_thread.guard && *tm_tracing &&
+           d != atomic_load_explicit(&top[d->slot], memory_order_relaxed);
+}
+
 /* Bootstrap blocks. Before 3.12, PySys_AddAuditHook called before
  * Py_Initialize takes its entry from plain malloc, but finalisation frees it
  * with PyMem_RawFree, which under the debug hooks (PYTHONMALLOC=debug,
@@ -163,6 +175,12 @@ static void *py_malloc(void *ctx, size_t size)
     if (!layer_records(d)) {
         if (pm_thread.recording == PM_IN_PYPROBE)
             pm_thread.recording = PM_PROBE_REACHED;
+        if (__builtin_expect(tracemalloc_own(d), 0)) {
+            pm_thread.guard = PM_GUARD_PYTHON;
+            void *p = d->prev.malloc(d->prev.ctx, size);
+            pm_thread.guard = 0;
+            return p;
+        }
         return d->prev.malloc(d->prev.ctx, size);
     }
     pm_thread.guard = PM_GUARD_PYTHON;
@@ -182,8 +200,15 @@ static void *py_malloc(void *ctx, size_t size)
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d))
+    if (!layer_records(d)) {
+        if (__builtin_expect(tracemalloc_own(d), 0)) {
+            pm_thread.guard = PM_GUARD_PYTHON;
+            void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
+            pm_thread.guard = 0;
+            return p;
+        }
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
+    }
     pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
     size_t total;
@@ -202,8 +227,15 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *py_realloc(void *ctx, void *ptr, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d))
+    if (!layer_records(d)) {
+        if (__builtin_expect(tracemalloc_own(d), 0)) {
+            pm_thread.guard = PM_GUARD_PYTHON;
+            void *p = d->prev.realloc(d->prev.ctx, ptr, size);
+            pm_thread.guard = 0;
+            return p;
+        }
         return d->prev.realloc(d->prev.ctx, ptr, size);
+    }
     pm_thread.guard = PM_GUARD_PYTHON;
     if (ptr)
         pm_on_free(ptr);
@@ -230,7 +262,12 @@ static void py_free(void *ctx, void *ptr)
     if (watch_own)
         pm_thread.watch_block = NULL;
     if (!ptr || watch_own || !layer_records(d)) {
+        bool own = ptr && tracemalloc_own(d);
+        if (own)
+            pm_thread.guard = PM_GUARD_PYTHON;
         d->prev.free(d->prev.ctx, ptr);
+        if (own)
+            pm_thread.guard = 0;
         return;
     }
     pm_thread.guard = PM_GUARD_PYTHON;

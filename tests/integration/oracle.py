@@ -142,6 +142,23 @@ def test_tracemalloc_start_stop(c, tag):
         "tracemalloc-start", "main", "tracemalloc-stop", "tracemalloc-start", "tracemalloc-stop", "exit"], str(labels))
 
 
+def test_tracemalloc_own_blocks(c, tag):
+    """tracemalloc's own blocks are not the program's: the traceback copies it
+    makes outside any allocator hook (3.8-3.12) reach a lower layer of
+    pymem's unguarded, and the C library's malloc under it must not record
+    them either. What remains at the program's lines is the entry its table
+    takes for each, from the C library's malloc directly: one per new
+    traceback (the build before this test recorded two)."""
+    out = c.capture("tmown.pmem")
+    r = c.preload(["-X", "tracemalloc=5", os.path.join(PROGRAMS, "tracemalloc_own.py")], out)
+    sites = c.json("leaks", out, "--domain", "malloc", "--by", "lineno", "--top", "0")["sites"]
+    mine = [s for s in sites if s["file"].startswith("<gen")]
+    blocks = sum(s["count"] for s in mine)
+    check(tag + " -X tracemalloc: at most one block of tracemalloc's per new traceback at the program's lines "
+          "(the table's entry), none of its traceback copies", r.returncode == 0 and r.stdout == "2000\n"
+          and blocks <= 2000 + 16, "%d blocks, %d bytes; %s" % (blocks, sum(s["bytes"] for s in mine), r.stderr[-300:]))
+
+
 def test_lost_domain_is_reported(c, tag):
     m = marks("lost_domain.py")
     out = c.capture("lost.pmem")
@@ -158,7 +175,7 @@ def test_lost_domain_is_reported(c, tag):
 
 
 EVERY = [test_tracemalloc_oracle, test_attribution_reproductions, test_tracemalloc_start_stop,
-         test_lost_domain_is_reported]
+         test_tracemalloc_own_blocks, test_lost_domain_is_reported]
 
 if __name__ == "__main__":
     import argparse
