@@ -139,6 +139,19 @@ static inline bool tracemalloc_own(const struct domain_ctx *d)
            d != atomic_load_explicit(&top[d->slot], memory_order_relaxed);
 }
 
+/* `call`, a layer's call of the allocator under it, guarded when it is
+ * tracemalloc's own (tracemalloc_own). */
+#define TRACEMALLOC_OWN_GUARDED(d, call)                                                           \
+    ({                                                                                             \
+        bool own_ = __builtin_expect(tracemalloc_own(d), 0);                                       \
+        if (own_)                                                                                  \
+            pm_thread.guard = PM_GUARD_PYTHON;                                                     \
+        __typeof__(call) result_ = (call);                                                         \
+        if (own_)                                                                                  \
+            pm_thread.guard = 0;                                                                   \
+        result_;                                                                                   \
+    })
+
 /* Bootstrap blocks. Before 3.12, PySys_AddAuditHook called before
  * Py_Initialize takes its entry from plain malloc, but finalisation frees it
  * with PyMem_RawFree, which under the debug hooks (PYTHONMALLOC=debug,
@@ -175,13 +188,7 @@ static void *py_malloc(void *ctx, size_t size)
     if (!layer_records(d)) {
         if (pm_thread.recording == PM_IN_PYPROBE)
             pm_thread.recording = PM_PROBE_REACHED;
-        if (__builtin_expect(tracemalloc_own(d), 0)) {
-            pm_thread.guard = PM_GUARD_PYTHON;
-            void *p = d->prev.malloc(d->prev.ctx, size);
-            pm_thread.guard = 0;
-            return p;
-        }
-        return d->prev.malloc(d->prev.ctx, size);
+        return TRACEMALLOC_OWN_GUARDED(d, d->prev.malloc(d->prev.ctx, size));
     }
     pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.malloc(d->prev.ctx, size);
@@ -200,15 +207,8 @@ static void *py_malloc(void *ctx, size_t size)
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d)) {
-        if (__builtin_expect(tracemalloc_own(d), 0)) {
-            pm_thread.guard = PM_GUARD_PYTHON;
-            void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
-            pm_thread.guard = 0;
-            return p;
-        }
-        return d->prev.calloc(d->prev.ctx, nelem, elsize);
-    }
+    if (!layer_records(d))
+        return TRACEMALLOC_OWN_GUARDED(d, d->prev.calloc(d->prev.ctx, nelem, elsize));
     pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
     size_t total;
@@ -227,15 +227,8 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *py_realloc(void *ctx, void *ptr, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d)) {
-        if (__builtin_expect(tracemalloc_own(d), 0)) {
-            pm_thread.guard = PM_GUARD_PYTHON;
-            void *p = d->prev.realloc(d->prev.ctx, ptr, size);
-            pm_thread.guard = 0;
-            return p;
-        }
-        return d->prev.realloc(d->prev.ctx, ptr, size);
-    }
+    if (!layer_records(d))
+        return TRACEMALLOC_OWN_GUARDED(d, d->prev.realloc(d->prev.ctx, ptr, size));
     pm_thread.guard = PM_GUARD_PYTHON;
     if (ptr)
         pm_on_free(ptr);
@@ -262,12 +255,7 @@ static void py_free(void *ctx, void *ptr)
     if (watch_own)
         pm_thread.watch_block = NULL;
     if (!ptr || watch_own || !layer_records(d)) {
-        bool own = ptr && tracemalloc_own(d);
-        if (own)
-            pm_thread.guard = PM_GUARD_PYTHON;
-        d->prev.free(d->prev.ctx, ptr);
-        if (own)
-            pm_thread.guard = 0;
+        TRACEMALLOC_OWN_GUARDED(d, (d->prev.free(d->prev.ctx, ptr), 0));
         return;
     }
     pm_thread.guard = PM_GUARD_PYTHON;
