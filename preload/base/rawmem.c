@@ -14,6 +14,23 @@
 
 static _Atomic size_t mapped_bytes;
 
+/* The kernel hands out an address range again only once it is unmapped,
+ * which orders every access to the old mapping before any to the new one.
+ * ThreadSanitizer intercepts libc's mmap, not these system calls: without
+ * being told that order, it took a thread's first write to a new ring for
+ * a race with the writer thread's reads of a mapping freed earlier at the
+ * same address (make tsan, now and then). */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char reuse_order;
+#define UNMAPPING() __tsan_release(&reuse_order)
+#define MAPPED() __tsan_acquire(&reuse_order)
+#else
+#define UNMAPPING() ((void)0)
+#define MAPPED() ((void)0)
+#endif
+
 size_t pm_page_size(void)
 {
     static _Atomic size_t page;
@@ -32,6 +49,7 @@ void *pm_rawmem_alloc(size_t size)
     void *p = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
+    MAPPED();
     atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed);
     return p;
 }
@@ -41,6 +59,7 @@ void pm_rawmem_free(void *p, size_t size)
     if (!p)
         return;
     size = pm_page_round(size);
+    UNMAPPING();
     syscall(SYS_munmap, p, size);
     atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
 }
@@ -61,9 +80,11 @@ void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size)
 {
     old_size = pm_page_round(old_size);
     new_size = pm_page_round(new_size);
+    UNMAPPING();
     void *q = (void *)syscall(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE);
     if (q == MAP_FAILED)
         return NULL;
+    MAPPED();
     atomic_fetch_add_explicit(&mapped_bytes, new_size - old_size, memory_order_relaxed);
     return q;
 }
