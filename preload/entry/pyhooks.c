@@ -104,50 +104,44 @@ static inline void count_startup_block(const struct domain_ctx *d, uint64_t *cou
 }
 static void resume_writer(void);
 
-/* Whether layer `d` records this call (the guard is clear: it is the
- * outermost of pymem's layers on the call). While tracemalloc traces with
- * one of pymem's layers above it, a lower layer is reached unguarded only
- * by tracemalloc's own allocations (its tables, and on 3.8-3.12 the
- * tracebacks it makes when an object is recycled): those are not the
- * program's. In a MEM or OBJ hook (GIL held), a change of tracemalloc's
- * state is a check point: pymem's top layer goes back on top at once, and
- * the call that noticed is recorded. */
-static inline bool layer_records(struct domain_ctx *d)
+/* What layer `d` does with this call. It records it when the guard is clear
+ * (it is the outermost of pymem's layers on the call). While tracemalloc
+ * traces with one of pymem's layers above it, a lower layer is reached
+ * unguarded only by tracemalloc's own allocations (its tables, and on
+ * 3.8-3.12 the tracebacks it copies outside any allocator hook when an
+ * object is made or recycled under a traceback new to it): those are not
+ * the program's, and the allocator under the layer runs guarded, or the C
+ * library's malloc under CPython's raw allocator would record them. In a
+ * MEM or OBJ hook (GIL held), a change of tracemalloc's state is a check
+ * point: pymem's top layer goes back on top at once, and the call that
+ * noticed is recorded. */
+enum layer_call { LAYER_PASSES, LAYER_RECORDS, LAYER_PASSES_GUARDED };
+
+static inline enum layer_call layer_call(struct domain_ctx *d)
 {
     if (!d->record || !pm_should_record())
-        return false;
+        return LAYER_PASSES;
     if (__builtin_expect(rare.s.resume_countdown != 0, 0) && d->domain != PM_DOMAIN_PYRAW &&
         --rare.s.resume_countdown == 0)
         resume_writer();
     int tracing = *tm_tracing;
     if (__builtin_expect(tracing != rare.s.tm_seen, 0) && d->domain != PM_DOMAIN_PYRAW && !finishing) {
         check_layers();
-        return true;
+        return LAYER_RECORDS;
     }
-    return !tracing || d == atomic_load_explicit(&top[d->slot], memory_order_relaxed);
+    return !tracing || d == atomic_load_explicit(&top[d->slot], memory_order_relaxed) ? LAYER_RECORDS
+                                                                                      : LAYER_PASSES_GUARDED;
 }
 
-/* tracemalloc's own call reaching a lower layer unguarded (layer_records
- * does not record it): the allocator under the layer runs guarded too, or
- * the C library's malloc under CPython's raw allocator would record it as
- * the program's. On 3.8-3.12 tracemalloc allocates so outside any
- * allocator hook, each time an object is made or recycled under a traceback
- * new to it, and frees those blocks inside one. */
-static inline bool tracemalloc_own(const struct domain_ctx *d)
-{
-    return d->record && !pm_thread.guard && *tm_tracing &&
-           d != atomic_load_explicit(&top[d->slot], memory_order_relaxed);
-}
-
-/* `call`, a layer's call of the allocator under it, guarded when it is
- * tracemalloc's own (tracemalloc_own). */
-#define TRACEMALLOC_OWN_GUARDED(d, call)                                                           \
+/* `call`, a layer's call of the allocator under it when the layer does not
+ * record (`how`), under the guard for tracemalloc's own. */
+#define CALL_BELOW(how, call)                                                                      \
     ({                                                                                             \
-        bool own_ = __builtin_expect(tracemalloc_own(d), 0);                                       \
-        if (own_)                                                                                  \
+        bool guarded_ = __builtin_expect((how) == LAYER_PASSES_GUARDED, 0);                        \
+        if (guarded_)                                                                              \
             pm_thread.guard = PM_GUARD_PYTHON;                                                     \
         __typeof__(call) result_ = (call);                                                         \
-        if (own_)                                                                                  \
+        if (guarded_)                                                                              \
             pm_thread.guard = 0;                                                                   \
         result_;                                                                                   \
     })
@@ -179,16 +173,17 @@ static bool take_bootstrap(void *p)
     return false;
 }
 
-/* The hooks below record only with the guard clear (layer_records), and
+/* The hooks below record only with the guard clear (layer_call), and
  * clear it again on the way out. They keep no errno of their own: the
  * allocator under them sets it, and recording leaves it alone (recorder.h). */
 static void *py_malloc(void *ctx, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d)) {
+    enum layer_call how = layer_call(d);
+    if (how != LAYER_RECORDS) {
         if (pm_thread.recording == PM_IN_PYPROBE)
             pm_thread.recording = PM_PROBE_REACHED;
-        return TRACEMALLOC_OWN_GUARDED(d, d->prev.malloc(d->prev.ctx, size));
+        return CALL_BELOW(how, d->prev.malloc(d->prev.ctx, size));
     }
     pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.malloc(d->prev.ctx, size);
@@ -207,8 +202,9 @@ static void *py_malloc(void *ctx, size_t size)
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d))
-        return TRACEMALLOC_OWN_GUARDED(d, d->prev.calloc(d->prev.ctx, nelem, elsize));
+    enum layer_call how = layer_call(d);
+    if (how != LAYER_RECORDS)
+        return CALL_BELOW(how, d->prev.calloc(d->prev.ctx, nelem, elsize));
     pm_thread.guard = PM_GUARD_PYTHON;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
     size_t total;
@@ -227,8 +223,9 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *py_realloc(void *ctx, void *ptr, size_t size)
 {
     struct domain_ctx *d = ctx;
-    if (!layer_records(d))
-        return TRACEMALLOC_OWN_GUARDED(d, d->prev.realloc(d->prev.ctx, ptr, size));
+    enum layer_call how = layer_call(d);
+    if (how != LAYER_RECORDS)
+        return CALL_BELOW(how, d->prev.realloc(d->prev.ctx, ptr, size));
     pm_thread.guard = PM_GUARD_PYTHON;
     if (ptr)
         pm_on_free(ptr);
@@ -254,8 +251,9 @@ static void py_free(void *ctx, void *ptr)
     bool watch_own = __builtin_expect(ptr && ptr == pm_thread.watch_block, 0); /* not recorded */
     if (watch_own)
         pm_thread.watch_block = NULL;
-    if (!ptr || watch_own || !layer_records(d)) {
-        TRACEMALLOC_OWN_GUARDED(d, (d->prev.free(d->prev.ctx, ptr), 0));
+    enum layer_call how = !ptr || watch_own ? LAYER_PASSES : layer_call(d);
+    if (how != LAYER_RECORDS) {
+        CALL_BELOW(how, (d->prev.free(d->prev.ctx, ptr), 0));
         return;
     }
     pm_thread.guard = PM_GUARD_PYTHON;
@@ -265,7 +263,7 @@ static void py_free(void *ctx, void *ptr)
     pm_thread.guard = 0;
 }
 
-/* Sampled mode's common case, where layer_records is true with nothing to
+/* Sampled mode's common case, where layer_call records with nothing to
  * do: no rare state, recording on, and tracemalloc not tracing. An
  * allocation that is no sample and the free of a block that was none are
  * then settled with a few loads. Every test here costs sampled mode about
