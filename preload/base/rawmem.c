@@ -76,6 +76,11 @@ void pm_rawmem_free_at(void *p, size_t size, size_t offset)
         pm_rawmem_free((uint8_t *)p - offset, size + offset);
 }
 
+void pm_rawmem_count(ptrdiff_t bytes)
+{
+    atomic_fetch_add_explicit(&mapped_bytes, (size_t)bytes, memory_order_relaxed);
+}
+
 void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size)
 {
     old_size = pm_page_round(old_size);

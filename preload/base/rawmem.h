@@ -26,6 +26,11 @@ void *pm_rawmem_alloc(size_t size);
 void pm_rawmem_free(void *p, size_t size);
 /* Resizes a mapping (moving it if needed); NULL on failure, old mapping kept. */
 void *pm_rawmem_grow(void *p, size_t old_size, size_t new_size);
+/* Adds `bytes` (negative: takes them) to the count of pymem's memory: for
+ * a reserve inside a mapping that most threads never touch, which the
+ * kernel does not back until then; left out of the count when the mapping
+ * is made, counted once it is used. */
+void pm_rawmem_count(ptrdiff_t bytes);
 /* The first cache lines of every page fall into the same few sets of the L1
  * data cache, which the first lines of every page-aligned block compete for:
  * pymalloc's pool headers, the chunks of Python's frames, every mapping's

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "base/warn.h"
 #include "stacks/pyframes.h"
+#include "base/rawmem.h"
 #include "base/thread.h"
 
 #include <dlfcn.h>
@@ -505,6 +506,13 @@ static inline __attribute__((always_inline)) int frames_hold(const struct layout
     return k;
 }
 
+/* The cache is about to hold more than its first frames. */
+static __attribute__((noinline)) void framecache_deep(struct pm_framecache *c)
+{
+    c->deep = true;
+    pm_rawmem_count((ptrdiff_t)PM_FRAMECACHE_RESERVE);
+}
+
 /* The cached walk from the chain's `top`, trusting the frames below `floor`
  * unchanged (watched_floor). */
 static inline __attribute__((always_inline)) int walk_above(const struct layout *l, struct pm_framecache *c,
@@ -579,6 +587,8 @@ static inline __attribute__((always_inline)) int walk_above(const struct layout 
     }
     if (total > PM_FRAMECACHE_MAX)
         goto uncached;
+    if (__builtin_expect(total > PM_FRAMECACHE_FIRST, 0) && !c->deep)
+        framecache_deep(c);
     /* Only the innermost frame moved (in the same call, a new one at its
      * address, or the caller the frames above returned to): when it has
      * begun to run and had before, how many frames the stack keeps up to it

@@ -65,11 +65,25 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  * it was popped, which the check of every link and instruction catches (a
  * frame re-pushed at the same address under a caller now at another line).
  * `node` belongs to the stacks layer: its node for the stack up to and
- * including the frame. */
-#define PM_FRAMECACHE_MAX 1024
+ * including the frame.
+ *
+ * It holds chains of PM_FRAMECACHE_MAX frames (a recursion under a raised
+ * recursion limit); deeper ones are walked without it. Its arrays are
+ * inline, at offsets known when compiled (a pointer to them, which a cache
+ * that grew would need, costs about 1% of small_objects). Past their first
+ * PM_FRAMECACHE_FIRST frames, the pages of a thread that never goes that
+ * deep stay unbacked, and out of the count of pymem's memory until it does
+ * (`deep`). */
+#define PM_FRAMECACHE_MAX 8192
+#define PM_FRAMECACHE_FIRST 1024
+#define PM_FRAMECACHE_RESERVE                                                                      \
+    ((PM_FRAMECACHE_MAX - PM_FRAMECACHE_FIRST) *                                                   \
+     (sizeof(const void *) + sizeof(uintptr_t) + sizeof(struct pm_rawframe) + sizeof(uint16_t) +  \
+      sizeof(uint32_t)))
 #define PM_FRAMECACHE_SLOTS 256
 struct pm_framecache {
     int depth;
+    bool deep; /* has held more than PM_FRAMECACHE_FIRST frames: its reserve counted */
     const void *frame[PM_FRAMECACHE_MAX];
     uintptr_t word[PM_FRAMECACHE_MAX];        /* the instruction pointer (3.11+), f_lasti (before) */
     struct pm_rawframe raw[PM_FRAMECACHE_MAX]; /* its code object as read, and offset */

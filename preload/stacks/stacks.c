@@ -132,7 +132,7 @@ static struct {
 
 static _Atomic int enabled;
 static int max_depth = PM_STACK_DEPTH_DEFAULT;
-static unsigned cut_step = 16; /* the largest power of two up to max_depth / 16 (intern_cached) */
+static unsigned cut_step = 16; /* the largest power of two up to max_depth / 8 (intern_cached) */
 static bool native, native_all;
 static int native_depth = PM_NATIVE_DEPTH_DEFAULT;
 
@@ -579,6 +579,7 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
         c = b->stacks = pm_rawmem_alloc_at(sizeof *c, PM_OFFSET_STACKS);
         if (!c)
             return false;
+        pm_rawmem_count(-(ptrdiff_t)PM_FRAMECACHE_RESERVE); /* pyframes.h */
         c->lookup = c->first;
         c->lookup_bits = LOOKUP_BITS;
         return true;
