@@ -513,13 +513,20 @@ static __attribute__((noinline)) void framecache_deep(struct pm_framecache *c)
     pm_rawmem_count((ptrdiff_t)PM_FRAMECACHE_RESERVE);
 }
 
+static int cache_limit = PM_FRAMECACHE_MAX;
+
+void pm_pyframes_set_cache_limit(int frames)
+{
+    cache_limit = frames < 1 ? 1 : frames > PM_FRAMECACHE_MAX ? PM_FRAMECACHE_MAX : frames;
+}
+
 /* The cached walk from the chain's `top`, trusting the frames below `floor`
  * unchanged (watched_floor). */
 static inline __attribute__((always_inline)) int walk_above(const struct layout *l, struct pm_framecache *c,
                                                             const void *tstate, const void *top, int floor,
                                                             unsigned epoch, bool gil_held)
 {
-    int depth = c->depth, above = 0, junction = -1;
+    int depth = c->depth, above = 0, junction = -1, limit = cache_limit;
     /* The watch on, no cached frame popped since the baseline (`low`), the
      * baseline's innermost started frame still the cache's innermost (a
      * walk inside a callback since would have cached frames above it), and
@@ -550,7 +557,7 @@ static inline __attribute__((always_inline)) int walk_above(const struct layout 
                 junction = (int)i;
                 break;
             }
-            if (above == PM_FRAMECACHE_MAX)
+            if (above == limit)
                 goto uncached;
         }
     }
@@ -581,11 +588,11 @@ static inline __attribute__((always_inline)) int walk_above(const struct layout 
         } else {
             keep = 0; /* another chain under it: all of it is new */
             for (; f; f = load_ptr(f, l->frame_back))
-                if (++total > PM_FRAMECACHE_MAX)
+                if (++total > limit)
                     goto uncached;
         }
     }
-    if (total > PM_FRAMECACHE_MAX)
+    if (total > limit)
         goto uncached;
     if (__builtin_expect(total > PM_FRAMECACHE_FIRST, 0) && !c->deep)
         framecache_deep(c);

@@ -68,12 +68,14 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  * including the frame.
  *
  * It holds chains of PM_FRAMECACHE_MAX frames (a recursion under a raised
- * recursion limit); deeper ones are walked without it. Its arrays are
- * inline, at offsets known when compiled (a pointer to them, which a cache
- * that grew would need, costs about 1% of small_objects). Past their first
- * PM_FRAMECACHE_FIRST frames, the pages of a thread that never goes that
- * deep stay unbacked, and out of the count of pymem's memory until it does
- * (`deep`). */
+ * recursion limit), PM_FRAMECACHE_FIRST in sampled mode
+ * (pm_pyframes_set_cache_limit); deeper ones are walked without it. Its
+ * arrays are inline, at offsets known when compiled (a pointer to them,
+ * which a cache that grew would need, costs about 1% of small_objects), and
+ * last: the fields read at every walk are together before them. Past their
+ * first PM_FRAMECACHE_FIRST frames, the pages of a thread that never goes
+ * that deep stay unbacked, and out of the count of pymem's memory until it
+ * does (`deep`). */
 #define PM_FRAMECACHE_MAX 8192
 #define PM_FRAMECACHE_FIRST 1024
 #define PM_FRAMECACHE_RESERVE                                                                      \
@@ -84,11 +86,6 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
 struct pm_framecache {
     int depth;
     bool deep; /* has held more than PM_FRAMECACHE_FIRST frames: its reserve counted */
-    const void *frame[PM_FRAMECACHE_MAX];
-    uintptr_t word[PM_FRAMECACHE_MAX];        /* the instruction pointer (3.11+), f_lasti (before) */
-    struct pm_rawframe raw[PM_FRAMECACHE_MAX]; /* its code object as read, and offset */
-    uint16_t kept[PM_FRAMECACHE_MAX];          /* frames the stack keeps up to and including this one */
-    uint32_t node[PM_FRAMECACHE_MAX];
     uint16_t slot[PM_FRAMECACHE_SLOTS];        /* frame address -> index, direct mapped */
     /* The frame watch (3.9+): while it counts the pops of Python frames,
      * a frame below the lowest one that can have run since the last walk
@@ -111,7 +108,17 @@ struct pm_framecache {
      * innermost it runs), and how low in the thread's stack it may nest. */
     const void *evaluated, *evaluated_under;
     const char *stack_floor;
+    /* last, past the fields read at every walk */
+    const void *frame[PM_FRAMECACHE_MAX];
+    uintptr_t word[PM_FRAMECACHE_MAX];        /* the instruction pointer (3.11+), f_lasti (before) */
+    struct pm_rawframe raw[PM_FRAMECACHE_MAX]; /* its code object as read, and offset */
+    uint16_t kept[PM_FRAMECACHE_MAX];          /* frames the stack keeps up to and including this one */
+    uint32_t node[PM_FRAMECACHE_MAX];
 };
+
+/* Chains deeper than `frames` (at most PM_FRAMECACHE_MAX) are walked
+ * without the cache. */
+void pm_pyframes_set_cache_limit(int frames);
 
 /* Cached frame `i` had begun to run (not a shim, not in its prologue): the
  * stack keeps it. */

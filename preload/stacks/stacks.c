@@ -56,10 +56,12 @@ struct lastwalk {
 #define UNCACHED_WALKS 63
 
 struct pm_stackcache {
-    /* Python-only walks: the frames of the last one, checked in place; the
-     * first `noded` have their node, for a stack cut `node_cut` frames
-     * above its outermost (0: whole) */
-    struct pm_framecache frames;
+    /* The fields read at every walk come first, the large arrays that a
+     * walk touches a few entries of after them, and what only deep or
+     * hybrid walks use last. */
+    /* Python-only walks (`frames`, below): the first `noded` frames have
+     * their node, for a stack cut `node_cut` frames above its outermost
+     * (0: whole) */
     int noded;
     unsigned node_cut;
     /* A cut stack: the first frame read that it keeps (valid while the cut
@@ -67,20 +69,23 @@ struct pm_stackcache {
      * not looked up yet, truncated_marker). */
     int cut_first;
     uint32_t marker;
-    /* Python-only walks the frame cache cannot hold (chains deeper than
-     * it), and hybrid walks: each kind is compared with its own last walk
-     * (they alternate when only C allocations carry native frames). After
-     * a chain too deep for the cache, the next `uncached` walks do without
-     * it rather than read the cache's worth of frames again to find out. */
-    struct lastwalk python_walk, hybrid_walk;
+    /* After a chain too deep for the frame cache, the next `uncached`
+     * walks do without it rather than read the cache's worth of frames
+     * again to find out. */
     unsigned uncached;
-    struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
-    struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
-    uintptr_t pcs[PM_NATIVE_DEPTH_MAX];
     struct lookup_entry *lookup; /* `first`, or a larger table of its own mapping */
     unsigned lookup_bits;
     unsigned misses;
     struct lookup_entry first[LOOKUP_SLOTS];
+    /* Python-only walks: the frames of the last one, checked in place */
+    struct pm_framecache frames;
+    /* Python-only walks the frame cache cannot hold (chains deeper than
+     * it), and hybrid walks: each kind is compared with its own last walk
+     * (they alternate when only C allocations carry native frames). */
+    struct lastwalk python_walk, hybrid_walk;
+    struct pm_rawframe scratch[WALK_MAX]; /* this walk, innermost first */
+    struct pm_rawframe python[PM_STACK_DEPTH_MAX]; /* native mode: the Python part */
+    uintptr_t pcs[PM_NATIVE_DEPTH_MAX];
 };
 
 /* A node as the process knows it: the key it was interned under. */

@@ -972,6 +972,15 @@ def test_deep_cached(c, tag):
         got[key] = got.get(key, 0) + s["count"]
     check(tag + " a 1,500-frame chain: every stack cut by the cache's rule (126 frames at the leaf)", got == want,
           "got %s want %s" % (sorted(got.items()), sorted(want.items())))
+    # Sampled (every block, with a mean of 2 bytes), walks are far apart and the cache stops
+    # at 1,024 frames: the leaf's stack is the walk without it, 128 frames.
+    out = c.capture("deep-cached-sampled.pmem")
+    r = c.preload([os.path.join(PROGRAMS, "deep_cached.py")], out, PYMEM_SAMPLE=2)
+    leaf = [(sum(1 for x in s["stack"] if x["file"].endswith("deep_cached.py")), s["stack"][-1]["file"])
+            for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]
+            if s["stack"] and s["stack"][0]["file"].endswith("deep_cached.py") and s["stack"][0]["line"] == m["LEAF"]]
+    check(tag + " a 1,500-frame chain, sampled: the leaf's stack read without the cache (128 frames)",
+          r.returncode == 0 and leaf == [(128, "<truncated>")], str(leaf) + r.stderr[-300:])
 
 
 def test_beyond_frame_cache(c, tag):
