@@ -10,7 +10,7 @@ for inc in /usr/include/python3.* "$HOME"/.pyenv/versions/3.*/include/python3.* 
     case "$inc" in *python3.[0-7]|*python3.[0-7]m) continue ;; esac
     v=$(echo "$inc" | sed 's/.*python//; s/[^0-9.].*//')
     tag=$(echo "$inc" | tr '/.' '__')
-    if ! cc -std=c11 -D_GNU_SOURCE -I"$inc" -Iinclude -Ipreload -o "$out/pyoffsets$tag" tests/unit/test_pyoffsets.c preload/base/warn.c preload/base/thread.c -ldl 2>"$out/pyoffsets$tag.log"; then
+    if ! cc -std=c11 -D_GNU_SOURCE -I"$inc" -Iinclude -Ipreload -o "$out/pyoffsets$tag" tests/unit/test_pyoffsets.c preload/base/warn.c preload/base/thread.c preload/base/rawmem.c -ldl 2>"$out/pyoffsets$tag.log"; then
         echo "pyoffsets: cannot build against $inc (see $out/pyoffsets$tag.log)"; failed=$((failed+1)); continue
     fi
     if "$out/pyoffsets$tag"; then ran=$((ran+1)); else failed=$((failed+1)); fi
