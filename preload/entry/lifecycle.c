@@ -38,7 +38,6 @@
 #include "base/real.h"
 #include "core/recorder.h"
 #include "core/sampler.h"
-#include "stacks/pyframes.h"
 #include "stacks/stacks.h"
 #include "base/thread.h"
 #include "stacks/unwind.h"
@@ -376,13 +375,6 @@ static void activate(bool child, bool reexec, bool forked)
     }
     C.pid = getpid();
     pm_stacks_set_depth(C.stack_depth);
-    /* Sampled walks are far apart: the stack has mostly changed since the
-     * last, and the frame cache checks the whole chain where a walk without
-     * it reads what the stack keeps. Past its first frames (the mappings,
-     * all recorded, of 3.11's frame chunks in a deep recursion: 40,000
-     * walks 1,500 frames deep in bench/workloads/deep_recursion.py, 1.22x
-     * with this limit, 1.34x without) it does without. */
-    pm_pyframes_set_cache_limit(sampled ? PM_FRAMECACHE_FIRST : PM_FRAMECACHE_MAX);
     if (native_ok)
         pm_stacks_set_native(C.native_depth, C.native_all);
     if (!C.python)

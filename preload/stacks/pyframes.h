@@ -68,8 +68,8 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  * including the frame.
  *
  * It holds chains of PM_FRAMECACHE_MAX frames (a recursion under a raised
- * recursion limit), PM_FRAMECACHE_FIRST in sampled mode
- * (pm_pyframes_set_cache_limit); deeper ones are walked without it. Its
+ * recursion limit), PM_FRAMECACHE_FIRST where the frame watch is off for
+ * good (pm_pyframes_set_cache_limit); deeper ones are walked without it. Its
  * arrays are inline, at offsets known when compiled (a pointer to them,
  * which a cache that grew would need, costs about 1% of small_objects), and
  * last: the fields read at every walk are together before them. Past their
