@@ -614,7 +614,7 @@ static void install_early(void)
          * apart (bench/workloads/deep_recursion.py, 1,500 frames deep: 3.8
          * 19.9x this way, 27.8x with the whole cache; 3.11 --native 9.9x
          * and 13.8x; 3.11 sampled 1.22x and 1.34x). */
-        pm_pyframes_set_cache_limit(watch_on ? PM_FRAMECACHE_MAX : PM_FRAMECACHE_FIRST);
+        pm_pyframes_cache_deep(watch_on);
         if (recycled_on)
             pm_writer_meta(PM_META_RECYCLED, "reftracer");
     } else {

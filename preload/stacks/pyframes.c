@@ -506,18 +506,30 @@ static inline __attribute__((always_inline)) int frames_hold(const struct layout
     return k;
 }
 
+/* The bytes of a cache's arrays past their first PM_FRAMECACHE_FIRST
+ * frames: counted as pymem's memory only once a chain that deep backs them. */
+#define FRAMECACHE_RESERVE                                                                         \
+    ((ptrdiff_t)(PM_FRAMECACHE_MAX - PM_FRAMECACHE_FIRST) *                                        \
+     (ptrdiff_t)(sizeof(const void *) + sizeof(uintptr_t) + sizeof(struct pm_rawframe) +           \
+                 sizeof(uint16_t) + sizeof(uint32_t)))
+
+void pm_framecache_made(void)
+{
+    pm_rawmem_count(-FRAMECACHE_RESERVE);
+}
+
 /* The cache is about to hold more than its first frames. */
 static __attribute__((noinline)) void framecache_deep(struct pm_framecache *c)
 {
     c->deep = true;
-    pm_rawmem_count((ptrdiff_t)PM_FRAMECACHE_RESERVE);
+    pm_rawmem_count(FRAMECACHE_RESERVE);
 }
 
 static int cache_limit = PM_FRAMECACHE_MAX;
 
-void pm_pyframes_set_cache_limit(int frames)
+void pm_pyframes_cache_deep(bool deep)
 {
-    cache_limit = frames < 1 ? 1 : frames > PM_FRAMECACHE_MAX ? PM_FRAMECACHE_MAX : frames;
+    cache_limit = deep ? PM_FRAMECACHE_MAX : PM_FRAMECACHE_FIRST;
 }
 
 /* The cached walk from the chain's `top`, trusting the frames below `floor`

@@ -69,7 +69,7 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  *
  * It holds chains of PM_FRAMECACHE_MAX frames (a recursion under a raised
  * recursion limit), PM_FRAMECACHE_FIRST where the frame watch is off for
- * good (pm_pyframes_set_cache_limit); deeper ones are walked without it. Its
+ * good (pm_pyframes_cache_deep); deeper ones are walked without it. Its
  * arrays are inline, at offsets known when compiled (a pointer to them,
  * which a cache that grew would need, costs about 1% of small_objects), and
  * last: the fields read at every walk are together before them. Past their
@@ -78,10 +78,6 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  * does (`deep`). */
 #define PM_FRAMECACHE_MAX 8192
 #define PM_FRAMECACHE_FIRST 1024
-#define PM_FRAMECACHE_RESERVE                                                                      \
-    ((PM_FRAMECACHE_MAX - PM_FRAMECACHE_FIRST) *                                                   \
-     (sizeof(const void *) + sizeof(uintptr_t) + sizeof(struct pm_rawframe) + sizeof(uint16_t) +  \
-      sizeof(uint32_t)))
 #define PM_FRAMECACHE_SLOTS 256
 struct pm_framecache {
     int depth;
@@ -116,9 +112,13 @@ struct pm_framecache {
     uint32_t node[PM_FRAMECACHE_MAX];
 };
 
-/* Chains deeper than `frames` (at most PM_FRAMECACHE_MAX) are walked
- * without the cache. */
-void pm_pyframes_set_cache_limit(int frames);
+/* Whether the cache holds chains past its first PM_FRAMECACHE_FIRST frames
+ * (it does unless told otherwise). */
+void pm_pyframes_cache_deep(bool deep);
+
+/* A thread's cache was just mapped, zeroed: takes off pymem's memory count
+ * the reserve that only its first deep chain will back. */
+void pm_framecache_made(void);
 
 /* Cached frame `i` had begun to run (not a shim, not in its prologue): the
  * stack keeps it. */

@@ -584,7 +584,7 @@ bool pm_stacks_thread_start(struct pm_buffer *b)
         c = b->stacks = pm_rawmem_alloc_at(sizeof *c, PM_OFFSET_STACKS);
         if (!c)
             return false;
-        pm_rawmem_count(-(ptrdiff_t)PM_FRAMECACHE_RESERVE); /* pyframes.h */
+        pm_framecache_made();
         c->lookup = c->first;
         c->lookup_bits = LOOKUP_BITS;
         return true;
