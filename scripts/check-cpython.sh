@@ -6,7 +6,11 @@
 # process itself (sequentially: regrtest's -j workers would be children pymem
 # does not follow). Fails if a test fails under pymem that passes without it,
 # or if a profiled run crashes, hangs or ends without regrtest's result.
-# Flaky tests get one re-run (-w).
+# Flaky tests get one re-run (-w). A test module that runs past $timeout
+# seconds makes regrtest dump every thread's stack and exit: a run that hung
+# is run once more, because CPython's own tests hang now and then without
+# pymem (test_multiprocessing_fork blocked in a pipe read, seen in a plain
+# run); a run that hangs twice fails.
 set -u
 pymem=${1:-build/pymem}
 # test_threading runs last: on 3.11 its test_frame_tstate_tracing leaves
@@ -23,9 +27,32 @@ work=$(mktemp -d /tmp/pymem-cpython.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 failed_tests() { sed -n '/^[0-9]* tests\{0,1\} failed/,/^$/p; /^[0-9]* tests\{0,1\} failed again/,/^$/p' "$1" | grep -o 'test_[a-z0-9_]*' | sort -u; }
 total=$(echo $tests | wc -w)
+timeout=600
+
+# regrtest NAME [pymem run options]: runs the tests once, or twice if the
+# first run hung, into $work/NAME.log; plainly if NAME is plain
+regrtest() {
+    name=$1
+    shift
+    for try in 1 2; do
+        if [ $name = plain ]; then
+            (cd "$work" && timeout 1800 /usr/bin/python3 -m test -w --timeout $timeout $tests) > "$work/$name.log" 2>&1
+        else
+            rm -f "$work/$name.pmem"
+            (cd "$work" && timeout 1800 "$OLDPWD/$pymem" run -q "$@" -o "$work/$name.pmem" -- \
+                /usr/bin/python3 -m test -w --timeout $timeout $tests) > "$work/$name.log" 2>&1
+        fi
+        status=$?
+        grep -q "^Timeout ([0-9:]*)!" "$work/$name.log" || return $status
+        [ $try -eq 2 ] && return 124
+        echo "check-cpython: the $name run hung in $(grep -o '\] test_[a-z0-9_]*' "$work/$name.log" | tail -1 | cut -c3-) past ${timeout}s; its stacks:"
+        sed -n '/^Timeout ([0-9:]*)!/,$p' "$work/$name.log" | head -40
+        echo "check-cpython: running it again"
+    done
+}
 
 echo "check-cpython: plain run"
-(cd "$work" && timeout 1500 /usr/bin/python3 -m test -w $tests) > "$work/plain.log" 2>&1
+regrtest plain
 plain_rc=$?
 tail -3 "$work/plain.log" | sed 's/^/  plain: /'
 failed_tests "$work/plain.log" > "$work/plain.failed"
@@ -39,12 +66,11 @@ for mode in $modes; do
     [ $mode = native ] && opts="--native"
     [ $mode = unhooked ] && opts="--native --no-python-allocators"
     echo "check-cpython: under pymem ($mode)"
-    (cd "$work" && timeout 1500 "$OLDPWD/$pymem" run -q $opts -o "$work/$mode.pmem" -- /usr/bin/python3 -m test -w $tests) \
-        > "$work/$mode.log" 2>&1
+    regrtest $mode $opts
     rc=$?
     tail -3 "$work/$mode.log" | sed "s/^/  $mode: /"
     if [ $rc -ge 124 ]; then
-        echo "check-cpython: the profiled run ($mode) crashed or timed out (status $rc)"
+        echo "check-cpython: the profiled run ($mode) crashed or hung twice (status $rc)"
         tail -40 "$work/$mode.log"
         bad=$((bad + 1))
         continue
