@@ -606,15 +606,15 @@ static void install_early(void)
         rare.s.tm_seen = (uint8_t)*tm_tracing;
         recycled_on = objects_wanted && pm_recycled_init(minor);
         watch_on = pm_framewatch_init(minor);
-        /* Without the frame watch, a cached walk checks every frame of the
-         * chain (about 1.3 ns each), where a walk without the cache reads
-         * and interns only the frames the stack keeps: past the cache's
-         * first frames, that is cheaper. No watch: 3.8, --native on 3.9 to
-         * 3.11, --frame-watch off, and sampled mode, whose walks are far
-         * apart (bench/workloads/deep_recursion.py, 1,500 frames deep: 3.8
-         * 19.9x this way, 27.8x with the whole cache; 3.11 --native 9.9x
-         * and 13.8x; 3.11 sampled 1.22x and 1.34x). */
-        pm_pyframes_cache_deep(watch_on);
+        /* No watch: 3.8, --native on 3.9 to 3.11, --frame-watch off, and
+         * sampled mode. Sampled walks are far apart, and rarely find the
+         * last one's frames: past the cache's first frames, a walk without
+         * it (the frames a stack keeps, read and compared with the last
+         * such walk's) costs less than checking and refilling it
+         * (bench/workloads/deep_recursion.py, 1,500 frames deep, on 3.11:
+         * 1.10x this way, 1.27x with the whole cache). */
+        pm_stacks_set_watched(watch_on);
+        pm_pyframes_cache_deep(!pm_sample_mean);
         if (recycled_on)
             pm_writer_meta(PM_META_RECYCLED, "reftracer");
     } else {

@@ -491,9 +491,13 @@ static inline __attribute__((always_inline)) bool frame_holds(const struct layou
  * against the cached one below: returns the first that fails (below
  * `lowest` when all hold). The frame below, once checked as linked to, is
  * carried to the next step instead of loaded again from the cache, and the
- * frames that hold run straight through (most of a deep walk's time). */
-static inline __attribute__((always_inline)) int frames_hold(const struct layout *l, const struct pm_framecache *c,
-                                                            int k, int lowest, int *keep)
+ * frames that hold run straight through (most of a deep walk's time).
+ * `relink` (window mode, a constant at each call) points each checked
+ * frame's slot back at it: a descent overwrites the slots of the frames
+ * under it with its own, and a return to a frame whose slot is another's
+ * would count it new, and its callers, down to the first found. */
+static inline __attribute__((always_inline)) int frames_hold(const struct layout *l, struct pm_framecache *c, int k,
+                                                            int lowest, int *keep, bool relink)
 {
     const void *fk = c->frame[k];
 #pragma GCC unroll 4
@@ -501,6 +505,8 @@ static inline __attribute__((always_inline)) int frames_hold(const struct layout
         const void *below = c->frame[k - 1];
         if (!frame_holds(l, c, k, fk, below, keep))
             break;
+        if (relink)
+            c->slot[frame_slot(fk)] = (uint16_t)k;
         fk = below;
     }
     return k;
@@ -532,11 +538,38 @@ void pm_pyframes_cache_deep(bool deep)
     cache_limit = deep ? PM_FRAMECACHE_MAX : PM_FRAMECACHE_FIRST;
 }
 
+static int check_window; /* pm_pyframes_set_window */
+
+void pm_pyframes_set_window(int frames)
+{
+    check_window = frames < 0 ? 0 : frames;
+}
+
+/* The lowest cached frame that a walk whose first cached frame is
+ * `junction` checks in window mode: every frame up to the junction that one
+ * of the innermost `window` frames a stack keeps can be, and none below. */
+static int window_floor(const struct pm_framecache *c, int junction, int window)
+{
+    unsigned target = c->kept[junction] > (unsigned)window ? c->kept[junction] - (unsigned)window : 0;
+    if (!target)
+        return 0;
+    int lo = 0, hi = junction; /* the first frame with `target` kept frames up to it: kept[] never decreases */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (c->kept[mid] >= target)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo + 1;
+}
+
 /* The cached walk from the chain's `top`, trusting the frames below `floor`
- * unchanged (watched_floor). */
+ * unchanged (watched_floor), or in window mode (`window` > 0, a constant at
+ * each call) leaving the frames below window_floor unread. */
 static inline __attribute__((always_inline)) int walk_above(const struct layout *l, struct pm_framecache *c,
                                                             const void *tstate, const void *top, int floor,
-                                                            unsigned epoch, bool gil_held)
+                                                            unsigned epoch, bool gil_held, int window)
 {
     int depth = c->depth, above = 0, junction = -1, limit = cache_limit;
     /* The watch on, no cached frame popped since the baseline (`low`), the
@@ -589,10 +622,13 @@ static inline __attribute__((always_inline)) int walk_above(const struct layout 
 #endif
     if (junction >= 0) {
         keep = junction + 1;
-        measure_walk(l, c, junction + 1 - floor, floor, gil_held);
+        int spared = floor;
+        if (window > 0)
+            floor = window_floor(c, junction, window);
+        measure_walk(l, c, junction + 1 - floor, spared, gil_held);
         /* the outermost frame, which links to nothing, apart: the loop over
          * the others (most of a deep walk's time) tests no index */
-        int k = frames_hold(l, c, junction, floor > 1 ? floor : 1, &keep);
+        int k = frames_hold(l, c, junction, floor > 1 ? floor : 1, &keep, window > 0);
         if (k >= floor && (k > 0 || !frame_holds(l, c, 0, c->frame[0], NULL, &keep)))
             keep = -1;
         if (keep >= 0) {
@@ -660,9 +696,13 @@ static inline __attribute__((always_inline)) int walk_cached(const struct layout
     /* Most walks trust no frame (the watch off, or not yet counting): that
      * one with the floor a constant, which folds the bounds of the checks
      * (about 50 instructions a walk on 3.11 and 3.12). */
-    if (__builtin_expect(floor == 0, 1))
-        return walk_above(l, c, tstate, top, 0, epoch, gil_held);
-    return walk_above(l, c, tstate, top, floor, epoch, gil_held);
+    if (__builtin_expect(floor == 0, 1)) {
+        int w = check_window;
+        if (w > 0)
+            return walk_above(l, c, tstate, top, 0, epoch, gil_held, w);
+        return walk_above(l, c, tstate, top, 0, epoch, gil_held, 0);
+    }
+    return walk_above(l, c, tstate, top, floor, epoch, gil_held, 0);
 }
 
 void pm_pyframes_watch_offer(void (*wanted)(void), void (*unwanted)(void))

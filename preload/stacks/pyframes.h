@@ -68,8 +68,8 @@ static inline int pm_pyframes_walk(struct pm_rawframe *out, int max, bool *trunc
  * including the frame.
  *
  * It holds chains of PM_FRAMECACHE_MAX frames (a recursion under a raised
- * recursion limit), PM_FRAMECACHE_FIRST where the frame watch is off for
- * good (pm_pyframes_cache_deep); deeper ones are walked without it. Its
+ * recursion limit), PM_FRAMECACHE_FIRST in sampled mode
+ * (pm_pyframes_cache_deep); deeper ones are walked without it. Its
  * arrays are inline, at offsets known when compiled (a pointer to them,
  * which a cache that grew would need, costs about 1% of small_objects), and
  * last: the fields read at every walk are together before them. Past their
@@ -115,6 +115,18 @@ struct pm_framecache {
 /* Whether the cache holds chains past its first PM_FRAMECACHE_FIRST frames
  * (it does unless told otherwise). */
 void pm_pyframes_cache_deep(bool deep);
+
+/* Window mode, for processes without the frame watch (0: off, the
+ * default). A cached walk then checks only the cached frames that one of the
+ * innermost `frames` frames a stack keeps can be: the frames below them
+ * cannot be in any stack, and are not read. A chain 1,500 frames deep costs
+ * each walk a stack's worth of checks instead of 1,500. The frames left
+ * unread may have changed: the cache can then count the chain's depth
+ * wrong, which moves only where a stack's cut falls (within its step, the
+ * frames kept all read and checked), until a walk reaches them and finds
+ * them changed. The frame watch's floors assume every frame below them
+ * checked: the two never run together. */
+void pm_pyframes_set_window(int frames);
 
 /* A thread's cache was just mapped, zeroed: takes off pymem's memory count
  * the reserve that only its first deep chain will back. */

@@ -137,6 +137,7 @@ static struct {
 
 static _Atomic int enabled;
 static int max_depth = PM_STACK_DEPTH_DEFAULT;
+static bool watched = true; /* pm_stacks_set_watched */
 static unsigned cut_step = 16; /* the largest power of two up to max_depth / 8 (intern_cached) */
 static bool native, native_all;
 static int native_depth = PM_NATIVE_DEPTH_DEFAULT;
@@ -622,6 +623,15 @@ void pm_stacks_set_depth(int depth)
     while (step * 16 <= (unsigned)max_depth)
         step *= 2;
     cut_step = step;
+    pm_pyframes_set_window(watched ? 0 : max_depth + 1);
+}
+
+/* The window holds one frame more than a stack keeps: a walk that checked
+ * more than max_depth frames knows the stack truncated from what it read. */
+void pm_stacks_set_watched(bool on)
+{
+    watched = on;
+    pm_pyframes_set_window(watched ? 0 : max_depth + 1);
 }
 
 void pm_stacks_set_native(int depth, bool all_domains)

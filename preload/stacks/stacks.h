@@ -50,6 +50,10 @@ struct pm_framecache *pm_stacks_framecache(void);
  * Native frames are recorded whenever native mode is on. */
 void pm_stacks_enable(bool on);
 void pm_stacks_set_depth(int depth);
+/* Whether the frame watch can spare walks their checks in this process
+ * (pyhooks.c decides once the interpreter is known): without it, walks
+ * check only the frames a stack can keep (pm_pyframes_set_window). */
+void pm_stacks_set_watched(bool watched);
 /* Native mode (call before recording starts): `depth` native frames, for
  * C allocations only or, with `all_domains`, for Python's too. */
 void pm_stacks_set_native(int depth, bool all_domains);

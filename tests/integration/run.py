@@ -946,16 +946,18 @@ def test_reentered_stacks(c, tag):
 
 
 def test_deep_cached(c, tag):
-    """A chain of 1,500 frames is held by the frame cache (past its first
-    1,024 entries) wherever the frame watch spares its checks: each stack is
-    cut as the cache cuts, by steps of 16 (an eighth of the depth limit) from
-    the outermost frame, never the walk without the cache's innermost 128.
-    The chain at the leaf is <module> and 1,501 calls of down: 1,502 frames,
-    cut at 1,376, 126 kept; at level n of the way back up, 1,502 - n frames,
-    cut at the first multiple of 16 from 1,374 - n: 114 to 126 kept. Without
-    the watch (3.8, --frame-watch off, sampled mode) the cache stops at 1,024
-    frames: the leaf's stack is the walk without it, 128 frames (the
-    stacks on the way up are either, by how many walks came since)."""
+    """A chain of 1,500 frames, allocating at every level on the way down, is
+    held by the frame cache (past its first 1,024 entries), with the frame
+    watch and without it (3.8, --frame-watch off: walks then check only the
+    frames a stack can keep): each stack is cut as the cache cuts, by steps
+    of 16 (an eighth of the depth limit) from the outermost frame, never the
+    walk without the cache's innermost 128. The chain at the leaf is
+    <module> and 1,501 calls of down: 1,502 frames, cut at 1,376, 126 kept;
+    at level n of the way back up, 1,502 - n frames, cut at the first
+    multiple of 16 from 1,374 - n: 114 to 126 kept. In sampled mode the cache
+    stops at 1,024 frames: the leaf's stack is the walk without it, 128
+    frames (the stacks on the way up are either, by how many walks came
+    since)."""
     m = marks("deep_cached.py")
 
     def stacks(out):
@@ -982,7 +984,7 @@ def test_deep_cached(c, tag):
             out[key] = out.get(key, 0) + 40
         return out
 
-    runs = [("", {}, c.version >= (3, 9)), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}, False),
+    runs = [("", {}, True), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}, True),
             (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"}, False)]
     for label, env, cached in runs:
         out = c.capture("deep-cached.pmem")
@@ -999,6 +1001,33 @@ def test_deep_cached(c, tag):
         check(tag + " a 1,500-frame chain%s: the program runs, %s" % (label, rule),
               r.returncode == 0 and r.stdout == "640\n" and ok,
               "got %s %s" % (sorted(got.items()), r.stderr[-300:]))
+
+
+def test_window_edge(c, tag):
+    """The outermost frame a cut stack keeps (the 128th from the top) is at
+    another line in every other round, under 127 frames pushed again at the
+    same addresses: each round's stack shows its own line, with the frame
+    watch and without it (3.8, --frame-watch off, sampled mode), whose walks
+    check no frame below the ones a stack can keep. One frame fewer checked
+    would give both rounds the first one's stack."""
+    m = marks("window_edge.py")
+    runs = [("", {}), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}),
+            (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"})]
+    chain = (m["LEAF"],) + (m["CHAIN"],) * 126
+    want = {(chain + (m["A"],), True): 20, (chain + (m["B"],), True): 20}
+    for label, env in runs:
+        out = c.capture("window-edge.pmem")
+        r = c.preload([os.path.join(PROGRAMS, "window_edge.py")], out, **env)
+        got = {}
+        for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"] if r.returncode == 0 else []:
+            f = s["stack"]
+            if f and f[0]["file"].endswith("window_edge.py") and f[0]["line"] == m["LEAF"]:
+                key = (tuple(x["line"] for x in f if x["file"].endswith("window_edge.py")),
+                       f[-1]["file"] == "<truncated>")
+                got[key] = got.get(key, 0) + s["count"]
+        check(tag + " the 128th frame from the top at two lines%s: 20 blocks under each, 128 frames kept" % label,
+              r.returncode == 0 and r.stdout == "40\n" and got == want,
+              "got %s %s" % (sorted((len(k[0]), k[0][-2:], k[1], v) for k, v in got.items()), r.stderr[-300:]))
 
 
 def test_beyond_frame_cache(c, tag):
@@ -1876,7 +1905,8 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_deep_cached, test_beyond_frame_cache,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_deep_cached, test_window_edge,
+             test_beyond_frame_cache,
              test_frame_watch, test_frame_evaluator, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_early_holder,
              test_frame_watch_threads,
              test_greenlet_stacks,

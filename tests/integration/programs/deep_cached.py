@@ -1,8 +1,10 @@
 """A recursion of 1,500 frames under a raised recursion limit: deeper than
 the frame cache's first 1,024 entries, within its 8,192. Its stacks are
-cut by the cache's rule (steps of 8 from the outermost frame), not walked
-without the cache (the innermost 128). Each round makes one block at the
-bottom, and one at every 100th level on the way back up.
+cut by the cache's rule (steps of 16 from the outermost frame), not walked
+without the cache (the innermost 128). Each round makes a short-lived list
+at every level on the way down (so that each walk finds the last one's
+frames under its own), and keeps one block at the bottom and one at every
+100th level on the way back up.
 """
 import sys
 
@@ -13,6 +15,7 @@ count = 0  # blocks are kept inline: before 3.11 a function called to keep them 
 
 def down(n):
     global count
+    passing = [n]  # freed on return: not among the blocks kept
     if n == 0:
         keep[count] = bytes(1111)  # MARK:LEAF
         count += 1
