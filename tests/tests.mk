@@ -117,8 +117,8 @@ layers: all
 # monitoring, generators and exceptions under it.
 WATCH_BUILD := $(BUILD)/watchcheck
 WATCH_TESTS := leak_at_known_line threads_lose_nothing exit_paths fork_and_children embedding_twice \
-	stack_depth_and_generators reentered_stacks deep_cached window_edge beyond_frame_cache frame_watch frame_evaluator \
-	tracemalloc_oracle attribution_reproductions tracemalloc_start_stop temporaries
+	stack_depth_and_generators reentered_stacks deep_cached window_edge cut_moves beyond_frame_cache frame_watch \
+	frame_evaluator tracemalloc_oracle attribution_reproductions tracemalloc_start_stop temporaries
 comma := ,
 space := $(subst ,, )
 check-watch: all $(BUILD)/tests/libpmtest.so

@@ -443,6 +443,25 @@ static inline __attribute__((always_inline)) uint32_t intern_walk(struct pm_buff
     return w->nodes[n - 1];
 }
 
+/* A cut stack whose cut moved: how many frames from its first, `first`,
+ * are the frames from the last cut's first, `old_first`, as that one's
+ * nodes were made of them (frames below `noded`, all unchanged): their nodes
+ * hold again. A recursion's kept frames mostly are (every cut step of a
+ * descent or return would otherwise intern them all again). */
+static int same_window(const struct pm_framecache *fc, int old_first, int noded, int first)
+{
+    int n = 0;
+    while (old_first + n < noded && first + n < fc->depth) {
+        int a = old_first + n, b = first + n;
+        bool started = pm_framecache_started(fc, a);
+        if (started != pm_framecache_started(fc, b) ||
+            (started && (fc->raw[a].code != fc->raw[b].code || fc->raw[a].lasti != fc->raw[b].lasti)))
+            break;
+        n++;
+    }
+    return n;
+}
+
 /* The stack of c->frames, whose first `keep` frames are unchanged since
  * the last walk: each new frame interned on the node under it. A stack
  * deeper than the limit keeps its innermost frames under the "<truncated>"
@@ -469,6 +488,7 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
     }
     unsigned total = fc->depth ? fc->kept[fc->depth - 1] : 0, cut = 0;
     int first = 0; /* the first frame read that the stack keeps */
+    int old_first = c->cut_first;
     uint32_t node = 0;
     if (__builtin_expect(total > (unsigned)max_depth, 0)) {
         cut = (total - (unsigned)max_depth + cut_step - 1) / cut_step * cut_step;
@@ -487,11 +507,13 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
         first = c->cut_first;
         node = truncated_marker(b, c);
     }
-    if (cut != c->node_cut) {
-        c->node_cut = cut;
-        c->noded = 0;
-    }
     int from = keep < c->noded ? keep : c->noded;
+    if (cut != c->node_cut) {
+        int same = cut && c->node_cut ? same_window(fc, old_first, from, first) : 0;
+        memmove(&fc->node[first], &fc->node[old_first], (size_t)same * sizeof fc->node[0]);
+        c->node_cut = cut;
+        from = first + same;
+    }
     if (from > first)
         node = fc->node[from - 1];
     else

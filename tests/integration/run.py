@@ -1030,6 +1030,45 @@ def test_window_edge(c, tag):
               "got %s %s" % (sorted((len(k[0]), k[0][-2:], k[1], v) for k, v in got.items()), r.stderr[-300:]))
 
 
+def test_cut_moves(c, tag):
+    """Stacks cut to their innermost frames while the cut moves with the
+    depth, over recursions whose lines differ from round to round: each
+    kept block's stack, as pymem has it, is the innermost part of the stack
+    the program saw (sys._getframe, recorded with the block; its size tells
+    which): whole up to 128 frames, else 113 to 128 of them under the
+    "<truncated>" marker. With the frame watch and without it (window mode),
+    sampled (every block), and under a depth limit of 64 (57 to 64 kept)."""
+    m = marks("cut_moves.py")
+    runs = [("", {}, 128), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}, 128),
+            (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"}, 128),
+            (", --stack-depth 64", {"PYMEM_STACK_DEPTH": "64"}, 64)]
+    for label, env, depth in runs:
+        out = c.capture("cut-moves.pmem")
+        fewest = depth - depth // 8 + 1
+        r = c.preload([os.path.join(PROGRAMS, "cut_moves.py"), str(fewest)], out, **env)
+        if r.returncode != 0:
+            check(tag + " cut_moves.py runs%s" % label, False, r.stderr[-300:])
+            continue
+        truth = json.loads(r.stdout)
+        got, wrong = [0] * len(truth["stacks"]), []
+        for s in c.json("leaks", out, "--top", "0", "--by", "traceback")["sites"]:
+            f = s["stack"]
+            if not f or not f[0]["file"].endswith("cut_moves.py") or f[0]["line"] != m["MAKE"]:
+                continue
+            i = s["bytes"] // s["count"] - truth["base"] - 64
+            lines = [x["line"] for x in f if x["file"].endswith("cut_moves.py")]
+            cut = f[-1]["file"] == "<truncated>"
+            seen = truth["stacks"][i] if 0 <= i < len(got) and s["bytes"] % s["count"] == 0 else []
+            if not any(lines == w[:len(lines)] and (fewest <= len(lines) <= depth < len(w) if cut else lines == w)
+                       for w in seen):
+                wrong.append((i, len(lines), cut, sorted(len(w) for w in seen)[:3]))
+                continue
+            got[i] += s["count"]
+        check(tag + " %d stacks%s: each block's the innermost part of the stack the program saw" %
+              (len(got), label), not wrong and got == truth["counts"],
+              "wrong %s, %d of %d blocks" % (wrong[:5], sum(got), sum(truth["counts"])))
+
+
 def test_beyond_frame_cache(c, tag):
     """Chains deeper than the frame cache (8,192 frames): the walks then do
     without it for a while. Deep, shallow and middling stacks in turn, each
@@ -1905,7 +1944,7 @@ def main():
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
              test_children_write_beside_the_root,
-             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_deep_cached, test_window_edge,
+             test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_deep_cached, test_window_edge, test_cut_moves,
              test_beyond_frame_cache,
              test_frame_watch, test_frame_evaluator, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_early_holder,
              test_frame_watch_threads,
