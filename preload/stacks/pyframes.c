@@ -550,18 +550,8 @@ void pm_pyframes_set_window(int frames)
  * of the innermost `window` frames a stack keeps can be, and none below. */
 static int window_floor(const struct pm_framecache *c, int junction, int window)
 {
-    unsigned target = c->kept[junction] > (unsigned)window ? c->kept[junction] - (unsigned)window : 0;
-    if (!target)
-        return 0;
-    int lo = 0, hi = junction; /* the first frame with `target` kept frames up to it: kept[] never decreases */
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (c->kept[mid] >= target)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo + 1;
+    unsigned kept = c->kept[junction];
+    return kept > (unsigned)window ? pm_framecache_keeping(c, kept - (unsigned)window, junction) + 1 : 0;
 }
 
 /* The cached walk from the chain's `top`, trusting the frames below `floor`

@@ -139,6 +139,21 @@ static inline bool pm_framecache_started(const struct pm_framecache *c, int i)
     return c->kept[i] != (i ? c->kept[i - 1] : 0);
 }
 
+/* The first cached frame below `hi` up to which the stack keeps `n` frames
+ * (kept[] never decreases); `hi` if none is. */
+static inline int pm_framecache_keeping(const struct pm_framecache *c, unsigned n, int hi)
+{
+    int lo = 0;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (c->kept[mid] >= n)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 /* Walks the calling thread's frames against `c` and brings it up to date.
  * Returns how many of its frames, from the outermost, are unchanged; the
  * others, up to c->depth, are new. -1 when this walk cannot be cached (a

@@ -493,17 +493,8 @@ static inline __attribute__((always_inline)) uint32_t intern_cached(struct pm_bu
     if (__builtin_expect(total > (unsigned)max_depth, 0)) {
         cut = (total - (unsigned)max_depth + cut_step - 1) / cut_step * cut_step;
         /* the same cut, and the frames up to its first the last walk's: the same first */
-        if (cut != c->node_cut || c->cut_first >= keep) {
-            int lo = 0, hi = fc->depth;
-            while (lo < hi) { /* kept[] never decreases */
-                int mid = (lo + hi) / 2;
-                if (fc->kept[mid] > cut)
-                    hi = mid;
-                else
-                    lo = mid + 1;
-            }
-            c->cut_first = lo;
-        }
+        if (cut != c->node_cut || c->cut_first >= keep)
+            c->cut_first = pm_framecache_keeping(fc, cut + 1, fc->depth);
         first = c->cut_first;
         node = truncated_marker(b, c);
     }
@@ -634,6 +625,14 @@ void pm_stacks_enable(bool on)
     atomic_store(&enabled, on);
 }
 
+/* Window mode where the frame watch never runs. The window holds one frame
+ * more than a stack keeps: a walk that checked more than max_depth frames
+ * knows the stack truncated from what it read. */
+static void window_update(void)
+{
+    pm_pyframes_set_window(watched ? 0 : max_depth + 1);
+}
+
 void pm_stacks_set_depth(int depth)
 {
     if (depth < 1)
@@ -645,15 +644,13 @@ void pm_stacks_set_depth(int depth)
     while (step * 16 <= (unsigned)max_depth)
         step *= 2;
     cut_step = step;
-    pm_pyframes_set_window(watched ? 0 : max_depth + 1);
+    window_update();
 }
 
-/* The window holds one frame more than a stack keeps: a walk that checked
- * more than max_depth frames knows the stack truncated from what it read. */
 void pm_stacks_set_watched(bool on)
 {
     watched = on;
-    pm_pyframes_set_window(watched ? 0 : max_depth + 1);
+    window_update();
 }
 
 void pm_stacks_set_native(int depth, bool all_domains)
