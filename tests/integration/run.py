@@ -945,6 +945,13 @@ def test_reentered_stacks(c, tag):
           and shallow == 3 and deep == 3, str(sorted(cut.items())))
 
 
+# The ways the stack walk runs: with the frame watch where the Python has
+# it, in window mode without it, and sampled (every block, with sampled
+# mode's frame cache, which stops at 1,024 frames).
+WALK_MODES = [("", {}), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}),
+              (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"})]
+
+
 def test_deep_cached(c, tag):
     """A chain of 1,500 frames, allocating at every level on the way down, is
     held by the frame cache (past its first 1,024 entries), with the frame
@@ -984,9 +991,7 @@ def test_deep_cached(c, tag):
             out[key] = out.get(key, 0) + 40
         return out
 
-    runs = [("", {}, True), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}, True),
-            (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"}, False)]
-    for label, env, cached in runs:
+    for (label, env), cached in zip(WALK_MODES, (True, True, False)):
         out = c.capture("deep-cached.pmem")
         r = c.preload([os.path.join(PROGRAMS, "deep_cached.py")], out, **env)
         got = stacks(out) if r.returncode == 0 else {}
@@ -1011,11 +1016,9 @@ def test_window_edge(c, tag):
     check no frame below the ones a stack can keep. One frame fewer checked
     would give both rounds the first one's stack."""
     m = marks("window_edge.py")
-    runs = [("", {}), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}),
-            (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"})]
     chain = (m["LEAF"],) + (m["CHAIN"],) * 126
     want = {(chain + (m["A"],), True): 20, (chain + (m["B"],), True): 20}
-    for label, env in runs:
+    for label, env in WALK_MODES:
         out = c.capture("window-edge.pmem")
         r = c.preload([os.path.join(PROGRAMS, "window_edge.py")], out, **env)
         got = {}
@@ -1039,9 +1042,7 @@ def test_cut_moves(c, tag):
     "<truncated>" marker. With the frame watch and without it (window mode),
     sampled (every block), and under a depth limit of 64 (57 to 64 kept)."""
     m = marks("cut_moves.py")
-    runs = [("", {}, 128), (", --frame-watch off", {"PYMEM_FRAME_WATCH": "0"}, 128),
-            (", sampled (every block: a 2-byte mean)", {"PYMEM_SAMPLE": "2", "PYMEM_FRAME_WATCH": "auto"}, 128),
-            (", --stack-depth 64", {"PYMEM_STACK_DEPTH": "64"}, 64)]
+    runs = [(label, env, 128) for label, env in WALK_MODES] + [(", --stack-depth 64", {"PYMEM_STACK_DEPTH": "64"}, 64)]
     for label, env, depth in runs:
         out = c.capture("cut-moves.pmem")
         fewest = depth - depth // 8 + 1
