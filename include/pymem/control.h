@@ -7,7 +7,9 @@
  * A private directory per user, PM_CONTROL_DIR under $TMPDIR (or /tmp),
  * mode 0700, holds per recording process:
  *   <pid>.capture   written by the process when its capture opens, removed
- *                   when it ends: the capture's absolute path, a newline,
+ *                   when it ends or its Python interpreter has finalised
+ *                   (written again if a later interpreter of the process
+ *                   records on): the capture's absolute path, a newline,
  *                   and the process's start time (field 22 of
  *                   /proc/<pid>/stat, pm_proc_stat_field), which tells a
  *                   live recording process

@@ -715,6 +715,9 @@ static void relayer(int i)
 static void new_lifetime(void)
 {
     between = false;
+    struct pm_guard g = pm_guard_enter();
+    pm_writer_checkpoint_passed();
+    pm_guard_leave(&g);
     installing = true;
     lifetimes++;
     finishing = false;

@@ -17,7 +17,8 @@
 static struct {
     char dir[4096];
     char request[4200];
-    bool on;
+    char text[4200]; /* what <pid>.capture says, kept to announce it again */
+    bool on, withdrawn;
     int pid;
 } K;
 
@@ -50,9 +51,21 @@ static void start_time(char *out, size_t cap)
         snprintf(out, cap, "%.*s", (int)strcspn(p, " "), p);
 }
 
+/* <pid>.capture written (K.text), and no request left from before. */
+static void announce(void)
+{
+    char path[4200];
+    pm_control_file(path, sizeof path, K.dir, K.pid, "capture");
+    if (!write_file(path, K.text))
+        return;
+    pm_control_file(K.request, sizeof K.request, K.dir, K.pid, "request");
+    unlink(K.request);
+    K.on = true;
+}
+
 void pm_control_open(const char *tmpdir, const char *capture_path)
 {
-    K.on = false;
+    K.on = K.withdrawn = false;
     K.pid = (int)getpid();
     pm_control_dir(K.dir, sizeof K.dir, tmpdir, (unsigned)getuid());
     if (mkdir(K.dir, 0700) != 0 && errno != EEXIST)
@@ -60,15 +73,10 @@ void pm_control_open(const char *tmpdir, const char *capture_path)
     struct stat st;
     if (lstat(K.dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
         return;
-    char path[4200], text[4200], started[32];
+    char started[32];
     start_time(started, sizeof started);
-    snprintf(text, sizeof text, "%s\n%s\n", capture_path, started);
-    pm_control_file(path, sizeof path, K.dir, K.pid, "capture");
-    if (!write_file(path, text))
-        return;
-    pm_control_file(K.request, sizeof K.request, K.dir, K.pid, "request");
-    unlink(K.request);
-    K.on = true;
+    snprintf(K.text, sizeof K.text, "%s\n%s\n", capture_path, started);
+    announce();
 }
 
 bool pm_control_take(char *token, size_t token_cap, char *label, size_t label_cap)
@@ -119,5 +127,20 @@ void pm_control_close(bool ours)
         unlink(path);
         unlink(K.request);
     }
-    K.on = false;
+    K.on = K.withdrawn = false;
+}
+
+void pm_control_withdraw(void)
+{
+    bool was_on = K.on && K.pid == (int)getpid();
+    pm_control_close(true);
+    K.withdrawn = was_on;
+}
+
+void pm_control_restore(void)
+{
+    if (K.withdrawn && K.pid == (int)getpid()) {
+        K.withdrawn = false;
+        announce();
+    }
 }

@@ -22,5 +22,11 @@ void pm_control_answer(const char *token, const char *label);
 /* The capture ended (or this is a forked child, which forgets its parent's
  * channel without touching it: `ours` false). */
 void pm_control_close(bool ours);
+/* The process may die at once without an exit pymem sees (Python re-raises
+ * an unhandled SIGINT right after finalising): <pid>.capture is taken away
+ * now, so that it is not left behind, and pm_control_restore puts it back if
+ * the process goes on recording (a later interpreter). */
+void pm_control_withdraw(void);
+void pm_control_restore(void);
 
 #endif

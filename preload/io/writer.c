@@ -659,8 +659,18 @@ void pm_writer_finish(int reason, int detail)
 void pm_writer_checkpoint(int reason)
 {
     pthread_mutex_lock(&W.lock);
-    if (pm_run_state() == PM_STATE_ON)
+    if (pm_run_state() == PM_STATE_ON) {
         pass_to_end(reason, 0);
+        pm_control_withdraw();
+    }
+    pthread_mutex_unlock(&W.lock);
+}
+
+void pm_writer_checkpoint_passed(void)
+{
+    pthread_mutex_lock(&W.lock);
+    if (pm_run_state() == PM_STATE_ON)
+        pm_control_restore();
     pthread_mutex_unlock(&W.lock);
 }
 

@@ -50,6 +50,10 @@ void pm_writer_finish(int reason, int detail);
  * unhandled SIGINT after finalising), reads as complete; a later END (the
  * process's exit) replaces this one. */
 void pm_writer_checkpoint(int reason);
+/* Where a checkpoint ends a lifetime (an interpreter's), the process may die
+ * right after it: <pid>.capture is withdrawn there (control.h) and put back
+ * here, when recording goes on into the next lifetime. */
+void pm_writer_checkpoint_passed(void);
 /* At exit(status), after the capture ended at the end of finalisation:
  * appends the status (META "exit_status"), and how many Python objects were
  * allocated after that end (META "after_end", when not 0). */

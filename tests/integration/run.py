@@ -189,6 +189,10 @@ def test_exit_paths(c, tag):
         check(tag + " exit %s: capture complete (%s) with the leak" % (mode, end),
               summ["end"] == end and not summ["truncated"] and s is not None and s["count"] == 1000,
               "end=%s truncated=%s" % (summ["end"], summ["truncated"]))
+        # no way out leaves <pid>.capture behind, Ctrl-C's included (Python
+        # finalises, then kills itself with SIGINT: no exit pymem sees)
+        announced = control_file(summ["pid"])
+        check(tag + " exit %s: no control file left behind" % mode, not os.path.exists(announced), announced)
 
 
 def test_phases_and_exit_status(c, tag):
@@ -284,6 +288,11 @@ def test_exec_keeps_what_was_recorded(c, tag):
           blocks_at(c, s, 50, 4000 + BYTES_HEADER, domain="pyobj"), json.dumps(s)[:300])
 
 
+def control_file(pid):
+    """Where a recording process announces its capture (include/pymem/control.h)."""
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", "pymem-%d" % os.getuid(), "%d.capture" % pid)
+
+
 def test_embedding_twice(c, tag):
     """An embedding program that runs the interpreter twice: both lifetimes
     are recorded in one capture, each with its own blocks."""
@@ -301,9 +310,10 @@ def test_embedding_twice(c, tag):
         return
     out = c.capture("embed.pmem")
     r = c.run([exe], out)
-    check(tag + " embedding twice runs unchanged", r.returncode == 0 and r.stdout == "round 500\nround 500\n",
-          r.stderr[-300:])
+    check(tag + " embedding twice runs unchanged, announced for snapshots in both lifetimes", r.returncode == 0
+          and r.stdout == "round 500 announced True\n" * 2, r.stdout + r.stderr[-300:])
     summ = c.json("summary", out)
+    check(tag + " embedding: no control file left at exit", not os.path.exists(control_file(summ["pid"])))
     labels = [(x["label"], x["kind"]) for x in summ["snapshots"]]
     check(tag + " one capture, both lifetimes: exit, interpreter-2, exit",
           labels == [("exit", "exit"), ("interpreter-2", "user"), ("exit", "exit")]
