@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,13 +118,15 @@ static void resume_writer(void);
  * noticed is recorded. */
 enum layer_call { LAYER_PASSES, LAYER_RECORDS, LAYER_PASSES_GUARDED };
 
+static void resume_after_countdown(void);
+
 static inline enum layer_call layer_call(struct domain_ctx *d)
 {
     if (!d->record || !pm_should_record())
         return LAYER_PASSES;
     if (__builtin_expect(rare.s.resume_countdown != 0, 0) && d->domain != PM_DOMAIN_PYRAW &&
         --rare.s.resume_countdown == 0)
-        resume_writer();
+        resume_after_countdown();
     int tracing = *tm_tracing;
     if (__builtin_expect(tracing != rare.s.tm_seen, 0) && d->domain != PM_DOMAIN_PYRAW && !finishing) {
         check_layers();
@@ -418,23 +421,61 @@ static PyObject *module_init(void)
 
 /* os.register_at_fork's after_in_parent, on every Python: counts the
  * children not followed (above), and on 3.12+ restarts the writer. os.fork
- * on Python 3.12+ warns (DeprecationWarning) when it sees more than
- * one thread in the process, which would count pymem's writer: the writer
- * stops at the "os.fork" audit event, and starts again once the parent has
- * counted. Python 3.12 counts before it runs the after-fork callbacks: the
- * callback restarts the writer. 3.13 counts after them, so the callback only
- * arms the restart: it happens at the next audit event or RESUME_EVENTS
- * object allocations later, whichever comes first (the callbacks registered
- * after pymem's and the count take a few dozen; a program that then goes
- * quiet must not keep its writer, periodic snapshots and snapshot requests
- * waiting long). */
+ * on Python 3.12+ warns (DeprecationWarning; an exception from os.fork under
+ * -W error) when it sees more than one thread in the process, which would
+ * count pymem's writer: the writer stops at the "os.fork" audit event, and
+ * starts again once the parent has counted. Python 3.12 counts before it
+ * runs the after-fork callbacks: the callback restarts the writer. 3.13
+ * counts after them, so the callback only arms the restart, which waits
+ * until fork_counted(). It is tried at once by a pending call (which the
+ * interpreter runs at its next check between instructions, as os.fork
+ * returns, or inside a callback registered after pymem's, where it asks to
+ * run again, up to RESUME_CALLS times), and after that at each audit event
+ * and every RESUME_EVENTS object allocations (a fork from a thread other
+ * than the main one, whose pending call runs on the main thread). */
 #define RESUME_EVENTS 256
+#define RESUME_CALLS 64
+
+static const void *fork_frame; /* compared only: os.fork's caller, alive until os.fork returns */
+static pthread_t fork_thread;
+static int resume_calls;
 
 static void resume_writer(void)
 {
     rare.s.resume_countdown = 0;
     fork_paused = false;
     pm_writer_resume();
+}
+
+/* Whether os.fork has counted the threads it warns of, or the count no
+ * longer depends on pymem: on the thread that forked, once the frame that
+ * called os.fork is the innermost again (inside a later callback its
+ * frames are above it; a frame at its address later is another call, made
+ * after os.fork returned); on any other thread at once (the process has
+ * threads of its own, and os.fork warned whatever pymem does). GIL held. */
+static bool fork_counted(void)
+{
+    return !pthread_equal(pthread_self(), fork_thread) || pm_pyframes_innermost() == fork_frame;
+}
+
+static int resume_after_fork(void *unused)
+{
+    (void)unused;
+    if (!rare.s.resume_countdown)
+        return 0; /* restarted already, or another fork paused it since */
+    if (fork_counted())
+        resume_writer();
+    else if (++resume_calls < RESUME_CALLS)
+        pm_py.AddPendingCall(resume_after_fork, NULL);
+    return 0;
+}
+
+static void resume_after_countdown(void)
+{
+    if (fork_counted())
+        resume_writer();
+    else
+        rare.s.resume_countdown = RESUME_EVENTS;
 }
 
 static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
@@ -446,10 +487,16 @@ static PyObject *after_fork_parent(PyObject *self, PyObject *unused)
         if ((forks_unrecorded & (forks_unrecorded - 1)) == 0)
             write_forks_unrecorded();
     }
-    if (fork_paused && python_minor == 12)
+    if (fork_paused && python_minor == 12) {
         resume_writer();
-    else if (fork_paused)
+    } else if (fork_paused) {
         rare.s.resume_countdown = RESUME_EVENTS;
+        fork_frame = pm_pyframes_innermost();
+        fork_thread = pthread_self();
+        resume_calls = 0;
+        if (pm_pyapi_resolve_pending())
+            pm_py.AddPendingCall(resume_after_fork, NULL);
+    }
     return pm_py.BuildValue("");
 }
 
@@ -785,7 +832,7 @@ static int audit_hook(const char *event, PyObject *args, void *data)
         rare.s.resume_countdown = 0;
         return 0;
     }
-    if (rare.s.resume_countdown)
+    if (rare.s.resume_countdown && fork_counted())
         resume_writer();
     if (event[0] != 'c' || strncmp(event, "cpython.", 8) != 0)
         return 0;

@@ -734,6 +734,11 @@ bool pm_pyframes_watch_start_evaluator(const void *evaluator)
     return true;
 }
 
+const void *pm_pyframes_innermost(void)
+{
+    return L ? top_frame(L, true) : NULL;
+}
+
 void *pm_pyframes_interp_of(const void *tstate)
 {
     return (void *)load_ptr(tstate, TSTATE_INTERP);

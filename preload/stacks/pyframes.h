@@ -212,6 +212,10 @@ void pm_pyframes_frame_leaving(struct pm_framecache *c);
  * whose frame it ran when it began was `under` (the innermost it ran, then). */
 bool pm_pyframes_watch_start_evaluator(const void *evaluator);
 void pm_pyframes_frame_left(struct pm_framecache *c, const void *tstate, const void *frame, const void *under);
+/* The calling thread's innermost Python frame, the interpreter's own (no
+ * frame object is made: callable inside the allocator's hooks), or NULL.
+ * GIL held. */
+const void *pm_pyframes_innermost(void);
 /* The interpreter of thread state `tstate`. */
 void *pm_pyframes_interp_of(const void *tstate);
 

@@ -1401,6 +1401,20 @@ def start_sleeper(c, out):
     return p
 
 
+def test_snapshot_after_fork(c, tag):
+    """A parent blocked in a read right after os.fork answers a snapshot
+    request (its writer, paused for the fork on 3.12+, is running again)."""
+    out = c.capture("forkidle.pmem")
+    p = subprocess.Popen([c.python, os.path.join(PROGRAMS, "fork_then_idle.py")], env=c.env(PYMEM_OUTPUT=out),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=c.tmp)
+    p.stdout.readline()
+    r = c.analyze("snapshot", str(p.pid), "--label", "idle", "--timeout", "10", check=False)
+    p.communicate("xx", timeout=30)
+    labels = [s["label"] for s in c.json("snapshots", out)]
+    check(tag + " snapshot of a parent blocked since os.fork: answered", p.returncode == 0 and r.returncode == 0
+          and "idle" in labels, "rc %s: %s %s" % (p.returncode, r.stderr.strip(), labels))
+
+
 def test_snapshots_on_request(c, tag):
     """pymem snapshot PID, through the control channel: no signal, so a
     program that leaves SIGUSR2 at its default action (gunicorn's workers)
@@ -1954,7 +1968,7 @@ def main():
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
              test_exec_keeps_what_was_recorded, test_embedding_twice, test_run_of_many_processes, test_trend,
              test_aggregated, test_temporaries,
-             test_children_write_beside_the_root,
+             test_children_write_beside_the_root, test_snapshot_after_fork,
              test_fork_leaves_output_alone, test_stack_depth_and_generators, test_reentered_stacks, test_deep_cached, test_window_edge, test_cut_moves,
              test_beyond_frame_cache,
              test_frame_watch, test_frame_evaluator, test_frame_watch_phases, test_frame_watch_own, test_frame_watch_early_holder,
