@@ -735,9 +735,16 @@ def test_lines(c, tag):
     src = open(os.path.join(PROGRAMS, "leak.py")).read().splitlines()
     leak, churn = lines.get(m["LEAK"], {}), lines.get(m["CHURN"], {})
     size = 10000 + BYTES_HEADER
+
+    def allocated(line, n):
+        # Before 3.11 the first bytes() call makes the str "__bytes__" for
+        # its special-method lookup (_PyUnicode_FromId, 58 bytes, freed at
+        # once: CPython's own, at that line, as --native shows).
+        extra = line.get("blocks", 0) - n
+        return 0 <= extra <= (1 if c.version < (3, 11) else 0) and 0 <= line.get("bytes", 0) - n * size <= 64 * extra
     check(tag + " lines: the leak's line allocated 1000 blocks, all live at exit; the churn's 3000, none",
-          leak.get("bytes") == 1000 * size and leak.get("blocks") == 1000 and leak.get("exit_bytes") == 1000 * size
-          and churn.get("bytes") == 3000 * size and churn.get("blocks") == 3000 and churn.get("exit_bytes", 1) <= (
+          allocated(leak, 1000) and leak.get("exit_bytes") == 1000 * size
+          and allocated(churn, 3000) and churn.get("exit_bytes", 1) <= (
               64 if c.version >= (3, 13) else 0)  # 3.13: a recycled object re-attributed, as tracemalloc does
           and leak.get("source") == src[m["LEAK"] - 1] and files[0]["note"] is None, json.dumps(files)[:500])
     check(tag + " lines: only the program's files (no standard library, no frozen modules)",
