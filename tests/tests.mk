@@ -95,7 +95,7 @@ golden: $(BUILD)/pymem
 	@sh tests/golden/run.sh $(BUILD)/pymem
 
 integration: all $(BUILD)/tests/libpmtest.so $(NATIVE_BINS)
-	@python3 tests/integration/run.py --build $(BUILD)
+	@python3 tests/integration/run.py --build $(BUILD) --once-also 3.13
 
 check-cpython: all
 	@sh scripts/check-cpython.sh $(BUILD)/pymem

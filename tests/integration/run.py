@@ -1967,9 +1967,12 @@ def main():
     ap.add_argument("--env", action="append", default=[], metavar="PYMEM_X=V",
                     help="a setting of every run that a test does not set itself")
     ap.add_argument("--min-python", default="3.8", help="skip interpreters older than this")
+    ap.add_argument("--once-also", action="append", default=[], metavar="X.Y",
+                    help="run the tests that run once (on the first interpreter) on this version too")
     args = ap.parse_args()
     defaults = dict(e.split("=", 1) for e in args.env)
     min_python = tuple(int(x) for x in args.min_python.split("."))
+    once_also = {tuple(int(x) for x in v.split(".")) for v in args.once_also}
     wanted = args.k.split(",") if args.k else None
     every = [test_leak_at_known_line, test_own_line_first, test_peak_at_known_line, test_growth_between_snapshots,
              test_threads_lose_nothing, test_c_threads_and_daemon_at_exit, test_exit_paths, test_phases_and_exit_status, test_fork_and_children, test_fork_from_a_thread,
@@ -1993,7 +1996,7 @@ def main():
             c = Ctx(args.build, py, tmp, args.preload, defaults)
             c.version = version_of(py)
             tag = "[%s %d.%d]" % ("system" if py.startswith("/usr/bin") else "pyenv", *c.version)
-            for t in every + (once if i == 0 else []):
+            for t in every + (once if i == 0 or c.version in once_also else []):
                 if wanted and not any(k in t.__name__ for k in wanted):
                     continue
                 try:
