@@ -109,7 +109,8 @@ static int write_all(struct iovec *iov, int cnt)
     return err;
 }
 
-/* Gives up on the capture: one warning, and the program goes on unprofiled.
+/* Gives up on the capture: one warning, and the program goes on unprofiled
+ * (nor does it answer snapshot requests: its control file goes too).
  * `ours`: the descriptor is still pymem's to close. */
 bool pm_file_give_up(const char *what, const char *why, bool ours)
 {
@@ -118,6 +119,7 @@ bool pm_file_give_up(const char *what, const char *why, bool ours)
         close(F.fd);
     F.fd = -1;
     pm_run_stop();
+    pm_control_close(true);
     return false;
 }
 

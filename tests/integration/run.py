@@ -1723,6 +1723,8 @@ def test_disk_full(c, tag):
           and len(lines) == 1 and lines[0].startswith("pymem: cannot write capture") and "stopped" in lines[0],
           repr(r.stderr))
     summ = c.analyze("summary", out, "--json", check=False)
+    pid = json.loads(summ.stdout)["pid"] if summ.returncode == 0 else 0
+    check(tag + " full disk: no control file left behind", pid and not os.path.exists(control_file(pid)))
     check(tag + " full disk: the capture written so far reads as truncated",
           summ.returncode == 0 and json.loads(summ.stdout)["truncated"] is True
           and os.path.getsize(out) <= limit, summ.stderr)
