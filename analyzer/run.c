@@ -23,6 +23,7 @@
 #include "pymem/env.h"
 #include "cli.h"
 #include "commands.h"
+#include "snapshot.h"
 
 static pid_t child_pid;
 
@@ -499,6 +500,7 @@ int pm_run_main(int argc, char **argv)
     for (int i = 0; i < o.ntarget; i++)
         cmd[k++] = o.target[i];
 
+    pm_snapshot_sweep(); /* what runs killed outright left in the control directory */
     char path[PATH_MAX];
     int sync[2];
     if (pipe2(sync, O_CLOEXEC)) {

@@ -1,7 +1,9 @@
 /*
  * snapshot: `pymem snapshot` (contract in snapshot.h). Reads /proc to find
  * a process tree and the processes' start times; writes only in the
- * control directory, and cleans up what it wrote.
+ * control directory, and cleans up what it wrote. Also removes there the
+ * files that processes killed outright left (pm_snapshot_sweep, which
+ * `pymem run` calls too).
  */
 #define _GNU_SOURCE
 #include "snapshot.h"
@@ -38,23 +40,31 @@ static bool proc_stat(long pid, char *start, size_t cap, long *ppid)
     return true;
 }
 
-/* The capture `pid` records into, if it is a live recording process. */
-static bool recorded(const char *dir, long pid, char *capture, size_t cap)
+/* The text of a control file that is the user's own regular file. */
+static bool read_control(const char *path, char *buf, size_t cap)
 {
-    char path[4200], buf[8300], start[32];
-    long ppid;
-    pm_control_file(path, sizeof path, dir, (int)pid, "capture");
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return false;
     struct stat st;
     ssize_t n = -1;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == getuid())
-        n = read(fd, buf, sizeof buf - 1);
+        n = read(fd, buf, cap - 1);
     close(fd);
-    if (n <= 0 || !proc_stat(pid, start, sizeof start, &ppid))
+    if (n <= 0)
         return false;
     buf[n] = 0;
+    return true;
+}
+
+/* The capture `pid` records into, if it is a live recording process. */
+static bool recorded(const char *dir, long pid, char *capture, size_t cap)
+{
+    char path[4200], buf[8300], start[32];
+    long ppid;
+    pm_control_file(path, sizeof path, dir, (int)pid, "capture");
+    if (!read_control(path, buf, sizeof buf) || !proc_stat(pid, start, sizeof start, &ppid))
+        return false;
     char *nl = strchr(buf, '\n');
     if (!nl)
         return false;
@@ -65,6 +75,63 @@ static bool recorded(const char *dir, long pid, char *capture, size_t cap)
         return false; /* a file left by an earlier process that had this pid */
     snprintf(capture, cap, "%.*s", (int)(cap - 1), buf);
     return true;
+}
+
+/* <pid>.capture, if it is of namespace `ns` and its process is gone or is
+ * another one now, with <pid>.request and <pid>.done. The file is moved
+ * aside before it goes: a new process with the pid may announce itself
+ * meanwhile, and its file is put back. */
+static void sweep_one(const char *dir, long pid, const char *ns)
+{
+    char path[4200], text[8300], fields[8300], start[32];
+    long ppid;
+    pm_control_file(path, sizeof path, dir, (int)pid, "capture");
+    if (!read_control(path, text, sizeof text))
+        return;
+    memcpy(fields, text, sizeof fields);
+    char *started = strchr(fields, '\n');
+    char *in_ns = started ? strchr(started + 1, '\n') : NULL;
+    if (!in_ns)
+        return;
+    *in_ns++ = 0;
+    started++;
+    in_ns[strcspn(in_ns, "\n")] = 0;
+    if (strcmp(in_ns, ns) != 0 || (proc_stat(pid, start, sizeof start, &ppid) && !strcmp(start, started)))
+        return;
+    char aside[4300], again[8300];
+    snprintf(aside, sizeof aside, "%s.%d.sweep", path, (int)getpid());
+    if (rename(path, aside) != 0)
+        return;
+    if (!read_control(aside, again, sizeof again) || strcmp(again, text) != 0) {
+        rename(aside, path);
+        return;
+    }
+    unlink(aside);
+    pm_control_file(path, sizeof path, dir, (int)pid, "request");
+    unlink(path);
+    pm_control_file(path, sizeof path, dir, (int)pid, "done");
+    unlink(path);
+}
+
+void pm_snapshot_sweep(void)
+{
+    char dir[4096], ns[64];
+    pm_control_dir(dir, sizeof dir, getenv("TMPDIR"), (unsigned)getuid());
+    pm_control_pidns(ns, sizeof ns);
+    struct stat st;
+    if (!*ns || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+        return;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid > 0 && end != e->d_name && !strcmp(end, ".capture"))
+            sweep_one(dir, pid, ns);
+    }
+    closedir(d);
 }
 
 struct pids {
@@ -211,6 +278,7 @@ int pm_snapshot_main(int argc, char **argv)
         fprintf(stderr, "pymem snapshot: expected one PID (%s)\n", USAGE);
         return 2;
     }
+    pm_snapshot_sweep();
     char *end;
     long pid = strtol(argv[optind], &end, 10);
     if (*end || pid <= 0) {

@@ -12,4 +12,9 @@
  * on bad usage. */
 int pm_snapshot_main(int argc, char **argv);
 
+/* Removes the control files that processes killed outright left behind
+ * (include/pymem/control.h): those of this pid namespace whose process is
+ * gone or is another one now. Quiet: a file it cannot judge stays. */
+void pm_snapshot_sweep(void);
+
 #endif

@@ -9,17 +9,20 @@
  *   <pid>.capture   written by the process when its capture opens, removed
  *                   when it ends or its Python interpreter has finalised
  *                   (written again if a later interpreter of the process
- *                   records on): the capture's absolute path, a newline,
- *                   and the process's start time (field 22 of
- *                   /proc/<pid>/stat, pm_proc_stat_field), which tells a
- *                   live recording process
- *                   from a reused pid;
+ *                   records on): three lines, the capture's absolute path,
+ *                   the process's start time (field 22 of /proc/<pid>/stat,
+ *                   pm_proc_stat_field), which tells a live recording
+ *                   process from a reused pid, and its pid namespace
+ *                   (pm_control_pidns), in which alone the pid means it;
  *   <pid>.request   written by `pymem snapshot` (atomically, by rename):
  *                   "<token> <label>"; the process's writer thread, which
  *                   wakes every 10 ms, takes it, records the snapshot and
  *                   writes it to the capture, then answers with
  *   <pid>.done      "<token> <label>": the snapshot is in the file.
- * Both sides refuse a directory or file that is not the user's own.
+ * Both sides refuse a directory or file that is not the user's own. A
+ * process killed outright (SIGKILL, an OOM kill) leaves its files: `pymem
+ * run` and `pymem snapshot` remove those of their own pid namespace whose
+ * process is gone or is another one now (a different start time).
  */
 #ifndef PYMEM_CONTROL_H
 #define PYMEM_CONTROL_H
@@ -42,6 +45,15 @@ static inline void pm_control_dir(char *out, size_t cap, const char *tmpdir, uns
     char name[32];
     snprintf(name, sizeof name, PM_CONTROL_DIR, uid);
     snprintf(out, cap, "%s/%s", tmpdir && *tmpdir ? tmpdir : "/tmp", name);
+}
+
+/* This process's pid namespace ("pid:[4026531836]"), "" if unknown.
+ * Processes of several namespaces (containers) may share $TMPDIR. No
+ * allocation. */
+static inline void pm_control_pidns(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/ns/pid", out, cap - 1);
+    out[n > 0 ? n : 0] = 0;
 }
 
 /* The text of /proc/<pid>/stat (pid 0: this process's) into `buf`; false

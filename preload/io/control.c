@@ -73,9 +73,10 @@ void pm_control_open(const char *tmpdir, const char *capture_path)
     struct stat st;
     if (lstat(K.dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
         return;
-    char started[32];
+    char started[32], ns[64];
     start_time(started, sizeof started);
-    snprintf(K.text, sizeof K.text, "%s\n%s\n", capture_path, started);
+    pm_control_pidns(ns, sizeof ns);
+    snprintf(K.text, sizeof K.text, "%s\n%s\n%s\n", capture_path, started, ns);
     announce();
 }
 

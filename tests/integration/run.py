@@ -1422,6 +1422,51 @@ def test_snapshot_after_fork(c, tag):
           and "idle" in labels, "rc %s: %s %s" % (p.returncode, r.stderr.strip(), labels))
 
 
+def test_control_files_swept(c, tag):
+    """Control files of processes killed outright (SIGKILL leaves them): the
+    next `pymem run` or `pymem snapshot` removes those of its pid namespace
+    whose process is gone or is another one now, and leaves the rest."""
+    tmpdir = tempfile.mkdtemp(dir=c.tmp)
+    ctl = os.path.join(tmpdir, "pymem-%d" % os.getuid())
+    os.mkdir(ctl, 0o700)
+    ns = os.readlink("/proc/self/ns/pid")
+
+    def start_of(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+
+    def dead_pid():
+        p = subprocess.Popen(["true"])
+        p.wait()
+        return p.pid
+
+    def announce(pid, *lines):
+        with open(os.path.join(ctl, "%d.capture" % pid), "w") as f:
+            f.write("".join(l + "\n" for l in lines))
+
+    killed, other_ns, older, reused, later = (dead_pid() for _ in range(5))
+    announce(killed, "/x/killed.pmem", "4242", ns)
+    for kind in ("request", "done"):
+        open(os.path.join(ctl, "%d.%s" % (killed, kind)), "w").close()
+    announce(other_ns, "/x/other.pmem", "4242", "pid:[1]")
+    announce(older, "/x/older.pmem", "4242")  # a pymem that did not name its namespace
+    announce(os.getpid(), "/x/live.pmem", start_of(os.getpid()), ns)
+    announce(os.getppid(), "/x/reused.pmem", "1", ns)  # the pid of a process started later
+    env = dict(os.environ, TMPDIR=tmpdir)
+    env.pop("LD_PRELOAD", None)
+    r = subprocess.run([c.pymem, "run", "-q", "-o", os.path.join(tmpdir, "run.pmem"), "--", c.python, "-c", "pass"],
+                       env=env, capture_output=True, text=True)
+    left = sorted(os.listdir(ctl))
+    check(tag + " pymem run removes the control files of dead and reused pids of its namespace, only those",
+          r.returncode == 0 and left == sorted(["%d.capture" % p for p in (other_ns, older, os.getpid())]),
+          "rc %d %s: %s" % (r.returncode, r.stderr[-200:], left))
+    announce(later, "/x/later.pmem", "4242", ns)
+    r = subprocess.run([c.pymem, "snapshot", str(later)], env=env, capture_output=True, text=True)
+    check(tag + " pymem snapshot sweeps too, then says the pid is no process",
+          r.returncode == 1 and "no process %d" % later in r.stderr
+          and not os.path.exists(os.path.join(ctl, "%d.capture" % later)), r.stderr)
+
+
 def test_snapshots_on_request(c, tag):
     """pymem snapshot PID, through the control channel: no signal, so a
     program that leaves SIGUSR2 at its default action (gunicorn's workers)
@@ -1987,7 +2032,7 @@ def main():
              test_frame_watch_threads,
              test_greenlet_stacks,
              test_mem_domain_without_gil]
-    once = [test_snapshots_on_request, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
+    once = [test_snapshots_on_request, test_control_files_swept, test_sigkill_leaves_readable_prefix, test_bad_input, test_fuzzed_captures,
             test_unwritable_output, test_oom_snapshot, test_gunicorn_staging, test_export, test_plot, test_lines, test_flamegraph,
             test_disk_full, test_python_allocator_variants, test_other_allocator_preloaded, test_undecodable_path, test_program_descriptors, test_swapped_std_descriptors, test_non_python_is_passthrough, test_heap_untouched,
             test_membarrier_registered_alone, test_pymem_run] + native.ONCE + sampling.ONCE + hostile.ONCE + live.ONCE + heap.ONCE
