@@ -57,20 +57,32 @@ static bool read_control(const char *path, char *buf, size_t cap)
     return true;
 }
 
-/* The capture `pid` records into, if it is a live recording process. */
-static bool recorded(const char *dir, long pid, char *capture, size_t cap)
+/* A <pid>.capture's text split in place into its lines: the capture's path
+ * (`text` itself), the start time and the pid namespace ("" in the two lines
+ * of a pymem before it). False without a start time. */
+static bool control_lines(char *text, char **start, char **ns)
 {
-    char path[4200], buf[8300], start[32];
-    long ppid;
-    pm_control_file(path, sizeof path, dir, (int)pid, "capture");
-    if (!read_control(path, buf, sizeof buf) || !proc_stat(pid, start, sizeof start, &ppid))
-        return false;
-    char *nl = strchr(buf, '\n');
+    char *nl = strchr(text, '\n');
     if (!nl)
         return false;
     *nl = 0;
-    char *recorded_start = nl + 1;
-    recorded_start[strcspn(recorded_start, "\n")] = 0;
+    *start = nl + 1;
+    size_t n = strcspn(*start, "\n");
+    *ns = (*start)[n] ? *start + n + 1 : *start + n;
+    (*start)[n] = 0;
+    (*ns)[strcspn(*ns, "\n")] = 0;
+    return true;
+}
+
+/* The capture `pid` records into, if it is a live recording process. */
+static bool recorded(const char *dir, long pid, char *capture, size_t cap)
+{
+    char path[4200], buf[8300], start[32], *recorded_start, *ns;
+    long ppid;
+    pm_control_file(path, sizeof path, dir, (int)pid, "capture");
+    if (!read_control(path, buf, sizeof buf) || !proc_stat(pid, start, sizeof start, &ppid) ||
+        !control_lines(buf, &recorded_start, &ns))
+        return false;
     if (strcmp(recorded_start, start) != 0)
         return false; /* a file left by an earlier process that had this pid */
     snprintf(capture, cap, "%.*s", (int)(cap - 1), buf);
@@ -83,26 +95,18 @@ static bool recorded(const char *dir, long pid, char *capture, size_t cap)
  * meanwhile, and its file is put back. */
 static void sweep_one(const char *dir, long pid, const char *ns)
 {
-    char path[4200], text[8300], fields[8300], start[32];
+    char path[4200], text[8300], start[32], *started, *in_ns;
     long ppid;
     pm_control_file(path, sizeof path, dir, (int)pid, "capture");
-    if (!read_control(path, text, sizeof text))
+    if (!read_control(path, text, sizeof text) || !control_lines(text, &started, &in_ns) || strcmp(in_ns, ns) != 0 ||
+        (proc_stat(pid, start, sizeof start, &ppid) && !strcmp(start, started)))
         return;
-    memcpy(fields, text, sizeof fields);
-    char *started = strchr(fields, '\n');
-    char *in_ns = started ? strchr(started + 1, '\n') : NULL;
-    if (!in_ns)
-        return;
-    *in_ns++ = 0;
-    started++;
-    in_ns[strcspn(in_ns, "\n")] = 0;
-    if (strcmp(in_ns, ns) != 0 || (proc_stat(pid, start, sizeof start, &ppid) && !strcmp(start, started)))
-        return;
-    char aside[4300], again[8300];
+    char aside[4300], again[8300], *started_again, *ns_again;
     snprintf(aside, sizeof aside, "%s.%d.sweep", path, (int)getpid());
     if (rename(path, aside) != 0)
         return;
-    if (!read_control(aside, again, sizeof again) || strcmp(again, text) != 0) {
+    if (!read_control(aside, again, sizeof again) || !control_lines(again, &started_again, &ns_again) ||
+        strcmp(again, text) != 0 || strcmp(started_again, started) != 0 || strcmp(ns_again, in_ns) != 0) {
         rename(aside, path);
         return;
     }

@@ -103,7 +103,6 @@ static inline void count_startup_block(const struct domain_ctx *d, uint64_t *cou
     if (__builtin_expect(rare.s.startup_counting, 0) && d->domain != PM_DOMAIN_PYRAW)
         (*counter)++;
 }
-static void resume_writer(void);
 
 /* What layer `d` does with this call. It records it when the guard is clear
  * (it is the outermost of pymem's layers on the call). While tracemalloc
@@ -117,7 +116,6 @@ static void resume_writer(void);
  * point: pymem's top layer goes back on top at once, and the call that
  * noticed is recorded. */
 enum layer_call { LAYER_PASSES, LAYER_RECORDS, LAYER_PASSES_GUARDED };
-
 static void resume_after_countdown(void);
 
 static inline enum layer_call layer_call(struct domain_ctx *d)
